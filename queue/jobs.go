@@ -1,0 +1,401 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Job is a worker's claim on an order: every change it makes is guarded by
+// the state, the attempt and the owner it claimed with, so a worker whose
+// lease was rescued (or whose order was cancelled) cannot overwrite anything.
+type Job struct {
+	*Order
+	Owner string
+}
+
+// Claim takes the most urgent order in one of the keys of moves (express
+// first, then oldest holder approval), moves it to the mapped state and leases
+// it to owner — all in one UPDATE … RETURNING.
+func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[State]State) (*Job, error) {
+	// One indexed LIMIT 1 probe per source state, then the best of those:
+	// a single IN (…) ORDER BY would sort every waiting order on each claim.
+	var from []any
+	var branches []string
+	var cases strings.Builder
+	cases.WriteString("CASE state")
+	for f, t := range moves {
+		from = append(from, f)
+		branches = append(branches, `SELECT * FROM (SELECT id, express, approved_at, created_at FROM orders
+			WHERE state = ? AND lease_owner IS NULL ORDER BY express DESC, approved_at, created_at LIMIT 1)`)
+		fmt.Fprintf(&cases, " WHEN '%s' THEN '%s'", f, t)
+	}
+	cases.WriteString(" END")
+	now := s.now()
+	q := `UPDATE orders SET state = ` + cases.String() + `, lease_owner = ?, lease_until = ?,
+		attempt = attempt + 1, updated_at = ?
+		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) ORDER BY express DESC, approved_at, created_at LIMIT 1)
+		RETURNING ` + orderColumns
+	args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
+	var job *Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		o, err := scanOrder(tx.QueryRowContext(ctx, q, args...))
+		if errors.Is(err, ErrNotFound) {
+			return ErrNoJob
+		}
+		if err != nil {
+			return err
+		}
+		job = &Job{Order: o, Owner: owner}
+		return addEvent(ctx, tx, o.ID, ms(now), o.State, owner, fmt.Sprintf("claimed (attempt %d)", o.Attempt))
+	})
+	return job, err
+}
+
+// guarded runs fn in a transaction after checking that the job still holds its
+// lease on the order in the state it expects.
+func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *sql.Tx, now int64) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		now := ms(s.now())
+		res, err := tx.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND state = ? AND attempt = ? AND lease_owner = ?`,
+			now, j.ID, j.State, j.Attempt, j.Owner)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrLeaseLost
+		}
+		return fn(tx, now)
+	})
+}
+
+// Extend renews the job's lease.
+func (s *Store) Extend(ctx context.Context, j *Job, lease time.Duration) error {
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		_, err := tx.ExecContext(ctx, `UPDATE orders SET lease_until = ? WHERE id = ?`, now+lease.Milliseconds(), j.ID)
+		return err
+	})
+}
+
+// Advance moves the job to the next state, keeping the lease.
+func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) error {
+	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ? WHERE id = ?`, to, j.ID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)
+	})
+	if err == nil {
+		j.State = to
+	}
+	return err
+}
+
+// Release gives the job back to the queue in its current state (e.g. when the
+// station pauses with a card not yet started).
+func (s *Store) Release(ctx context.Context, j *Job, to State, note string) error {
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)
+	})
+}
+
+// PhotoPassed stores the stage's products and moves the order to ready.
+func (s *Store) PhotoPassed(ctx context.Context, j *Job, blobs map[string][]byte, note string) error {
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		for kind, data := range blobs {
+			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', lease_owner = NULL, lease_until = NULL WHERE id = ?`, Ready, j.ID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, Ready, j.Owner, note)
+	})
+}
+
+// NeedsFixPhoto sends the order back to the orderer with the reasons.
+func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []Reason) error {
+	b, err := json.Marshal(reasons)
+	if err != nil {
+		return err
+	}
+	codes := make([]string, len(reasons))
+	for i, r := range reasons {
+		codes[i] = r.Code
+	}
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
+			NeedsFix, string(b), j.ID); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, j.ID, now, NeedsFix, j.Owner, "photo refused: "+strings.Join(codes, ", ")); err != nil {
+			return err
+		}
+		return s.enqueueNotice(ctx, tx, j.ID, "order.needs_fix", map[string]any{"reasons": reasons})
+	})
+}
+
+// AllocateCard hands the job a fresh card number and card UUID. Numbers come
+// from a counter that only grows, so a number is never handed out twice.
+func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
+	var number, id string
+	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'card_number' RETURNING value`).Scan(&seq); err != nil {
+			return err
+		}
+		var err error
+		if number, err = FormatCardNumber(prefix, seq); err != nil {
+			return err
+		}
+		id = uuid.NewString()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO card_numbers (number, order_id, status, allocated_at) VALUES (?, ?, 'allocated', ?)`,
+			number, j.ID, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = ?, card_uuid = ?, chip_uid = NULL WHERE id = ?`, number, id, j.ID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, j.State, j.Owner, "card number "+number+" allocated")
+	})
+	if err == nil {
+		j.CardNumber, j.CardUUID, j.ChipUID = number, id, ""
+	}
+	return err
+}
+
+// RecordChip binds the chip in the reader to the job's card number. It is
+// committed before the first write to the chip, so that after a crash the
+// station knows which physical blank carries this order's data.
+func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
+	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET chip_uid = ? WHERE id = ?`, uid, j.ID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET chip_uid = ? WHERE number = ?`, uid, j.CardNumber); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, j.State, j.Owner, "chip "+uid+" bound to card "+j.CardNumber)
+	})
+	if err == nil {
+		j.ChipUID = uid
+	}
+	return err
+}
+
+// SpoilBlank records that the blank in hand is spoiled: its card number is
+// retired, and the order either tries again on a new blank (back to ready) or,
+// past maxBlanks, fails.
+func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks int) (failed bool, err error) {
+	err = s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
+			j.ID, nullable(j.CardNumber), nullable(j.ChipUID), reason, now); err != nil {
+			return err
+		}
+		if j.CardNumber != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, j.CardNumber); err != nil {
+				return err
+			}
+		}
+		spoiled := j.BlanksSpoiled + 1
+		next, note := Ready, fmt.Sprintf("blank spoiled (%s); card %s retired; retrying on a new blank", reason, j.CardNumber)
+		failed = spoiled >= maxBlanks
+		if failed {
+			next, note = Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, card_number = NULL, card_uuid = NULL,
+			chip_uid = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, j.ID); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, j.ID, now, next, j.Owner, note); err != nil {
+			return err
+		}
+		if failed {
+			return s.enqueueNotice(ctx, tx, j.ID, "order.failed", map[string]any{"reason": reason})
+		}
+		return nil
+	})
+	return failed, err
+}
+
+// Fail ends the job as failed with a reason the supplier is told.
+func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, Failed, j.ID); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, j.ID, now, Failed, j.Owner, reason); err != nil {
+			return err
+		}
+		return s.enqueueNotice(ctx, tx, j.ID, "order.failed", map[string]any{"reason": reason})
+	})
+}
+
+// Encoded records what the chip carries once it is written and verified.
+func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil string, sealed []byte) error {
+	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, cert_serial = ?, valid_until = ?, sealed_secrets = ? WHERE id = ?`,
+			Printing, certSerial, validUntil, sealed, j.ID); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, j.ID, now, Printing, j.Owner, "chip "+j.ChipUID+" written and verified")
+	})
+	if err == nil {
+		j.State, j.CertSerial, j.ValidUntil, j.SealedSecrets = Printing, certSerial, validUntil, sealed
+	}
+	return err
+}
+
+// Produced marks the card made and tells the supplier.
+func (s *Store) Produced(ctx context.Context, j *Job, note string) error {
+	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, produced_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
+			Produced, now, j.ID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'produced' WHERE number = ?`, j.CardNumber); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, j.ID, now, Produced, j.Owner, note); err != nil {
+			return err
+		}
+		return s.enqueueNotice(ctx, tx, j.ID, "order.produced", map[string]any{
+			"card_number": j.CardNumber, "chip_uid": j.ChipUID, "valid_until": j.ValidUntil,
+			"certificate_serial": j.CertSerial, "sealed_pin_puk": string(j.SealedSecrets),
+		})
+	})
+}
+
+// Rescue frees leases that ran out (or, with all=true at start-up, every
+// lease: a fresh process knows no worker of the old one is alive). The order
+// keeps its state and its recorded card and chip, so a worker resumes it.
+func (s *Store) Rescue(ctx context.Context, all bool) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := ms(s.now())
+		q := `SELECT id, state, lease_owner FROM orders WHERE lease_owner IS NOT NULL`
+		var args []any
+		if !all {
+			q += ` AND lease_until < ?`
+			args = append(args, now)
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		type lost struct {
+			id    string
+			state State
+			owner string
+		}
+		var found []lost
+		for rows.Next() {
+			var l lost
+			if err := rows.Scan(&l.id, &l.state, &l.owner); err != nil {
+				rows.Close()
+				return err
+			}
+			found = append(found, l)
+		}
+		rows.Close()
+		for _, l := range found {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, now, l.id); err != nil {
+				return err
+			}
+			if err := addEvent(ctx, tx, l.id, now, l.state, "station", "lease of "+l.owner+" expired; order will resume"); err != nil {
+				return err
+			}
+		}
+		n = len(found)
+		return nil
+	})
+	return n, err
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// FormatCardNumber renders sequence number seq as PP-NNNN-NNNNNN: nine digits
+// of sequence and a Luhn check digit over them.
+func FormatCardNumber(prefix string, seq int64) (string, error) {
+	if len(prefix) != 2 || !isUpper(prefix[0]) || !isUpper(prefix[1]) {
+		return "", fmt.Errorf("card number prefix %q must be two capital letters A-Z", prefix)
+	}
+	if seq < 1 || seq > 999_999_999 {
+		return "", fmt.Errorf("card number sequence %d is outside 1..999999999", seq)
+	}
+	digits := fmt.Sprintf("%09d", seq)
+	digits += string('0' + luhnCheck(digits))
+	return prefix + "-" + digits[:4] + "-" + digits[4:], nil
+}
+
+// ValidCardNumber checks the form and the check digit of a card number.
+func ValidCardNumber(s string) bool {
+	if len(s) != 14 || s[2] != '-' || s[7] != '-' || !isUpper(s[0]) || !isUpper(s[1]) {
+		return false
+	}
+	digits := s[3:7] + s[8:]
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return luhnCheck(digits[:9]) == digits[9]-'0'
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// luhnCheck is the digit that makes digits+check pass the Luhn test.
+func luhnCheck(digits string) byte {
+	sum := 0
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if (len(digits)-1-i)%2 == 0 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return byte((10 - sum%10) % 10)
+}
+
+// CardNumbers lists every card number an order was given, with its status.
+func (s *Store) CardNumbers(ctx context.Context, orderID string) (map[string]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT number, status FROM card_numbers WHERE order_id = ?`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, st string
+		if err := rows.Scan(&n, &st); err != nil {
+			return nil, err
+		}
+		out[n] = st
+	}
+	return out, rows.Err()
+}
+
+// SpoiledCount is how many blanks were spoiled since a time.
+func (s *Store) SpoiledCount(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM spoiled_blanks WHERE at >= ?`, ms(since)).Scan(&n)
+	return n, err
+}

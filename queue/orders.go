@@ -1,0 +1,521 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where an order is in its life (DESIGN §3).
+type State string
+
+const (
+	Received         State = "received"
+	AwaitingApproval State = "awaiting_approval"
+	Queued           State = "queued"
+	Imaging          State = "imaging"
+	NeedsFix         State = "needs_fix"
+	Ready            State = "ready"
+	Encoding         State = "encoding"
+	Printing         State = "printing"
+	Produced         State = "produced"
+	Shipped          State = "shipped"
+	Failed           State = "failed"
+	Cancelled        State = "cancelled"
+)
+
+// States lists every state in lifecycle order.
+var States = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready, Encoding, Printing, Produced, Shipped, Failed, Cancelled}
+
+// ValidState reports whether s names a state.
+func ValidState(s string) bool {
+	for _, st := range States {
+		if string(st) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// cancellable: until the chip is touched an order can still be withdrawn.
+var cancellable = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready}
+
+// ExpressWindow is the promise for express pick-up after holder approval.
+const ExpressWindow = 2 * time.Hour
+
+// Reason is why a photo (or a card) was refused.
+type Reason struct {
+	Code      string `json:"code"`
+	MessageEN string `json:"message_en"`
+	MessageSV string `json:"message_sv"`
+}
+
+// Approval of an order by its holder or a trade organisation.
+type Approval struct {
+	Kind   string    `json:"kind"`
+	Method string    `json:"method"`
+	At     time.Time `json:"at"`
+}
+
+// Event is one line of the audit trail.
+type Event struct {
+	At    time.Time `json:"at"`
+	State State     `json:"state"`
+	Actor string    `json:"actor"`
+	Note  string    `json:"note"`
+}
+
+// Order is a row of the orders table.
+type Order struct {
+	ID               string
+	Supplier         string
+	BodyHash         string
+	Doc              []byte
+	CardType         string
+	Express          bool
+	TradeOrgRequired bool
+	State            State
+	ApprovedAt       time.Time
+	Deadline         time.Time
+	ValidUntil       string
+	CardNumber       string
+	CardUUID         string
+	ChipUID          string
+	CertSerial       string
+	SealedSecrets    []byte
+	Reasons          []Reason
+	PhotoOverride    string
+	Attempt          int
+	BlanksSpoiled    int
+	LeaseOwner       string
+	LeaseUntil       time.Time
+	ShipmentID       string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	ProducedAt       time.Time
+}
+
+const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,
+	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
+	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
+	created_at, updated_at, produced_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanOrder(row scanner) (*Order, error) {
+	var (
+		o                                                          Order
+		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
+		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
+		override, leaseOwner, shipment                             sql.NullString
+		reasons                                                    string
+	)
+	err := row.Scan(&o.ID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
+		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
+		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
+		&created, &updated, &produced)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.ApprovedAt, o.Deadline, o.LeaseUntil = fromMS(approved), fromMS(deadline), fromMS(leaseUntil)
+	o.CreatedAt, o.UpdatedAt, o.ProducedAt = fromMS(created), fromMS(updated), fromMS(produced)
+	o.ValidUntil, o.CardNumber, o.CardUUID, o.ChipUID = validUntil.String, cardNumber.String, cardUUID.String, chipUID.String
+	o.CertSerial, o.PhotoOverride, o.LeaseOwner, o.ShipmentID = certSerial.String, override.String, leaseOwner.String, shipment.String
+	if err := json.Unmarshal([]byte(reasons), &o.Reasons); err != nil {
+		return nil, fmt.Errorf("order %s: reasons: %w", o.ID, err)
+	}
+	return &o, nil
+}
+
+// NewOrder is an order as the intake API accepted it.
+type NewOrder struct {
+	ID               string
+	Supplier         string
+	BodyHash         string // identifies the body for idempotent intake
+	Doc              []byte
+	CardType         string
+	Express          bool
+	TradeOrgRequired bool
+	Approvals        []Approval
+	Photo            []byte
+	Logo             []byte
+}
+
+// Submit stores a new order. Submitting the same body under the same id again
+// returns the stored order with created=false; a different body is ErrConflict.
+func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var hash, supplier string
+		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
+		if err == nil {
+			if hash != n.BodyHash || supplier != n.Supplier {
+				return ErrConflict
+			}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		created = true
+		now := ms(s.now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier, body_hash, doc, card_type, express,
+			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, Received, now, now); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, n.ID, now, Received, actor, "order received"); err != nil {
+			return err
+		}
+		for _, a := range n.Approvals {
+			if err := insertApproval(ctx, tx, n.ID, a); err != nil {
+				return err
+			}
+		}
+		if err := putBlob(ctx, tx, n.ID, "photo", n.Photo); err != nil {
+			return err
+		}
+		if len(n.Logo) > 0 {
+			if err := putBlob(ctx, tx, n.ID, "logo", n.Logo); err != nil {
+				return err
+			}
+		}
+		return s.promoteIfApproved(ctx, tx, n.ID, Received, actor)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	o, err = s.Get(ctx, n.ID)
+	return o, created, err
+}
+
+// AddApproval records an approval; an order waiting for it moves to the queue.
+func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval, actor string) (*Order, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		state, err := stateOf(ctx, tx, id, supplier)
+		if err != nil {
+			return err
+		}
+		if err := insertApproval(ctx, tx, id, a); err != nil {
+			return err
+		}
+		if state != AwaitingApproval {
+			return nil
+		}
+		return s.promoteIfApproved(ctx, tx, id, AwaitingApproval, actor)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+func insertApproval(ctx context.Context, tx *sql.Tx, id string, a Approval) error {
+	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
+		id, a.Kind, a.Method, ms(a.At))
+	return err
+}
+
+// promoteIfApproved moves an order from `from` to queued when the holder (and,
+// where required, a trade organisation) approved it, else to awaiting_approval.
+func (s *Store) promoteIfApproved(ctx context.Context, tx *sql.Tx, id string, from State, actor string) error {
+	var holderAt, tradeAt sql.NullInt64
+	var tradeRequired bool
+	err := tx.QueryRowContext(ctx, `SELECT
+		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'holder'),
+		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'trade_org'),
+		o.trade_org_required FROM orders o WHERE o.id = ?`, id).Scan(&holderAt, &tradeAt, &tradeRequired)
+	if err != nil {
+		return err
+	}
+	now := ms(s.now())
+	if !holderAt.Valid || (tradeRequired && !tradeAt.Valid) {
+		if from == AwaitingApproval {
+			return nil
+		}
+		missing := "holder approval"
+		if holderAt.Valid {
+			missing = "trade organisation approval"
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, AwaitingApproval, now, id); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, id, now, AwaitingApproval, actor, "waiting for "+missing)
+	}
+	deadline := sql.NullInt64{}
+	var express bool
+	if err := tx.QueryRowContext(ctx, `SELECT express FROM orders WHERE id = ?`, id).Scan(&express); err != nil {
+		return err
+	}
+	if express {
+		deadline = sql.NullInt64{Int64: holderAt.Int64 + ExpressWindow.Milliseconds(), Valid: true}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, approved_at = ?, deadline = ?, updated_at = ? WHERE id = ?`,
+		Queued, holderAt.Int64, deadline, now, id); err != nil {
+		return err
+	}
+	return addEvent(ctx, tx, id, now, Queued, actor, "approved by the holder; queued for production")
+}
+
+func stateOf(ctx context.Context, tx *sql.Tx, id, supplier string) (State, error) {
+	var st State
+	q := `SELECT state FROM orders WHERE id = ?`
+	args := []any{id}
+	if supplier != "" {
+		q += ` AND supplier = ?`
+		args = append(args, supplier)
+	}
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return st, err
+}
+
+func addEvent(ctx context.Context, tx *sql.Tx, id string, at int64, st State, actor, note string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (order_id, at, state, actor, note) VALUES (?, ?, ?, ?, ?)`,
+		id, at, st, actor, note)
+	return err
+}
+
+// Get returns an order by id.
+func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
+	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+}
+
+// Filter selects orders for List.
+type Filter struct {
+	Supplier string // "" = all suppliers (operators)
+	State    State  // "" = any
+	After    string // page after this order id
+	Search   string // order id, card number, chip UID or holder name (operators)
+	Limit    int
+}
+
+// List returns orders in id order, for paging with After.
+func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
+	var where []string
+	var args []any
+	if f.Supplier != "" {
+		where, args = append(where, "supplier = ?"), append(args, f.Supplier)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, f.State)
+	}
+	if f.After != "" {
+		where, args = append(where, "id > ?"), append(args, f.After)
+	}
+	if f.Search != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
+		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR
+			json_extract(doc, '$.holder.print_name') LIKE ? ESCAPE '\' OR
+			(json_extract(doc, '$.holder.first_name') || ' ' || json_extract(doc, '$.holder.last_name')) LIKE ? ESCAPE '\')`)
+		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	q := `SELECT ` + orderColumns + ` FROM orders`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// Events returns an order's audit trail, oldest first.
+func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var at sql.NullInt64
+		if err := rows.Scan(&at, &e.State, &e.Actor, &e.Note); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Approvals returns the approvals recorded for an order.
+func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Approval
+	for rows.Next() {
+		var a Approval
+		var at sql.NullInt64
+		if err := rows.Scan(&a.Kind, &a.Method, &at); err != nil {
+			return nil, err
+		}
+		a.At = fromMS(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CountByState returns how many orders are in each state.
+func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[State]int{}
+	for rows.Next() {
+		var st State
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// Cancel withdraws an order that has not reached the chip yet.
+func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*Order, error) {
+	return s.operatorMove(ctx, id, supplier, cancellable, Cancelled, actor, note, func(tx *sql.Tx, o string) error {
+		return s.enqueueNotice(ctx, tx, o, "order.cancelled", map[string]any{"note": note})
+	})
+}
+
+// operatorMove changes state outside a worker's lease (cancel, overrides,
+// retries); the lease is dropped so a worker holding one loses its claim.
+func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []State, to State, actor, note string,
+	also func(tx *sql.Tx, id string) error) (*Order, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := stateOf(ctx, tx, id, supplier)
+		if err != nil {
+			return err
+		}
+		if !contains(from, st) {
+			return fmt.Errorf("%w: the order is %s", ErrState, st)
+		}
+		now := ms(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
+			to, now, id); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, id, now, to, actor, note); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// ReplacePhoto stores a new photo for an order and sends it through the photo
+// stage again: the orderer's answer to "att åtgärda".
+func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*Order, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := stateOf(ctx, tx, id, supplier)
+		if err != nil {
+			return err
+		}
+		if !contains([]State{NeedsFix, Queued, AwaitingApproval}, st) {
+			return fmt.Errorf("%w: the order is %s; a photo can be replaced only before production starts", ErrState, st)
+		}
+		if err := putBlob(ctx, tx, id, "photo", photo); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE order_id = ? AND kind IN ('portrait', 'chip_jpeg', 'face_pdf', 'face_png')`, id); err != nil {
+			return err
+		}
+		next := st
+		if st == NeedsFix {
+			next = Queued
+		}
+		now := ms(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', photo_override = NULL,
+			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, next, now, id); err != nil {
+			return err
+		}
+		return addEvent(ctx, tx, id, now, next, actor, "new photo uploaded")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// OverridePhoto records an operator's verdict on a photo. "pass" sends a
+// needs_fix order on to production; "fail" sends a queued or ready order back.
+func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []Reason) (*Order, error) {
+	from, to := []State{NeedsFix}, Queued
+	if verdict == "fail" {
+		from, to = []State{Queued, Ready}, NeedsFix
+	} else if verdict != "pass" {
+		return nil, fmt.Errorf("%w: verdict must be pass or fail", ErrState)
+	}
+	note := "photo verdict overridden to " + verdict + ": " + reason
+	return s.operatorMove(ctx, id, "", from, to, actor, note, func(tx *sql.Tx, id string) error {
+		rs := []Reason{}
+		if verdict == "fail" {
+			rs = reasons
+		}
+		b, err := json.Marshal(rs)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET photo_override = ?, reasons = ? WHERE id = ?`, verdict, string(b), id); err != nil {
+			return err
+		}
+		if verdict == "fail" {
+			return s.enqueueNotice(ctx, tx, id, "order.needs_fix", map[string]any{"reasons": rs})
+		}
+		return nil
+	})
+}
+
+// Retry sends a failed order back to the queue (operator).
+func (s *Store) Retry(ctx context.Context, id, actor, note string) (*Order, error) {
+	return s.operatorMove(ctx, id, "", []State{Failed}, Queued, actor, "retry: "+note, func(tx *sql.Tx, id string) error {
+		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
+		return err
+	})
+}
+
+func contains(states []State, st State) bool {
+	for _, s := range states {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}

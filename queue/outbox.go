@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Notice is an upstream notification waiting in the outbox.
+type Notice struct {
+	ID          int64
+	EventID     string
+	Supplier    string
+	OrderID     string
+	Type        string
+	Payload     []byte // JSON: {"event_id","type","order_id","at", ...fields}
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+	Dead        bool
+	Delivered   bool
+}
+
+// enqueueNotice writes a notice in the caller's transaction, so the supplier
+// hears of a state change exactly when it commits.
+func (s *Store) enqueueNotice(ctx context.Context, tx *sql.Tx, orderID, typ string, fields map[string]any) error {
+	var supplier string
+	if err := tx.QueryRowContext(ctx, `SELECT supplier FROM orders WHERE id = ?`, orderID).Scan(&supplier); err != nil {
+		return err
+	}
+	now := s.now()
+	eventID := uuid.NewString()
+	body := map[string]any{"event_id": eventID, "type": typ, "order_id": orderID, "at": now.UTC().Format(time.RFC3339Nano)}
+	for k, v := range fields {
+		body[k] = v
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (event_id, supplier, order_id, type, payload, created_at, next_attempt)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, eventID, supplier, orderID, typ, payload, ms(now), ms(now))
+	return err
+}
+
+const noticeColumns = `id, event_id, supplier, order_id, type, payload, attempts, next_attempt, last_error, dead, delivered_at IS NOT NULL`
+
+func scanNotice(row scanner) (*Notice, error) {
+	var n Notice
+	var next sql.NullInt64
+	if err := row.Scan(&n.ID, &n.EventID, &n.Supplier, &n.OrderID, &n.Type, &n.Payload, &n.Attempts, &next, &n.LastError, &n.Dead, &n.Delivered); err != nil {
+		return nil, err
+	}
+	n.NextAttempt = fromMS(next)
+	return &n, nil
+}
+
+func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Notice
+	for rows.Next() {
+		n, err := scanNotice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// DueNotices returns undelivered, live notices whose next attempt has come.
+func (s *Store) DueNotices(ctx context.Context, limit int) ([]*Notice, error) {
+	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? ORDER BY id LIMIT ?`, ms(s.now()), limit)
+}
+
+// OrderNotices returns every notice about an order, oldest first.
+func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, error) {
+	return s.notices(ctx, `WHERE order_id = ? ORDER BY id`, orderID)
+}
+
+// DeadNotices returns notices that gave up, newest first.
+func (s *Store) DeadNotices(ctx context.Context, limit int) ([]*Notice, error) {
+	return s.notices(ctx, `WHERE dead = 1 ORDER BY id DESC LIMIT ?`, limit)
+}
+
+// NoticeDelivered marks a notice delivered.
+func (s *Store) NoticeDelivered(ctx context.Context, id int64) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, ms(s.now()), id)
+	return err
+}
+
+// NoticeFailed records a failed attempt: try again at next, or, when dead,
+// park it for an operator to redeliver.
+func (s *Store) NoticeFailed(ctx context.Context, id int64, errText string, next time.Time, dead bool) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ?, dead = ? WHERE id = ?`,
+		errText, ms(next), dead, id)
+	return err
+}
+
+// Redeliver brings a dead notice back to life (operator).
+func (s *Store) Redeliver(ctx context.Context, id int64) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET dead = 0, attempts = 0, next_attempt = ? WHERE id = ? AND delivered_at IS NULL`, ms(s.now()), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errors.New("no undelivered notice with that id")
+	}
+	return nil
+}

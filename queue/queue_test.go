@@ -1,0 +1,291 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func open(t testing.TB) (*Store, *clock) {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}
+	s, err := Open(filepath.Join(t.TempDir(), "station.db"), WithClock(c.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, c
+}
+
+func holder(at time.Time) []Approval { return []Approval{{Kind: "holder", Method: "bankid", At: at}} }
+
+func submit(t testing.TB, s *Store, id string, express bool, approvals []Approval) *Order {
+	t.Helper()
+	o, _, err := s.Submit(context.Background(), NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
+		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+var photoMoves = map[State]State{Queued: Imaging, Imaging: Imaging}
+
+func TestSubmitIsIdempotent(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	n := NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}
+	first, created, err := s.Submit(ctx, n, "api")
+	if err != nil || !created || first.State != Queued {
+		t.Fatalf("first submit: %v created=%v state=%v", err, created, first.State)
+	}
+	again, created, err := s.Submit(ctx, n, "api")
+	if err != nil || created || again.State != Queued {
+		t.Fatalf("same body again: %v created=%v", err, created)
+	}
+	n.BodyHash = "other"
+	if _, _, err := s.Submit(ctx, n, "api"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("different body: got %v, want ErrConflict", err)
+	}
+	ev, _ := s.Events(ctx, "o1")
+	if len(ev) != 2 || ev[0].State != Received || ev[1].State != Queued {
+		t.Fatalf("events = %+v", ev)
+	}
+}
+
+func TestUnapprovedOrdersWait(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	o := submit(t, s, "o1", false, nil)
+	if o.State != AwaitingApproval {
+		t.Fatalf("state = %s", o.State)
+	}
+	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, ErrNoJob) {
+		t.Fatalf("claimed an unapproved order: %v", err)
+	}
+	o, err := s.AddApproval(ctx, "o1", "sup", holder(c.now())[0], "api")
+	if err != nil || o.State != Queued {
+		t.Fatalf("after approval: %v %s", err, o.State)
+	}
+}
+
+func TestTradeOrgApprovalRequired(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	o, _, err := s.Submit(ctx, NewOrder{ID: "t1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
+		TradeOrgRequired: true, Approvals: holder(c.now()), Photo: []byte("p")}, "api")
+	if err != nil || o.State != AwaitingApproval {
+		t.Fatalf("%v %s", err, o.State)
+	}
+	o, err = s.AddApproval(ctx, "t1", "sup", Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
+	if err != nil || o.State != Queued {
+		t.Fatalf("%v %s", err, o.State)
+	}
+}
+
+func TestClaimPriority(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	base := c.now()
+	submit(t, s, "old", false, holder(base.Add(-3*time.Hour)))
+	submit(t, s, "new", false, holder(base.Add(-1*time.Hour)))
+	submit(t, s, "express", true, holder(base.Add(-10*time.Minute)))
+	var got []string
+	for {
+		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+		if errors.Is(err, ErrNoJob) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, j.ID)
+	}
+	want := []string{"express", "old", "new"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claim order = %v, want %v", got, want)
+	}
+	o, _ := s.Get(ctx, "express")
+	if want := base.Add(-10 * time.Minute).Add(ExpressWindow); !o.Deadline.Equal(want) {
+		t.Fatalf("deadline = %v, want %v", o.Deadline, want)
+	}
+}
+
+func TestFinishingIsGuarded(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	j, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, "o1", "sup", "api", "holder left"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PhotoPassed(ctx, j, nil, "ok"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("finishing a cancelled order: %v", err)
+	}
+	o, _ := s.Get(ctx, "o1")
+	if o.State != Cancelled {
+		t.Fatalf("state = %s", o.State)
+	}
+}
+
+func TestRescueAndStaleWorker(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	stale, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Rescue(ctx, false); n != 0 {
+		t.Fatalf("rescued a live lease")
+	}
+	c.add(2 * time.Minute)
+	if n, _ := s.Rescue(ctx, false); n != 1 {
+		t.Fatalf("expired lease not rescued")
+	}
+	fresh, err := s.Claim(ctx, "w2", time.Minute, photoMoves)
+	if err != nil || fresh.ID != "o1" || fresh.Attempt != 2 {
+		t.Fatalf("reclaim: %v %+v", err, fresh)
+	}
+	if err := s.PhotoPassed(ctx, stale, nil, "late"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("stale worker finished: %v", err)
+	}
+	if err := s.PhotoPassed(ctx, fresh, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Blob(ctx, "o1", "portrait"); err != nil || string(b) != "png" {
+		t.Fatalf("blob: %q %v", b, err)
+	}
+}
+
+func TestCardNumbersNeverReused(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	moves := map[State]State{Queued: Encoding}
+	j, err := s.Claim(ctx, "w", time.Minute, moves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		if err := s.AllocateCard(ctx, j, "BB"); err != nil {
+			t.Fatal(err)
+		}
+		if seen[j.CardNumber] || !ValidCardNumber(j.CardNumber) {
+			t.Fatalf("card number %s reused or invalid", j.CardNumber)
+		}
+		seen[j.CardNumber] = true
+		if err := s.RecordChip(ctx, j, fmt.Sprintf("04AABBCCDDEE%02X", i)); err != nil {
+			t.Fatal(err)
+		}
+		failed, err := s.SpoilBlank(ctx, j, "verify failed", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failed != (i == 2) {
+			t.Fatalf("blank %d: failed=%v", i, failed)
+		}
+		if !failed {
+			if j, err = s.Claim(ctx, "w", time.Minute, map[State]State{Ready: Encoding}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nums, _ := s.CardNumbers(ctx, "o1")
+	if len(nums) != 3 {
+		t.Fatalf("card numbers = %v", nums)
+	}
+	for n, st := range nums {
+		if st != "spoiled" {
+			t.Fatalf("%s is %s", n, st)
+		}
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	if len(notices) != 1 || notices[0].Type != "order.failed" {
+		t.Fatalf("notices = %+v", notices)
+	}
+}
+
+func TestCardNumberFormat(t *testing.T) {
+	for _, tc := range []struct {
+		prefix string
+		seq    int64
+		want   string
+		err    bool
+	}{
+		{"BB", 1, "BB-0000-000018", false},
+		{"NX", 123456789, "NX-1234-567897", false},
+		{"bb", 1, "", true},
+		{"BB", 0, "", true},
+		{"BB", 1_000_000_000, "", true},
+	} {
+		got, err := FormatCardNumber(tc.prefix, tc.seq)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("FormatCardNumber(%q, %d) = %q, %v; want %q", tc.prefix, tc.seq, got, err, tc.want)
+		}
+		if !tc.err && !ValidCardNumber(got) {
+			t.Errorf("%s does not validate", got)
+		}
+	}
+	for _, bad := range []string{"BB-0000-000019", "BB-0000-00001", "B1-0000-000018", "BB00000000018"} {
+		if ValidCardNumber(bad) {
+			t.Errorf("%s validated", bad)
+		}
+	}
+}
+
+func TestBackupWhileOpen(t *testing.T) {
+	s, c := open(t)
+	submit(t, s, "o1", false, holder(c.now()))
+	dest := filepath.Join(t.TempDir(), "copy.db")
+	if err := s.Backup(context.Background(), dest); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if o, err := cp.Get(context.Background(), "o1"); err != nil || o.State != Queued {
+		t.Fatalf("backup copy: %v", err)
+	}
+}
+
+func BenchmarkClaimComplete(b *testing.B) {
+	s, c := open(b)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		submit(b, s, fmt.Sprintf("o%09d", i), false, holder(c.now()))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.PhotoPassed(ctx, j, nil, "ok"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+}

@@ -1,0 +1,143 @@
+// Package queue keeps orders durable: their state machine, the leases that
+// workers hold on them, the audit trail, the outbox of upstream notices, and
+// the card numbers handed out. Everything lives in one SQLite file (WAL).
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var (
+	ErrNotFound  = errors.New("order not found")
+	ErrConflict  = errors.New("an order with this id exists with a different body")
+	ErrNoJob     = errors.New("no job to claim")
+	ErrLeaseLost = errors.New("lease lost: the order changed state or another worker took it")
+	ErrState     = errors.New("the order is not in a state that allows this")
+)
+
+// Store is the station's database. Writes go through one connection so that
+// SQLite never has to arbitrate writers; reads use a pool.
+type Store struct {
+	w, r *sql.DB
+	now  func() time.Time
+	path string
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock injects the clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Open opens (creating if needed) the database at path and migrates it.
+func Open(path string, opts ...Option) (*Store, error) {
+	s := &Store{now: time.Now, path: path}
+	for _, o := range opts {
+		o(s)
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	// FULL: a commit is on disk before the API answers; an accepted order
+	// survives a power cut, not just a crash.
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-32000")
+	dsn := "file:" + path + "?" + q.Encode()
+	var err error
+	if s.w, err = sql.Open("sqlite3", dsn); err != nil {
+		return nil, err
+	}
+	s.w.SetMaxOpenConns(1)
+	if s.r, err = sql.Open("sqlite3", dsn); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+	s.r.SetMaxOpenConns(8)
+	if err := s.migrate(context.Background()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tx runs fn in one write transaction.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Backup writes a consistent copy of the live database to dest.
+func (s *Store) Backup(ctx context.Context, dest string) error {
+	_, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, dest)
+	return err
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
