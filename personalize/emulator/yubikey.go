@@ -1,0 +1,113 @@
+package emulator
+
+import (
+	"id06/personalize/apdu"
+)
+
+// YubiKey PIV extensions (Yubico "PIV commands" reference) that
+// yubico-piv-tool sends: GET VERSION, GET SERIAL, GET METADATA, SET
+// MANAGEMENT KEY, SET PIN RETRIES and RESET. The emulator reports firmware
+// 5.4.3, the first line with AES management keys and metadata.
+var yubiVersion = []byte{5, 4, 3}
+
+// metadata: 00 F7 00 ref.
+func (c *Card) metadata(cmd apdu.Command) ([]byte, uint16) {
+	ref := cmd.P2
+	bit := func(b bool) byte {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	switch {
+	case ref == keyMgmt:
+		out := apdu.TLV(0x01, []byte{c.st.MgmtAlg})
+		out = append(out, apdu.TLV(0x02, []byte{0x00, 0x01})...)
+		return append(out, apdu.TLV(0x05, []byte{bit(c.st.MgmtDef)})...), swOK
+	case ref == keyPIN || ref == keyPUK:
+		max, left, def := c.st.PINMax, c.st.PINRetries, c.st.PINDefault
+		if ref == keyPUK {
+			max, left, def = c.st.PUKMax, c.st.PUKRetries, c.st.PUKDefault
+		}
+		out := apdu.TLV(0x01, []byte{0xFF})
+		out = append(out, apdu.TLV(0x05, []byte{bit(def)})...)
+		return append(out, apdu.TLV(0x06, []byte{byte(max), byte(left)})...), swOK
+	case keyRefOK(ref):
+		k := c.key(ref)
+		if k == nil {
+			return nil, swRefNotFound
+		}
+		s, err := k.signer()
+		if err != nil {
+			return nil, swMemoryFailure
+		}
+		pinPolicy := byte(0x02) // once per session
+		if ref == 0x9C {
+			pinPolicy = 0x03
+		} else if ref == 0x9E {
+			pinPolicy = 0x01
+		}
+		out := apdu.TLV(0x01, []byte{k.Alg})
+		out = append(out, apdu.TLV(0x02, []byte{pinPolicy, 0x01})...)
+		out = append(out, apdu.TLV(0x03, []byte{k.Origin})...)
+		return append(out, apdu.TLV(0x04, publicKeyTLVs(s.Public()))...), swOK
+	}
+	return nil, swRefNotFound
+}
+
+// setManagementKey: 00 FF FF FF|FE with 03 9B 18 key (alg, ref, length).
+func (c *Card) setManagementKey(cmd apdu.Command) ([]byte, uint16) {
+	if cmd.P1 != 0xFF || (cmd.P2 != 0xFF && cmd.P2 != 0xFE) {
+		return nil, swIncorrectP1P2
+	}
+	if !c.mgmtAuthed {
+		return nil, swSecurity
+	}
+	d := cmd.Data
+	if len(d) < 3 || d[1] != keyMgmt || int(d[2]) != len(d)-3 {
+		return nil, swWrongData
+	}
+	n, err := mgmtKeyLen(d[0])
+	if err != nil || n != len(d)-3 {
+		return nil, swWrongData
+	}
+	c.st.MgmtAlg = d[0]
+	c.st.MgmtKey = append([]byte(nil), d[3:]...)
+	c.st.MgmtDef = false
+	c.markDirty()
+	return nil, swOK
+}
+
+// setRetries: 00 FA pin puk. Needs management key and PIN; resets PIN and
+// PUK to the defaults, as a YubiKey does.
+func (c *Card) setRetries(cmd apdu.Command) ([]byte, uint16) {
+	if !c.mgmtAuthed || !c.pinVerified {
+		return nil, swSecurity
+	}
+	if cmd.P1 == 0 || cmd.P2 == 0 || cmd.P1 > 15 || cmd.P2 > 15 {
+		return nil, swIncorrectP1P2
+	}
+	d := DefaultStock()
+	pin, _ := padPIN(d.PIN)
+	c.setSecret(keyPIN, pin)
+	c.setSecret(keyPUK, padRef(d.PUK))
+	c.st.PINDefault, c.st.PUKDefault = true, true
+	c.st.PINMax, c.st.PINRetries = int(cmd.P1), int(cmd.P1)
+	c.st.PUKMax, c.st.PUKRetries = int(cmd.P2), int(cmd.P2)
+	return nil, swOK
+}
+
+// resetApplet: 00 FB. Allowed only when both PIN and PUK are blocked; wipes
+// objects and keys back to YubiKey factory defaults, keeping the UID and
+// capacity.
+func (c *Card) resetApplet() ([]byte, uint16) {
+	if c.st.PINRetries != 0 || c.st.PUKRetries != 0 {
+		return nil, swConditions
+	}
+	d := DefaultStock()
+	d.Capacity, d.MaxObject = c.st.Capacity, c.st.MaxObject
+	c.st = blankState(d, c.st.UID)
+	c.resetVolatile()
+	c.markDirty()
+	return nil, swOK
+}

@@ -1,0 +1,88 @@
+package vpcd
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"id06/personalize/emulator"
+)
+
+// RunSimCard is `station sim card --vpcd HOST:PORT [--uid HEX] [--state FILE]`:
+// it inserts a blank emulated card into pcscd's vpcd reader until ctx ends.
+// With --state the card is loaded from and saved to FILE, so it survives
+// restarts like a real card would.
+func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sim card", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	addr := fs.String("vpcd", "127.0.0.1:35963", "vpcd `HOST:PORT` of pcscd's virtual reader (vpcd listens on 35963 for reader 00 00)")
+	uidHex := fs.String("uid", "", "chip UID as `HEX` (4–10 bytes); default random 7 bytes")
+	statePath := fs.String("state", "", "keep the card in `FILE` across restarts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("sim card: unexpected argument %q", fs.Arg(0))
+	}
+	stock := emulator.DefaultStock()
+	if *uidHex != "" {
+		uid, err := hex.DecodeString(*uidHex)
+		if err != nil {
+			return fmt.Errorf("sim card: --uid %q is not hex: %w", *uidHex, err)
+		}
+		stock.UID = uid
+	}
+	if err := stock.Validate(); err != nil {
+		return fmt.Errorf("sim card: %w", err)
+	}
+	card, err := loadOrNew(*statePath, stock)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "card UID %X in vpcd %s (Ctrl-C to remove)\n", card.UID(), *addr)
+	return Serve(ctx, *addr, card)
+}
+
+func loadOrNew(path string, stock emulator.Stock) (*emulator.Card, error) {
+	if path == "" {
+		return emulator.New(stock), nil
+	}
+	var card *emulator.Card
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		card = emulator.New(stock)
+	case err != nil:
+		return nil, fmt.Errorf("sim card: %w", err)
+	default:
+		if card, err = emulator.Load(b); err != nil {
+			return nil, fmt.Errorf("sim card: %s: %w", path, err)
+		}
+		if stock.UID != nil && !bytes.Equal(card.UID(), stock.UID) {
+			return nil, fmt.Errorf("sim card: %s holds the card with UID %X, not --uid %X", path, card.UID(), stock.UID)
+		}
+	}
+	card.SetOnChange(func(state []byte) error { return writeState(path, state) })
+	b, err = card.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return card, writeState(path, b)
+}
+
+// writeState replaces path atomically, so a crash never leaves half a card.
+func writeState(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("sim card: saving the card: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("sim card: saving the card: %w", err)
+	}
+	return nil
+}
