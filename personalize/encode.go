@@ -1,0 +1,195 @@
+package personalize
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"id06/personalize/apdu"
+)
+
+// Personalize runs DESIGN §6 steps 1–6 on card. recordUID is called with
+// the chip UID before the first write to the chip; if it returns an error
+// nothing is written. A card that is not blank is refused with ErrNotBlank
+// unless its UID equals d.ExpectedUID (resume after a crash: the profile is
+// written again over it, or an error wrapping ErrSpoiled is returned when
+// that is impossible). Verification failure returns an error wrapping
+// ErrSpoiled that names the failed check.
+func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardData, recordUID func(uid []byte) error) (*Result, error) {
+	now := p.now()
+	if err := d.validate(now); err != nil {
+		return nil, err
+	}
+	cc := apdu.Count(card)
+	s := &session{card: cc, extended: p.stock.ExtendedLength}
+
+	// Step 1–2: identify the chip and make sure we may write it.
+	uid, err := ReadUID(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.selectPIV(ctx); err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	resume := false
+	switch _, err := s.getData(ctx, objCHUID.Tag); {
+	case errors.Is(err, apdu.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("personalize: check the card is blank: %w", err)
+	case d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID):
+		resume = true
+	default:
+		return nil, fmt.Errorf("personalize: chip %s already carries a CHUID: %w", hex.EncodeToString(uid), ErrNotBlank)
+	}
+	spoiledIfResume := func(err error) error {
+		if resume {
+			return fmt.Errorf("%w: resuming chip %s: %w", ErrSpoiled, hex.EncodeToString(uid), err)
+		}
+		return err
+	}
+	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
+		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
+	}
+
+	// Everything that needs no card is built before the first write, so a
+	// bad photo or a signing failure leaves the blank untouched.
+	sign := signer{p.pki.signerCert, p.pki.signerKey}
+	fasc, err := newFASCN(d.CardNumber)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	fascBytes, err := fasc.encode()
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers := map[uint][]byte{}
+	chuidV, err := buildCHUID(sign, fascBytes, d.CardUUID, d.ValidUntil)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objCHUID.Tag] = container(chuidV)
+	containers[objCCC.Tag] = container(buildCCC(d.CardUUID))
+	containers[objPrinted.Tag] = container(newPrintedInfo(d, p.issuer).encode())
+	facialV, err := buildFacial(sign, d.FacialJPEG, fascBytes, d.CardUUID, now, d.ValidUntil)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objFacial.Tag] = container(facialV)
+	soV, err := buildSecurityObject(sign, containers)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objSecurity.Tag] = container(soV)
+	pin, puk, err := newSecrets(p.stock)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	sealed, err := seal(p.sealTo, cardSecrets{CardNumber: d.CardNumber, PIN: pin, PUK: puk})
+	if err != nil {
+		return nil, fmt.Errorf("personalize: seal PIN and PUK: %w", err)
+	}
+
+	if err := recordUID(uid); err != nil {
+		return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+	}
+
+	// Step 3: key and certificate.
+	pub, err := s.generateP256(ctx, slotPIVAuth)
+	if err != nil {
+		return nil, writeErr(err)
+	}
+	cert, err := p.pki.issuePIVAuth(pub, d, now)
+	if err != nil {
+		return nil, err
+	}
+	containers[objCert.Tag] = container(buildCertObject(cert))
+
+	// Step 4: data objects, security object last.
+	for _, o := range written {
+		if err := s.putData(ctx, o.Tag, containers[o.Tag]); err != nil {
+			return nil, writeErr(fmt.Errorf("write %s: %w", o, err))
+		}
+	}
+
+	// Step 5: PIN and PUK.
+	if err := s.changeReference(ctx, keyPIN, p.stock.PIN, pin); err != nil {
+		return nil, spoiledIfResume(writeErr(fmt.Errorf("set PIN: %w", err)))
+	}
+	if err := s.changeReference(ctx, keyPUK, p.stock.PUK, puk); err != nil {
+		return nil, spoiledIfResume(writeErr(fmt.Errorf("set PUK: %w", err)))
+	}
+
+	// Step 6: verify what the card now holds.
+	r := &Report{}
+	if err := s.verifyPIN(ctx, pin); err != nil {
+		return nil, spoiled(checkPIN, err)
+	}
+	objs, errs, err := s.readObjects(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: verify: %w", err)
+	}
+	for _, o := range written {
+		if errs[o.Tag] == nil && !bytes.Equal(objs[o.Tag], containers[o.Tag]) {
+			return nil, spoiled(o.String(), errors.New("read back differs from what was written"))
+		}
+	}
+	p.checkObjects(r, objs, errs, now)
+	r.add(checkKey, s.proveKey(ctx, cert))
+	uid2, err := ReadUID(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(uid, uid2) {
+		r.add(checkUID, fmt.Errorf("chip UID changed from %X to %X", uid, uid2))
+	}
+	if failed := r.Failed(); len(failed) > 0 {
+		var names []string
+		for _, c := range failed {
+			names = append(names, c.Name+": "+c.Detail)
+		}
+		return nil, fmt.Errorf("personalize: verify: %w: %s", ErrSpoiled, strings.Join(names, "; "))
+	}
+	return &Result{
+		UID:           uid,
+		CertSerial:    hex.EncodeToString(cert.SerialNumber.Bytes()),
+		SealedSecrets: sealed,
+		APDUs:         int(cc.APDUs()),
+	}, nil
+}
+
+func spoiled(check string, err error) error {
+	return fmt.Errorf("personalize: verify: %w: %s: %w", ErrSpoiled, check, err)
+}
+
+// writeErr classifies a failed write: a full card can never take this
+// profile (spoiled); anything else (card removed, reader error) may be
+// resumed on the same chip.
+func writeErr(err error) error {
+	if errors.Is(err, apdu.ErrMemoryFull) {
+		return fmt.Errorf("personalize: %w: %w", ErrSpoiled, err)
+	}
+	return fmt.Errorf("personalize: %w", err)
+}
+
+// newSecrets draws a 6-digit PIN and an 8-digit PUK, avoiding the transport
+// values and trivial sequences a cardholder could guess.
+func newSecrets(stock StockProfile) (pin, puk string, err error) {
+	for pin == "" || weak(pin) || pin == stock.PIN {
+		if pin, err = randomDigits(6); err != nil {
+			return "", "", err
+		}
+	}
+	for puk == "" || weak(puk) || puk == stock.PUK {
+		if puk, err = randomDigits(8); err != nil {
+			return "", "", err
+		}
+	}
+	return pin, puk, nil
+}
+
+func weak(s string) bool {
+	return strings.Count(s, s[:1]) == len(s) || strings.Contains("01234567890", s) || strings.Contains("98765432109", s)
+}

@@ -1,0 +1,173 @@
+// Package personalize encodes the ID06 PIV profile onto a blank chip and
+// verifies it (DESIGN §6): management key authentication, key generation in
+// slot 9A, the PIV Authentication certificate from the issuing CA, CHUID,
+// CCC, Printed Information, Facial Image, Security Object, random PIN/PUK
+// sealed to the supplier, and read-back verification.
+package personalize
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"id06/personalize/apdu"
+	"id06/personalize/emulator"
+)
+
+// StockProfile holds what differs between kinds of blank card stock.
+type StockProfile struct {
+	PIN, PUK string // transport PIN and PUK
+	MgmtKey  []byte // transport management key
+	MgmtAlg  byte   // 0x03 3DES, 0x08 AES-128, 0x0A AES-192, 0x0C AES-256
+	// ExtendedLength: card and reader take extended-length APDUs, so each
+	// object is written and read with one APDU instead of a chain.
+	ExtendedLength bool
+}
+
+// DefaultStock is the emulator's (and the DESIGN's) default blank stock.
+func DefaultStock() StockProfile {
+	s := emulator.DefaultStock()
+	return StockProfile{PIN: s.PIN, PUK: s.PUK, MgmtKey: s.MgmtKey, MgmtAlg: s.MgmtAlg, ExtendedLength: true}
+}
+
+// Config configures a Personalizer.
+type Config struct {
+	// PKIDir holds the development CA (ca.pem, ca-key.pem), created on
+	// first run unless CACert/CAKey are given, the content-signing
+	// certificate and key, and the development supplier-age.key.
+	PKIDir        string
+	CACert, CAKey string       // optional configured CA (PEM files)
+	Stock         StockProfile // zero value = DefaultStock()
+	// SealTo is the age X25519 recipient (age1…) the PIN and PUK are sealed
+	// to; "" = a development identity in PKIDir/supplier-age.key.
+	SealTo string
+	Issuer string // issuer name for certificates and printed information
+	Now    func() time.Time
+}
+
+// Personalizer encodes and verifies cards. It is safe for use by one
+// goroutine at a time per card; cards are independent.
+type Personalizer struct {
+	stock  StockProfile
+	pki    *pki
+	sealTo age.Recipient
+	issuer string
+	now    func() time.Time
+}
+
+// New loads (or on first run creates) the CA, the content signer and the
+// sealing recipient.
+func New(cfg Config) (*Personalizer, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Issuer == "" {
+		return nil, errors.New("personalize: Config.Issuer is required")
+	}
+	if cfg.Stock.MgmtKey == nil && cfg.Stock.PIN == "" && cfg.Stock.PUK == "" {
+		cfg.Stock = DefaultStock()
+	}
+	if err := cfg.Stock.validate(); err != nil {
+		return nil, err
+	}
+	p, err := loadPKI(cfg.PKIDir, cfg.CACert, cfg.CAKey, cfg.Issuer, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	r, err := recipient(cfg.SealTo, cfg.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Personalizer{stock: cfg.Stock, pki: p, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
+}
+
+func (s StockProfile) validate() error {
+	if n, ok := mgmtKeyLen[s.MgmtAlg]; !ok {
+		return fmt.Errorf("personalize: stock management key algorithm %02X is not 03 (3DES), 08, 0A or 0C (AES)", s.MgmtAlg)
+	} else if len(s.MgmtKey) != n {
+		return fmt.Errorf("personalize: stock management key is %d bytes, algorithm %02X needs %d", len(s.MgmtKey), s.MgmtAlg, n)
+	}
+	if _, err := padRef(s.PIN); err != nil {
+		return fmt.Errorf("personalize: stock transport PIN: %w", err)
+	}
+	if _, err := padRef(s.PUK); err != nil {
+		return fmt.Errorf("personalize: stock transport PUK: %w", err)
+	}
+	return nil
+}
+
+// CACertificate returns the issuing CA certificate (for QA tools and tests).
+func (p *Personalizer) CACertificate() *x509.Certificate { return p.pki.caCert }
+
+// CardData is what goes onto one card.
+type CardData struct {
+	CardNumber  string // "BB-1234-567890"
+	CardUUID    [16]byte
+	HolderName  string // first + last
+	PrintName   string
+	Company     string
+	OrgNumber   string
+	ValidUntil  time.Time
+	FacialJPEG  []byte // portrait JPEG from the photo stage (≤ ~15 KB)
+	ExpectedUID []byte // set when resuming an order that already recorded a chip UID
+}
+
+func (d CardData) validate(now time.Time) error {
+	var missing []string
+	if d.CardNumber == "" {
+		missing = append(missing, "card number")
+	}
+	if d.CardUUID == ([16]byte{}) {
+		missing = append(missing, "card UUID")
+	}
+	if strings.TrimSpace(d.HolderName) == "" {
+		missing = append(missing, "holder name")
+	}
+	if strings.TrimSpace(d.Company) == "" {
+		missing = append(missing, "company")
+	}
+	if len(d.FacialJPEG) == 0 {
+		missing = append(missing, "facial image")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("personalize: card data lacks %s", strings.Join(missing, ", "))
+	}
+	if !d.ValidUntil.After(now) {
+		return fmt.Errorf("personalize: card validity %s is not in the future", d.ValidUntil.Format(time.DateOnly))
+	}
+	return nil
+}
+
+// Result of a successful personalization.
+type Result struct {
+	UID           []byte
+	CertSerial    string // hex serial number of the PIV Authentication certificate
+	SealedSecrets []byte // age-armored JSON {card_number, pin, puk}
+	APDUs         int    // command APDUs sent
+}
+
+var (
+	// ErrNotBlank: the card carries a CHUID and is not the one this order
+	// recorded.
+	ErrNotBlank = errors.New("card is not blank")
+	// ErrSpoiled: the chip cannot be (or was not) personalized correctly;
+	// the blank is spoiled and the order must be retried on a new one.
+	ErrSpoiled = errors.New("chip spoiled")
+)
+
+// ReadUID asks the reader for the chip UID (PC/SC pseudo-APDU FF CA 00 00 00).
+func ReadUID(ctx context.Context, card apdu.Card) ([]byte, error) {
+	uid, err := apdu.Do(ctx, card, apdu.Command{CLA: 0xFF, INS: 0xCA, Le: 256})
+	if err != nil {
+		return nil, fmt.Errorf("personalize: read chip UID: %w", err)
+	}
+	if len(uid) == 0 {
+		return nil, errors.New("personalize: reader returned an empty chip UID")
+	}
+	return uid, nil
+}
