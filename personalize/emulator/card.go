@@ -188,7 +188,7 @@ func (c *Card) Transmit(ctx context.Context, raw []byte) ([]byte, error) {
 		c.writeAPDUs++
 	}
 	data, status := c.exec(cmd)
-	if status == swOK && c.dirty {
+	if c.dirty {
 		c.dirty = false
 		if c.onChange != nil {
 			b, err := c.marshalLocked()

@@ -1,0 +1,200 @@
+package emulator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"id06/personalize/apdu"
+	"id06/personalize/cardtest"
+	"id06/personalize/emulator"
+)
+
+func TestConformance(t *testing.T) {
+	stocks := []struct {
+		name string
+		alg  byte
+		key  []byte
+	}{
+		{"3DES", emulator.Alg3DES, emulator.DefaultManagementKey},
+		{"AES128", emulator.AlgAES128, bytes.Repeat([]byte{0x42}, 16)},
+		{"AES192", emulator.AlgAES192, emulator.DefaultManagementKey},
+		{"AES256", emulator.AlgAES256, bytes.Repeat([]byte{0x17}, 32)},
+	}
+	for _, st := range stocks {
+		t.Run(st.name, func(t *testing.T) {
+			stock := emulator.DefaultStock()
+			stock.MgmtAlg, stock.MgmtKey = st.alg, st.key
+			cfg := cardtest.Default()
+			cfg.MgmtAlg, cfg.MgmtKey = st.alg, st.key
+			cardtest.RunConfig(t, cfg, func(t *testing.T) apdu.Card { return emulator.New(stock) })
+		})
+	}
+}
+
+func TestRemovalMidWrite(t *testing.T) {
+	ctx := context.Background()
+	r := emulator.NewReader("sim", emulator.DefaultStock(), "")
+	r.InjectNext(emulator.Fault{RemoveAfterWrites: 2})
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	put := func(tag byte, n int) error {
+		_, err := apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF,
+			Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, tag}), apdu.TLV(0x53, make([]byte, n))...)})
+		return err
+	}
+	if err := put(0x02, 10); err != nil {
+		t.Fatal(err)
+	}
+	// 600 bytes chain in 3 APDUs: the second part is the third write.
+	if err := put(0x05, 600); !errors.Is(err, apdu.ErrCardRemoved) {
+		t.Fatalf("write after removal: %v, want ErrCardRemoved", err)
+	}
+	if _, err := card.Transmit(ctx, []byte{0, 0xCB, 0x3F, 0xFF}); !errors.Is(err, apdu.ErrCardRemoved) {
+		t.Fatalf("removed card answered: %v", err)
+	}
+	// Re-seated: the first object is there, the interrupted one is not.
+	card, err = r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apdu.Do(ctx, card, getData(0x02)); err != nil {
+		t.Fatalf("object written before removal: %v", err)
+	}
+	if _, err := apdu.Do(ctx, card, getData(0x05)); !errors.Is(err, apdu.ErrNotFound) {
+		t.Fatalf("interrupted object: %v, want ErrNotFound", err)
+	}
+}
+
+func TestWrongManagementKeyAndMemoryFull(t *testing.T) {
+	ctx := context.Background()
+	r := emulator.NewReader("sim", emulator.DefaultStock(), "")
+	r.InjectNext(emulator.Fault{WrongMgmtKey: true})
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tryMgmtAuth(ctx, card, emulator.DefaultManagementKey); !errors.Is(err, apdu.ErrSecurityStatus) {
+		t.Fatalf("transport key on a wrong-key blank: %v", err)
+	}
+	if err := r.Eject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.InjectNext(emulator.Fault{MemoryFull: true})
+	card, _ = r.Connect(ctx)
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	_, err = apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF,
+		Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, 0x05}), apdu.TLV(0x53, make([]byte, 2000))...)})
+	if !errors.Is(err, apdu.ErrMemoryFull) {
+		t.Fatalf("2 KB into a full card: %v", err)
+	}
+	// The fault applies to one blank only.
+	r.Eject(ctx)
+	card, _ = r.Connect(ctx)
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+}
+
+func TestReaderPersistsHalfWrittenCard(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := emulator.NewReader("sim", emulator.DefaultStock(), dir)
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := r.Card().UID()
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF,
+		Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, 0x02}), apdu.TLV(0x53, []byte("chuid"))...)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0x20, P2: 0x80, Data: []byte("000000\xff\xff")}); err == nil {
+		t.Fatal("wrong PIN accepted")
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "slot.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(state, []byte("123456")) || bytes.Contains(state, []byte("MTIzNDU2")) {
+		t.Fatal("the PIN is stored in clear")
+	}
+
+	// A restarted station finds the same card, object and counter intact.
+	r2 := emulator.NewReader("sim", emulator.DefaultStock(), dir)
+	card2, err := r2.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r2.Card().UID(), uid) {
+		t.Fatalf("UID % X after restart, want % X", r2.Card().UID(), uid)
+	}
+	out, err := apdu.Do(ctx, card2, getData(0x02))
+	if err != nil || !bytes.Contains(out, []byte("chuid")) {
+		t.Fatalf("CHUID after restart: % X %v", out, err)
+	}
+	var ae *apdu.AuthError
+	if _, err := apdu.Do(ctx, card2, apdu.Command{INS: 0x20, P2: 0x80}); !errors.As(err, &ae) || ae.Retries != 2 {
+		t.Fatalf("PIN retries after restart: %v", err)
+	}
+	if err := r2.Eject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ejected", hexUID(uid)+".json")); err != nil {
+		t.Fatalf("ejected card not kept: %v", err)
+	}
+	card3, _ := r2.Connect(ctx)
+	if bytes.Equal(r2.Card().UID(), uid) {
+		t.Fatal("Eject did not feed a new blank")
+	}
+	if _, err := apdu.Do(ctx, card3, getData(0x02)); !errors.Is(err, apdu.ErrNotFound) {
+		t.Fatalf("new blank has a CHUID: %v", err)
+	}
+}
+
+func TestUnmarshalRejectsGarbage(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("{}"), []byte(`{"uid":"AQID","salt":"AQ==","pin_hash":"AQ==","puk_hash":"AQ==","mgmt_alg":3,"mgmt_key":"AQ=="}`)} {
+		if _, err := emulator.Load(b); err == nil {
+			t.Errorf("Load(%q) succeeded", b)
+		}
+	}
+}
+
+func TestStockValidate(t *testing.T) {
+	bad := []func(*emulator.Stock){
+		func(s *emulator.Stock) { s.PIN = "12a456" },
+		func(s *emulator.Stock) { s.PIN = "123" },
+		func(s *emulator.Stock) { s.MgmtAlg = 0x09 },
+		func(s *emulator.Stock) { s.MgmtAlg = emulator.AlgAES128 },
+		func(s *emulator.Stock) { s.Capacity = 0 },
+		func(s *emulator.Stock) { s.UID = []byte{1} },
+	}
+	for i, f := range bad {
+		s := emulator.DefaultStock()
+		f(&s)
+		if s.Validate() == nil {
+			t.Errorf("case %d: invalid stock accepted", i)
+		}
+	}
+	if err := emulator.DefaultStock().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUIDFromStock(t *testing.T) {
+	s := emulator.DefaultStock()
+	s.UID = []byte{1, 2, 3, 4, 5, 6, 7}
+	c := emulator.New(s)
+	out, err := apdu.Do(context.Background(), c, apdu.Command{CLA: 0xFF, INS: 0xCA, Le: 256})
+	if err != nil || !bytes.Equal(out, s.UID) {
+		t.Fatalf("UID % X, %v", out, err)
+	}
+	if a, b := emulator.New(emulator.DefaultStock()).UID(), emulator.New(emulator.DefaultStock()).UID(); bytes.Equal(a, b) || len(a) != 7 {
+		t.Fatalf("random UIDs % X and % X", a, b)
+	}
+}
