@@ -1,0 +1,165 @@
+package imaging
+
+import "math"
+
+// Face model, in units of pigo's face square side s (calibrated on frontal
+// portraits with visible crown and chin): the eye line lies 0.07 s above
+// the square's centre, the chin about 0.50 s below the eye line and the
+// crown (top of the head with normally styled hair) about 0.68 s above it.
+const (
+	eyeAboveCentre = 0.07
+	eyeToChin      = 0.50
+	eyeToCrown     = 0.68
+	headInS        = eyeToChin + eyeToCrown
+	// IPD relative to s for a frontal face; outside this range puploc has
+	// not found two pupils.
+	ipdMin, ipdMax = 0.25, 0.55
+	// Vertical eye position (relative to the square centre, units of s)
+	// inside which puploc's answer is plausible.
+	eyeDyMin, eyeDyMax = -0.25, 0.10
+)
+
+// Check thresholds. Each is a rule of the ID06 photo spec turned into a
+// number with a margin, not fitted to particular photos; README.md explains
+// them.
+const (
+	maxRollDeg       = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
+	minEyeContrast   = 0.25 // iris/pupil vs. brightest part of the eye opening
+	minEyeBrightness = 0.45 // eye opening vs. cheek skin; dark glasses fall far below
+)
+
+type analysis struct {
+	face   *face
+	eyes   eyes
+	eyesOK bool
+	work   *workImage
+}
+
+// analyse finds the face and the eyes on the working copy and records the
+// face-level checks (count, roll, eyes).
+func analyse(c *cascades, wi *workImage, res *Result) *analysis {
+	a := &analysis{work: wi}
+	faces := detectFaces(c, wi.gray, wi.w, wi.h)
+	res.Metrics["faces"] = float64(countFaces(faces))
+	if len(faces) == 0 {
+		res.add(CodeNoFace)
+		return a
+	}
+	f := faces[0]
+	a.face = &f
+	short := float64(min(wi.w, wi.h))
+	res.Metrics["face_size_rel"] = round3(f.size / short)
+	res.Metrics["face_score"] = round3(f.q)
+	if countFaces(faces) > 1 {
+		res.add(CodeMultipleFaces)
+	}
+
+	e := findPupils(c, wi.pixels(), wi.w, wi.h, f)
+	a.eyes = e
+	_, my := e.mid()
+	ipdRel := e.ipd() / f.size
+	dy := (my - f.row) / f.size
+	res.Metrics["ipd_rel"] = round3(ipdRel)
+	plausible := ipdRel >= ipdMin && ipdRel <= ipdMax && dy >= eyeDyMin && dy <= eyeDyMax
+	cl, bl := eyeMeasures(wi, e.lx, e.ly, e.ipd())
+	cr, br := eyeMeasures(wi, e.rx, e.ry, e.ipd())
+	res.Metrics["eye_contrast"] = round3(math.Min(cl, cr))
+	res.Metrics["eye_brightness"] = round3(math.Min(bl, br))
+	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && math.Min(bl, br) >= minEyeBrightness
+	if !a.eyesOK {
+		res.add(CodeEyesNotVisible)
+		return a
+	}
+	roll := e.rollDeg()
+	res.Metrics["roll_deg"] = round3(roll)
+	if math.Abs(roll) > maxRollDeg {
+		res.add(CodeHeadTilted)
+	}
+	return a
+}
+
+// countFaces counts the main face and every other face that does not
+// overlap it and is at least otherFaceFrac of its size: pigo's clusters
+// often leave a second, overlapping square on the same face.
+func countFaces(fs []face) int {
+	if len(fs) == 0 {
+		return 0
+	}
+	m := fs[0]
+	n := 1
+	for _, f := range fs[1:] {
+		if f.size < otherFaceFrac*m.size {
+			continue
+		}
+		if math.Abs(f.col-m.col) < (f.size+m.size)/2 && math.Abs(f.row-m.row) < (f.size+m.size)/2 {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// eyeMeasures returns, for one eye, the contrast between the darkest part
+// of the iris disc and the brightest part of the eye opening, and the
+// eye opening's brightness relative to the cheek below it. An open eye has a
+// dark iris next to bright sclera; a covered eye has neither, and dark
+// glasses make the whole opening much darker than the skin.
+func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness float64) {
+	g := wi.pixels()
+	sample := func(x0, y0, x1, y1 float64, in func(dx, dy float64) bool) []float64 {
+		var v []float64
+		for yy := int(math.Floor(y0)); yy <= int(math.Ceil(y1)); yy++ {
+			for xx := int(math.Floor(x0)); xx <= int(math.Ceil(x1)); xx++ {
+				if xx < 0 || yy < 0 || xx >= wi.w || yy >= wi.h {
+					continue
+				}
+				if in != nil && !in(float64(xx)-x, float64(yy)-y) {
+					continue
+				}
+				v = append(v, float64(g[yy*wi.w+xx]))
+			}
+		}
+		return v
+	}
+	r := math.Max(1.5, 0.07*ipd)
+	iris := sample(x-r, y-r, x+r, y+r, func(dx, dy float64) bool { return dx*dx+dy*dy <= r*r })
+	opening := sample(x-0.25*ipd, y-0.08*ipd, x+0.25*ipd, y+0.08*ipd, nil)
+	cheek := sample(x-0.12*ipd, y+0.35*ipd, x+0.12*ipd, y+0.55*ipd, nil)
+	if len(iris) == 0 || len(opening) == 0 || len(cheek) == 0 {
+		return 0, 0
+	}
+	dark := percentile(iris, 0.2)
+	bright := percentile(opening, 0.9)
+	med := percentile(opening, 0.5)
+	skin := percentile(cheek, 0.5)
+	if bright <= 0 || skin <= 0 {
+		return 0, 0
+	}
+	return (bright - dark) / bright, med / skin
+}
+
+// placement computes where the portrait comes from: eye line at 45% from
+// the top, chin-to-crown 75% of the height, centred on the eyes, roll
+// corrected when it is small. It also records whether the head fits in the
+// photo.
+func (a *analysis) placement(wi *workImage, w, h float64) placement {
+	if a.face == nil {
+		return placement{}
+	}
+	f := a.face
+	ex, ey := f.col, f.row-eyeAboveCentre*f.size
+	roll := 0.0
+	if a.eyesOK {
+		ex, ey = a.eyes.mid()
+		if r := a.eyes.rollDeg(); math.Abs(r) <= maxRollFix {
+			roll = r
+		}
+	}
+	head := headInS * f.size * wi.scale // crown to chin, full-resolution pixels
+	k := headFrac * PortraitH / head
+	return placement{
+		cx: ex * wi.scale, cy: ey * wi.scale,
+		ox: PortraitW / 2, oy: eyeLineFrac * PortraitH,
+		k: k, rollDeg: roll,
+	}
+}

@@ -1,0 +1,116 @@
+package imaging
+
+import (
+	_ "embed"
+	"math"
+	"sort"
+	"sync"
+
+	pigo "github.com/esimov/pigo/core"
+)
+
+// Cascades from github.com/esimov/pigo v1.4.6 (MIT, see cascade/LICENSE-pigo).
+var (
+	//go:embed cascade/facefinder
+	facefinderCascade []byte
+	//go:embed cascade/puploc
+	puplocCascade []byte
+)
+
+type cascades struct {
+	face *pigo.Pigo
+	pup  *pigo.PuplocCascade
+}
+
+// loadCascades unpacks the embedded cascades once; the unpacked trees are
+// read-only afterwards, so they are shared by concurrent checks.
+var loadCascades = sync.OnceValues(func() (*cascades, error) {
+	f, err := pigo.NewPigo().Unpack(facefinderCascade)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pigo.NewPuplocCascade().UnpackCascade(puplocCascade)
+	if err != nil {
+		return nil, err
+	}
+	return &cascades{face: f, pup: p}, nil
+})
+
+// Detection tuning. The minimum face is relative to the image so that the
+// same photo at another resolution gives the same answer.
+const (
+	minFaceFrac   = 0.10 // smallest face searched, as a fraction of the working image's short side
+	faceQuality   = 5.0  // cluster score below which pigo detections are noise (pigo's own examples use 5)
+	otherFaceFrac = 0.45 // a second face at least this fraction of the main face's size counts
+	puplocPerturb = 63   // pigo's maximum; also avoids its pooled buffer holding stale values
+)
+
+type face struct {
+	row, col, size float64 // centre and side of pigo's square, working-image pixels
+	q              float64
+}
+
+type eyes struct {
+	lx, ly, rx, ry float64 // left/right as seen in the image (left = smaller x)
+}
+
+func (e eyes) ipd() float64        { return math.Hypot(e.rx-e.lx, e.ry-e.ly) }
+func (e eyes) rollDeg() float64    { return math.Atan2(e.ry-e.ly, e.rx-e.lx) * 180 / math.Pi }
+func (e eyes) mid() (float64, float64) { return (e.lx + e.rx) / 2, (e.ly + e.ry) / 2 }
+
+// detectFaces runs the face cascade upright and, when nothing is found, at
+// a small angle either way (a head rolled 15° must still be found so that it
+// can be reported as tilted rather than as "no face").
+func detectFaces(c *cascades, gray []uint8, w, h int) []face {
+	for _, angle := range []float64{0, 0.04, 0.97} { // fractions of a full turn: 0, +11.25°, -11.25° (pigo quantises to 1/32)
+		if fs := detectAt(c, gray, w, h, angle); len(fs) > 0 {
+			return fs
+		}
+	}
+	return nil
+}
+
+func detectAt(c *cascades, gray []uint8, w, h int, angle float64) []face {
+	short := min(w, h)
+	minSize := max(20, int(minFaceFrac*float64(short)))
+	if minSize > short {
+		return nil
+	}
+	params := pigo.CascadeParams{
+		MinSize:     minSize,
+		MaxSize:     short,
+		ShiftFactor: 0.1,
+		ScaleFactor: 1.1,
+		ImageParams: pigo.ImageParams{Pixels: gray, Rows: h, Cols: w, Dim: w},
+	}
+	dets := c.face.ClusterDetections(c.face.RunCascade(params, angle), 0.2)
+	var out []face
+	for _, d := range dets {
+		if float64(d.Q) < faceQuality {
+			continue
+		}
+		out = append(out, face{row: float64(d.Row), col: float64(d.Col), size: float64(d.Scale), q: float64(d.Q)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].q*out[i].size > out[j].q*out[j].size })
+	return out
+}
+
+// findPupils places both pupils with puploc, seeded at the positions pigo's
+// own examples use relative to the face square.
+func findPupils(c *cascades, gray []uint8, w, h int, f face) eyes {
+	img := pigo.ImageParams{Pixels: gray, Rows: h, Cols: w, Dim: w}
+	seed := func(dc float64) *pigo.Puploc {
+		return c.pup.RunDetector(pigo.Puploc{
+			Row:      int(f.row - 0.075*f.size),
+			Col:      int(f.col + dc*f.size),
+			Scale:    float32(f.size * 0.25),
+			Perturbs: puplocPerturb,
+		}, img, 0, false)
+	}
+	l, r := seed(-0.175), seed(0.185)
+	e := eyes{lx: float64(l.Col), ly: float64(l.Row), rx: float64(r.Col), ry: float64(r.Row)}
+	if e.lx > e.rx {
+		e.lx, e.ly, e.rx, e.ry = e.rx, e.ry, e.lx, e.ly
+	}
+	return e
+}

@@ -1,0 +1,232 @@
+package imaging
+
+import (
+	"fmt"
+	"image"
+	"log/slog"
+	"math"
+)
+
+// Crop is where the portrait came from, in full-resolution source pixels
+// after EXIF orientation: the rectangle before roll correction, the roll
+// that was corrected and the portrait pixels per source pixel.
+type Crop struct {
+	X       int     `json:"x"`
+	Y       int     `json:"y"`
+	W       int     `json:"w"`
+	H       int     `json:"h"`
+	RollDeg float64 `json:"roll_deg"`
+	Scale   float64 `json:"scale"`
+}
+
+// Verdicts.
+const (
+	VerdictPass       = "pass"
+	VerdictFail       = "fail"
+	VerdictUnreadable = "unreadable"
+)
+
+// Result is the outcome of the photo stage.
+type Result struct {
+	Verdict  string             `json:"verdict"`
+	Reasons  []Reason           `json:"reasons"`
+	Metrics  map[string]float64 `json:"metrics"`
+	Crop     *Crop              `json:"crop,omitempty"`
+	Portrait *image.Gray        `json:"-"` // 300x380, auto-levelled; set whenever the image decodes
+	ChipJPEG []byte             `json:"-"` // JPEG of Portrait for the chip's facial image
+}
+
+func (r *Result) add(code string) {
+	for _, x := range r.Reasons {
+		if x.Code == code {
+			return
+		}
+	}
+	r.Reasons = append(r.Reasons, ReasonFor(code))
+}
+
+func (r *Result) has(code string) bool {
+	for _, x := range r.Reasons {
+		if x.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckPhoto runs decode → detect → checks → crop → encode on an uploaded
+// photo. It is safe for concurrent use and never panics.
+func CheckPhoto(data []byte) (res *Result) {
+	res = &Result{Reasons: []Reason{}, Metrics: map[string]float64{}}
+	defer func() {
+		// Last line of defence only: every input path is bounds-checked, but a
+		// decoder bug must not take the station down with an order.
+		if p := recover(); p != nil {
+			slog.Error("imaging: panic while checking a photo", "panic", fmt.Sprint(p))
+			res = &Result{Verdict: VerdictUnreadable, Reasons: []Reason{ReasonFor(CodeUnreadable)}, Metrics: map[string]float64{}}
+		}
+	}()
+	checkPhoto(data, res)
+	switch {
+	case res.Verdict == VerdictUnreadable:
+	case len(res.Reasons) > 0:
+		res.Verdict = VerdictFail
+	default:
+		res.Verdict = VerdictPass
+	}
+	return res
+}
+
+// detectLongSide is the smallest long side the detection decode may have;
+// the working copy is then at most workMaxSide.
+const detectLongSide = 480
+
+func checkPhoto(data []byte, res *Result) {
+	h, herr := parseHeader(data)
+	if herr != nil {
+		res.Verdict = VerdictUnreadable
+		res.add(herr.Code)
+		return
+	}
+	ow, oh := h.orientedSize()
+	res.Metrics["width"], res.Metrics["height"] = float64(ow), float64(oh)
+	if ow < MinPhotoW || oh < MinPhotoH {
+		// Still analysed: the orderer gets every reason at once.
+		res.add(CodeResolutionTooLow)
+	}
+	if h.format == formatJPEG {
+		if q := jpegQuality(data); q > 0 {
+			res.Metrics["jpeg_quality"] = q
+		}
+	}
+	src := &source{data: data, h: h}
+	d1 := src.denomFor(func(long int) bool { return long >= detectLongSide })
+	m1, err := src.decode(d1)
+	if err != nil {
+		res.Verdict = VerdictUnreadable
+		res.add(CodeUnreadable)
+		return
+	}
+	c, err := loadCascades()
+	if err != nil {
+		// The cascades are embedded; failing to unpack them is a build defect.
+		panic(err)
+	}
+	wi := newWork(m1, d1)
+	a := analyse(c, wi, res)
+	p := a.placement(wi, float64(ow), float64(oh))
+	if a.face == nil {
+		p = centredPlacement(float64(ow), float64(oh))
+	}
+	res.Metrics["portrait_scale"] = round3(p.k)
+	if a.face != nil {
+		res.Crop = p.crop()
+		if p.k > maxUpscale && !res.has(CodeResolutionTooLow) {
+			res.add(CodeFaceTooSmall)
+		}
+		over := overflow(p, float64(ow), float64(oh))
+		res.Metrics["crop_overflow"] = round3(over)
+		if over > maxCropOverflow {
+			res.add(CodeHeadCutOff)
+		}
+	}
+	// Decode again only if the portrait needs more pixels than the detection
+	// copy has: the largest DCT reduction that still does not upscale.
+	dc := src.denomFor(func(int) bool { return true })
+	for dc > 1 && p.k*float64(dc) > 1 {
+		dc /= 2
+	}
+	mc := m1
+	if dc != d1 {
+		if mc, err = src.decode(dc); err != nil {
+			res.Verdict = VerdictUnreadable
+			res.add(CodeUnreadable)
+			return
+		}
+	}
+	if bq := blockiness(mc, dc); bq > 0 {
+		res.Metrics["blockiness"] = round3(bq)
+	}
+	col := render(mc, dc, p)
+	gray := col.luma()
+	if a.face != nil {
+		checkPortrait(col, gray, a, p, res)
+	}
+	autoLevels(gray)
+	res.Portrait = grayImage(gray, PortraitW, PortraitH)
+	chip, err := encodeChipJPEG(res.Portrait)
+	if err != nil {
+		panic(err) // encoding an in-memory *image.Gray cannot fail
+	}
+	res.ChipJPEG = chip
+	res.Metrics["chip_jpeg_bytes"] = float64(len(chip))
+}
+
+// maxCropOverflow is how far (as a fraction of the portrait height) the
+// portrait may reach beyond the photo's top, left or right edge, or the
+// shoulders below the chin may be missing, before the head counts as cut
+// off: the margin above the crown in the spec portrait is only about 2%.
+const maxCropOverflow = 0.0
+
+// overflow returns by how much the portrait window sticks out of the photo,
+// relative to the portrait height (0 when it fits). Below the chin only a
+// quarter of the portrait's bottom margin is required: a photo that ends at
+// the shoulders is acceptable, one that ends at the chin is not.
+func overflow(p placement, w, h float64) float64 {
+	c := p.crop()
+	x0, y0 := float64(c.X), float64(c.Y)
+	x1 := x0 + float64(c.W)
+	chin := p.cy + (headFrac*PortraitH*(1-eyeToCrown/headInS))/p.k
+	need := chin + 0.25*(PortraitH*(1-eyeLineFrac)-headFrac*PortraitH*(1-eyeToCrown/headInS))/p.k
+	o := math.Max(math.Max(-y0, -x0), math.Max(x1-w, need-h))
+	return math.Max(0, o) / float64(c.H)
+}
+
+// centredPlacement is the fallback crop when no usable face was found: the
+// largest 300:380 window in the middle of the image, so that an operator
+// who overrides the verdict still gets a portrait.
+func centredPlacement(w, h float64) placement {
+	k := math.Min(PortraitW/w, PortraitH/h)
+	return placement{cx: w / 2, cy: h / 2, ox: PortraitW / 2, oy: PortraitH / 2, k: math.Min(k, maxUpscale)}
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// source decodes the upload at the scales the stage asks for. Without
+// libjpeg-turbo (PNG, CMYK, no cgo) the full image is decoded once and
+// shrunk, so a second request does not decode again.
+type source struct {
+	data []byte
+	h    header
+	full *rgb
+}
+
+func (s *source) scalable() bool {
+	return s.h.format == formatJPEG && s.h.components != 4 && turboAvailable
+}
+
+// denomFor returns the largest reduction in {8,4,2,1} whose long side still
+// satisfies ok.
+func (s *source) denomFor(ok func(long int) bool) int {
+	long := max(s.h.w, s.h.h)
+	for _, d := range []int{8, 4, 2} {
+		if ok((long + d - 1) / d) {
+			return d
+		}
+	}
+	return 1
+}
+
+func (s *source) decode(denom int) (*rgb, error) {
+	if s.scalable() {
+		return decodeScaled(s.data, s.h, denom)
+	}
+	if s.full == nil {
+		m, err := decodeScaled(s.data, s.h, 1)
+		if err != nil {
+			return nil, err
+		}
+		s.full = m
+	}
+	return s.full.downsample(denom), nil
+}

@@ -1,0 +1,163 @@
+package imaging
+
+import (
+	"image"
+	"image/color"
+)
+
+// rgb is an interleaved 8-bit RGB raster: the one pixel format every decoder
+// path produces, so the rest of the stage has a single code path.
+type rgb struct {
+	w, h int
+	pix  []uint8 // len 3*w*h, row-major
+}
+
+func newRGB(w, h int) *rgb { return &rgb{w: w, h: h, pix: make([]uint8, 3*w*h)} }
+
+// luma returns the BT.601 luma plane (the same weights JPEG uses).
+func (m *rgb) luma() []uint8 {
+	out := make([]uint8, m.w*m.h)
+	for i, j := 0, 0; i < len(out); i, j = i+1, j+3 {
+		out[i] = uint8((19595*uint32(m.pix[j]) + 38470*uint32(m.pix[j+1]) + 7471*uint32(m.pix[j+2]) + 1<<15) >> 16)
+	}
+	return out
+}
+
+// fromImage converts any decoded image to rgb. Transparent pixels are
+// composited over white, the colour a missing background should have.
+func fromImage(img image.Image) *rgb {
+	b := img.Bounds()
+	m := newRGB(b.Dx(), b.Dy())
+	switch src := img.(type) {
+	case *image.YCbCr:
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				yi, ci := src.YOffset(x, y), src.COffset(x, y)
+				r, g, bb := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
+				m.pix[i], m.pix[i+1], m.pix[i+2] = r, g, bb
+				i += 3
+			}
+		}
+	case *image.Gray:
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := src.Pix[(y-b.Min.Y)*src.Stride:]
+			for x := 0; x < b.Dx(); x++ {
+				v := row[x]
+				m.pix[i], m.pix[i+1], m.pix[i+2] = v, v, v
+				i += 3
+			}
+		}
+	default:
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bb, a := img.At(x, y).RGBA() // premultiplied, 16-bit
+				w := 0xFFFF - a
+				m.pix[i] = uint8((r + w) >> 8)
+				m.pix[i+1] = uint8((g + w) >> 8)
+				m.pix[i+2] = uint8((bb + w) >> 8)
+				i += 3
+			}
+		}
+	}
+	return m
+}
+
+// orient applies an EXIF orientation (1..8) and returns the upright raster.
+func (m *rgb) orient(o int) *rgb {
+	if o <= 1 || o > 8 {
+		return m
+	}
+	w, h := m.w, m.h
+	ow, oh := w, h
+	if o >= 5 {
+		ow, oh = h, w
+	}
+	out := newRGB(ow, oh)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			var dx, dy int
+			switch o {
+			case 2: // mirrored horizontally
+				dx, dy = w-1-x, y
+			case 3: // rotated 180
+				dx, dy = w-1-x, h-1-y
+			case 4: // mirrored vertically
+				dx, dy = x, h-1-y
+			case 5: // transposed
+				dx, dy = y, x
+			case 6: // rotated 90 CW
+				dx, dy = h-1-y, x
+			case 7: // transversed
+				dx, dy = h-1-y, w-1-x
+			case 8: // rotated 90 CCW
+				dx, dy = y, w-1-x
+			}
+			s, d := 3*(y*w+x), 3*(dy*ow+dx)
+			out.pix[d], out.pix[d+1], out.pix[d+2] = m.pix[s], m.pix[s+1], m.pix[s+2]
+		}
+	}
+	return out
+}
+
+// downsample shrinks by an integer factor with box averaging (used for the
+// pure-Go path to mimic DCT-scaled decoding, and for the working copy).
+func (m *rgb) downsample(f int) *rgb {
+	if f <= 1 {
+		return m
+	}
+	ow, oh := m.w/f, m.h/f
+	if ow < 1 {
+		ow = 1
+	}
+	if oh < 1 {
+		oh = 1
+	}
+	out := newRGB(ow, oh)
+	for y := 0; y < oh; y++ {
+		for x := 0; x < ow; x++ {
+			var r, g, b, n uint32
+			for yy := y * f; yy < (y+1)*f && yy < m.h; yy++ {
+				s := 3 * (yy*m.w + x*f)
+				for xx := x * f; xx < (x+1)*f && xx < m.w; xx++ {
+					r += uint32(m.pix[s])
+					g += uint32(m.pix[s+1])
+					b += uint32(m.pix[s+2])
+					n++
+					s += 3
+				}
+			}
+			d := 3 * (y*ow + x)
+			out.pix[d], out.pix[d+1], out.pix[d+2] = uint8(r/n), uint8(g/n), uint8(b/n)
+		}
+	}
+	return out
+}
+
+// resizeGray resamples a gray plane to ow x oh with area averaging (box
+// filter with fractional coverage), good for the moderate factors used here.
+func resizeGray(src []uint8, w, h, ow, oh int) []uint8 {
+	out := make([]uint8, ow*oh)
+	sx, sy := float64(w)/float64(ow), float64(h)/float64(oh)
+	for y := 0; y < oh; y++ {
+		y0, y1 := float64(y)*sy, float64(y+1)*sy
+		for x := 0; x < ow; x++ {
+			x0, x1 := float64(x)*sx, float64(x+1)*sx
+			var sum, wsum float64
+			for yy := int(y0); yy < h && float64(yy) < y1; yy++ {
+				wy := min(y1, float64(yy+1)) - max(y0, float64(yy))
+				for xx := int(x0); xx < w && float64(xx) < x1; xx++ {
+					wx := min(x1, float64(xx+1)) - max(x0, float64(xx))
+					sum += wx * wy * float64(src[yy*w+xx])
+					wsum += wx * wy
+				}
+			}
+			if wsum > 0 {
+				out[y*ow+x] = uint8(sum/wsum + 0.5)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,36 @@
+package imaging
+
+// workMaxSide is the long side of the working copy used for detection and
+// the cheap global metrics: enough for pigo to find a face of a tenth of the
+// image, small enough to take a few milliseconds.
+const workMaxSide = 640
+
+// workImage is the luma plane at working resolution plus the factor back to
+// full-resolution (oriented) coordinates.
+type workImage struct {
+	w, h  int
+	gray  []uint8 // len w*h plus slack, see newWork
+	scale float64 // full-resolution pixels per working pixel
+}
+
+// newWork builds the working luma from a decoded raster that is 1/denom of
+// full resolution. The buffer carries w+h bytes of slack after the image
+// because pigo's rotated classifier clamps columns to the row count, which
+// can index past the end of a portrait-format plane.
+func newWork(m *rgb, denom int) *workImage {
+	l := m.luma()
+	w, h := m.w, m.h
+	scale := float64(denom)
+	if long := max(w, h); long > workMaxSide {
+		f := float64(workMaxSide) / float64(long)
+		nw, nh := max(1, int(float64(w)*f+0.5)), max(1, int(float64(h)*f+0.5))
+		l = resizeGray(l, w, h, nw, nh)
+		scale *= float64(w) / float64(nw)
+		w, h = nw, nh
+	}
+	buf := make([]uint8, w*h+w+h)
+	copy(buf, l)
+	return &workImage{w: w, h: h, gray: buf, scale: scale}
+}
+
+func (wi *workImage) pixels() []uint8 { return wi.gray[:wi.w*wi.h] }
