@@ -1,0 +1,133 @@
+package printer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Job is one print attempt of one card. ID is unique per attempt; printing
+// the same ID again must not print (or spool) a second card.
+type Job struct {
+	ID         string
+	CardNumber string
+	OrderID    string
+	PDF        []byte
+}
+
+// Driver sends card faces to a printer.
+type Driver interface {
+	// Print blocks until the printer reports the job completed. A printer
+	// fault returns a *Fault; the job is not lost and Print may be called
+	// again with the same Job once the fault clears.
+	Print(ctx context.Context, job Job) error
+	Status(ctx context.Context) Status
+	Close() error
+}
+
+// Status is the printer's state for the operator page and the pipeline.
+type Status struct {
+	Ready   bool
+	Fault   *Fault
+	Message string
+}
+
+// Fault is a printer condition that stops printing.
+//
+// Retryable means the station may simply try again later (busy, offline);
+// otherwise an operator has to act (refill cards, replace ribbon, clear a
+// jam) and the station pauses until Status reports Ready.
+type Fault struct {
+	Code      string
+	Message   string
+	Retryable bool
+}
+
+func (f *Fault) Error() string { return "printer fault " + f.Code + ": " + f.Message }
+
+// Fault codes, after IPP printer-state-reasons keywords (RFC 8011 §5.4.12).
+const (
+	FaultOffline     = "offline"
+	FaultMediaEmpty  = "media-empty"
+	FaultMediaJam    = "media-jam"
+	FaultRibbonEmpty = "marker-supply-empty"
+	FaultBusy        = "busy"
+	FaultCoverOpen   = "cover-open"
+	FaultPaused      = "paused"
+	FaultJobAborted  = "job-aborted"
+	// FaultPrinterUnknown is a stop the driver cannot name more precisely.
+	FaultPrinterUnknown = "other"
+)
+
+// faultMessages are what the operator reads.
+var faultMessages = map[string]string{
+	FaultOffline:        "Printer offline: check power, cable and network",
+	FaultMediaEmpty:     "Out of cards: refill the card hopper",
+	FaultMediaJam:       "Card jam: open the printer and remove the stuck card",
+	FaultRibbonEmpty:    "Ribbon empty: replace the ribbon",
+	FaultBusy:           "Printer busy: retrying",
+	FaultCoverOpen:      "Printer cover open: close it",
+	FaultPaused:         "Printer paused: resume it on the printer",
+	FaultJobAborted:     "The printer aborted the card; it will be printed again",
+	FaultPrinterUnknown: "The printer stopped: check its display",
+}
+
+// NewFault builds a Fault with the operator message for a known code.
+func NewFault(code string) *Fault {
+	msg, ok := faultMessages[code]
+	if !ok {
+		msg = "Printer reports " + code + ": check the printer"
+	}
+	return &Fault{Code: code, Message: msg, Retryable: code == FaultBusy || code == FaultOffline || code == FaultJobAborted}
+}
+
+// AsFault returns the *Fault inside err, if any.
+func AsFault(err error) (*Fault, bool) {
+	var f *Fault
+	ok := errors.As(err, &f)
+	return f, ok
+}
+
+// OpenDriver opens a printer from a spec: "spool" (→ spoolDefault),
+// "spool:DIR", "ipp:URI" (http://host:port/ipp/print, ipp://…, ipps://…) or
+// "sim".
+func OpenDriver(spec string, spoolDefault string) (Driver, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "spool":
+		if arg == "" {
+			arg = spoolDefault
+		}
+		if arg == "" {
+			return nil, errors.New(`printer "spool": no spool directory given; use spool:DIR`)
+		}
+		return NewSpoolDriver(arg)
+	case "ipp":
+		if arg == "" {
+			return nil, errors.New(`printer "ipp": no printer URI given; use ipp:http://HOST:PORT/ipp/print or ipp:ipp://HOST/printers/QUEUE`)
+		}
+		return NewIPPDriver(arg)
+	case "sim":
+		if arg != "" {
+			return nil, fmt.Errorf("printer %q: the simulator takes no argument", spec)
+		}
+		return NewSimDriver(), nil
+	default:
+		return nil, fmt.Errorf("printer %q: unknown kind %q (want spool[:DIR], ipp:URI or sim)", spec, kind)
+	}
+}
+
+// jobIDRE keeps job IDs safe as file names and IPP job names.
+var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func checkJob(j Job) error {
+	if !jobIDRE.MatchString(j.ID) {
+		return fmt.Errorf("print job id %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", j.ID)
+	}
+	if len(j.PDF) < 5 || string(j.PDF[:5]) != "%PDF-" {
+		return fmt.Errorf("print job %s: the document is not a PDF", j.ID)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package printer
+
+import (
+	"flag"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	xdraw "golang.org/x/image/draw"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// needTool skips when an external tool is missing, unless CI demands the
+// integration tests (STATION_REQUIRE_INTEGRATION=1).
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
+			t.Fatalf("%s is required (STATION_REQUIRE_INTEGRATION=1) but not found: %v", name, err)
+		}
+		t.Skipf("%s not installed (apt: poppler-utils / cups-ipp-utils / dbus); skipping", name)
+	}
+	return p
+}
+
+// photosDir finds shared/testdata/photos by walking up from the package.
+func photosDir(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		for _, cand := range []string{filepath.Join(dir, "shared", "testdata", "photos"), filepath.Join(dir, "..", "shared", "testdata", "photos")} {
+			if st, err := os.Stat(cand); err == nil && st.IsDir() {
+				return cand
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
+		t.Fatal("shared/testdata/photos not found above the package directory")
+	}
+	t.Skip("shared/testdata/photos not found; skipping tests that need a real portrait")
+	return ""
+}
+
+// testPortrait stands in for the photo stage: a real portrait, centre-cropped
+// to 300:380 and scaled to 300x380 gray.
+func testPortrait(t testing.TB) image.Image {
+	t.Helper()
+	f, err := os.Open(filepath.Join(photosDir(t), "dev", "pass_london_001_03.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := src.Bounds()
+	cw := b.Dy() * 300 / 380
+	crop := image.Rect(b.Min.X+(b.Dx()-cw)/2, b.Min.Y, b.Min.X+(b.Dx()-cw)/2+cw, b.Max.Y)
+	dst := image.NewGray(image.Rect(0, 0, 300, 380))
+	xdraw.CatmullRom.Scale(dst, dst.Bounds(), src, crop, xdraw.Src, nil)
+	return dst
+}
+
+// testLogo draws a 354x118 two-colour logo with transparent surroundings.
+func testLogo() image.Image {
+	img := image.NewNRGBA(image.Rect(0, 0, 354, 118))
+	for y := 10; y < 108; y++ {
+		for x := 10; x < 344; x++ {
+			switch {
+			case x < 118:
+				img.Set(x, y, color.NRGBA{R: 200, G: 30, B: 30, A: 255})
+			case y > 40 && y < 78:
+				img.Set(x, y, color.NRGBA{R: 20, G: 60, B: 160, A: 255})
+			}
+		}
+	}
+	return img
+}
+
+func testCard(t testing.TB) Card {
+	return Card{
+		CardType:   "id06",
+		PrintName:  "Anna Łukasz-Svensson",
+		Company:    "Bygg & Betong i Norr AB",
+		OrgNumber:  "556677-8899",
+		CardNumber: "BB-1234-567890",
+		Issuer:     "Kortverkstan Nord AB",
+		ValidUntil: time.Date(2031, 11, 22, 0, 0, 0, 0, time.UTC),
+		Portrait:   testPortrait(t),
+		Logo:       testLogo(),
+	}
+}

@@ -1,0 +1,421 @@
+package printer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phin1x/go-ipp"
+)
+
+// IPPDriver prints through IPP Everywhere: a CUPS queue
+// (ipp://host:631/printers/QUEUE) or the printer's own endpoint
+// (ipp://printer:631/ipp/print).
+//
+// The IPP job-name is the station's job ID. Before submitting, Print looks
+// for an earlier job of the same name (after a fault or a station restart)
+// and follows it instead of printing a second card.
+type IPPDriver struct {
+	printerURI string // the printer-uri attribute (ipp:// or ipps://)
+	postURL    string // where requests are POSTed (http:// or https://)
+	adapter    *ipp.HttpAdapter
+
+	// Poll is the Get-Job-Attributes interval; BusyRetries and BusyBackoff
+	// bound the retries of server-error-busy.
+	Poll        time.Duration
+	BusyRetries int
+	BusyBackoff time.Duration
+
+	mu    sync.Mutex // one card at a time
+	jobs  map[string]int
+	reqID atomic.Int32
+}
+
+const ippUser = "id06-station"
+
+// NewIPPDriver parses a printer URI: http://host:port/path, https://…,
+// ipp://host[:631]/path or ipps://host[:631]/path. The path defaults to
+// /ipp/print.
+func NewIPPDriver(uri string) (*IPPDriver, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("ipp printer: bad URI %q: %w", uri, err)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("ipp printer: URI %q has no host (want e.g. ipp://printer.local/ipp/print)", uri)
+	}
+	var tls bool
+	var ippScheme string
+	switch u.Scheme {
+	case "http", "ipp":
+		ippScheme = "ipp"
+	case "https", "ipps":
+		tls, ippScheme = true, "ipps"
+	default:
+		return nil, fmt.Errorf("ipp printer: URI %q: scheme must be ipp, ipps, http or https", uri)
+	}
+	port := 631
+	if p := u.Port(); p != "" {
+		port, err = strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("ipp printer: URI %q: bad port", uri)
+		}
+	}
+	path := u.EscapedPath()
+	if path == "" || path == "/" {
+		path = "/ipp/print"
+	}
+	hostPort := net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
+	httpScheme := "http"
+	if tls {
+		httpScheme = "https"
+	}
+	return &IPPDriver{
+		printerURI: ippScheme + "://" + hostPort + path,
+		postURL:    httpScheme + "://" + hostPort + path,
+		// go-ipp skips certificate checks for TLS: printers ship self-signed
+		// certificates. Use a trusted network or a CUPS queue in front.
+		adapter:     ipp.NewHttpAdapter(u.Hostname(), port, "", "", tls),
+		Poll:        250 * time.Millisecond,
+		BusyRetries: 8,
+		BusyBackoff: 200 * time.Millisecond,
+		jobs:        map[string]int{},
+	}, nil
+}
+
+// Print submits the PDF with Print-Job (unless an earlier attempt of the
+// same job exists) and follows it with Get-Job-Attributes until completed.
+func (d *IPPDriver) Print(ctx context.Context, job Job) error {
+	if err := checkJob(job); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	id, state, err := d.findJob(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	if id != 0 && state == int(ipp.JobStateCompleted) {
+		return nil
+	}
+	if id == 0 || state == int(ipp.JobStateAborted) || state == int(ipp.JobStateCanceled) {
+		if st := d.status(ctx); st.Fault != nil {
+			return st.Fault
+		}
+		id, err = d.submit(ctx, job)
+		if err != nil {
+			return err
+		}
+		d.jobs[job.ID] = id
+	}
+	return d.follow(ctx, id)
+}
+
+// findJob returns the newest printer job named jobID, from memory or from
+// Get-Jobs (completed and not-completed). id is 0 when there is none.
+func (d *IPPDriver) findJob(ctx context.Context, jobID string) (id, state int, err error) {
+	if id, ok := d.jobs[jobID]; ok {
+		attrs, err := d.jobAttributes(ctx, id)
+		if err != nil {
+			return 0, 0, err
+		}
+		return id, intAttr(attrs, "job-state"), nil
+	}
+	for _, which := range []string{"not-completed", "completed"} {
+		req := d.request(ipp.OperationGetJobs)
+		req.OperationAttributes[ipp.AttributeWhichJobs] = which
+		req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{"job-id", "job-name", "job-state"}
+		resp, err := d.send(ctx, req, nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, j := range resp.JobAttributes {
+			if strAttr(j, "job-name") == jobID && intAttr(j, "job-id") > id {
+				id, state = intAttr(j, "job-id"), intAttr(j, "job-state")
+			}
+		}
+	}
+	if id != 0 {
+		d.jobs[jobID] = id
+	}
+	return id, state, nil
+}
+
+func (d *IPPDriver) submit(ctx context.Context, job Job) (int, error) {
+	req := d.request(ipp.OperationPrintJob)
+	req.OperationAttributes[ipp.AttributeJobName] = job.ID
+	req.OperationAttributes[ipp.AttributeDocumentFormat] = "application/pdf"
+	resp, err := d.send(ctx, req, job.PDF)
+	if err != nil {
+		return 0, err
+	}
+	if len(resp.JobAttributes) == 0 || intAttr(resp.JobAttributes[0], "job-id") == 0 {
+		return 0, errors.New("ipp printer: Print-Job answer carries no job-id")
+	}
+	return intAttr(resp.JobAttributes[0], "job-id"), nil
+}
+
+// follow polls the job until it completes. A printer fault while the job
+// waits returns the fault and leaves the job at the printer.
+func (d *IPPDriver) follow(ctx context.Context, id int) error {
+	t := time.NewTicker(d.Poll)
+	defer t.Stop()
+	for {
+		attrs, err := d.jobAttributes(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch int8(intAttr(attrs, "job-state")) {
+		case ipp.JobStateCompleted:
+			return nil
+		case ipp.JobStateAborted, ipp.JobStateCanceled:
+			// Say why, if the printer knows; the next Print submits again.
+			if f := faultFromReasons(d.printerReasons(ctx), true); f != nil {
+				return f
+			}
+			f := NewFault(FaultJobAborted)
+			if reasons := strAttrs(attrs, "job-state-reasons"); len(reasons) > 0 {
+				f.Message += " (" + strings.Join(reasons, ", ") + ")"
+			}
+			return f
+		}
+		st := d.status(ctx)
+		if st.Fault != nil {
+			return st.Fault
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (d *IPPDriver) jobAttributes(ctx context.Context, id int) (ipp.Attributes, error) {
+	req := d.request(ipp.OperationGetJobAttributes)
+	req.OperationAttributes[ipp.AttributeJobID] = id
+	req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{"job-id", "job-state", "job-state-reasons"}
+	resp, err := d.send(ctx, req, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.JobAttributes) == 0 {
+		return nil, fmt.Errorf("ipp printer: no attributes for job %d", id)
+	}
+	return resp.JobAttributes[0], nil
+}
+
+// Status asks the printer for printer-state and printer-state-reasons.
+func (d *IPPDriver) Status(ctx context.Context) Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.status(ctx)
+}
+
+func (d *IPPDriver) status(ctx context.Context) Status {
+	req := d.request(ipp.OperationGetPrinterAttributes)
+	req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{
+		"printer-state", "printer-state-reasons", "printer-state-message", "printer-is-accepting-jobs"}
+	resp, err := d.send(ctx, req, nil)
+	if err != nil {
+		f, ok := AsFault(err)
+		if !ok {
+			f = &Fault{Code: FaultPrinterUnknown, Message: err.Error(), Retryable: true}
+		}
+		return Status{Fault: f, Message: f.Message}
+	}
+	if len(resp.PrinterAttributes) == 0 {
+		f := &Fault{Code: FaultPrinterUnknown, Message: "The printer sent no status", Retryable: true}
+		return Status{Fault: f, Message: f.Message}
+	}
+	a := resp.PrinterAttributes[0]
+	if f := faultFromReasons(strAttrs(a, "printer-state-reasons"), false); f != nil {
+		return Status{Fault: f, Message: f.Message}
+	}
+	if accepting, ok := boolAttr(a, "printer-is-accepting-jobs"); ok && !accepting {
+		f := &Fault{Code: FaultPaused, Message: "The printer is not accepting jobs: enable it on the printer or in CUPS"}
+		return Status{Fault: f, Message: f.Message}
+	}
+	if int8(intAttr(a, "printer-state")) == ipp.PrinterStateStopped {
+		f := NewFault(FaultPrinterUnknown)
+		if m := strAttr(a, "printer-state-message"); m != "" {
+			f.Message += ": " + m
+		}
+		return Status{Fault: f, Message: f.Message}
+	}
+	msg := strAttr(a, "printer-state-message")
+	if msg == "" {
+		msg = "Printer ready"
+	}
+	return Status{Ready: true, Message: msg}
+}
+
+func (d *IPPDriver) printerReasons(ctx context.Context) []string {
+	req := d.request(ipp.OperationGetPrinterAttributes)
+	req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{"printer-state-reasons"}
+	resp, err := d.send(ctx, req, nil)
+	if err != nil || len(resp.PrinterAttributes) == 0 {
+		return nil
+	}
+	return strAttrs(resp.PrinterAttributes[0], "printer-state-reasons")
+}
+
+// Close has nothing to release; HTTP connections are pooled by net/http.
+func (d *IPPDriver) Close() error { return nil }
+
+func (d *IPPDriver) request(op int16) *ipp.Request {
+	req := ipp.NewRequest(op, d.reqID.Add(1))
+	req.OperationAttributes[ipp.AttributePrinterURI] = d.printerURI
+	req.OperationAttributes[ipp.AttributeRequestingUserName] = ippUser
+	return req
+}
+
+// send POSTs a request, retrying server-error-busy with backoff. Transport
+// failures become an offline fault.
+func (d *IPPDriver) send(ctx context.Context, req *ipp.Request, doc []byte) (*ipp.Response, error) {
+	backoff := d.BusyBackoff
+	for attempt := 0; ; attempt++ {
+		if doc != nil {
+			req.File, req.FileSize = bytes.NewReader(doc), len(doc)
+		}
+		resp, err := d.adapter.SendRequestContext(ctx, d.postURL, req, nil)
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ippErr ipp.IPPError
+		if errors.As(err, &ippErr) {
+			if ippErr.Status == ipp.StatusErrorBusy {
+				if attempt >= d.BusyRetries {
+					return nil, NewFault(FaultBusy)
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			return nil, fmt.Errorf("ipp printer %s: %s: status 0x%04x: %s", d.printerURI, opName(req.Operation), uint16(ippErr.Status), ippErr.Message)
+		}
+		var httpErr ipp.HTTPError
+		if errors.As(err, &httpErr) {
+			return nil, &Fault{Code: FaultOffline, Message: fmt.Sprintf("Printer %s answered HTTP %d: check the printer URI", d.printerURI, httpErr.Code), Retryable: true}
+		}
+		return nil, &Fault{Code: FaultOffline, Message: fmt.Sprintf("Printer %s unreachable: check power, cable and network (%v)", d.printerURI, err), Retryable: true}
+	}
+}
+
+func opName(op int16) string {
+	switch op {
+	case ipp.OperationPrintJob:
+		return "Print-Job"
+	case ipp.OperationGetJobAttributes:
+		return "Get-Job-Attributes"
+	case ipp.OperationGetPrinterAttributes:
+		return "Get-Printer-Attributes"
+	case ipp.OperationGetJobs:
+		return "Get-Jobs"
+	}
+	return fmt.Sprintf("operation 0x%04x", op)
+}
+
+// faultKeywords are printer-state-reasons that stop a card printer at any
+// severity (ippeveprinter, for one, reports an empty tray as -warning or
+// -report). Earlier entries win when several are present.
+var faultKeywords = []struct{ keyword, code string }{
+	{"offline", FaultOffline},
+	{"shutdown", FaultOffline},
+	{"connecting-to-device", FaultOffline},
+	{"timed-out", FaultOffline},
+	{"media-jam", FaultMediaJam},
+	{"media-empty", FaultMediaEmpty},
+	{"media-needed", FaultMediaEmpty},
+	{"input-tray-missing", FaultMediaEmpty},
+	{"marker-supply-empty", FaultRibbonEmpty},
+	{"toner-empty", FaultRibbonEmpty},
+	{"cover-open", FaultCoverOpen},
+	{"door-open", FaultCoverOpen},
+	{"paused", FaultPaused},
+	{"moving-to-paused", FaultPaused},
+}
+
+// faultFromReasons maps printer-state-reasons to a Fault. Keywords outside
+// faultKeywords count only with the -error suffix, or with any suffix when
+// anyUnknown (a job was aborted and any reason may explain it).
+func faultFromReasons(reasons []string, anyUnknown bool) *Fault {
+	type reason struct{ keyword, severity string }
+	parsed := make([]reason, 0, len(reasons))
+	for _, r := range reasons {
+		rs := reason{keyword: r}
+		for _, sev := range []string{"-error", "-warning", "-report"} {
+			if k, ok := strings.CutSuffix(r, sev); ok {
+				rs = reason{k, sev}
+				break
+			}
+		}
+		parsed = append(parsed, rs)
+	}
+	for _, fk := range faultKeywords {
+		for _, r := range parsed {
+			if r.keyword == fk.keyword {
+				return NewFault(fk.code)
+			}
+		}
+	}
+	for _, r := range parsed {
+		if r.keyword == "none" || strings.HasSuffix(r.keyword, "-low") {
+			continue
+		}
+		if r.severity == "-error" || anyUnknown {
+			return NewFault(r.keyword)
+		}
+	}
+	return nil
+}
+
+func intAttr(a ipp.Attributes, name string) int {
+	if v := a[name]; len(v) > 0 {
+		if i, ok := v[0].Value.(int); ok {
+			return i
+		}
+	}
+	return 0
+}
+
+func boolAttr(a ipp.Attributes, name string) (bool, bool) {
+	if v := a[name]; len(v) > 0 {
+		b, ok := v[0].Value.(bool)
+		return b, ok
+	}
+	return false, false
+}
+
+func strAttr(a ipp.Attributes, name string) string {
+	if s := strAttrs(a, name); len(s) > 0 {
+		return s[0]
+	}
+	return ""
+}
+
+func strAttrs(a ipp.Attributes, name string) []string {
+	var out []string
+	for _, v := range a[name] {
+		if s, ok := v.Value.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
