@@ -533,7 +533,7 @@ func buildFacial(s signer, jpg []byte, fasc []byte, guid [16]byte, created, unti
 	}
 	attrs := []pkcs7Attr{{oidPIVFASCN, fasc}}
 	sbLen := 0
-	for range 16 {
+	for range 64 {
 		hdr := cbeffHeader(len(bdb), sbLen, fasc, created, until)
 		sig, err := s.signDetached(append(hdr, bdb...), oidPIVBiometricObject, false, attrs)
 		if err != nil {
@@ -572,7 +572,7 @@ func parseFacial(v []byte) (facial, error) {
 	if cbeffHeaderLen+bdbLen+sbLen != len(bc) {
 		return facial{}, fmt.Errorf("CBEFF lengths (88+%d+%d) do not add up to %d", bdbLen, sbLen, len(bc))
 	}
-	if binary.BigEndian.Uint16(bc[10:]) != 0x0501 || bc[44] != 0x02 {
+	if binary.BigEndian.Uint16(bc[10:]) != 0x0501 || bc[38] != 0x02 {
 		return facial{}, errors.New("CBEFF header does not describe a face image")
 	}
 	f := facial{

@@ -1,0 +1,511 @@
+package personalize
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/jpeg"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+	"github.com/disintegration/imaging"
+
+	"id06/personalize/apdu"
+	"id06/personalize/emulator"
+)
+
+// sharedTestdata finds ../shared/testdata by walking up from the package.
+func sharedTestdata(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		for _, c := range []string{filepath.Join(dir, "shared", "testdata"), filepath.Join(dir, "..", "shared", "testdata")} {
+			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
+				return c
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("shared/testdata not found above the package directory")
+		}
+		dir = parent
+	}
+}
+
+var (
+	portraitOnce sync.Once
+	portrait     []byte
+	portraitErr  error
+)
+
+// testPortrait is a real portrait reduced the way the photo stage does
+// (small grey JPEG), so the facial image has a realistic size.
+func testPortrait(t testing.TB) []byte {
+	t.Helper()
+	path := filepath.Join(sharedTestdata(t), "photos", "dev", "pass_london_001_03.jpg")
+	portraitOnce.Do(func() {
+		img, err := imaging.Open(path)
+		if err != nil {
+			portraitErr = err
+			return
+		}
+		small := imaging.Grayscale(imaging.Fill(img, 240, 300, imaging.Center, imaging.Lanczos))
+		var buf bytes.Buffer
+		portraitErr = jpeg.Encode(&buf, small, &jpeg.Options{Quality: 60})
+		portrait = buf.Bytes()
+	})
+	if portraitErr != nil {
+		t.Fatal(portraitErr)
+	}
+	return portrait
+}
+
+type fixture struct {
+	p    *Personalizer
+	dir  string
+	now  time.Time
+	data CardData
+}
+
+func newFixture(t testing.TB, stock StockProfile) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	p, err := New(Config{PKIDir: dir, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := CardData{
+		CardNumber: "BB-1234-567890",
+		CardUUID:   [16]byte{0x3f, 0x2a, 0x11, 0x90, 0x5c, 0x41, 0x4e, 0x8b, 0x9d, 0x07, 0x6b, 0x21, 0xe4, 0x55, 0x0c, 0xaa},
+		HolderName: "Åsa Östlund-Wiśniewska",
+		PrintName:  "Åsa Östlund-Wiśniewska",
+		Company:    "Bygg & Betong i Växjö AB",
+		OrgNumber:  "556677-8899",
+		ValidUntil: now.AddDate(3, 0, 0).Truncate(24 * time.Hour),
+		FacialJPEG: testPortrait(t),
+	}
+	return &fixture{p: p, dir: dir, now: now, data: d}
+}
+
+// openSecrets decrypts Result.SealedSecrets with the development identity.
+func (f *fixture) openSecrets(t testing.TB, sealed []byte) cardSecrets {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, supplierAgeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id *age.X25519Identity
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "AGE-SECRET-KEY-") {
+			if id, err = age.ParseX25519Identity(strings.TrimSpace(line)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s cardSecrets
+	if err := json.Unmarshal(plain, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func emuStock(s StockProfile) emulator.Stock {
+	e := emulator.DefaultStock()
+	e.PIN, e.PUK, e.MgmtAlg, e.MgmtKey = s.PIN, s.PUK, s.MgmtAlg, s.MgmtKey
+	return e
+}
+
+func connect(t testing.TB, r *emulator.Reader) apdu.Card {
+	t.Helper()
+	c, err := r.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func recorder(got *[]byte) func([]byte) error {
+	return func(uid []byte) error { *got = append([]byte(nil), uid...); return nil }
+}
+
+func TestPersonalizeThenVerify(t *testing.T) {
+	aes128 := bytes.Repeat([]byte{0x4d}, 16)
+	aes256 := bytes.Repeat([]byte{0x27}, 32)
+	tests := []struct {
+		name  string
+		stock StockProfile
+	}{
+		{"3DES extended", DefaultStock()},
+		{"3DES chained", StockProfile{PIN: "123456", PUK: "12345678", MgmtKey: emulator.DefaultManagementKey, MgmtAlg: 0x03}},
+		{"AES-128", StockProfile{PIN: "123456", PUK: "12345678", MgmtKey: aes128, MgmtAlg: 0x08, ExtendedLength: true}},
+		{"AES-192", StockProfile{PIN: "11223344", PUK: "87654321", MgmtKey: emulator.DefaultManagementKey, MgmtAlg: 0x0A, ExtendedLength: true}},
+		{"AES-256 chained", StockProfile{PIN: "123456", PUK: "12345678", MgmtKey: aes256, MgmtAlg: 0x0C}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, tt.stock)
+			reader := emulator.NewReader("test", emuStock(tt.stock), "")
+			card := connect(t, reader)
+			var recorded []byte
+			res, err := f.p.Personalize(ctx, card, f.data, recorder(&recorded))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(res.UID, reader.Card().UID()) || !bytes.Equal(recorded, res.UID) {
+				t.Errorf("UID %X, recorded %X, chip %X", res.UID, recorded, reader.Card().UID())
+			}
+			if res.APDUs == 0 || res.CertSerial == "" {
+				t.Errorf("result %+v", res)
+			}
+			sec := f.openSecrets(t, res.SealedSecrets)
+			if len(sec.PIN) != 6 || len(sec.PUK) != 8 || sec.PIN == tt.stock.PIN || sec.CardNumber != f.data.CardNumber {
+				t.Errorf("sealed secrets: PIN %d digits, PUK %d digits, card %q", len(sec.PIN), len(sec.PUK), sec.CardNumber)
+			}
+			if bytes.Contains(res.SealedSecrets, []byte(sec.PIN)) {
+				t.Error("sealed secrets contain the PIN in clear")
+			}
+
+			for _, pin := range []string{sec.PIN, ""} {
+				rep, err := f.p.Verify(ctx, card, pin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !rep.OK {
+					t.Fatalf("verify (PIN given: %v) failed: %+v", pin != "", rep.Failed())
+				}
+				want := Report{UID: hex.EncodeToString(res.UID), CardNumber: f.data.CardNumber, Holder: f.data.HolderName,
+					Company: f.data.Company, ValidUntil: f.data.ValidUntil.Format(time.DateOnly),
+					CardUUID: uuidString(f.data.CardUUID), CertSerial: res.CertSerial}
+				got := *rep
+				got.Checks, got.OK = nil, false
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("report\n got %+v\nwant %+v", got, want)
+				}
+				skipped := 0
+				for _, c := range rep.Checks {
+					if strings.HasPrefix(c.Detail, "skipped") {
+						skipped++
+					}
+				}
+				if wantSkipped := map[bool]int{true: 0, false: 3}[pin != ""]; skipped != wantSkipped {
+					t.Errorf("PIN given %v: %d checks skipped, want %d: %+v", pin != "", skipped, wantSkipped, rep.Checks)
+				}
+			}
+			rep, err := f.p.Verify(ctx, card, "000000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK || rep.Failed()[0].Name != checkPIN {
+				t.Errorf("verify with a wrong PIN: %+v", rep.Checks)
+			}
+		})
+	}
+}
+
+// tamper rewrites one object on a personalized card with the transport
+// management key, as an attacker (or yubico-piv-tool) could.
+func tamper(t *testing.T, card apdu.Card, stock StockProfile, tag uint, value []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s := &session{card: card, extended: true}
+	if err := s.selectPIV(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.putData(ctx, tag, container(value)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyNamesTamperedObject(t *testing.T) {
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	other := newFixture(t, stock) // another issuer's CA and content signer
+	otherSigner := signer{other.p.pki.signerCert, other.p.pki.signerKey}
+	fasc, _ := newFASCN(f.data.CardNumber)
+	fb, _ := fasc.encode()
+	otherPortrait := image.NewGray(image.Rect(0, 0, 120, 150))
+	for i := range otherPortrait.Pix {
+		otherPortrait.Pix[i] = byte(i * 7)
+	}
+	var otherJPEG bytes.Buffer
+	if err := jpeg.Encode(&otherJPEG, otherPortrait, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		obj   object
+		value func(t *testing.T, old []byte) []byte
+	}{
+		{"CCC of another card", objCCC, func(t *testing.T, _ []byte) []byte { return buildCCC([16]byte{1}) }},
+		{"CHUID expiry changed", objCHUID, func(t *testing.T, old []byte) []byte {
+			return bytes.Replace(old, []byte(f.data.ValidUntil.Format("20060102")), []byte("20991231"), 1)
+		}},
+		{"CHUID signed by another CA", objCHUID, func(t *testing.T, _ []byte) []byte {
+			v, err := buildCHUID(otherSigner, fb, f.data.CardUUID, f.data.ValidUntil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}},
+		{"printed name changed", objPrinted, func(t *testing.T, _ []byte) []byte {
+			d := f.data
+			d.PrintName = "Mallory"
+			return newPrintedInfo(d, "Test Issuer AB").encode()
+		}},
+		{"facial image replaced", objFacial, func(t *testing.T, _ []byte) []byte {
+			v, err := buildFacial(otherSigner, otherJPEG.Bytes(), fb, f.data.CardUUID, f.now, f.data.ValidUntil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}},
+		{"certificate from another CA", objCert, func(t *testing.T, old []byte) []byte {
+			c, err := parseCertObject(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged, err := other.p.pki.issuePIVAuth(c.PublicKey, f.data, f.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return buildCertObject(forged)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			reader := emulator.NewReader("test", emuStock(stock), "")
+			card := connect(t, reader)
+			var uid []byte
+			res, err := f.p.Personalize(ctx, card, f.data, recorder(&uid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin := f.openSecrets(t, res.SealedSecrets).PIN
+			s := &session{card: card, extended: true}
+			if err := s.selectPIV(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.verifyPIN(ctx, pin); err != nil {
+				t.Fatal(err)
+			}
+			old, err := s.getData(ctx, tt.obj.Tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldV, _ := apdu.Unwrap(old, 0x53)
+			tamper(t, card, stock, tt.obj.Tag, tt.value(t, oldV))
+			rep, err := f.p.Verify(ctx, card, pin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK {
+				t.Fatalf("verify passed a card with a tampered %s", tt.obj)
+			}
+			var named bool
+			for _, c := range rep.Failed() {
+				named = named || c.Name == tt.obj.String()
+			}
+			if !named {
+				t.Errorf("failed checks %+v do not name %s", rep.Failed(), tt.obj)
+			}
+		})
+	}
+}
+
+func TestPersonalizeRefusals(t *testing.T) {
+	stock := DefaultStock()
+	errRecord := errors.New("database is locked")
+	tests := []struct {
+		name      string
+		fault     emulator.Fault
+		record    error
+		wantErr   error // errors.Is target; nil = any error
+		recorded  bool
+		untouched bool // nothing written to the chip
+	}{
+		{"wrong management key", emulator.Fault{WrongMgmtKey: true}, nil, nil, false, true},
+		{"recording the UID fails", emulator.Fault{}, errRecord, errRecord, true, true},
+		{"memory full", emulator.Fault{MemoryFull: true}, nil, ErrSpoiled, true, false},
+		{"card removed mid-write", emulator.Fault{RemoveAfterWrites: 3}, nil, apdu.ErrCardRemoved, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, stock)
+			reader := emulator.NewReader("test", emuStock(stock), "")
+			reader.InjectNext(tt.fault)
+			card := connect(t, reader)
+			recorded := false
+			_, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { recorded = true; return tt.record })
+			if err == nil {
+				t.Fatal("Personalize succeeded")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("error %v is not %v", err, tt.wantErr)
+			}
+			if recorded != tt.recorded {
+				t.Errorf("recordUID called: %v, want %v", recorded, tt.recorded)
+			}
+			if tt.untouched {
+				st, err := reader.Card().MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				blank := emulator.New(emuStock(stock))
+				if n := objectCount(t, st); n != objectCount(t, mustMarshal(t, blank)) {
+					t.Errorf("chip holds %d objects after a refused personalization", n)
+				}
+				var keys struct{ Keys map[string]json.RawMessage }
+				if err := json.Unmarshal(st, &keys); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := keys.Keys["9a"]; ok {
+					t.Error("a key was generated in slot 9A")
+				}
+			}
+		})
+	}
+}
+
+func mustMarshal(t *testing.T, c *emulator.Card) []byte {
+	b, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// objectCount counts the data objects in the emulator's exported state.
+func objectCount(t *testing.T, state []byte) int {
+	t.Helper()
+	var st struct {
+		Objects map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(state, &st); err != nil {
+		t.Fatalf("emulator state is not JSON with Objects: %v", err)
+	}
+	return len(st.Objects)
+}
+
+func TestResume(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	reader := emulator.NewReader("test", emuStock(stock), t.TempDir())
+	// Writes: generate key, certificate, CHUID, then the card is pulled.
+	reader.InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	var uid []byte
+	if _, err := f.p.Personalize(ctx, connect(t, reader), f.data, recorder(&uid)); !errors.Is(err, apdu.ErrCardRemoved) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	// The half-written card is back in the slot (as after a station crash).
+	card := connect(t, reader)
+	if _, err := f.p.Personalize(ctx, card, f.data, recorder(new([]byte))); !errors.Is(err, ErrNotBlank) {
+		t.Fatalf("another order on the half-written card: %v, want ErrNotBlank", err)
+	}
+	d := f.data
+	d.ExpectedUID = uid
+	res, err := f.p.Personalize(ctx, card, d, recorder(new([]byte)))
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	pin := f.openSecrets(t, res.SealedSecrets).PIN
+	if rep, err := f.p.Verify(ctx, card, pin); err != nil || !rep.OK {
+		t.Fatalf("verify after resume: %v %+v", err, rep)
+	}
+	// Once PIN and PUK are set the transport values are gone: resuming
+	// again cannot produce a card with known secrets.
+	if _, err := f.p.Personalize(ctx, card, d, recorder(new([]byte))); !errors.Is(err, ErrSpoiled) {
+		t.Fatalf("resume of a finished card: %v, want ErrSpoiled", err)
+	}
+}
+
+func TestCardDataValidation(t *testing.T) {
+	f := newFixture(t, DefaultStock())
+	tests := []struct {
+		name string
+		edit func(*CardData)
+		want string
+	}{
+		{"no card number", func(d *CardData) { d.CardNumber = "" }, "card number"},
+		{"no photo", func(d *CardData) { d.FacialJPEG = nil }, "facial image"},
+		{"expired", func(d *CardData) { d.ValidUntil = f.now.Add(-time.Hour) }, "not in the future"},
+		{"photo not JPEG", func(d *CardData) { d.FacialJPEG = []byte("GIF89a") }, "not a JPEG"},
+		{"card number too long", func(d *CardData) { d.CardNumber = "BB-1234-5678901" }, "10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reader := emulator.NewReader("test", emulator.DefaultStock(), "")
+			d := f.data
+			tt.edit(&d)
+			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, func([]byte) error { return nil })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			}
+			if n := objectCount(t, mustMarshal(t, reader.Card())); n != objectCount(t, mustMarshal(t, emulator.New(emulator.DefaultStock()))) {
+				t.Error("bad card data wrote to the chip")
+			}
+		})
+	}
+}
+
+func BenchmarkPersonalize(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		stock StockProfile
+	}{
+		{"extended", DefaultStock()},
+		{"chained", StockProfile{PIN: "123456", PUK: "12345678", MgmtKey: emulator.DefaultManagementKey, MgmtAlg: 0x03}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := newFixture(b, bc.stock)
+			reader := emulator.NewReader("bench", emuStock(bc.stock), "")
+			ctx := context.Background()
+			apdus := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				card, err := reader.Connect(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+				if err != nil {
+					b.Fatal(err)
+				}
+				apdus += res.APDUs
+				if err := reader.Eject(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(apdus)/float64(b.N), "APDUs/card")
+		})
+	}
+}
