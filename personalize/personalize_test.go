@@ -211,7 +211,7 @@ func TestPersonalizeThenVerify(t *testing.T) {
 						skipped++
 					}
 				}
-				if wantSkipped := map[bool]int{true: 0, false: 3}[pin != ""]; skipped != wantSkipped {
+				if wantSkipped := map[bool]int{true: 0, false: 2}[pin != ""]; skipped != wantSkipped {
 					t.Errorf("PIN given %v: %d checks skipped, want %d: %+v", pin != "", skipped, wantSkipped, rep.Checks)
 				}
 			}
@@ -507,5 +507,38 @@ func BenchmarkPersonalize(b *testing.B) {
 			}
 			b.ReportMetric(float64(apdus)/float64(b.N), "APDUs/card")
 		})
+	}
+}
+
+func TestVerifyDetectsReplacedKey(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	reader := emulator.NewReader("test", emuStock(stock), "")
+	card := connect(t, reader)
+	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := f.openSecrets(t, res.SealedSecrets).PIN
+	s := &session{card: card, extended: true}
+	if err := s.selectPIV(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.generateP256(ctx, slotPIVAuth); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", pin} {
+		rep, err := f.p.Verify(ctx, card, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := rep.Failed()
+		if rep.OK || len(failed) != 1 || failed[0].Name != checkKey {
+			t.Errorf("PIN given %v: failed checks %+v, want only %q", p != "", failed, checkKey)
+		}
 	}
 }

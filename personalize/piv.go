@@ -209,3 +209,33 @@ func (s *session) changeReference(ctx context.Context, key byte, old, new string
 	_, err = s.do(ctx, apdu.Command{INS: 0x24, P2: key, Data: append(o, n...)})
 	return err
 }
+
+// slotPublicKey reads the public key of an ECC P-256 slot with the YubiKey
+// GET METADATA extension (INS F7), which needs no PIN. Cards without the
+// extension answer a status error.
+func (s *session) slotPublicKey(ctx context.Context, slot byte) (*ecdsa.PublicKey, error) {
+	resp, err := s.do(ctx, apdu.Command{INS: 0xF7, P2: slot, Le: 256})
+	if err != nil {
+		return nil, err
+	}
+	items, err := apdu.ParseTLV(resp)
+	if err != nil {
+		return nil, fmt.Errorf("key metadata: %w", err)
+	}
+	if alg, ok := apdu.Find(items, 0x01); !ok || len(alg) != 1 || alg[0] != algECCP256 {
+		return nil, fmt.Errorf("slot %02X does not hold an ECC P-256 key", slot)
+	}
+	pubTLV, ok := apdu.Find(items, 0x04)
+	if !ok {
+		return nil, errors.New("key metadata lacks the public key (04)")
+	}
+	inner, err := apdu.ParseTLV(pubTLV)
+	if err != nil {
+		return nil, fmt.Errorf("key metadata: %w", err)
+	}
+	point, ok := apdu.Find(inner, 0x86)
+	if !ok {
+		return nil, errors.New("key metadata lacks the EC point (86)")
+	}
+	return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+}

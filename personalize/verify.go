@@ -339,10 +339,26 @@ func (p *Personalizer) Verify(ctx context.Context, card apdu.Card, pin string) (
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
 	f := p.checkObjects(r, objs, errs, now)
-	if withPIN {
+	switch {
+	case withPIN:
 		r.add(checkKey, s.proveKey(ctx, f.cert))
-	} else {
-		r.skip(checkKey, "needs the PIN")
+	case f.cert == nil:
+		r.add(checkKey, errors.New("no valid certificate to check against"))
+	default:
+		// Without the PIN the key cannot sign; cards with the YubiKey
+		// metadata extension still show which public key the slot holds.
+		pub, err := s.slotPublicKey(ctx, slotPIVAuth)
+		var se *apdu.StatusError
+		switch {
+		case errors.As(err, &se):
+			r.skip(checkKey, "needs the PIN (the card does not report key metadata)")
+		case err != nil:
+			r.add(checkKey, err)
+		case !pub.Equal(f.cert.PublicKey):
+			r.add(checkKey, errors.New("slot 9A holds a key other than the certificate's"))
+		default:
+			r.Checks = append(r.Checks, Check{Name: checkKey, OK: true, Detail: "public key in slot 9A matches the certificate (PIN not given: no signature made)"})
+		}
 	}
 	r.finish()
 	return r, nil
