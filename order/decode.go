@@ -42,9 +42,14 @@ func DecodeApproval(body []byte) (*Approval, error) {
 }
 
 func decodeStrict(body []byte, v any, subject string) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch trimmed := bytes.TrimSpace(body); {
+	case len(trimmed) == 0:
 		return &ValidationError{Subject: subject, Fields: []FieldError{{
 			Message: fmt.Sprintf("the body is empty: send the %s as a JSON object", subject)}}}
+	case string(trimmed) == "null":
+		// JSON v2 would decode null into an empty struct without complaint.
+		return &ValidationError{Subject: subject, Fields: []FieldError{{
+			Message: fmt.Sprintf("the body must be a JSON object (the %s), not null", subject)}}}
 	}
 	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
 	if err == nil {

@@ -70,7 +70,7 @@ func fixtureOrder(t testing.TB) *Order {
 		Holder: Holder{FirstName: "Anna", LastName: "Łukasz-Svensson", PrintName: "Anna Łukasz-Svensson",
 			Nationality: "SE", BirthDate: "1985-04-12", IDNumber: "19850412-1230",
 			Email: "anna@example.se", Phone: "+46701234567"},
-		Company: Company{Name: "Bygg AB", OrgNumber: "556677-8899", Logo: gradientPNG(t, 354, 118)},
+		Company:    Company{Name: "Bygg AB", OrgNumber: "556677-8899", Logo: gradientPNG(t, 354, 118)},
 		ValidUntil: "2031-11-22",
 		Photo:      gradientPNG(t, 300, 410),
 		Delivery:   Delivery{Name: "Bygg AB", Street: "Storgatan 1", PostalCode: "111 22", City: "Stockholm", Country: "SE"},
