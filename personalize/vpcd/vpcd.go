@@ -38,6 +38,35 @@ const retryDelay = 200 * time.Millisecond
 // answers vpcd until ctx ends. A lost connection is re-dialled: vpcd sees
 // the card removed and inserted again.
 func Serve(ctx context.Context, addr string, card *emulator.Card) error {
+	return serve(ctx, addr, &slot{card: card})
+}
+
+// ServeBlanks is Serve with a stack of blanks: every power-on or reset from
+// pcscd (a new session after SCardDisconnect with SCARD_RESET_CARD) finds a
+// new blank card of stock. It lets a conformance suite get a fresh card per
+// test through the real pcscd.
+func ServeBlanks(ctx context.Context, addr string, stock emulator.Stock) error {
+	if err := stock.Validate(); err != nil {
+		return err
+	}
+	return serve(ctx, addr, &slot{card: emulator.New(stock), stock: &stock})
+}
+
+// slot is the card in the virtual reader.
+type slot struct {
+	card  *emulator.Card
+	stock *emulator.Stock // non-nil: feed a new blank at every power-on
+}
+
+func (s *slot) powerOn() {
+	if s.stock != nil {
+		s.card = emulator.New(*s.stock)
+		return
+	}
+	s.card.PowerOn()
+}
+
+func serve(ctx context.Context, addr string, s *slot) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("vpcd: address %q: want HOST:PORT: %w", addr, err)
 	}
@@ -60,7 +89,7 @@ func Serve(ctx context.Context, addr string, card *emulator.Card) error {
 		}
 		logged = false
 		slog.Info("vpcd: card inserted", "addr", addr)
-		err = serveConn(ctx, conn.(*net.TCPConn), card)
+		err = serveConn(ctx, conn.(*net.TCPConn), s)
 		conn.Close()
 		if ctx.Err() != nil {
 			return nil
@@ -83,7 +112,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func serveConn(ctx context.Context, conn *net.TCPConn, card *emulator.Card) error {
+func serveConn(ctx context.Context, conn *net.TCPConn, s *slot) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	raw, err := conn.SyscallConn()
@@ -105,15 +134,15 @@ func serveConn(ctx context.Context, conn *net.TCPConn, card *emulator.Card) erro
 		if len(msg) == 1 {
 			switch msg[0] {
 			case ctrlOff, ctrlOn, ctrlReset:
-				card.PowerOn()
+				s.powerOn()
 				continue
 			case ctrlATR:
-				reply = card.ATR()
+				reply = s.card.ATR()
 			default:
 				return fmt.Errorf("vpcd: unknown control code %d", msg[0])
 			}
 		} else {
-			reply, err = card.Transmit(ctx, msg)
+			reply, err = s.card.Transmit(ctx, msg)
 			if errors.Is(err, apdu.ErrCardRemoved) {
 				return err
 			}

@@ -1,0 +1,285 @@
+// Package pcscdtest starts, for one test, a private pcscd with vsmartcard's
+// vpcd reader and an emulated card behind it, in their own network and
+// mount namespaces so they never meet the machine's pcscd or ports.
+//
+// Use from a package's tests:
+//
+//	func TestMain(m *testing.M) { pcscdtest.MaybeServeCard(); os.Exit(m.Run()) }
+//	func TestX(t *testing.T) { env := pcscdtest.Start(t, nil); … pcsc.Open(env.ReaderName) … }
+//
+// Start sets PCSCLITE_CSOCK_NAME in the test process, which libpcsclite
+// reads once: call Start before any other PC/SC use in the process, and run
+// child tools (pkcs15-tool, yubico-piv-tool) with env.Environ().
+package pcscdtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ebfe/scard"
+
+	"id06/personalize/emulator"
+	"id06/personalize/vpcd"
+)
+
+// VPCDAddr is where vpcd listens inside the private network namespace; a
+// card command passed to Start connects there.
+const VPCDAddr = "127.0.0.1:35963"
+
+// ReaderName is the name pcscd gives the vpcd reader on port 35963.
+const ReaderName = "Virtual PCD 00 00"
+
+const (
+	envCard   = "PCSCDTEST_CARD" // "persistent" or "blanks": run as the card side
+	vpcdLib   = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+	readyWait = 20 * time.Second
+)
+
+// MaybeServeCard turns this process into the card side when Start re-ran
+// the test binary for it: it serves an emulated default-stock card to vpcd
+// until terminated, then exits. Call it first thing in TestMain.
+func MaybeServeCard() {
+	mode := os.Getenv(envCard)
+	if mode == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
+	if mode == "blanks" {
+		err = vpcd.ServeBlanks(ctx, VPCDAddr, emulator.DefaultStock())
+	} else {
+		err = vpcd.Serve(ctx, VPCDAddr, emulator.New(emulator.DefaultStock()))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pcscdtest card:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Env is a running private pcscd with a card in ReaderName.
+type Env struct {
+	SocketPath string // pcscd's socket, also exported as PCSCLITE_CSOCK_NAME
+	ReaderName string
+	Dir        string // configuration and pcscd.log
+	cmd        *exec.Cmd
+	done       chan struct{}
+	stopOnce   sync.Once
+}
+
+// Environ is os.Environ() with PCSCLITE_CSOCK_NAME for child tools.
+func (e *Env) Environ() []string {
+	return append(os.Environ(), "PCSCLITE_CSOCK_NAME="+e.SocketPath)
+}
+
+// Log returns pcscd's and the card's output so far (APDU traces included).
+func (e *Env) Log() string {
+	b, _ := os.ReadFile(filepath.Join(e.Dir, "pcscd.log"))
+	return string(b)
+}
+
+var (
+	// libpcsclite caches the socket name, so every Env of this process
+	// uses the same directory, one at a time.
+	dirOnce sync.Once
+	baseDir string
+	dirErr  error
+	busy    sync.Mutex
+)
+
+// requireIntegration skips the test when a tool is missing, or fails it in
+// CI (STATION_REQUIRE_INTEGRATION=1).
+func requireIntegration(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + " (set STATION_REQUIRE_INTEGRATION=1 to make this fatal)")
+}
+
+// Start runs pcscd and the card side; both stop when the test ends.
+// cardCmd runs inside the namespaces and must connect a card to VPCDAddr
+// (e.g. station sim card --vpcd 127.0.0.1:35963); nil re-runs the test
+// binary, whose TestMain must call MaybeServeCard, with one persistent
+// default-stock card.
+func Start(t testing.TB, cardCmd []string) *Env {
+	return start(t, cardCmd, "persistent")
+}
+
+// StartBlanks is Start with a card side that feeds a new blank at every
+// reset: each pcsc Connect/Close session sees a fresh card.
+func StartBlanks(t testing.TB) *Env {
+	return start(t, nil, "blanks")
+}
+
+func start(t testing.TB, cardCmd []string, mode string) *Env {
+	t.Helper()
+	for _, tool := range []string{"pcscd", "unshare", "ip", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			requireIntegration(t, "pcscdtest: %s not found: apt-get install pcscd util-linux iproute2", tool)
+		}
+	}
+	if _, err := os.Stat(vpcdLib); err != nil {
+		requireIntegration(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
+	}
+	dirOnce.Do(func() {
+		// Short path: a unix socket path must fit in 108 bytes.
+		baseDir, dirErr = os.MkdirTemp("", "pcscdtest")
+		if dirErr == nil {
+			dirErr = os.Setenv("PCSCLITE_CSOCK_NAME", filepath.Join(baseDir, "run", "pcscd.comm"))
+		}
+	})
+	if dirErr != nil {
+		t.Fatalf("pcscdtest: %v", dirErr)
+	}
+	busy.Lock()
+	env := &Env{
+		SocketPath: filepath.Join(baseDir, "run", "pcscd.comm"),
+		ReaderName: ReaderName,
+		Dir:        baseDir,
+		done:       make(chan struct{}),
+	}
+	t.Cleanup(func() { env.Stop(); busy.Unlock() })
+	if err := env.writeConfig(); err != nil {
+		t.Fatalf("pcscdtest: %v", err)
+	}
+	cardEnv := []string{}
+	if cardCmd == nil {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatalf("pcscdtest: %v", err)
+		}
+		cardCmd = []string{exe, "-test.run=^$"}
+		cardEnv = append(cardEnv, envCard+"="+mode)
+	}
+	if err := env.run(cardCmd, cardEnv); err != nil {
+		t.Fatalf("pcscdtest: %v", err)
+	}
+	if err := env.waitReady(); err != nil {
+		t.Fatalf("pcscdtest: %v\n--- pcscd and card output ---\n%s", err, env.Log())
+	}
+	return env
+}
+
+func (e *Env) writeConfig() error {
+	for _, d := range []string{"conf", "run"} {
+		if err := os.MkdirAll(filepath.Join(e.Dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	os.Remove(e.SocketPath)
+	conf := fmt.Sprintf("FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:%s\nLIBPATH %s\nCHANNELID 0x8C7B\n",
+		strings.Split(VPCDAddr, ":")[1], vpcdLib)
+	return os.WriteFile(filepath.Join(e.Dir, "conf", "vpcd"), []byte(conf), 0o600)
+}
+
+// script runs as root of fresh network and mount namespaces: loopback up,
+// pcscd's run directory replaced by ours, the card side in the background,
+// pcscd in the foreground.
+const script = `set -e
+ip link set lo up
+mkdir -p /run/pcscd
+mount --bind "$PCSCDTEST_RUN" /run/pcscd
+"$@" &
+exec pcscd --foreground --apdu --info -c "$PCSCDTEST_CONF"
+`
+
+func (e *Env) run(cardCmd, cardEnv []string) error {
+	args := []string{"--mount", "--net", "--fork", "--kill-child"}
+	if os.Geteuid() != 0 {
+		args = append(args, "--map-root-user")
+	}
+	args = append(args, "sh", "-c", script, "pcscdtest")
+	args = append(args, cardCmd...)
+	log, err := os.Create(filepath.Join(e.Dir, "pcscd.log"))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command("unshare", args...)
+	cmd.Env = append(os.Environ(), cardEnv...)
+	cmd.Env = append(cmd.Env,
+		"PCSCDTEST_RUN="+filepath.Join(e.Dir, "run"),
+		"PCSCDTEST_CONF="+filepath.Join(e.Dir, "conf"),
+		"PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting unshare: %w", err)
+	}
+	e.cmd = cmd
+	go func() { cmd.Wait(); close(e.done) }()
+	return nil
+}
+
+// waitReady waits until pcscd lists the vpcd reader with a card in it.
+func (e *Env) waitReady() error {
+	deadline := time.Now().Add(readyWait)
+	for {
+		select {
+		case <-e.done:
+			return errors.New("pcscd exited during start-up (namespaces need root or user namespaces)")
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no card in %q after %v (does TestMain call pcscdtest.MaybeServeCard?)", e.ReaderName, readyWait)
+		}
+		if _, err := os.Stat(e.SocketPath); err == nil && e.cardPresent() {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *Env) cardPresent() bool {
+	ctx, err := scard.EstablishContext()
+	if err != nil {
+		return false
+	}
+	defer ctx.Release()
+	st := []scard.ReaderState{{Reader: e.ReaderName, CurrentState: scard.StateUnaware}}
+	if err := ctx.GetStatusChange(st, 0); err != nil {
+		return false
+	}
+	return st[0].EventState&scard.StatePresent != 0
+}
+
+// Stop ends pcscd and the card side (also done by the test's cleanup).
+func (e *Env) Stop() {
+	e.stopOnce.Do(func() {
+		if e.cmd == nil || e.cmd.Process == nil {
+			return
+		}
+		syscall.Kill(-e.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-e.done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+			<-e.done
+		}
+	})
+}
+
+// Trace returns the APDU lines of pcscd's log (pcscd --apdu).
+func (e *Env) Trace() []string {
+	var out []string
+	for _, l := range bytes.Split([]byte(e.Log()), []byte("\n")) {
+		if bytes.Contains(l, []byte("APDU")) || bytes.Contains(l, []byte("SW:")) {
+			out = append(out, string(l))
+		}
+	}
+	return out
+}
