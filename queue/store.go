@@ -141,3 +141,6 @@ func fromMS(v sql.NullInt64) time.Time {
 	}
 	return time.UnixMilli(v.Int64).UTC()
 }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }

@@ -1,0 +1,140 @@
+// Package station runs the production pipeline and serves the supplier API
+// and the operator page.
+package station
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything `station serve` can be told. Every flag also reads
+// STATION_<FLAG> from the environment; a --config JSON file sets the rest.
+type Config struct {
+	Listen       string `json:"listen"`
+	DataDir      string `json:"data"`
+	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
+	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
+	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template
+	CardPrefix   string `json:"card_prefix"`   // the supplier's two-letter code
+	Issuer       string `json:"issuer"`        // card supplier name on the card back and certificates
+	MaxBlanks    int    `json:"max_blanks"`    // spoiled blanks before an order fails
+	PhotoWorkers int    `json:"photo_workers"` // concurrent photo stages
+	SealTo       string `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
+	CACert       string `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
+	CAKey        string `json:"ca_key"`
+	TLSCert      string `json:"tls_cert"`
+	TLSKey       string `json:"tls_key"`
+	MaxBodyBytes int64  `json:"max_body_bytes"`
+	// Suppliers with their webhook settings; tokens are created with
+	// `station token create`.
+	Suppliers []SupplierConfig `json:"suppliers"`
+
+	Lease time.Duration `json:"-"`
+}
+
+// SupplierConfig is one supplier system that pushes orders and gets webhooks.
+type SupplierConfig struct {
+	Name          string `json:"name"`
+	WebhookURL    string `json:"webhook_url"`
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+// Defaults are the embedded defaults of DESIGN §7.
+func Defaults() Config {
+	return Config{
+		Listen:       "127.0.0.1:8080",
+		DataDir:      "./var",
+		Reader:       "sim",
+		Printer:      "spool",
+		CardPrefix:   "BB",
+		Issuer:       "ID06 Card Supplier AB",
+		MaxBlanks:    3,
+		PhotoWorkers: 2,
+		MaxBodyBytes: 32 << 20,
+		Lease:        30 * time.Second,
+	}
+}
+
+// ParseServeFlags reads `station serve` flags over env over the config file
+// over the defaults.
+func ParseServeFlags(args []string, getenv func(string) string) (Config, error) {
+	cfg := Defaults()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	configFile := fs.String("config", getenv("STATION_CONFIG"), "configuration file (JSON)")
+	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
+	data := fs.String("data", "", "data directory (default ./var)")
+	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
+	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
+	if err := fs.Parse(args); err != nil {
+		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim)", err)
+	}
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	pick := func(dst *string, flagVal, env string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+		if flagVal != "" {
+			*dst = flagVal
+		}
+	}
+	pick(&cfg.Listen, *listen, "STATION_LISTEN")
+	pick(&cfg.DataDir, *data, "STATION_DATA")
+	pick(&cfg.Reader, *reader, "STATION_READER")
+	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
+	pick(&cfg.Template, "", "STATION_TEMPLATE")
+	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
+	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
+	return cfg, cfg.Validate()
+}
+
+// Validate refuses a configuration the station cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.CardPrefix) != 2 || strings.ToUpper(c.CardPrefix) != c.CardPrefix {
+		errs = append(errs, fmt.Errorf("card_prefix %q: must be the supplier's two capital letters", c.CardPrefix))
+	}
+	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") {
+		errs = append(errs, fmt.Errorf("reader %q: use sim, pcsc or pcsc:NAME", c.Reader))
+	}
+	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") {
+		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI or sim", c.Printer))
+	}
+	if c.MaxBlanks < 1 {
+		errs = append(errs, errors.New("max_blanks must be at least 1"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls_cert and tls_key go together"))
+	}
+	for i, s := range c.Suppliers {
+		if s.Name == "" {
+			errs = append(errs, fmt.Errorf("suppliers[%d].name is empty", i))
+		}
+		if s.WebhookURL != "" && s.WebhookSecret == "" {
+			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DBPath is where the database lives.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "station.db") }
+
+// DevTokenPath is where the development supplier token is written.
+func (c Config) DevTokenPath() string { return filepath.Join(c.DataDir, "dev-token") }

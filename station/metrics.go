@@ -1,0 +1,84 @@
+package station
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"id06/queue"
+)
+
+// Metrics are the figures the floor manager watches on /metrics.
+type Metrics struct {
+	reg           *prometheus.Registry
+	stage         *prometheus.HistogramVec
+	spoiled       prometheus.Counter
+	produced      prometheus.Counter
+	webhooks      *prometheus.CounterVec
+	expressMissed prometheus.Counter
+}
+
+// NewMetrics registers the station's metrics; orders by state, reader and
+// printer state are read when scraped.
+func NewMetrics(store *queue.Store, status func() (readerUp, printerUp bool)) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "station_stage_seconds", Help: "Time spent in each pipeline stage.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"stage"}),
+		spoiled:       prometheus.NewCounter(prometheus.CounterOpts{Name: "station_spoiled_blanks_total", Help: "Blank cards spoiled."}),
+		produced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "station_cards_produced_total", Help: "Cards produced."}),
+		webhooks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_webhook_deliveries_total", Help: "Webhook delivery attempts by result."}, []string{"result"}),
+		expressMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "station_express_deadlines_missed_total", Help: "Express orders produced after their 2-hour deadline."}),
+	}
+	m.reg.MustRegister(m.stage, m.spoiled, m.produced, m.webhooks, m.expressMissed,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		&stateCollector{store: store, status: status})
+	return m
+}
+
+func (m *Metrics) observeStage(stage string, d time.Duration) {
+	m.stage.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// stateCollector reads the order counts from the database at scrape time, so
+// the gauge can never drift from the truth.
+type stateCollector struct {
+	store  *queue.Store
+	status func() (bool, bool)
+}
+
+var (
+	ordersDesc  = prometheus.NewDesc("station_orders", "Orders by state.", []string{"state"}, nil)
+	readerDesc  = prometheus.NewDesc("station_reader_up", "1 when the card reader is ready.", nil, nil)
+	printerDesc = prometheus.NewDesc("station_printer_up", "1 when the printer is ready.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ordersDesc
+	ch <- readerDesc
+	ch <- printerDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.store.CountByState(ctx)
+	if err == nil {
+		for _, st := range queue.States {
+			ch <- prometheus.MustNewConstMetric(ordersDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+		}
+	}
+	r, p := c.status()
+	ch <- prometheus.MustNewConstMetric(readerDesc, prometheus.GaugeValue, b2f(r))
+	ch <- prometheus.MustNewConstMetric(printerDesc, prometheus.GaugeValue, b2f(p))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,449 @@
+package station
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"id06/imaging"
+	"id06/order"
+	"id06/personalize"
+	"id06/personalize/apdu"
+	"id06/printer"
+	"id06/queue"
+)
+
+// The stages the pipeline drives, each as small as the pipeline needs it.
+type (
+	// PhotoChecker turns an uploaded photo into a verdict and a portrait.
+	PhotoChecker func(photo []byte) *imaging.Result
+	// CardReader hands out the card in the encoder.
+	CardReader interface {
+		Name() string
+		Connect(ctx context.Context) (apdu.Card, error)
+	}
+	// ChipWriter writes and verifies the PIV data.
+	ChipWriter interface {
+		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, recordUID func(uid []byte) error) (*personalize.Result, error)
+	}
+	// CardPrinter prints a card face.
+	CardPrinter interface {
+		Print(ctx context.Context, job printer.Job) error
+		Status(ctx context.Context) printer.Status
+	}
+)
+
+// Pipeline claims orders and carries them through the stages. Photo checks
+// run on several workers; the reader and printer are one machine, so one
+// device worker takes a card from blank to printed.
+type Pipeline struct {
+	store    *queue.Store
+	cfg      Config
+	log      *slog.Logger
+	photo    PhotoChecker
+	reader   CardReader
+	chip     ChipWriter
+	printer  CardPrinter
+	template *printer.Template
+	metrics  *Metrics
+	now      func() time.Time
+	owner    string
+	wake     chan struct{}
+
+	mu      sync.Mutex
+	paused  bool
+	message string // why the station is paused, for the operator
+	changed chan struct{}
+}
+
+// NewPipeline wires the stages.
+func NewPipeline(store *queue.Store, cfg Config, log *slog.Logger, photo PhotoChecker, reader CardReader, chip ChipWriter,
+	prn CardPrinter, tmpl *printer.Template, m *Metrics) *Pipeline {
+	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, reader: reader, chip: chip, printer: prn,
+		template: tmpl, metrics: m, now: time.Now, owner: "worker-" + uuid.NewString()[:8],
+		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+}
+
+// Wake tells idle workers that there may be work.
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Pause stops the device worker from starting new cards.
+func (p *Pipeline) Pause(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused, p.message = true, message
+	p.notify()
+}
+
+// Resume lets the device worker continue.
+func (p *Pipeline) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused, p.message = false, ""
+	p.notify()
+	p.Wake()
+}
+
+func (p *Pipeline) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Paused reports whether the station is paused and why.
+func (p *Pipeline) Paused() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused, p.message
+}
+
+func (p *Pipeline) waitUnpaused(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		paused, ch := p.paused, p.changed
+		p.mu.Unlock()
+		if !paused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Run works until ctx ends. cardCtx is the context a card in hand runs
+// under: a graceful stop cancels ctx (no new work) but lets the card finish;
+// only cancelling cardCtx aborts it.
+func (p *Pipeline) Run(ctx, cardCtx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < max(1, p.cfg.PhotoWorkers); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx, p.photoOnce)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.loop(ctx, func(context.Context) (bool, error) {
+			if err := p.waitUnpaused(ctx); err != nil {
+				return false, err
+			}
+			return p.deviceOnce(cardCtx)
+		})
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.rescueLoop(ctx)
+	}()
+	wg.Wait()
+}
+
+func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, error)) {
+	for ctx.Err() == nil {
+		worked, err := once(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.log.Error("pipeline step failed", "err", err)
+		}
+		if worked {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+			p.Wake() // pass it on to the other idle workers
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Pipeline) rescueLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Lease / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := p.store.Rescue(ctx, false); err != nil {
+				p.log.Error("rescue expired leases", "err", err)
+			} else if n > 0 {
+				p.log.Warn("rescued expired leases", "orders", n)
+				p.Wake()
+			}
+		}
+	}
+}
+
+// keepLease extends a job's lease until stop is called.
+func (p *Pipeline) keepLease(ctx context.Context, j *queue.Job) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(p.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := p.store.Extend(ctx, j, p.cfg.Lease); err != nil && ctx.Err() == nil {
+					p.log.Warn("lease extension failed", "order", j.ID, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+var photoMoves = map[queue.State]queue.State{queue.Queued: queue.Imaging, queue.Imaging: queue.Imaging}
+
+// photoOnce checks one order's photo and crops its portrait.
+func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
+	j, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, photoMoves)
+	if errors.Is(err, queue.ErrNoJob) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	start := p.now()
+	defer func() { p.metrics.observeStage("photo", p.now().Sub(start)) }()
+	photo, err := p.store.Blob(ctx, j.ID, "photo")
+	if err != nil {
+		return true, fmt.Errorf("order %s: photo: %w", j.ID, err)
+	}
+	res := p.photo(photo)
+	pass := res.Verdict == "pass"
+	note := "photo passed the checks"
+	if j.PhotoOverride == "pass" && res.Portrait != nil {
+		pass, note = true, "photo accepted by an operator's override"
+	}
+	if !pass {
+		reasons := make([]queue.Reason, len(res.Reasons))
+		for i, r := range res.Reasons {
+			reasons[i] = queue.Reason(r)
+		}
+		p.log.Info("photo refused", "order", j.ID, "reasons", len(reasons))
+		return true, p.store.NeedsFixPhoto(ctx, j, reasons)
+	}
+	portrait, err := imaging.EncodePNG(res.Portrait, 300)
+	if err != nil {
+		return true, p.store.Fail(ctx, j, "portrait could not be encoded: "+err.Error())
+	}
+	err = p.store.PhotoPassed(ctx, j, map[string][]byte{"portrait": portrait, "chip_jpeg": res.ChipJPEG}, note)
+	if err == nil {
+		p.Wake()
+	}
+	return true, err
+}
+
+var deviceMoves = map[queue.State]queue.State{queue.Ready: queue.Encoding, queue.Encoding: queue.Encoding, queue.Printing: queue.Printing}
+
+// deviceOnce takes one order through encoding and printing.
+func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
+	j, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, deviceMoves)
+	if errors.Is(err, queue.ErrNoJob) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	stop := p.keepLease(ctx, j)
+	defer stop()
+	log := p.log.With("order", j.ID)
+	if j.State == queue.Encoding {
+		done, err := p.encode(ctx, j, log)
+		if err != nil || !done {
+			return true, err
+		}
+	}
+	return true, p.print(ctx, j, log)
+}
+
+// encode writes the chip. It returns done=false when the order went back to
+// the queue (a spoiled blank) or ended.
+func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (bool, error) {
+	start := p.now()
+	defer func() { p.metrics.observeStage("encode", p.now().Sub(start)) }()
+	o, err := order.Decode(j.Doc)
+	if err != nil {
+		return false, p.store.Fail(ctx, j, "stored order no longer decodes: "+err.Error())
+	}
+	if j.CardNumber == "" {
+		if err := p.store.AllocateCard(ctx, j, p.cfg.CardPrefix); err != nil {
+			return false, err
+		}
+	}
+	validUntil := o.ValidUntilDate(p.now())
+	if err := p.renderFace(ctx, j, o, validUntil); err != nil {
+		return false, p.store.Fail(ctx, j, "card face: "+err.Error())
+	}
+	card, err := p.reader.Connect(ctx)
+	if err != nil {
+		p.Pause("Card reader: " + err.Error())
+		return false, p.store.Release(ctx, j, queue.Encoding, "reader not available: "+err.Error())
+	}
+	defer card.Close()
+	if j.ChipUID != "" {
+		uid, err := personalize.ReadUID(ctx, card)
+		if err != nil {
+			return false, p.spoil(ctx, j, card, "chip UID unreadable: "+err.Error())
+		}
+		if got := strings.ToUpper(hex.EncodeToString(uid)); got != j.ChipUID {
+			// The blank this order was bound to left the encoder mid-write; it
+			// may hold part of the data, so it is retired with its number.
+			return false, p.spoil(ctx, j, nil, "blank "+j.ChipUID+" was lost mid-encoding; the reader now holds "+got)
+		}
+		log.Info("resuming the card in the encoder", "chip", j.ChipUID)
+	}
+	facial, err := p.store.Blob(ctx, j.ID, "chip_jpeg")
+	if err != nil {
+		return false, fmt.Errorf("chip portrait: %w", err)
+	}
+	cardUUID, err := uuid.Parse(j.CardUUID)
+	if err != nil {
+		return false, fmt.Errorf("card uuid: %w", err)
+	}
+	data := personalize.CardData{
+		CardNumber: j.CardNumber, CardUUID: [16]byte(cardUUID),
+		HolderName: o.Holder.FirstName + " " + o.Holder.LastName, PrintName: o.Holder.PrintName,
+		Company: o.Company.Name, OrgNumber: o.Company.OrgNumber, ValidUntil: validUntil, FacialJPEG: facial,
+	}
+	if j.ChipUID != "" {
+		data.ExpectedUID, _ = hex.DecodeString(j.ChipUID)
+	}
+	res, err := p.chip.Personalize(ctx, card, data, func(uid []byte) error {
+		u := strings.ToUpper(hex.EncodeToString(uid))
+		if j.ChipUID == u {
+			return nil
+		}
+		return p.store.RecordChip(ctx, j, u)
+	})
+	if err != nil {
+		if errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil {
+			return false, err
+		}
+		return false, p.spoil(ctx, j, card, err.Error())
+	}
+	log.Info("chip written and verified", "chip", j.ChipUID, "apdus", res.APDUs)
+	return true, p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+}
+
+// spoil retires the blank in hand and ejects it when the reader can.
+func (p *Pipeline) spoil(ctx context.Context, j *queue.Job, card apdu.Card, reason string) error {
+	p.metrics.spoiled.Inc()
+	p.log.Warn("blank spoiled", "order", j.ID, "card_number", j.CardNumber, "reason", reason)
+	if card != nil {
+		p.eject(ctx)
+	}
+	failed, err := p.store.SpoilBlank(ctx, j, reason, p.cfg.MaxBlanks)
+	if err == nil && !failed {
+		p.Wake()
+	}
+	return err
+}
+
+func (p *Pipeline) eject(ctx context.Context) {
+	if e, ok := p.reader.(personalize.Ejector); ok {
+		if err := e.Eject(ctx); err != nil {
+			p.log.Warn("eject failed", "err", err)
+		}
+	}
+}
+
+// renderFace lays out the card face for the job's card number.
+func (p *Pipeline) renderFace(ctx context.Context, j *queue.Job, o *order.Order, validUntil time.Time) error {
+	portraitPNG, err := p.store.Blob(ctx, j.ID, "portrait")
+	if err != nil {
+		return fmt.Errorf("portrait: %w", err)
+	}
+	portrait, _, err := image.Decode(strings.NewReader(string(portraitPNG)))
+	if err != nil {
+		return fmt.Errorf("portrait: %w", err)
+	}
+	var logo image.Image
+	if raw, err := p.store.Blob(ctx, j.ID, "logo"); err == nil {
+		if logo, err = imaging.PrepareLogo(raw, o.Company.ColorLogo); err != nil {
+			return fmt.Errorf("logo: %w", err)
+		}
+	}
+	face, err := printer.Render(p.template, printer.Card{
+		CardType: o.CardType, PrintName: o.Holder.PrintName, Company: o.Company.Name, OrgNumber: o.Company.OrgNumber,
+		CardNumber: j.CardNumber, Issuer: p.cfg.Issuer, ValidUntil: validUntil,
+		Portrait: portrait, Logo: logo, ColorLogo: o.Company.ColorLogo,
+	})
+	if err != nil {
+		return err
+	}
+	return p.store.PutBlobs(ctx, j, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+}
+
+// print sends the face to the printer, waiting out printer faults with the
+// station paused, and marks the order produced.
+func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) error {
+	start := p.now()
+	defer func() { p.metrics.observeStage("print", p.now().Sub(start)) }()
+	pdf, err := p.store.Blob(ctx, j.ID, "face_pdf")
+	if err != nil {
+		return fmt.Errorf("face pdf: %w", err)
+	}
+	// The job id names the card, not the attempt: a resumed print replaces
+	// the spooled file instead of adding a second one.
+	job := printer.Job{ID: j.ID + "_" + j.CardNumber, CardNumber: j.CardNumber, OrderID: j.ID, PDF: pdf}
+	for {
+		err := p.printer.Print(ctx, job)
+		var fault *printer.Fault
+		if errors.As(err, &fault) {
+			p.Pause("Printer: " + fault.Message)
+			log.Warn("printer fault; station paused", "code", fault.Code)
+			if err := p.waitPrinter(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
+	}
+	p.eject(ctx)
+	if err := p.store.Produced(ctx, j, "card "+j.CardNumber+" printed"); err != nil {
+		return err
+	}
+	p.metrics.produced.Inc()
+	log.Info("card produced", "card_number", j.CardNumber)
+	return nil
+}
+
+// waitPrinter polls the printer until it is ready again, then resumes.
+func (p *Pipeline) waitPrinter(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		if st := p.printer.Status(ctx); st.Ready {
+			p.Resume()
+			return nil
+		}
+	}
+}
