@@ -14,35 +14,34 @@ import (
 // digit over the ten digits YYMMDDNNN C. The ten-digit form is refused: it
 // hides the century, which the card and the birth-date check need.
 func CheckPersonnummer(s string) error {
-	_, err := parsePersonnummer(s)
+	_, _, err := parsePersonnummer(s)
 	return err
 }
 
 // parsePersonnummer returns the birth date encoded in a personnummer or
-// samordningsnummer.
-func parsePersonnummer(s string) (time.Time, error) {
+// samordningsnummer, and which of the two it is.
+func parsePersonnummer(s string) (birth time.Time, samordning bool, err error) {
 	switch {
 	case len(s) == 13 && s[8] == '-' && allDigits(s[:8]) && allDigits(s[9:]):
 	case len(s) == 11 && (s[6] == '-' || s[6] == '+') && allDigits(s[:6]) && allDigits(s[7:]):
-		return time.Time{}, errors.New("write the personnummer with a four-digit year: YYYYMMDD-NNNC")
+		return time.Time{}, false, errors.New("write the personnummer with a four-digit year: YYYYMMDD-NNNC")
 	case len(s) == 12 && allDigits(s):
-		return time.Time{}, errors.New("put a hyphen before the last four digits of the personnummer: YYYYMMDD-NNNC")
+		return time.Time{}, false, errors.New("put a hyphen before the last four digits of the personnummer: YYYYMMDD-NNNC")
 	default:
-		return time.Time{}, errors.New("a personnummer is written YYYYMMDD-NNNC (eight digits, a hyphen, four digits)")
+		return time.Time{}, false, errors.New("a personnummer is written YYYYMMDD-NNNC (eight digits, a hyphen, four digits)")
 	}
-	name := "personnummer"
-	day := atoi(s[6:8])
-	if day > 60 {
+	name, day := "personnummer", atoi(s[6:8])
+	if samordning = day > 60; samordning {
 		name, day = "samordningsnummer", day-60
 	}
 	birth, ok := makeDate(atoi(s[:4]), atoi(s[4:6]), day)
 	if !ok {
-		return time.Time{}, fmt.Errorf("the %s does not start with a valid date (YYYYMMDD; a samordningsnummer adds 60 to the day): check it for typos", name)
+		return time.Time{}, false, fmt.Errorf("the %s does not start with a valid date (YYYYMMDD; a samordningsnummer adds 60 to the day): check it for typos", name)
 	}
 	if err := checkLuhn(s[2:8]+s[9:], name); err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
-	return birth, nil
+	return birth, samordning, nil
 }
 
 // CheckOrgNumber checks a Swedish organisation number NNNNNN-NNNC: Luhn check
@@ -267,20 +266,28 @@ func parseBaltic(s, name string) (time.Time, error) {
 }
 
 // CheckIDNumber checks that id is an ID number that fits the holder's
-// nationality: a Swedish holder has a personnummer or samordningsnummer;
-// Polish PESEL, Norwegian fødselsnummer or D-nummer, Danish CPR, Finnish
-// henkilötunnus, Estonian isikukood and Lithuanian asmens kodas are checked
-// with their check digits; any other nationality gives a passport or national
-// ID number of 5–20 letters and digits. A holder of any nationality may give a
-// Swedish personnummer or samordningsnummer instead, as people working in
-// Sweden get one. Where the number encodes a date it must equal birthDate
-// (YYYY-MM-DD); an empty or unreadable birthDate skips that comparison.
+// nationality, as the ID06 portals demand ("the format of the personnummer
+// must match the chosen nationality"):
+//   - a Swedish holder (SE) has a personnummer, YYYYMMDD-NNNC, and approves
+//     with BankID; a holder of another nationality with a Swedish personnummer
+//     must be ordered as SE;
+//   - a samordningsnummer (day + 60) is accepted with any nationality: ID06
+//     asks for it when a foreign holder has one;
+//   - otherwise the holder approves with a passport or national ID card of
+//     that nationality. A number shaped like that country's personal number is
+//     checked as one: Polish PESEL, Norwegian fødselsnummer or D-nummer,
+//     Danish CPR, Finnish henkilötunnus, Estonian isikukood, Lithuanian
+//     asmens kodas. Any other number is taken as the document's number:
+//     5–20 letters and digits.
+//
+// Where the number encodes a date it must equal birthDate (YYYY-MM-DD); an
+// empty or unreadable birthDate skips that comparison.
 func CheckIDNumber(nationality, id, birthDate string) error {
 	if err := CheckNationality(nationality); err != nil {
 		return fmt.Errorf("the ID number cannot be checked without a valid nationality: %w", err)
 	}
 	if id == "" {
-		return errors.New("the ID number is required: a personnummer for Swedish holders, otherwise the national ID or passport number")
+		return errors.New("the ID number is required: the personnummer for a Swedish holder, otherwise the number of the passport or national ID card")
 	}
 	birth, hasBirth, err := parseIDNumber(nationality, id)
 	if err != nil {
@@ -294,31 +301,35 @@ func CheckIDNumber(nationality, id, birthDate string) error {
 }
 
 func parseIDNumber(nationality, id string) (birth time.Time, hasBirth bool, err error) {
-	swedishForm := len(id) == 13 && id[8] == '-'
+	elevenDigits := len(id) == 11 && allDigits(id)
 	switch {
-	case nationality == "SE" || swedishForm:
-		birth, err = parsePersonnummer(id)
-	case nationality == "PL":
+	case nationality == "SE" || len(id) == 13 && id[8] == '-':
+		var samordning bool
+		birth, samordning, err = parsePersonnummer(id)
+		if err == nil && nationality != "SE" && !samordning {
+			return time.Time{}, false, errors.New("a Swedish personnummer goes with nationality SE (the holder approves with BankID): set the nationality to SE, or give the number of the passport or ID card the holder approves with")
+		}
+	case nationality == "PL" && elevenDigits:
 		birth, err = parsePESEL(id)
-	case nationality == "NO":
+	case nationality == "NO" && elevenDigits:
 		birth, err = parseNorwegian(id)
-	case nationality == "DK":
+	case nationality == "DK" && (len(id) == 10 && allDigits(id) || len(id) == 11 && id[6] == '-'):
 		birth, err = parseDanish(id)
-	case nationality == "FI":
+	case nationality == "FI" && len(id) == 11 && allDigits(id[:6]) && allDigits(id[7:10]):
 		birth, err = parseFinnish(id)
-	case nationality == "EE":
+	case nationality == "EE" && elevenDigits:
 		birth, err = parseBaltic(id, "isikukood")
-	case nationality == "LT":
+	case nationality == "LT" && elevenDigits:
 		birth, err = parseBaltic(id, "asmens kodas")
 	default:
-		return time.Time{}, false, checkForeignID(id)
+		return time.Time{}, false, checkDocumentNumber(id)
 	}
 	return birth, err == nil, err
 }
 
-// checkForeignID accepts a passport or national ID number: 5–20 ASCII
-// letters and digits.
-func checkForeignID(id string) error {
+// checkDocumentNumber accepts the number of a passport or national ID card:
+// 5–20 ASCII letters and digits.
+func checkDocumentNumber(id string) error {
 	if len(id) < 5 || len(id) > 20 {
 		return errors.New("a passport or national ID number has 5–20 letters and digits")
 	}

@@ -28,7 +28,8 @@ func TestValidateRules(t *testing.T) {
 			o.Holder.Nationality, o.Holder.IDNumber, o.Holder.BirthDate = "PL", "44051401359", "1944-05-14"
 		}, "", ""},
 		{"delivery abroad", func(o *Order) { o.Delivery.Country, o.Delivery.PostalCode = "PL", "00-950" }, "", ""},
-		{"Polish holder with a Swedish personnummer", func(o *Order) { o.Holder.Nationality = "PL" }, "", ""},
+		{"Polish holder with a passport", func(o *Order) { o.Holder.Nationality, o.Holder.IDNumber = "PL", "EA1234567" }, "", ""},
+		{"Polish holder with a samordningsnummer", func(o *Order) { o.Holder.Nationality, o.Holder.IDNumber = "PL", "19850472-1237" }, "", ""},
 		{"sole trader", func(o *Order) { o.Company.OrgNumber = "850412-1230" }, "", ""},
 		{"cost centre and department", func(o *Order) { o.Delivery.CostCenter, o.Delivery.Department = "4711", "Mark & Betong" }, "", ""},
 		{"Polish letters", func(o *Order) { o.Holder.PrintName = "Zażółć Gęślą-Jaźń" }, "", ""},
@@ -68,9 +69,11 @@ func TestValidateRules(t *testing.T) {
 		{"Swedish holder with a PESEL", func(o *Order) {
 			o.Holder.IDNumber, o.Holder.BirthDate = "44051401359", "1944-05-14"
 		}, "holder.id_number", "personnummer is written YYYYMMDD-NNNC"},
-		{"Polish holder with a passport number", func(o *Order) {
-			o.Holder.Nationality, o.Holder.IDNumber = "PL", "EA1234567"
-		}, "holder.id_number", "PESEL has exactly 11 digits"},
+		{"Polish holder with a Swedish personnummer", func(o *Order) { o.Holder.Nationality = "PL" }, "holder.id_number",
+			"a Swedish personnummer goes with nationality SE"},
+		{"Polish holder with an Estonian number", func(o *Order) {
+			o.Holder.Nationality, o.Holder.IDNumber, o.Holder.BirthDate = "PL", "37605030299", "1976-05-03"
+		}, "holder.id_number", "PESEL"},
 		{"Finnish holder with a Danish CPR", func(o *Order) {
 			o.Holder.Nationality, o.Holder.IDNumber, o.Holder.BirthDate = "FI", "070761-4285", "1961-07-07"
 		}, "holder.id_number", "henkilötunnus"},
