@@ -37,14 +37,15 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 		fmt.Fprintf(&cases, " WHEN '%s' THEN '%s'", f, t)
 	}
 	cases.WriteString(" END")
-	now := s.now()
 	q := `UPDATE orders SET state = ` + cases.String() + `, lease_owner = ?, lease_until = ?,
 		attempt = attempt + 1, updated_at = ?
 		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) ORDER BY express DESC, approved_at, created_at LIMIT 1)
 		RETURNING ` + orderColumns
-	args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
 	var job *Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// The clock is read under the write lock so events stay in time order.
+		now := s.now()
+		args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
 		o, err := scanOrder(tx.QueryRowContext(ctx, q, args...))
 		if errors.Is(err, ErrNotFound) {
 			return ErrNoJob

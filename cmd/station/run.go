@@ -30,7 +30,7 @@ type cli struct {
 
 var verbs = map[string]verb{
 	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim]", "run the station daemon", runServe},
-	"order submit":   {"order submit [--url URL] [--token TOKEN] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
+	"order submit":   {"order submit [--url URL] [--token TOKEN] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
 	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
 	"photo crop":     {"photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]", "crop a photo to the 300x380 grayscale card portrait", runPhotoCrop},

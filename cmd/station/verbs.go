@@ -65,10 +65,15 @@ func (c *cli) submitter(url, token, data string) (*submitter, error) {
 	return &submitter{url: strings.TrimRight(url, "/"), token: token, client: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 
-func (s *submitter) submit(path string) (string, error) {
+func (s *submitter) submit(path, photo string) (string, error) {
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
+	}
+	if photo != "" {
+		if body, err = withPhoto(body, photo); err != nil {
+			return "", err
+		}
 	}
 	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/orders", bytes.NewReader(body))
 	if err != nil {
@@ -98,6 +103,7 @@ func runOrderSubmit(c *cli, args []string) error {
 	token := fs.String("token", "", "supplier API token (default $STATION_TOKEN or DATA/dev-token)")
 	dir := fs.String("dir", "", "submit every *.json file in DIR")
 	data := fs.String("data", "", "data directory holding dev-token (default ./var)")
+	photo := fs.String("photo", "", "use this JPEG/PNG as the holder's photo instead of the file's")
 	files, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -120,7 +126,7 @@ func runOrderSubmit(c *cli, args []string) error {
 	progress := newProgress(c.stdout, len(files))
 	var failed int
 	for _, f := range files {
-		line, err := s.submit(f)
+		line, err := s.submit(f, *photo)
 		if err != nil {
 			failed++
 			fmt.Fprintln(c.stderr, err)
@@ -132,6 +138,22 @@ func runOrderSubmit(c *cli, args []string) error {
 		return fmt.Errorf("%d of %d orders were refused", failed, len(files))
 	}
 	return nil
+}
+
+// withPhoto replaces the "photo" of an order document with an image file.
+func withPhoto(body []byte, photoPath string) ([]byte, error) {
+	img, err := os.ReadFile(photoPath)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("the order file is not JSON: %w", err)
+	}
+	if doc["photo"], err = json.Marshal(img); err != nil {
+		return nil, err
+	}
+	return json.Marshal(doc)
 }
 
 func runDBBackup(c *cli, args []string) error {
