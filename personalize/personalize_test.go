@@ -52,6 +52,20 @@ var (
 	portraitErr  error
 )
 
+// smallPortrait is a real portrait reduced to w×h grey at quality q.
+func smallPortrait(t testing.TB, w, h, q int) []byte {
+	t.Helper()
+	img, err := imaging.Open(filepath.Join(sharedTestdata(t), "photos", "dev", "pass_london_001_03.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, imaging.Grayscale(imaging.Fill(img, w, h, imaging.Center, imaging.Lanczos)), &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // testPortrait is a real portrait reduced the way the photo stage does
 // (small grey JPEG), so the facial image has a realistic size.
 func testPortrait(t testing.TB) []byte {
