@@ -77,7 +77,11 @@ func describe(err error, body []byte, root reflect.Type, subject string) FieldEr
 		case path == "":
 			return FieldError{Message: fmt.Sprintf("the body must be a JSON object (the %s), not %s", subject, kindName(se.JSONKind))}
 		}
-		return FieldError{Path: path, Message: typeMessage(se)}
+		msg := typeMessage(se)
+		if se.GoType == bytesType && bytes.HasPrefix(body[min(max(se.ByteOffset, 0), int64(len(body))):], []byte(`"data:`)) {
+			msg = "send only the base64 data, without the \"data:…;base64,\" prefix of a data URL"
+		}
+		return FieldError{Path: path, Message: msg}
 	}
 	var sy *jsontext.SyntacticError
 	if errors.As(err, &sy) {

@@ -33,6 +33,7 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "bad base64", body: `{"photo":"@@@"}`, path: "photo", msg: "not valid base64 (bad character at position 0)"},
 		{name: "base64 with line breaks", body: `{"photo":"aGVsbG8=\naGVsbG8="}`, path: "photo", msg: "no line breaks"},
 		{name: "base64 without padding", body: `{"photo":"aGVsbG8"}`, path: "photo", msg: "with = padding"},
+		{name: "data URL", body: `{"company":{"logo":"data:image/png;base64,iVBORw0KGgo="}}`, path: "company.logo", msg: "without the \"data:…;base64,\" prefix"},
 		{name: "logo as number", body: `{"company":{"logo":123}}`, path: "company.logo", msg: "must be a base64 string, not a number"},
 		{name: "time in words", body: `{"approvals":[{"at":"yesterday"}]}`, path: "approvals[0].at",
 			msg: "not a valid time: use RFC 3339", mustNotContain: "yesterday"},
