@@ -83,6 +83,12 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
 	containers[objSecurity.Tag] = container(soV)
+	for _, o := range written {
+		// The certificate is not built yet; it is far below any limit.
+		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
+			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
+		}
+	}
 	pin, puk, err := newSecrets(p.stock)
 	if err != nil {
 		return nil, fmt.Errorf("personalize: %w", err)

@@ -336,8 +336,12 @@ type printedInfo struct {
 }
 
 func newPrintedInfo(d CardData, issuer string) printedInfo {
+	name := d.PrintName
+	if strings.TrimSpace(name) == "" {
+		name = d.HolderName
+	}
 	return printedInfo{
-		Name:        asciiField(d.PrintName, 125),
+		Name:        asciiField(name, 125),
 		Affiliation: asciiField(d.Company, 20),
 		Expiry:      strings.ToUpper(d.ValidUntil.Format("2006Jan02")),
 		CardNumber:  asciiField(d.CardNumber, 20),

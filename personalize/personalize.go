@@ -27,6 +27,10 @@ type StockProfile struct {
 	// ExtendedLength: card and reader take extended-length APDUs, so each
 	// object is written and read with one APDU instead of a chain.
 	ExtendedLength bool
+	// MaxObject is the largest data object (as stored, 53 L value) the
+	// stock takes; 0 = no limit. Checked before anything is written, so an
+	// oversized photo fails the order instead of spoiling blank after blank.
+	MaxObject int
 }
 
 // DefaultStock is the emulator's (and the DESIGN's) default blank stock.
@@ -50,8 +54,8 @@ type Config struct {
 	Now    func() time.Time
 }
 
-// Personalizer encodes and verifies cards. It is safe for use by one
-// goroutine at a time per card; cards are independent.
+// Personalizer encodes and verifies cards. It holds no per-card state and
+// may be used for several cards concurrently.
 type Personalizer struct {
 	stock  StockProfile
 	pki    *pki
@@ -91,6 +95,9 @@ func (s StockProfile) validate() error {
 		return fmt.Errorf("personalize: stock management key algorithm %02X is not 03 (3DES), 08, 0A or 0C (AES)", s.MgmtAlg)
 	} else if len(s.MgmtKey) != n {
 		return fmt.Errorf("personalize: stock management key is %d bytes, algorithm %02X needs %d", len(s.MgmtKey), s.MgmtAlg, n)
+	}
+	if s.MaxObject < 0 {
+		return fmt.Errorf("personalize: stock MaxObject %d is negative", s.MaxObject)
 	}
 	if _, err := padRef(s.PIN); err != nil {
 		return fmt.Errorf("personalize: stock transport PIN: %w", err)

@@ -556,3 +556,43 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
+	stock := DefaultStock()
+	stock.MaxObject = 3000 // some stock holds ~3 KB per object
+	f := newFixture(t, stock)
+	reader := emulator.NewReader("test", emuStock(stock), "")
+	recorded := false
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { recorded = true; return nil })
+	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "Facial Image") {
+		t.Fatalf("error %v, want a non-spoiled error naming the Facial Image", err)
+	}
+	if recorded {
+		t.Error("UID recorded for a card that was never written")
+	}
+	f.data.FacialJPEG = smallPortrait(t, 96, 120, 40)
+	if _, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil }); err != nil {
+		t.Fatalf("small portrait: %v", err)
+	}
+}
+
+func TestVerifyBlankCard(t *testing.T) {
+	f := newFixture(t, DefaultStock())
+	reader := emulator.NewReader("test", emulator.DefaultStock(), "")
+	rep, err := f.p.Verify(context.Background(), connect(t, reader), "123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK {
+		t.Fatal("a blank card passed verification")
+	}
+	failed := map[string]bool{}
+	for _, c := range rep.Failed() {
+		failed[c.Name] = true
+	}
+	for _, o := range written {
+		if !failed[o.String()] {
+			t.Errorf("missing %s not reported: %+v", o, rep.Checks)
+		}
+	}
+}
