@@ -93,7 +93,29 @@ func testLogo() image.Image {
 	return img
 }
 
-func testCard(t testing.TB) Card {
+// syntheticPortrait is a drawn 300x380 gray "head and shoulders" for the
+// golden files, which must not contain a real person's photo.
+func syntheticPortrait() image.Image {
+	img := image.NewGray(image.Rect(0, 0, 300, 380))
+	for y := 0; y < 380; y++ {
+		for x := 0; x < 300; x++ {
+			v := 225 - y/20 // light background, slightly darker at the bottom
+			dx, dy := float64(x-150)/80, float64(y-165)/105
+			if dx*dx+dy*dy < 1 {
+				v = 150 + int(60*(1-dx*dx-dy*dy)) // head
+			}
+			sx, sy := float64(x-150)/150, float64(y-420)/140
+			if sx*sx+sy*sy < 1 {
+				v = 90 // shoulders
+			}
+			img.SetGray(x, y, color.Gray{Y: uint8(v)})
+		}
+	}
+	return img
+}
+
+// goldenCard is testCard with the synthetic portrait.
+func goldenCard() Card {
 	return Card{
 		CardType:   "id06",
 		PrintName:  "Anna Łukasz-Svensson",
@@ -102,7 +124,14 @@ func testCard(t testing.TB) Card {
 		CardNumber: "BB-1234-567890",
 		Issuer:     "Kortverkstan Nord AB",
 		ValidUntil: time.Date(2031, 11, 22, 0, 0, 0, 0, time.UTC),
-		Portrait:   testPortrait(t),
+		Portrait:   syntheticPortrait(),
 		Logo:       testLogo(),
 	}
+}
+
+// testCard is goldenCard with a real portrait (never written to testdata).
+func testCard(t testing.TB) Card {
+	c := goldenCard()
+	c.Portrait = testPortrait(t)
+	return c
 }

@@ -139,16 +139,20 @@ func (l *layout) raster(side int) (*image.RGBA, error) {
 		x0, y0 := float32(o.x*pxPerMM), float32(o.y*pxPerMM)
 		x1, y1 := float32((o.x+o.w)*pxPerMM), float32((o.y+o.h)*pxPerMM)
 		switch o.kind {
-		case opFill:
-			z.Reset(w, h)
-			rectPath(&z, x0, y0, x1, y1, false)
-			z.Draw(img, img.Bounds(), src, image.Point{})
-		case opStroke:
-			s := float32(o.stroke * pxPerMM)
-			z.Reset(w, h)
-			rectPath(&z, x0, y0, x1, y1, false)
-			rectPath(&z, x0+s, y0+s, x1-s, y1-s, true)
-			z.Draw(img, img.Bounds(), src, image.Point{})
+		case opFill, opStroke:
+			// Rasterise only the box's pixels: a QR code is hundreds of boxes.
+			bx, by := float32(math.Floor(float64(x0))), float32(math.Floor(float64(y0)))
+			r := image.Rect(int(bx), int(by), int(math.Ceil(float64(x1))), int(math.Ceil(float64(y1)))).Intersect(img.Bounds())
+			if r.Empty() {
+				continue
+			}
+			z.Reset(r.Dx(), r.Dy())
+			rectPath(&z, x0-bx, y0-by, x1-bx, y1-by, false)
+			if o.kind == opStroke {
+				s := float32(o.stroke * pxPerMM)
+				rectPath(&z, x0-bx+s, y0-by+s, x1-bx-s, y1-by-s, true)
+			}
+			z.Draw(img, r, src, image.Point{})
 		case opText:
 			face, err := faces.face(o.font, o.sizePt)
 			if err != nil {
