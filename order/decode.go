@@ -64,17 +64,23 @@ func decodeStrict(body []byte, v any, subject string) error {
 func describe(err error, body []byte, root reflect.Type, subject string) FieldError {
 	var se *json.SemanticError
 	if errors.As(err, &se) {
-		path, parent := fieldPath(root, se.JSONPointer)
+		path, parent, hidden := fieldPath(root, se.JSONPointer)
 		switch {
 		case se.Err == json.ErrUnknownName:
-			name := se.JSONPointer.LastToken()
-			msg := fmt.Sprintf("unknown field %q", name)
+			msg := fmt.Sprintf("unknown field %q", se.JSONPointer.LastToken())
+			where := pathOf(path)
+			if hidden {
+				msg = "a member whose name is not a field name (not repeated here) is not part of the " + subject
+				where = "at the top level"
+				if path != "" {
+					where = "in " + path
+				}
+			}
 			if allowed := fieldNames(parent); allowed != "" {
-				where := pathOf(path)
 				msg += fmt.Sprintf("; the fields allowed %s are: %s", where, allowed)
 			}
 			return FieldError{Path: path, Message: msg}
-		case path == "":
+		case path == "" && !hidden:
 			return FieldError{Message: fmt.Sprintf("the body must be a JSON object (the %s), not %s", subject, kindName(se.JSONKind))}
 		}
 		msg := typeMessage(se)
@@ -85,7 +91,7 @@ func describe(err error, body []byte, root reflect.Type, subject string) FieldEr
 	}
 	var sy *jsontext.SyntacticError
 	if errors.As(err, &sy) {
-		path, _ := fieldPath(root, sy.JSONPointer)
+		path, _, _ := fieldPath(root, sy.JSONPointer)
 		line, col := position(body, sy.ByteOffset)
 		switch {
 		case sy.Err == jsontext.ErrDuplicateName:
@@ -163,10 +169,13 @@ func kindName(k jsontext.Kind) string {
 // fieldPath renders a JSON pointer as "holder.id_number" or
 // "approvals[0].method", following the Go type so that array indexes and
 // object names are told apart. It also returns the type of the innermost
-// container, to list the fields allowed there.
-func fieldPath(root reflect.Type, ptr jsontext.Pointer) (string, reflect.Type) {
+// container, to list the fields allowed there. A name that does not look like
+// a field name (it could be anything, a personnummer say) ends the path and
+// sets hidden, so that it is never repeated in a message.
+func fieldPath(root reflect.Type, ptr jsontext.Pointer) (path string, parent reflect.Type, hidden bool) {
 	var b strings.Builder
-	t, parent := root, root
+	t := root
+	parent = root
 	for tok := range ptr.Tokens() {
 		parent = t
 		if t != nil && t.Kind() == reflect.Slice && t != bytesType {
@@ -176,13 +185,30 @@ func fieldPath(root reflect.Type, ptr jsontext.Pointer) (string, reflect.Type) {
 				continue
 			}
 		}
+		if !looksLikeFieldName(tok) {
+			return b.String(), parent, true
+		}
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
 		b.WriteString(tok)
 		t = fieldType(t, tok)
 	}
-	return b.String(), parent
+	return b.String(), parent, false
+}
+
+// looksLikeFieldName accepts names such as card_type or firstName.
+func looksLikeFieldName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func fieldType(t reflect.Type, name string) reflect.Type {
