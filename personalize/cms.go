@@ -53,7 +53,7 @@ func (s signer) signDetached(content []byte, contentType asn1.ObjectIdentifier, 
 	}
 	sd.Detach()
 	sd.GetSignedData().ContentInfo.ContentType = contentType
-	der, err := sd.Finish()
+	der, err := finish(sd)
 	if err != nil || includeCert {
 		return der, err
 	}
@@ -66,11 +66,18 @@ func (s signer) signEmbedded(content []byte, contentType asn1.ObjectIdentifier) 
 	if err != nil {
 		return nil, err
 	}
-	der, err := sd.Finish()
+	der, err := finish(sd)
 	if err != nil {
 		return nil, err
 	}
 	return stripCertificates(der)
+}
+
+// finish marshals sd as version 3: RFC 5652 §5.1 requires it when the
+// encapsulated content type is not id-data, which is always the case here.
+func finish(sd *pkcs7.SignedData) ([]byte, error) {
+	sd.GetSignedData().Version = 3
+	return sd.Finish()
 }
 
 // stripCertificates removes the optional certificates [0] field from a

@@ -55,6 +55,7 @@ var (
 	oidPIVBiometricObject  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 2}
 	oidPIVSignerDN         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 5}
 	oidPIVFASCN            = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 6}
+	oidEntryUUID           = asn1.ObjectIdentifier{1, 3, 6, 1, 1, 16, 4}
 	oidLDSSecurityObject   = asn1.ObjectIdentifier{2, 23, 136, 1, 1, 1}
 	oidSHA256              = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
 )
@@ -535,7 +536,9 @@ func buildFacial(s signer, jpg []byte, fasc []byte, guid [16]byte, created, unti
 	if err != nil {
 		return nil, err
 	}
-	attrs := []pkcs7Attr{{oidPIVFASCN, fasc}}
+	// SP 800-76-2 §9.2: pivFASC-N, and entryUUID because a PIV-I FASC-N
+	// (9999…) does not identify the card.
+	attrs := []pkcs7Attr{{oidPIVFASCN, fasc}, {oidEntryUUID, guid[:]}}
 	sbLen := 0
 	for range 64 {
 		hdr := cbeffHeader(len(bdb), sbLen, fasc, created, until)

@@ -97,8 +97,12 @@ type fixture struct {
 
 func newFixture(t testing.TB, stock StockProfile) *fixture {
 	t.Helper()
+	return newFixtureAt(t, stock, time.Now().UTC().Truncate(time.Second))
+}
+
+func newFixtureAt(t testing.TB, stock StockProfile, now time.Time) *fixture {
+	t.Helper()
 	dir := t.TempDir()
-	now := time.Now().UTC().Truncate(time.Second)
 	p, err := New(Config{PKIDir: dir, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -594,5 +598,36 @@ func TestVerifyBlankCard(t *testing.T) {
 		if !failed[o.String()] {
 			t.Errorf("missing %s not reported: %+v", o, rep.Checks)
 		}
+	}
+}
+
+// The station's clock is injected; the card must verify at that time and
+// stop verifying once it has expired.
+func TestInjectedClock(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock()
+	f := newFixtureAt(t, stock, time.Date(2031, 3, 14, 9, 0, 0, 0, time.UTC))
+	reader := emulator.NewReader("test", emuStock(stock), "")
+	card := connect(t, reader)
+	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := f.openSecrets(t, res.SealedSecrets).PIN
+	later := f.data.ValidUntil.AddDate(0, 0, 2)
+	p, err := New(Config{PKIDir: f.dir, Issuer: "Test Issuer AB", Now: func() time.Time { return later }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := p.Verify(ctx, card, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]string{}
+	for _, c := range rep.Failed() {
+		failed[c.Name] = c.Detail
+	}
+	if !strings.Contains(failed[objCHUID.String()], "expired") || !strings.Contains(failed[objCert.String()], "expired") {
+		t.Errorf("expired card: failed checks %v, want the CHUID and the certificate reported expired", failed)
 	}
 }

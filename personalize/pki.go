@@ -189,6 +189,16 @@ func randomSerial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
+// notBefore starts a CA or content-signer validity an hour before the
+// earlier of the injected clock and the wall clock: pkcs7 stamps the
+// wall-clock signing time and checks it against the signer's validity.
+func notBefore(now time.Time) time.Time {
+	if wall := time.Now(); wall.Before(now) {
+		now = wall
+	}
+	return now.Add(-time.Hour)
+}
+
 func newDevCA(issuer string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -201,7 +211,7 @@ func newDevCA(issuer string, now time.Time) (*x509.Certificate, crypto.Signer, e
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: issuer + " ID06 Issuing CA (development)", Organization: []string{issuer}},
-		NotBefore:             now.Add(-time.Hour),
+		NotBefore:             notBefore(now),
 		NotAfter:              now.AddDate(20, 0, 0),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -232,7 +242,7 @@ func newContentSigner(ca *x509.Certificate, caKey crypto.Signer, issuer string, 
 	tmpl := &x509.Certificate{
 		SerialNumber:       serial,
 		Subject:            pkix.Name{CommonName: issuer + " PIV Content Signer", Organization: []string{issuer}},
-		NotBefore:          now.Add(-time.Hour),
+		NotBefore:          notBefore(now),
 		NotAfter:           notAfter,
 		KeyUsage:           x509.KeyUsageDigitalSignature,
 		UnknownExtKeyUsage: []asn1.ObjectIdentifier{oidPIVContentSigning},
