@@ -3,6 +3,7 @@ package order
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -103,14 +104,17 @@ func luhnDigit(payload string) int {
 // the century (+80 1800s, +0 1900s, +20 2000s, +40 2100s, +60 2200s), check
 // digit with weights 1 3 7 9 1 3 7 9 1 3.
 func CheckPESEL(s string) error {
+	if !elevenDigits(s) {
+		return errors.New("a PESEL has exactly 11 digits, with no spaces or other characters")
+	}
 	_, err := parsePESEL(s)
 	return err
 }
 
+// The parsers below check a number that already has their shape (see
+// nationalNumbers) and return the birth date it encodes.
+
 func parsePESEL(s string) (time.Time, error) {
-	if len(s) != 11 || !allDigits(s) {
-		return time.Time{}, errors.New("a PESEL has exactly 11 digits, with no spaces or other characters")
-	}
 	yy, mm, dd := atoi(s[:2]), atoi(s[2:4]), atoi(s[4:6])
 	century := map[int]int{4: 1800, 0: 1900, 1: 2000, 2: 2100, 3: 2200}[mm/20]
 	birth, ok := makeDate(century+yy, mm%20, dd)
@@ -132,9 +136,6 @@ func parsePESEL(s string) (time.Time, error) {
 // 11 digits DDMMYYIIIKK with two mod-11 check digits. H-numbers (month + 40)
 // are accepted too. The century follows from the individual number.
 func parseNorwegian(s string) (time.Time, error) {
-	if len(s) != 11 || !allDigits(s) {
-		return time.Time{}, errors.New("a Norwegian fødselsnummer or D-nummer has exactly 11 digits (DDMMYYIIIKK), with no spaces")
-	}
 	name := "fødselsnummer"
 	dd, mm, yy, ind := atoi(s[:2]), atoi(s[2:4]), atoi(s[4:6]), atoi(s[6:9])
 	if dd > 40 {
@@ -182,16 +183,16 @@ func mod11(digits string, weights []int) int {
 	return (11 - sum%11) % 11
 }
 
-// parseDanish checks a Danish CPR number DDMMYY-SSSS (the hyphen may be
-// left out). Denmark dropped the mod-11 check in 2007, so only the format and
-// the date are checked; the century follows from the seventh digit.
+// cprShape is DDMMYY-SSSS, the hyphen optional.
+func cprShape(s string) bool {
+	return len(s) == 10 && allDigits(s) || len(s) == 11 && s[6] == '-' && allDigits(s[:6]) && allDigits(s[7:])
+}
+
+// parseDanish checks a Danish CPR number. Denmark dropped the mod-11 check in
+// 2007, so only the date is checked; the century follows from the seventh
+// digit.
 func parseDanish(s string) (time.Time, error) {
-	if len(s) == 11 && s[6] == '-' {
-		s = s[:6] + s[7:]
-	}
-	if len(s) != 10 || !allDigits(s) {
-		return time.Time{}, errors.New("a Danish CPR number is written DDMMYY-SSSS (ten digits)")
-	}
+	s = strings.Replace(s, "-", "", 1)
 	dd, mm, yy, seventh := atoi(s[:2]), atoi(s[2:4]), atoi(s[4:6]), int(s[6]-'0')
 	year := 1900 + yy
 	switch {
@@ -214,9 +215,6 @@ func parseDanish(s string) (time.Time, error) {
 // Q = DDMMYYZZZ mod 31 looked up in "0123456789ABCDEFHJKLMNPRSTUVWXY".
 func parseFinnish(s string) (time.Time, error) {
 	const checkChars = "0123456789ABCDEFHJKLMNPRSTUVWXY"
-	if len(s) != 11 || !allDigits(s[:6]) || !allDigits(s[7:10]) {
-		return time.Time{}, errors.New("a Finnish henkilötunnus is written DDMMYYCZZZQ (e.g. six digits, a century sign - + or A, three digits, a check character)")
-	}
 	century := map[byte]int{'+': 1800, '-': 1900, 'Y': 1900, 'X': 1900, 'W': 1900, 'V': 1900, 'U': 1900,
 		'A': 2000, 'B': 2000, 'C': 2000, 'D': 2000, 'E': 2000, 'F': 2000}[s[6]]
 	if century == 0 {
@@ -233,13 +231,15 @@ func parseFinnish(s string) (time.Time, error) {
 	return birth, nil
 }
 
+// hetuShape is DDMMYY?ZZZ? with any century sign and check character.
+func hetuShape(s string) bool {
+	return len(s) == 11 && allDigits(s[:6]) && allDigits(s[7:10])
+}
+
 // parseBaltic checks an Estonian isikukood or Lithuanian asmens kodas:
 // 11 digits GYYMMDDSSSC, G giving sex and century (1–2 1800s, 3–4 1900s,
 // 5–6 2000s, 7–8 2100s), C the two-pass mod-11 check digit.
 func parseBaltic(s, name string) (time.Time, error) {
-	if len(s) != 11 || !allDigits(s) {
-		return time.Time{}, fmt.Errorf("an %s has exactly 11 digits (GYYMMDDSSSC), with no spaces", name)
-	}
 	g := int(s[0] - '0')
 	if g < 1 || g > 8 {
 		return time.Time{}, fmt.Errorf("the first digit of an %s is 1–8 (sex and century): check it for typos", name)
@@ -300,31 +300,33 @@ func CheckIDNumber(nationality, id, birthDate string) error {
 	return nil
 }
 
+// nationalNumbers are the personal numbers checked with their check digits,
+// by nationality; shape tells them apart from passport and ID card numbers.
+var nationalNumbers = map[string]struct {
+	shape func(string) bool
+	parse func(string) (time.Time, error)
+}{
+	"PL": {elevenDigits, parsePESEL},
+	"NO": {elevenDigits, parseNorwegian},
+	"DK": {cprShape, parseDanish},
+	"FI": {hetuShape, parseFinnish},
+	"EE": {elevenDigits, func(s string) (time.Time, error) { return parseBaltic(s, "isikukood") }},
+	"LT": {elevenDigits, func(s string) (time.Time, error) { return parseBaltic(s, "asmens kodas") }},
+}
+
 func parseIDNumber(nationality, id string) (birth time.Time, hasBirth bool, err error) {
-	elevenDigits := len(id) == 11 && allDigits(id)
-	switch {
-	case nationality == "SE" || len(id) == 13 && id[8] == '-':
-		var samordning bool
-		birth, samordning, err = parsePersonnummer(id)
+	if nationality == "SE" || len(id) == 13 && id[8] == '-' {
+		birth, samordning, err := parsePersonnummer(id)
 		if err == nil && nationality != "SE" && !samordning {
 			return time.Time{}, false, errors.New("a Swedish personnummer goes with nationality SE (the holder approves with BankID): set the nationality to SE, or give the number of the passport or ID card the holder approves with")
 		}
-	case nationality == "PL" && elevenDigits:
-		birth, err = parsePESEL(id)
-	case nationality == "NO" && elevenDigits:
-		birth, err = parseNorwegian(id)
-	case nationality == "DK" && (len(id) == 10 && allDigits(id) || len(id) == 11 && id[6] == '-'):
-		birth, err = parseDanish(id)
-	case nationality == "FI" && len(id) == 11 && allDigits(id[:6]) && allDigits(id[7:10]):
-		birth, err = parseFinnish(id)
-	case nationality == "EE" && elevenDigits:
-		birth, err = parseBaltic(id, "isikukood")
-	case nationality == "LT" && elevenDigits:
-		birth, err = parseBaltic(id, "asmens kodas")
-	default:
-		return time.Time{}, false, checkDocumentNumber(id)
+		return birth, err == nil, err
 	}
-	return birth, err == nil, err
+	if n, ok := nationalNumbers[nationality]; ok && n.shape(id) {
+		birth, err := n.parse(id)
+		return birth, err == nil, err
+	}
+	return time.Time{}, false, checkDocumentNumber(id)
 }
 
 // checkDocumentNumber accepts the number of a passport or national ID card:
@@ -341,6 +343,8 @@ func checkDocumentNumber(id string) error {
 	}
 	return nil
 }
+
+func elevenDigits(s string) bool { return len(s) == 11 && allDigits(s) }
 
 func allDigits(s string) bool {
 	for i := range len(s) {
