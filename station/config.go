@@ -31,6 +31,9 @@ type Config struct {
 	TLSCert      string `json:"tls_cert"`
 	TLSKey       string `json:"tls_key"`
 	MaxBodyBytes int64  `json:"max_body_bytes"`
+	// Per-supplier API rate: sustained requests per second and burst.
+	RatePerSecond float64 `json:"rate_per_second"`
+	RateBurst     int     `json:"rate_burst"`
 	// Suppliers with their webhook settings; tokens are created with
 	// `station token create`.
 	Suppliers []SupplierConfig `json:"suppliers"`
@@ -48,16 +51,18 @@ type SupplierConfig struct {
 // Defaults are the embedded defaults of DESIGN §7.
 func Defaults() Config {
 	return Config{
-		Listen:       "127.0.0.1:8080",
-		DataDir:      "./var",
-		Reader:       "sim",
-		Printer:      "spool",
-		CardPrefix:   "BB",
-		Issuer:       "ID06 Card Supplier AB",
-		MaxBlanks:    3,
-		PhotoWorkers: 2,
-		MaxBodyBytes: 32 << 20,
-		Lease:        30 * time.Second,
+		Listen:        "127.0.0.1:8080",
+		DataDir:       "./var",
+		Reader:        "sim",
+		Printer:       "spool",
+		CardPrefix:    "BB",
+		Issuer:        "ID06 Card Supplier AB",
+		MaxBlanks:     3,
+		PhotoWorkers:  2,
+		MaxBodyBytes:  32 << 20,
+		RatePerSecond: 100,
+		RateBurst:     500,
+		Lease:         30 * time.Second,
 	}
 }
 
@@ -118,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))
+	}
+	if c.RatePerSecond <= 0 || c.RateBurst < 1 {
+		errs = append(errs, errors.New("rate_per_second and rate_burst must be positive"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key go together"))

@@ -134,7 +134,7 @@ func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.loop(ctx, p.photoOnce)
+			p.loop(ctx, func(context.Context) (bool, error) { return p.photoOnce(cardCtx) })
 		}()
 	}
 	wg.Add(1)

@@ -53,7 +53,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, lock: lock, limiter: newRateLimiter(20, 200), hub: newHub()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, lock: lock, limiter: newRateLimiter(cfg.RatePerSecond, cfg.RateBurst), hub: newHub()}
 	ok := false
 	defer func() {
 		if !ok {

@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh Debian machine (Go 1.26 installed):
+#   make run    build, install missing system packages, start the daemon
+#   make test   every test, with the real pcscd, ippeveprinter, poppler, Chromium
+GO      ?= go
+BIN     := bin/station
+# Needed to build (cgo: SQLite, PC/SC, libjpeg-turbo).
+BUILD_PKGS := gcc pkg-config libpcsclite-dev libturbojpeg0-dev
+# Needed by the tests: the real devices' software and the independent checkers.
+TEST_PKGS  := pcscd vsmartcard-vpcd opensc yubico-piv-tool poppler-utils cups-ipp-utils \
+              dbus chromium libvips-tools iproute2 util-linux openssl fonts-dejavu-core
+
+.PHONY: run build test bench deps test-deps clean
+
+deps:
+	@scripts/ensure-packages.sh $(BUILD_PKGS)
+
+test-deps: deps
+	@scripts/ensure-packages.sh $(TEST_PKGS)
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/station
+
+run: build
+	./$(BIN) serve
+
+test: test-deps
+	$(GO) test -count=1 -timeout 40m ./...
+
+bench: test-deps build
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+clean:
+	rm -rf bin

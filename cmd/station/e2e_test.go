@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The whole station on simulated devices: 50 orders in over HTTP, 50 cards out.
+func TestEndToEnd50Orders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	dir := t.TempDir()
+	d := startDaemon(t, dir)
+	photos := passPhotos(t)
+	const n = 50
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("e2e-%03d", i)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			code, body, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[i], photos[i%len(photos)], i%10 == 0))
+			if err != nil || code != http.StatusCreated {
+				errs <- fmt.Errorf("order %s: %d %s %v", ids[i], code, body, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	orders := d.waitFinal(ids, 5*time.Minute)
+	seen := map[string]string{}
+	for _, id := range ids {
+		o := orders[id]
+		if o.State != "produced" {
+			t.Errorf("%s ended %s: %+v", id, o.State, o.Events)
+			continue
+		}
+		if prev, dup := seen[o.CardNumber]; dup {
+			t.Errorf("card number %s given to %s and %s", o.CardNumber, prev, id)
+		}
+		seen[o.CardNumber] = id
+		if o.ChipUID == "" || o.ValidUntil == "" {
+			t.Errorf("%s produced without chip UID or validity: %+v", id, o)
+		}
+		// Events must follow the lifecycle in order.
+		want := []string{"received", "queued", "imaging", "ready", "encoding", "printing", "produced"}
+		k := 0
+		for _, e := range o.Events {
+			if k < len(want) && e.State == want[k] {
+				k++
+			}
+		}
+		if k != len(want) {
+			t.Errorf("%s events out of lifecycle order: %+v", id, o.Events)
+		}
+	}
+	faces, _ := filepath.Glob(filepath.Join(dir, "spool", "*.pdf"))
+	if len(faces) != n {
+		t.Errorf("spool holds %d faces, want %d", len(faces), n)
+	}
+	for _, f := range faces {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.HasPrefix(string(b), "%PDF-") {
+			t.Errorf("%s is not a PDF: %v", f, err)
+		}
+	}
+	// Resubmitting the same body is idempotent; a changed body under the id is refused.
+	code, _, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[1], photos[1%len(photos)], false))
+	if code != http.StatusOK {
+		t.Errorf("same body again: %d, want 200", code)
+	}
+	code, _, _ = d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[1], photos[2%len(photos)], false))
+	if code != http.StatusConflict {
+		t.Errorf("different body, same id: %d, want 409", code)
+	}
+	d.stop()
+}
+
+// An order without the holder's approval waits and is never produced.
+func TestUnapprovedOrderIsNeverProduced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	d := startDaemon(t, t.TempDir())
+	body := strings.Replace(string(orderJSON(t, "unapproved-1", passPhotos(t)[0], false)), `"approvals":[{"at":"2026-11-22T10:00:00Z","kind":"holder","method":"bankid"}]`, `"approvals":[]`, 1)
+	if !strings.Contains(body, `"approvals":[]`) {
+		t.Fatal("fixture did not change")
+	}
+	code, b, _ := d.do(http.MethodPost, "/v1/orders", []byte(body))
+	if code != http.StatusCreated {
+		t.Fatalf("%d %s", code, b)
+	}
+	time.Sleep(2 * time.Second)
+	o, err := d.order("unapproved-1")
+	if err != nil || o.State != "awaiting_approval" {
+		t.Fatalf("unapproved order: %v %+v", err, o)
+	}
+	code, b, _ = d.do(http.MethodPost, "/v1/orders/unapproved-1/approvals", []byte(`{"kind":"holder","method":"bankid","at":"`+time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)+`"}`))
+	if code != http.StatusOK {
+		t.Fatalf("approval: %d %s", code, b)
+	}
+	if got := d.waitFinal([]string{"unapproved-1"}, 2*time.Minute)["unapproved-1"]; got.State != "produced" {
+		t.Fatalf("after approval: %s", got.State)
+	}
+	code, _, _ = d.do(http.MethodPost, "/v1/orders/unapproved-1/cancel", nil)
+	if code != http.StatusConflict {
+		t.Fatalf("cancel after production: %d, want 409", code)
+	}
+}
