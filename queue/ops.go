@@ -1,0 +1,121 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Reproduce records the card of a produced order as spoiled (a smudged print,
+// a card dropped on the floor) and sends the order back to the device worker
+// for a new blank and a new card number; the old number is retired, never
+// reused. The supplier is told the old card number is void.
+func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := stateOf(ctx, tx, id, "")
+		if err != nil {
+			return err
+		}
+		if st != Produced {
+			return fmt.Errorf("%w: the order is %s; only a produced, unshipped card can be re-produced", ErrState, st)
+		}
+		var number, uid sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT card_number, chip_uid FROM orders WHERE id = ?`, id).Scan(&number, &uid); err != nil {
+			return err
+		}
+		now := ms(s.now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
+			id, number, uid, "operator: "+reason, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, number); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, card_number = NULL, card_uuid = NULL, chip_uid = NULL,
+			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL,
+			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, Ready, now, id); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, id, now, Ready, actor, fmt.Sprintf("card %s spoiled (%s); re-producing on a new blank", number.String, reason)); err != nil {
+			return err
+		}
+		return s.enqueueNotice(ctx, tx, id, "order.card_spoiled", map[string]any{"card_number": number.String, "reason": reason})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+// Changes is a fingerprint of everything the operator page shows: it moves
+// whenever an order changes state or a notice is attempted, so a page can
+// poll it cheaply and refresh only when it moved.
+func (s *Store) Changes(ctx context.Context) (string, error) {
+	var events, attempts, audit int64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT coalesce(max(id), 0) FROM events),
+		(SELECT coalesce(sum(attempts), 0) + count(delivered_at) FROM outbox),
+		(SELECT coalesce(max(id), 0) FROM audit)`).Scan(&events, &attempts, &audit)
+	return fmt.Sprintf("%d.%d.%d", events, attempts, audit), err
+}
+
+// ExpressOpen returns express orders not yet produced (nor ended), the most
+// urgent first.
+func (s *Store) ExpressOpen(ctx context.Context) ([]*Order, error) {
+	return s.orders(ctx, `WHERE deadline IS NOT NULL AND state NOT IN ('produced', 'shipped', 'failed', 'cancelled') ORDER BY deadline LIMIT 200`)
+}
+
+func (s *Store) orders(ctx context.Context, where string, args ...any) ([]*Order, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// ProducedSince counts the cards produced since t.
+func (s *Store) ProducedSince(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE produced_at >= ?`, ms(t)).Scan(&n)
+	return n, err
+}
+
+// ExpressMissed counts express orders that were, or are now, past their
+// deadline: produced late, or still open (or ended) after it.
+func (s *Store) ExpressMissed(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE deadline IS NOT NULL AND deadline <
+		coalesce(produced_at, CASE WHEN state IN ('failed', 'cancelled') THEN updated_at ELSE ? END)`, ms(s.now())).Scan(&n)
+	return n, err
+}
+
+// DueNoticesFor is DueNotices for the given suppliers only (those with a
+// webhook), so notices nobody can receive never crowd out the others.
+func (s *Store) DueNoticesFor(ctx context.Context, suppliers []string, limit int) ([]*Notice, error) {
+	if len(suppliers) == 0 {
+		return nil, nil
+	}
+	args := []any{ms(s.now())}
+	for _, sup := range suppliers {
+		args = append(args, sup)
+	}
+	args = append(args, limit)
+	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? AND supplier IN (?`+
+		strings.Repeat(", ?", len(suppliers)-1)+`) ORDER BY id LIMIT ?`, args...)
+}
+
+// RecentNotices returns the newest notices first (operator page).
+func (s *Store) RecentNotices(ctx context.Context, limit int) ([]*Notice, error) {
+	return s.notices(ctx, `ORDER BY id DESC LIMIT ?`, limit)
+}

@@ -1,0 +1,210 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+var deviceMovesTest = map[State]State{Ready: Encoding, Encoding: Encoding, Printing: Printing}
+
+// produce takes an approved order through every stage the way the pipeline does.
+func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *Order {
+	t.Helper()
+	ctx := context.Background()
+	submit(t, s, id, express, holder(approvedAt))
+	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+	if err != nil || j.ID != id {
+		t.Fatalf("claim photo: %v", err)
+	}
+	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil && !errors.Is(err, ErrNoJob) {
+		t.Fatal(err)
+	}
+	o, _ := s.Get(ctx, id)
+	j = &Job{Order: o, Owner: "w"}
+	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
+		t.Fatal(err)
+	}
+	j.ChipUID = "04A1B2C3"
+	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Produced(ctx, j, "printed"); err != nil {
+		t.Fatal(err)
+	}
+	o, err = s.Get(ctx, id)
+	if err != nil || o.State != Produced {
+		t.Fatalf("produce %s: %v state %v", id, err, o.State)
+	}
+	return o
+}
+
+func TestReproduceRetiresTheCard(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	o := produce(t, s, "o1", false, c.now())
+	old := o.CardNumber
+	if _, err := s.Reproduce(ctx, "o1", "operator:eva", "print smudged"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Get(ctx, "o1")
+	if got.State != Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
+		t.Fatalf("after reproduce: state %s card %q chip %q", got.State, got.CardNumber, got.ChipUID)
+	}
+	numbers, _ := s.CardNumbers(ctx, "o1")
+	if numbers[old] != "spoiled" {
+		t.Fatalf("old card %s status %q, want spoiled", old, numbers[old])
+	}
+	ev, _ := s.Events(ctx, "o1")
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != Ready {
+		t.Fatalf("last event %+v", last)
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	if n := notices[len(notices)-1]; n.Type != "order.card_spoiled" {
+		t.Fatalf("last notice %s", n.Type)
+	}
+	if _, err := s.Reproduce(ctx, "o1", "operator:eva", "again"); !errors.Is(err, ErrState) {
+		t.Fatalf("reproduce of a ready order: %v, want ErrState", err)
+	}
+}
+
+func TestShipmentLifecycle(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	produce(t, s, "o1", false, c.now())
+	produce(t, s, "o2", false, c.now())
+	un, err := s.Unshipped(ctx)
+	if err != nil || len(un) != 2 {
+		t.Fatalf("unshipped = %d, %v", len(un), err)
+	}
+	doc, _ := json.Marshal(map[string]any{"address": []string{"Storgatan 1"}})
+	if err := s.CreateShipment(ctx, Shipment{ID: "SHP-1", Doc: doc}, []string{"o1", "o2"}, "operator:eva"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateShipment(ctx, Shipment{ID: "SHP-2", Doc: doc}, []string{"o1"}, "operator:eva"); !errors.Is(err, ErrState) {
+		t.Fatalf("packing a packed card again: %v, want ErrState", err)
+	}
+	if _, err := s.Reproduce(ctx, "o2", "operator:eva", "scratched"); err != nil {
+		t.Fatal(err)
+	}
+	_, orders, err := s.Shipment(ctx, "SHP-1")
+	if err != nil || len(orders) != 1 || orders[0].ID != "o1" {
+		t.Fatalf("shipment after reproducing o2: %d orders, %v", len(orders), err)
+	}
+	n, err := s.MarkShipped(ctx, "SHP-1", "operator:eva")
+	if err != nil || n != 1 {
+		t.Fatalf("mark shipped: %d, %v", n, err)
+	}
+	o1, _ := s.Get(ctx, "o1")
+	if o1.State != Shipped {
+		t.Fatalf("o1 state %s", o1.State)
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	var body map[string]any
+	json.Unmarshal(notices[len(notices)-1].Payload, &body)
+	if body["type"] != "order.shipped" || body["shipment_id"] != "SHP-1" || body["card_number"] != o1.CardNumber {
+		t.Fatalf("shipped notice %v", body)
+	}
+	if _, err := s.MarkShipped(ctx, "SHP-1", "operator:eva"); !errors.Is(err, ErrState) {
+		t.Fatalf("shipping twice: %v", err)
+	}
+	if _, err := s.MarkShipped(ctx, "SHP-404", "operator:eva"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown shipment: %v", err)
+	}
+}
+
+func TestExpressFigures(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	start := c.now()
+	produce(t, s, "on-time", true, start)
+	submit(t, s, "late", true, holder(start))
+	submit(t, s, "standard", false, holder(start))
+	open, err := s.ExpressOpen(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != "late" {
+		t.Fatalf("express open = %v, %v", open, err)
+	}
+	if n, _ := s.ExpressMissed(ctx); n != 0 {
+		t.Fatalf("missed before the deadline = %d", n)
+	}
+	c.add(ExpressWindow + time.Minute)
+	if n, _ := s.ExpressMissed(ctx); n != 1 {
+		t.Fatalf("missed after the deadline = %d, want 1 (the one still open)", n)
+	}
+	if n, _ := s.ProducedSince(ctx, start); n != 1 {
+		t.Fatalf("produced since start = %d", n)
+	}
+	before, _ := s.Changes(ctx)
+	if _, err := s.Cancel(ctx, "standard", "", "operator:eva", "withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Changes(ctx); after == before {
+		t.Fatal("Changes did not move after a cancel")
+	}
+}
+
+func TestDueNoticesForSkipsOtherSuppliers(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	produce(t, s, "o1", false, c.now())
+	if due, _ := s.DueNoticesFor(ctx, []string{"someone-else"}, 10); len(due) != 0 {
+		t.Fatalf("due for another supplier: %d", len(due))
+	}
+	due, err := s.DueNoticesFor(ctx, []string{"someone-else", "sup"}, 10)
+	if err != nil || len(due) != 1 || due[0].Type != "order.produced" {
+		t.Fatalf("due = %v, %v", due, err)
+	}
+}
+
+func TestUsersAndSessions(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	if err := s.AddUser(ctx, "eva", RoleOperator, []byte("hash")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, role string }{{"eva", RoleQA}, {"bad name", RoleQA}, {"olle", "root"}} {
+		if err := s.AddUser(ctx, tc.name, tc.role, []byte("h")); err == nil {
+			t.Errorf("AddUser(%q, %q) accepted", tc.name, tc.role)
+		}
+	}
+	if _, err := s.CreateSession(ctx, "cookie", "nobody", "csrf", time.Hour); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("session for an unknown user: %v", err)
+	}
+	if _, err := s.CreateSession(ctx, "cookie", "eva", "csrf", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.LookupSession(ctx, "cookie")
+	if err != nil || sess.User != "eva" || sess.Role != RoleOperator || sess.CSRF != "csrf" {
+		t.Fatalf("lookup = %+v, %v", sess, err)
+	}
+	if _, err := s.LookupSession(ctx, "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown cookie: %v", err)
+	}
+	c.add(2 * time.Hour)
+	if _, err := s.LookupSession(ctx, "cookie"); !errors.Is(err, ErrSessionExpired) {
+		t.Fatalf("expired cookie: %v", err)
+	}
+	s.CreateSession(ctx, "cookie2", "eva", "c2", time.Hour)
+	if err := s.SetPassword(ctx, "eva", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupSession(ctx, "cookie2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("session survived a password change: %v", err)
+	}
+	s.Audit(ctx, "operator:eva", "pause", "lunch")
+	log, _ := s.AuditLog(ctx, 10)
+	if len(log) != 1 || log[0].Actor != "operator:eva" || log[0].Action != "pause" {
+		t.Fatalf("audit log %+v", log)
+	}
+}
