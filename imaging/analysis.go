@@ -24,8 +24,8 @@ const (
 // them.
 const (
 	maxRollDeg       = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
-	minEyeContrast   = 0.25 // iris/pupil vs. brightest part of the eye opening
-	minEyeBrightness = 0.45 // eye opening vs. cheek skin; dark glasses fall far below
+	minEyeContrast   = 0.40 // iris/pupil vs. brightest part of the eye opening
+	minEyeBrightness = 0.22 // eye opening vs. cheek skin; dark glasses fall far below
 )
 
 type analysis struct {
@@ -61,8 +61,9 @@ func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 	dy := (my - f.row) / f.size
 	res.Metrics["ipd_rel"] = round3(ipdRel)
 	plausible := ipdRel >= ipdMin && ipdRel <= ipdMax && dy >= eyeDyMin && dy <= eyeDyMax
-	cl, bl := eyeMeasures(wi, e.lx, e.ly, e.ipd())
-	cr, br := eyeMeasures(wi, e.rx, e.ry, e.ipd())
+	cl, bl, sl := eyeMeasures(wi, e.lx, e.ly, e.ipd())
+	cr, br, sr := eyeMeasures(wi, e.rx, e.ry, e.ipd())
+	res.Metrics["eye_white_luma"] = round3(math.Max(sl, sr))
 	res.Metrics["eye_contrast"] = round3(math.Min(cl, cr))
 	res.Metrics["eye_brightness"] = round3(math.Min(bl, br))
 	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && math.Min(bl, br) >= minEyeBrightness
@@ -104,7 +105,7 @@ func countFaces(fs []face) int {
 // eye opening's brightness relative to the cheek below it. An open eye has a
 // dark iris next to bright sclera; a covered eye has neither, and dark
 // glasses make the whole opening much darker than the skin.
-func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness float64) {
+func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness, white float64) {
 	g := wi.pixels()
 	sample := func(x0, y0, x1, y1 float64, in func(dx, dy float64) bool) []float64 {
 		var v []float64
@@ -126,16 +127,16 @@ func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness float64
 	opening := sample(x-0.25*ipd, y-0.08*ipd, x+0.25*ipd, y+0.08*ipd, nil)
 	cheek := sample(x-0.12*ipd, y+0.35*ipd, x+0.12*ipd, y+0.55*ipd, nil)
 	if len(iris) == 0 || len(opening) == 0 || len(cheek) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	dark := percentile(iris, 0.2)
 	bright := percentile(opening, 0.9)
 	med := percentile(opening, 0.5)
 	skin := percentile(cheek, 0.5)
 	if bright <= 0 || skin <= 0 {
-		return 0, 0
+		return 0, 0, bright
 	}
-	return (bright - dark) / bright, med / skin
+	return (bright - dark) / bright, med / skin, bright
 }
 
 // placement computes where the portrait comes from: eye line at 45% from

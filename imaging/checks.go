@@ -17,34 +17,27 @@ var (
 
 type rect struct{ x0, y0, x1, y1 int }
 
-// headEllipse contains the head with hair and a margin; background pixels
-// are the ones above the mouth line outside it.
-func inHead(x, y int) bool {
-	const cx, cy, a, b = 150.0, 150.0, 125.0, 160.0
-	dx, dy := (float64(x)-cx)/a, (float64(y)-cy)/b
-	return dx*dx+dy*dy <= 1
-}
-
-const backgroundBottom = 230 // below this, shoulders and clothes
-
-// Thresholds on the 0..255 luma scale of the portrait before levelling.
+// Thresholds. Each turns a rule of the ID06 photo spec into a number with a
+// margin on both sides of the photos we have; README.md gives the reasoning.
 const (
-	minFaceLuma      = 70   // median face brightness below this is "too dark"
-	maxFaceLuma      = 225  // median above this has lost the skin texture
-	maxClippedFrac   = 0.20 // share of face pixels at 250+ (burnt out)
-	maxSideImbalance = 0.30 // |left - right| / mean of cheek medians
-	minBgLuma        = 150  // light background
-	maxBgChroma      = 60   // neutral: max-min of R,G,B; pastel tints stay below
-	maxBgSpread      = 60   // P95-P5 of background luma
-	maxBgTexture     = 6.0  // mean |gradient| in the background
-	minSharpness     = 0.45 // fine/coarse detail ratio, see sharpness
-	maxBlockiness    = 1.5  // energy on 8x8 block edges vs. elsewhere
-	minJPEGQuality   = 20   // IJG quality estimate below which detail is gone
+	darkFaceLuma     = 70   // median face luma below this may be under-exposure...
+	brightRefLuma    = 225  // ...if the photo's highlights (98th percentile) stay below this too
+	maxFaceLuma      = 220  // median face luma above this has lost the skin texture
+	maxClippedFrac   = 0.15 // share of face pixels at 250+ (burnt out)
+	maxSideImbalance = 0.22 // |left - right| / mean of the cheek medians
+	maxBgDarkFrac    = 0.30 // share of background that is dark or strongly coloured
+	maxBgChroma      = 60   // median background saturation; pastel tints stay below
+	maxBgSpread      = 50   // P90-P10 of background luma: shadows, two-tone walls
+	maxBgEdgeFrac    = 0.04 // share of background on strong edges: objects, patterns
+	minBgFrac        = 0.01 // less visible background than this is not judged
+	minSharpness     = 0.30 // fine detail per unit of contrast, see sharpness
+	maxBlockiness    = 3.0  // energy on the JPEG block grid vs. elsewhere
+	minJPEGQuality   = 25   // IJG quality estimate below which detail is gone
 )
 
-func checkPortrait(col *rgb, gray []uint8, a *analysis, p placement, res *Result) {
+func checkPortrait(gray []uint8, a *analysis, p placement, res *Result) {
 	m := res.Metrics
-	face := regionValues(gray, faceRegion, nil)
+	face := regionValues(gray, faceRegion)
 	faceMed := percentile(face, 0.5)
 	clipped := 0
 	for _, v := range face {
@@ -54,14 +47,17 @@ func checkPortrait(col *rgb, gray []uint8, a *analysis, p placement, res *Result
 	}
 	m["face_luma"] = round3(faceMed)
 	m["face_clipped_frac"] = round3(float64(clipped) / float64(max(1, len(face))))
-	if faceMed < minFaceLuma {
+	// Dark skin is not under-exposure: the face only counts as too dark
+	// when nothing else in the photo (background, clothes, eyes) is bright
+	// either.
+	if faceMed < darkFaceLuma && m["image_p98"] < brightRefLuma {
 		res.add(CodeTooDark)
 	}
 	if faceMed > maxFaceLuma || m["face_clipped_frac"] > maxClippedFrac {
 		res.add(CodeOverexposed)
 	}
-	l := percentile(regionValues(gray, leftCheek, nil), 0.5)
-	r := percentile(regionValues(gray, rightCheek, nil), 0.5)
+	l := percentile(regionValues(gray, leftCheek), 0.5)
+	r := percentile(regionValues(gray, rightCheek), 0.5)
 	imb := 0.0
 	if l+r > 0 {
 		imb = math.Abs(l-r) / ((l + r) / 2)
@@ -71,19 +67,28 @@ func checkPortrait(col *rgb, gray []uint8, a *analysis, p placement, res *Result
 		res.add(CodeUnevenLighting)
 	}
 
-	bgLuma, bgChroma, bgSpread, bgTex := background(col, gray)
-	m["bg_luma"], m["bg_chroma"] = round3(bgLuma), round3(bgChroma)
-	m["bg_spread"], m["bg_texture"] = round3(bgSpread), round3(bgTex)
-	if bgLuma < minBgLuma || bgChroma > maxBgChroma {
-		res.add(CodeBackgroundNotLight)
+	ex, ey := a.face.col, a.face.row-eyeAboveCentre*a.face.size
+	if a.eyesOK {
+		ex, ey = a.eyes.mid()
 	}
-	if bgSpread > maxBgSpread || bgTex > maxBgTexture {
-		res.add(CodeBackgroundUneven)
+	bg := measureBackground(a.work, ex, ey, a.face.size)
+	m["bg_frac"] = round3(bg.frac)
+	if bg.frac >= minBgFrac {
+		m["bg_luma"], m["bg_chroma"] = round3(bg.luma), round3(bg.chroma)
+		m["bg_spread"], m["bg_dark_frac"], m["bg_edge_frac"] = round3(bg.spread), round3(bg.darkFrac), round3(bg.edgeFrac)
+		if bg.darkFrac > maxBgDarkFrac || bg.chroma > maxBgChroma {
+			res.add(CodeBackgroundNotLight)
+		}
+		if bg.spread > maxBgSpread || bg.edgeFrac > maxBgEdgeFrac {
+			res.add(CodeBackgroundUneven)
+		}
 	}
 
 	sh := sharpness(gray)
 	m["sharpness"] = round3(sh)
-	blurry := sh < minSharpness
+	// An upscaled portrait is soft because of the upscaling; that is
+	// reported as face_too_small or resolution_too_low, not as blur.
+	blurry := sh < minSharpness && p.k <= maxUpscale
 	if b, ok := m["blockiness"]; ok && b > maxBlockiness {
 		blurry = true
 	}
@@ -93,79 +98,49 @@ func checkPortrait(col *rgb, gray []uint8, a *analysis, p placement, res *Result
 	if blurry {
 		res.add(CodeBlurry)
 	}
+	// The eye measures are contrasts; under- or over-exposure flattens them,
+	// so the exposure is the reason to report, not the eyes.
+	if res.has(CodeTooDark) || res.has(CodeOverexposed) {
+		res.remove(CodeEyesNotVisible)
+	}
 }
 
-func regionValues(gray []uint8, r rect, keep func(x, y int) bool) []float64 {
+func regionValues(gray []uint8, r rect) []float64 {
 	v := make([]float64, 0, (r.x1-r.x0)*(r.y1-r.y0))
 	for y := r.y0; y < r.y1; y++ {
 		for x := r.x0; x < r.x1; x++ {
-			if keep == nil || keep(x, y) {
-				v = append(v, float64(gray[y*PortraitW+x]))
-			}
+			v = append(v, float64(gray[y*PortraitW+x]))
 		}
 	}
 	return v
 }
 
-// background measures the portrait's background (top corners and sides
-// beside the head): median luma, median chroma, luma spread and texture.
-func background(col *rgb, gray []uint8) (luma, chroma, spread, texture float64) {
-	var lv, cv []float64
-	var tex float64
-	var nt int
-	for y := 0; y < backgroundBottom; y++ {
-		for x := 0; x < PortraitW; x++ {
-			if inHead(x, y) {
-				continue
-			}
-			i := y*PortraitW + x
-			lv = append(lv, float64(gray[i]))
-			r, g, b := col.pix[3*i], col.pix[3*i+1], col.pix[3*i+2]
-			cv = append(cv, float64(max(r, g, b)-min(r, g, b)))
-			if x+1 < PortraitW && y+1 < backgroundBottom && !inHead(x+1, y) && !inHead(x, y+1) {
-				dx := math.Abs(float64(gray[i+1]) - float64(gray[i]))
-				dy := math.Abs(float64(gray[i+PortraitW]) - float64(gray[i]))
-				tex += dx + dy
-				nt++
-			}
-		}
-	}
-	if len(lv) == 0 {
-		return 0, 0, 0, 0
-	}
-	luma = percentile(lv, 0.5)
-	spread = percentile(lv, 0.95) - percentile(lv, 0.05)
-	chroma = percentile(cv, 0.5)
-	if nt > 0 {
-		texture = tex / float64(nt)
-	}
-	return
-}
-
-// sharpness compares fine detail (Laplacian at portrait scale) with coarse
-// detail (Laplacian after 2x reduction) over the eyes, nose and mouth. A
-// sharp face has fine detail comparable to its coarse detail; blur removes
-// the fine part first. The ratio does not depend on contrast or exposure.
+// sharpness is the fine detail of the eyes, nose and mouth (mean absolute
+// Laplacian) per unit of contrast (mean absolute difference across two
+// pixels) at portrait scale. Blur removes fine detail first, so the ratio
+// drops; it does not depend on exposure or skin tone. JPEG blocking adds
+// false fine detail, which blockiness and the quality estimate catch.
 func sharpness(gray []uint8) float64 {
 	r := sharpRegion
 	w, h := r.x1-r.x0, r.y1-r.y0
-	fine := make([]float64, w*h)
+	v := make([]float64, w*h)
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
-			fine[y*w+x] = float64(gray[(r.y0+y)*PortraitW+r.x0+x])
+			v[y*w+x] = float64(gray[(r.y0+y)*PortraitW+r.x0+x])
 		}
 	}
-	coarse := make([]float64, (w/2)*(h/2))
-	for y := 0; y < h/2; y++ {
-		for x := 0; x < w/2; x++ {
-			coarse[y*(w/2)+x] = (fine[2*y*w+2*x] + fine[2*y*w+2*x+1] + fine[(2*y+1)*w+2*x] + fine[(2*y+1)*w+2*x+1]) / 4
+	var contrast float64
+	for y := 0; y+2 < h; y++ {
+		for x := 0; x+2 < w; x++ {
+			i := y*w + x
+			contrast += math.Abs(v[i+2]-v[i]) + math.Abs(v[i+2*w]-v[i])
 		}
 	}
-	lf, lc := meanAbsLaplacian(fine, w, h), meanAbsLaplacian(coarse, w/2, h/2)
-	if lc <= 0 {
+	contrast /= float64((w - 2) * (h - 2))
+	if contrast <= 0 {
 		return 0
 	}
-	return lf / lc
+	return meanAbsLaplacian(v, w, h) / contrast
 }
 
 func meanAbsLaplacian(v []float64, w, h int) float64 {

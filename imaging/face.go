@@ -54,8 +54,8 @@ type eyes struct {
 	lx, ly, rx, ry float64 // left/right as seen in the image (left = smaller x)
 }
 
-func (e eyes) ipd() float64        { return math.Hypot(e.rx-e.lx, e.ry-e.ly) }
-func (e eyes) rollDeg() float64    { return math.Atan2(e.ry-e.ly, e.rx-e.lx) * 180 / math.Pi }
+func (e eyes) ipd() float64            { return math.Hypot(e.rx-e.lx, e.ry-e.ly) }
+func (e eyes) rollDeg() float64        { return math.Atan2(e.ry-e.ly, e.rx-e.lx) * 180 / math.Pi }
 func (e eyes) mid() (float64, float64) { return (e.lx + e.rx) / 2, (e.ly + e.ry) / 2 }
 
 // detectFaces runs the face cascade upright and, when nothing is found, at

@@ -45,6 +45,16 @@ func (r *Result) add(code string) {
 	r.Reasons = append(r.Reasons, ReasonFor(code))
 }
 
+func (r *Result) remove(code string) {
+	out := r.Reasons[:0]
+	for _, x := range r.Reasons {
+		if x.Code != code {
+			out = append(out, x)
+		}
+	}
+	r.Reasons = out
+}
+
 func (r *Result) has(code string) bool {
 	for _, x := range r.Reasons {
 		if x.Code == code {
@@ -113,6 +123,7 @@ func checkPhoto(data []byte, res *Result) {
 		panic(err)
 	}
 	wi := newWork(m1, d1)
+	res.Metrics["image_p98"] = wi.lumaPercentile(0.98)
 	a := analyse(c, wi, res)
 	p := a.placement(wi, float64(ow), float64(oh))
 	if a.face == nil {
@@ -147,10 +158,9 @@ func checkPhoto(data []byte, res *Result) {
 	if bq := blockiness(mc, dc); bq > 0 {
 		res.Metrics["blockiness"] = round3(bq)
 	}
-	col := render(mc, dc, p)
-	gray := col.luma()
+	gray := render(mc, dc, p).luma()
 	if a.face != nil {
-		checkPortrait(col, gray, a, p, res)
+		checkPortrait(gray, a, p, res)
 	}
 	autoLevels(gray)
 	res.Portrait = grayImage(gray, PortraitW, PortraitH)
@@ -166,7 +176,7 @@ func checkPhoto(data []byte, res *Result) {
 // portrait may reach beyond the photo's top, left or right edge, or the
 // shoulders below the chin may be missing, before the head counts as cut
 // off: the margin above the crown in the spec portrait is only about 2%.
-const maxCropOverflow = 0.0
+const maxCropOverflow = 0.005
 
 // overflow returns by how much the portrait window sticks out of the photo,
 // relative to the portrait height (0 when it fits). Below the chin only a

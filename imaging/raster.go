@@ -136,26 +136,33 @@ func (m *rgb) downsample(f int) *rgb {
 	return out
 }
 
-// resizeGray resamples a gray plane to ow x oh with area averaging (box
-// filter with fractional coverage), good for the moderate factors used here.
-func resizeGray(src []uint8, w, h, ow, oh int) []uint8 {
-	out := make([]uint8, ow*oh)
+// resizeArea resamples an interleaved plane with ch channels to ow x oh by
+// area averaging (box filter with fractional coverage), good for the
+// moderate reductions used here.
+func resizeArea(src []uint8, ch, w, h, ow, oh int) []uint8 {
+	out := make([]uint8, ch*ow*oh)
 	sx, sy := float64(w)/float64(ow), float64(h)/float64(oh)
+	var acc [3]float64
 	for y := 0; y < oh; y++ {
 		y0, y1 := float64(y)*sy, float64(y+1)*sy
 		for x := 0; x < ow; x++ {
 			x0, x1 := float64(x)*sx, float64(x+1)*sx
-			var sum, wsum float64
+			acc = [3]float64{}
+			var wsum float64
 			for yy := int(y0); yy < h && float64(yy) < y1; yy++ {
 				wy := min(y1, float64(yy+1)) - max(y0, float64(yy))
 				for xx := int(x0); xx < w && float64(xx) < x1; xx++ {
-					wx := min(x1, float64(xx+1)) - max(x0, float64(xx))
-					sum += wx * wy * float64(src[yy*w+xx])
-					wsum += wx * wy
+					wt := (min(x1, float64(xx+1)) - max(x0, float64(xx))) * wy
+					for c := 0; c < ch; c++ {
+						acc[c] += wt * float64(src[ch*(yy*w+xx)+c])
+					}
+					wsum += wt
 				}
 			}
 			if wsum > 0 {
-				out[y*ow+x] = uint8(sum/wsum + 0.5)
+				for c := 0; c < ch; c++ {
+					out[ch*(y*ow+x)+c] = uint8(acc[c]/wsum + 0.5)
+				}
 			}
 		}
 	}

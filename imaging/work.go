@@ -9,6 +9,7 @@ const workMaxSide = 640
 // full-resolution (oriented) coordinates.
 type workImage struct {
 	w, h  int
+	col   *rgb    // colour at working resolution, for the background checks
 	gray  []uint8 // len w*h plus slack, see newWork
 	scale float64 // full-resolution pixels per working pixel
 }
@@ -18,19 +19,28 @@ type workImage struct {
 // because pigo's rotated classifier clamps columns to the row count, which
 // can index past the end of a portrait-format plane.
 func newWork(m *rgb, denom int) *workImage {
-	l := m.luma()
 	w, h := m.w, m.h
 	scale := float64(denom)
+	col := m
 	if long := max(w, h); long > workMaxSide {
 		f := float64(workMaxSide) / float64(long)
 		nw, nh := max(1, int(float64(w)*f+0.5)), max(1, int(float64(h)*f+0.5))
-		l = resizeGray(l, w, h, nw, nh)
+		col = &rgb{w: nw, h: nh, pix: resizeArea(m.pix, 3, w, h, nw, nh)}
 		scale *= float64(w) / float64(nw)
 		w, h = nw, nh
 	}
 	buf := make([]uint8, w*h+w+h)
-	copy(buf, l)
-	return &workImage{w: w, h: h, gray: buf, scale: scale}
+	copy(buf, col.luma())
+	return &workImage{w: w, h: h, col: col, gray: buf, scale: scale}
 }
 
 func (wi *workImage) pixels() []uint8 { return wi.gray[:wi.w*wi.h] }
+
+// lumaPercentile returns the p-th percentile (0..1) of the working luma.
+func (wi *workImage) lumaPercentile(p float64) float64 {
+	var hist [256]int
+	for _, v := range wi.pixels() {
+		hist[v]++
+	}
+	return float64(percentileHist(&hist, wi.w*wi.h, p))
+}
