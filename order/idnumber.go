@@ -51,6 +51,8 @@ func parsePersonnummer(s string) (birth time.Time, samordning bool, err error) {
 // digit below 2 is accepted when the first six digits are a date.
 func CheckOrgNumber(s string) error {
 	switch {
+	case s == "":
+		return errors.New("the organisation number is required, as NNNNNN-NNNC")
 	case len(s) == 11 && s[6] == '-' && allDigits(s[:6]) && allDigits(s[7:]):
 	case len(s) == 10 && allDigits(s):
 		return errors.New("put a hyphen before the last four digits of the organisation number: NNNNNN-NNNC")
@@ -287,7 +289,7 @@ func CheckIDNumber(nationality, id, birthDate string) error {
 		return fmt.Errorf("the ID number cannot be checked without a valid nationality: %w", err)
 	}
 	if id == "" {
-		return errors.New("the ID number is required: the personnummer for a Swedish holder, otherwise the number of the passport or national ID card")
+		return errIDNumberRequired
 	}
 	birth, hasBirth, err := parseIDNumber(nationality, id)
 	if err != nil {
@@ -299,6 +301,8 @@ func CheckIDNumber(nationality, id, birthDate string) error {
 	}
 	return nil
 }
+
+var errIDNumberRequired = errors.New("the ID number is required: the personnummer for a Swedish holder, otherwise the number of the passport or national ID card")
 
 // nationalNumbers are the personal numbers checked with their check digits,
 // by nationality; shape tells them apart from passport and ID card numbers.

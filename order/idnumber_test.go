@@ -55,7 +55,7 @@ func TestCheckOrgNumber(t *testing.T) {
 		{"55667-78899", "written NNNNNN-NNNC"},
 		{"556677-889", "written NNNNNN-NNNC"},
 		{"16556677-8899", "written NNNNNN-NNNC"},
-		{"", "written NNNNNN-NNNC"},
+		{"", "organisation number is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -120,6 +120,7 @@ func TestCheckIDNumber(t *testing.T) {
 		{"DK CPR without hyphen", "DK", "0707614285", "1961-07-07", ""},
 		{"DK CPR 2000s", "DK", "010105-4000", "2005-01-01", ""},
 		{"DK CPR 1800s", "DK", "010160-5000", "1860-01-01", ""},
+		{"DK CPR seventh digit 5, 2000s", "DK", "010157-5000", "2057-01-01", ""},
 		{"DK CPR bad date", "DK", "300201-1234", "1901-02-28", "valid date"},
 		{"DK CPR date mismatch", "DK", "070761-4285", "2061-07-07", "does not match"},
 		{"DK CPR with a letter is no CPR", "DK", "07076A-4285", "1961-07-07", "leave out spaces, hyphens"},

@@ -53,12 +53,16 @@ func (o *Order) Validate(c Checks) error {
 	v.check("holder.nationality", natErr)
 	birthErr := checkBirthDate(h.BirthDate, today)
 	v.check("holder.birth_date", birthErr)
-	if natErr == nil {
+	switch {
+	case natErr == nil:
 		birth := h.BirthDate
 		if birthErr != nil {
 			birth = "" // already reported; comparing would only repeat it
 		}
 		v.check("holder.id_number", CheckIDNumber(h.Nationality, h.IDNumber, birth))
+	case h.IDNumber == "":
+		// The number's format depends on the nationality, but its absence does not.
+		v.check("holder.id_number", errIDNumberRequired)
 	}
 	v.check("holder.email", checkEmail(h.Email))
 	v.check("holder.phone", checkPhone(h.Phone))
