@@ -39,7 +39,9 @@ var badBodies = map[string]func(t *testing.T) []byte{
 	"missing_photo":        edit(func(o *Order) { o.Photo = nil }, ""),
 }
 
-func raw(s string) func(*testing.T) []byte { return func(*testing.T) []byte { return []byte(s + "\n") } }
+func raw(s string) func(*testing.T) []byte {
+	return func(*testing.T) []byte { return []byte(s + "\n") }
+}
 
 func edit(change func(*Order), trailer string) func(*testing.T) []byte {
 	return func(t *testing.T) []byte {
