@@ -1,6 +1,7 @@
 package order
 
 import (
+	stdjson "encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -178,4 +179,24 @@ func paths(verr *ValidationError) []string {
 		out = append(out, f.Path)
 	}
 	return out
+}
+
+// The station stores orders with encoding/json and decodes them again with
+// Decode in the pipeline: that must keep working, photo left out included.
+func TestDecodeReadsEncodingJSON(t *testing.T) {
+	o := loadFixture(t)
+	o.Holder.LastName = "Svensson & <Söner>" // escaped by encoding/json as \u0026 \u003c
+	o.Approvals[0].At = time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.FixedZone("", 3600))
+	o.Photo, o.Company.Logo = nil, nil
+	b, err := stdjson.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Holder != o.Holder || !back.Approvals[0].At.Equal(o.Approvals[0].At) || back.ValidUntil != o.ValidUntil || back.Photo != nil {
+		t.Errorf("round trip through encoding/json changed the order:\n%+v\n%+v", back, o)
+	}
 }
