@@ -631,3 +631,36 @@ func TestInjectedClock(t *testing.T) {
 		t.Errorf("expired card: failed checks %v, want the CHUID and the certificate reported expired", failed)
 	}
 }
+
+// shortOnly is a card (or reader) without extended-length support.
+type shortOnly struct {
+	apdu.Card
+	refused int
+}
+
+func (c *shortOnly) Transmit(ctx context.Context, raw []byte) ([]byte, error) {
+	if len(raw) > 5 && raw[4] == 0 {
+		c.refused++
+		return []byte{0x67, 0x00}, nil
+	}
+	return c.Card.Transmit(ctx, raw)
+}
+
+func TestExtendedLengthFallsBackToChaining(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock() // configured for extended length
+	f := newFixture(t, stock)
+	reader := emulator.NewReader("test", emuStock(stock), "")
+	card := &shortOnly{Card: connect(t, reader)}
+	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card.refused != 1 {
+		t.Errorf("%d extended APDUs refused, want 1 (then short APDUs only)", card.refused)
+	}
+	rep, err := f.p.Verify(ctx, card, f.openSecrets(t, res.SealedSecrets).PIN)
+	if err != nil || !rep.OK {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}

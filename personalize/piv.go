@@ -47,22 +47,39 @@ func (s *session) selectPIV(ctx context.Context) error {
 
 // getData reads one data object and returns it as stored: 53 L value.
 func (s *session) getData(ctx context.Context, tag uint) ([]byte, error) {
-	le := 256
-	if s.extended {
-		le = 65536
+	for {
+		cmd := apdu.Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Data: apdu.TLV(0x5C, tagBytes(tag)), Le: 256}
+		if s.extended {
+			cmd.Le, cmd.Extended = 65536, true
+		}
+		b, err := s.do(ctx, cmd)
+		if s.fallBack(err) {
+			continue
+		}
+		return b, err
 	}
-	b, err := s.do(ctx, apdu.Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Data: apdu.TLV(0x5C, tagBytes(tag)), Le: le, Extended: s.extended})
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // putData writes one container (53 L value as built by container()).
 func (s *session) putData(ctx context.Context, tag uint, c []byte) error {
 	data := append(apdu.TLV(0x5C, tagBytes(tag)), c...)
-	_, err := s.do(ctx, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: data, Extended: s.extended && len(data) > 255})
-	return err
+	for {
+		_, err := s.do(ctx, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: data, Extended: s.extended && len(data) > 255})
+		if s.fallBack(err) {
+			continue
+		}
+		return err
+	}
+}
+
+// fallBack switches to short APDUs when a card or reader configured for
+// extended length refuses them with 6700, and tells the caller to retry.
+func (s *session) fallBack(err error) bool {
+	if s.extended && errors.Is(err, apdu.ErrWrongLength) {
+		s.extended = false
+		return true
+	}
+	return false
 }
 
 func tagBytes(tag uint) []byte {
