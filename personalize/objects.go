@@ -39,7 +39,7 @@ var (
 var written = []object{objCert, objCHUID, objCCC, objPrinted, objFacial, objSecurity}
 
 // hashed lists the objects covered by the security object, with their data
-// group numbers (the numbering is the issuer's choice, SP 800-73-4 §3.1.?).
+// group numbers (the numbering is the issuer's choice, SP 800-73-4 part 1, "Security Object").
 // Certificates are left out as the standard recommends: they carry their
 // own signature.
 var hashed = []struct {
@@ -49,7 +49,7 @@ var hashed = []struct {
 
 func (o object) String() string { return fmt.Sprintf("%s (%X)", o.Name, o.Tag) }
 
-// OIDs for the signed objects (SP 800-73-4 part 1 §3.3, ICAO 9303 part 10).
+// OIDs for the signed objects (SP 800-73-4 part 1, FIPS 201, ICAO 9303 part 10).
 var (
 	oidCHUIDSecurityObject = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 1}
 	oidPIVBiometricObject  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 2}
@@ -439,7 +439,7 @@ var foldASCII = func() map[rune]string {
 	return m
 }()
 
-// --- facial image: CBEFF (SP 800-76-2 §9, table 8) + ISO/IEC 19794-5 ---
+// --- facial image: CBEFF (SP 800-76-2, PIV patron format) + ISO/IEC 19794-5 ---
 
 const cbeffHeaderLen = 88
 
@@ -536,7 +536,7 @@ func buildFacial(s signer, jpg []byte, fasc []byte, guid [16]byte, created, unti
 	if err != nil {
 		return nil, err
 	}
-	// SP 800-76-2 §9.2: pivFASC-N, and entryUUID because a PIV-I FASC-N
+	// SP 800-76-2 signed attributes: pivFASC-N, and entryUUID because a PIV-I FASC-N
 	// (9999…) does not identify the card.
 	attrs := []pkcs7Attr{{oidPIVFASCN, fasc}, {oidEntryUUID, guid[:]}}
 	sbLen := 0
@@ -593,7 +593,7 @@ func parseFacial(v []byte) (facial, error) {
 	return f, nil
 }
 
-// --- security object (SP 800-73-4 part 1 §3.1.?; ICAO 9303 part 10) ---
+// --- security object (SP 800-73-4 part 1, "Security Object"; ICAO 9303 part 10) ---
 
 type dataGroupHash struct {
 	Number int

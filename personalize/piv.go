@@ -195,7 +195,7 @@ func (s *session) signP256(ctx context.Context, slot byte, digest []byte) ([]byt
 }
 
 // padRef pads a PIN or PUK to the 8 bytes VERIFY and CHANGE REFERENCE DATA
-// take (SP 800-73-4 part 2 §2.4.3).
+// take (SP 800-73-4 part 2, VERIFY).
 func padRef(ref string) ([]byte, error) {
 	if len(ref) < 6 || len(ref) > 8 {
 		return nil, fmt.Errorf("must be 6 to 8 characters, is %d", len(ref))
