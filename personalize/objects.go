@@ -26,7 +26,7 @@ type object struct {
 }
 
 var (
-	objCert     = object{"PIV Authentication certificate", 0x5FC105, 0x0101, false}
+	objCert     = object{"Certificate 9A", 0x5FC105, 0x0101, false}
 	objCHUID    = object{"CHUID", 0x5FC102, 0x3000, false}
 	objCCC      = object{"CCC", 0x5FC107, 0xDB00, false}
 	objPrinted  = object{"Printed Information", 0x5FC109, 0x3001, true}
