@@ -450,6 +450,10 @@ func TestResume(t *testing.T) {
 		t.Fatalf("another order on the half-written card: %v, want ErrNotBlank", err)
 	}
 	d := f.data
+	d.ExpectedUID = []byte{0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66}
+	if _, err := f.p.Personalize(ctx, card, d, recorder(new([]byte))); !errors.Is(err, ErrNotBlank) {
+		t.Fatalf("resume expecting another chip: %v, want ErrNotBlank", err)
+	}
 	d.ExpectedUID = uid
 	res, err := f.p.Personalize(ctx, card, d, recorder(new([]byte)))
 	if err != nil {
@@ -662,5 +666,23 @@ func TestExtendedLengthFallsBackToChaining(t *testing.T) {
 	rep, err := f.p.Verify(ctx, card, f.openSecrets(t, res.SealedSecrets).PIN)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep)
+	}
+}
+
+func TestOpenReader(t *testing.T) {
+	r, err := OpenReader("sim", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name() != SimReaderName {
+		t.Errorf("name %q", r.Name())
+	}
+	if _, ok := r.(Ejector); !ok {
+		t.Error("the simulated reader cannot eject")
+	}
+	for _, spec := range []string{"", "simulator", "usb:0"} {
+		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, pcsc or pcsc:NAME") {
+			t.Errorf("OpenReader(%q): %v", spec, err)
+		}
 	}
 }
