@@ -119,3 +119,40 @@ func TestUnapprovedOrderIsNeverProduced(t *testing.T) {
 		t.Fatalf("cancel after production: %d, want 409", code)
 	}
 }
+
+// BenchmarkEndToEnd200 runs the real daemon on simulated devices and times
+// 200 orders from the first POST to the last card produced.
+func BenchmarkEndToEnd200(b *testing.B) {
+	photos := passPhotos(b)
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		d := startDaemon(b, dir)
+		const n = 200
+		ids := make([]string, n)
+		bodies := make([][]byte, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("bench-%03d", i)
+			bodies[i] = orderJSON(b, ids[i], photos[i%len(photos)], false)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for i := range ids {
+			if code, body, err := d.do(http.MethodPost, "/v1/orders", bodies[i]); err != nil || code != http.StatusCreated {
+				b.Fatalf("%d %s %v", code, body, err)
+			}
+		}
+		orders := d.waitFinal(ids, 10*time.Minute)
+		elapsed := time.Since(start)
+		b.StopTimer()
+		produced := 0
+		for _, o := range orders {
+			if o.State == "produced" {
+				produced++
+			}
+		}
+		b.ReportMetric(float64(produced)/elapsed.Seconds(), "cards/s")
+		b.ReportMetric(float64(produced), "produced")
+		d.stop()
+	}
+}
