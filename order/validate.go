@@ -12,8 +12,9 @@ import (
 // Checks holds what Validate needs from outside the order: the clock and the
 // checks owned by other packages. A nil function skips that check.
 type Checks struct {
-	// Now is the time of intake. Its location decides which calendar day is
-	// "today" for birth_date and valid_until: pass the station's local time.
+	// Now is the time of intake (required: a zero Now puts every date in
+	// the future). Its location decides which calendar day is "today" for
+	// birth_date and valid_until: pass the station's local time.
 	Now       time.Time
 	Photo     func([]byte) error // header check of the photo (imaging.CheckPhotoHeader)
 	Logo      func([]byte) error // header check of the logo (imaging.CheckLogoHeader)
