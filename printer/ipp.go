@@ -28,14 +28,14 @@ type IPPDriver struct {
 	postURL    string // where requests are POSTed (http:// or https://)
 	adapter    *ipp.HttpAdapter
 
-	// Poll is the Get-Job-Attributes interval; BusyRetries and BusyBackoff
+	// Poll is the longest Get-Job-Attributes interval; BusyRetries and BusyBackoff
 	// bound the retries of server-error-busy.
 	Poll        time.Duration
 	BusyRetries int
 	BusyBackoff time.Duration
 
-	mu    sync.Mutex // one card at a time
-	jobs  map[string]int
+	mu    sync.Mutex     // one card at a time; guards jobs
+	jobs  map[string]int // station job ID → printer job-id
 	reqID atomic.Int32
 }
 
@@ -84,7 +84,7 @@ func NewIPPDriver(uri string) (*IPPDriver, error) {
 		// go-ipp skips certificate checks for TLS: printers ship self-signed
 		// certificates. Use a trusted network or a CUPS queue in front.
 		adapter:     ipp.NewHttpAdapter(u.Hostname(), port, "", "", tls),
-		Poll:        250 * time.Millisecond,
+		Poll:        time.Second,
 		BusyRetries: 8,
 		BusyBackoff: 200 * time.Millisecond,
 		jobs:        map[string]int{},
@@ -167,8 +167,9 @@ func (d *IPPDriver) submit(ctx context.Context, job Job) (int, error) {
 // follow polls the job until it completes. A printer fault while the job
 // waits returns the fault and leaves the job at the printer.
 func (d *IPPDriver) follow(ctx context.Context, id int) error {
-	t := time.NewTicker(d.Poll)
-	defer t.Stop()
+	// Poll fast first (a card may be done in milliseconds), then back off to
+	// d.Poll for a printer that takes half a minute per card.
+	wait := min(25*time.Millisecond, d.Poll)
 	for {
 		attrs, err := d.jobAttributes(ctx, id)
 		if err != nil {
@@ -195,8 +196,9 @@ func (d *IPPDriver) follow(ctx context.Context, id int) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, d.Poll)
 	}
 }
 
@@ -214,10 +216,9 @@ func (d *IPPDriver) jobAttributes(ctx context.Context, id int) (ipp.Attributes, 
 	return resp.JobAttributes[0], nil
 }
 
-// Status asks the printer for printer-state and printer-state-reasons.
+// Status asks the printer for printer-state and printer-state-reasons. It
+// does not wait for a Print in progress, so the operator page stays live.
 func (d *IPPDriver) Status(ctx context.Context) Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.status(ctx)
 }
 

@@ -184,7 +184,8 @@ func PackingList(s Shipment) ([]byte, error) {
 	header()
 	doc.SetFont(fontRegular, "", 10)
 	for i, c := range s.Cards {
-		if doc.GetY() > 297-20-7 {
+		// Break before fpdf's automatic break would, to repeat the header.
+		if doc.GetY()+7 > 297-20-0.5 {
 			doc.AddPage()
 			header()
 			doc.SetFont(fontRegular, "", 10)
