@@ -53,6 +53,13 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
 		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
 	}
+	if resume {
+		// If the crashed run got as far as setting the PIN, its value is
+		// lost with the run: find out before rewriting anything.
+		if err := s.verifyPIN(ctx, p.stock.PIN); err != nil {
+			return nil, spoiledIfResume(fmt.Errorf("personalize: the transport PIN no longer opens the card: %w", err))
+		}
+	}
 
 	// Everything that needs no card is built before the first write, so a
 	// bad photo or a signing failure leaves the blank untouched.
@@ -122,10 +129,10 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 
 	// Step 5: PIN and PUK.
 	if err := s.changeReference(ctx, keyPIN, p.stock.PIN, pin); err != nil {
-		return nil, spoiledIfResume(writeErr(fmt.Errorf("set PIN: %w", err)))
+		return nil, writeErr(fmt.Errorf("set PIN: %w", err))
 	}
 	if err := s.changeReference(ctx, keyPUK, p.stock.PUK, puk); err != nil {
-		return nil, spoiledIfResume(writeErr(fmt.Errorf("set PUK: %w", err)))
+		return nil, writeErr(fmt.Errorf("set PUK: %w", err))
 	}
 
 	// Step 6: verify what the card now holds.
@@ -171,10 +178,12 @@ func spoiled(check string, err error) error {
 }
 
 // writeErr classifies a failed write: a full card can never take this
-// profile (spoiled); anything else (card removed, reader error) may be
+// profile, and a card refusing the transport PIN or PUK can never get
+// known ones (spoiled); anything else (card removed, reader error) may be
 // resumed on the same chip.
 func writeErr(err error) error {
-	if errors.Is(err, apdu.ErrMemoryFull) {
+	var auth *apdu.AuthError
+	if errors.Is(err, apdu.ErrMemoryFull) || errors.Is(err, apdu.ErrAuthBlocked) || errors.As(err, &auth) {
 		return fmt.Errorf("personalize: %w: %w", ErrSpoiled, err)
 	}
 	return fmt.Errorf("personalize: %w", err)

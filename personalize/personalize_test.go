@@ -465,8 +465,32 @@ func TestResume(t *testing.T) {
 	}
 	// Once PIN and PUK are set the transport values are gone: resuming
 	// again cannot produce a card with known secrets.
+	before := mustMarshal(t, reader.Card())
 	if _, err := f.p.Personalize(ctx, card, d, recorder(new([]byte))); !errors.Is(err, ErrSpoiled) {
 		t.Fatalf("resume of a finished card: %v, want ErrSpoiled", err)
+	}
+	var st0, st1 struct{ Objects map[string][]byte }
+	if err := json.Unmarshal(before, &st0); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(mustMarshal(t, reader.Card()), &st1); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st0.Objects, st1.Objects) {
+		t.Error("the refused resume rewrote data objects")
+	}
+}
+
+func TestStockWithAnotherTransportPIN(t *testing.T) {
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	es := emuStock(stock)
+	es.PIN = "654321"
+	reader := emulator.NewReader("test", es, "")
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil })
+	var auth *apdu.AuthError
+	if !errors.Is(err, ErrSpoiled) || !errors.As(err, &auth) {
+		t.Fatalf("error %v, want ErrSpoiled with the card's 63Cx", err)
 	}
 }
 
