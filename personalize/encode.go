@@ -23,46 +23,8 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	if err := d.validate(now); err != nil {
 		return nil, err
 	}
-	cc := apdu.Count(card)
-	s := &session{card: cc, extended: p.stock.ExtendedLength}
-
-	// Step 1–2: identify the chip and make sure we may write it.
-	uid, err := ReadUID(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.selectPIV(ctx); err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	resume := false
-	switch _, err := s.getData(ctx, objCHUID.Tag); {
-	case errors.Is(err, apdu.ErrNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("personalize: check the card is blank: %w", err)
-	case d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID):
-		resume = true
-	default:
-		return nil, fmt.Errorf("personalize: chip %s already carries a CHUID: %w", hex.EncodeToString(uid), ErrNotBlank)
-	}
-	spoiledIfResume := func(err error) error {
-		if resume {
-			return fmt.Errorf("%w: resuming chip %s: %w", ErrSpoiled, hex.EncodeToString(uid), err)
-		}
-		return err
-	}
-	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
-		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
-	}
-	if resume {
-		// If the crashed run got as far as setting the PIN, its value is
-		// lost with the run: find out before rewriting anything.
-		if err := s.verifyPIN(ctx, p.stock.PIN); err != nil {
-			return nil, spoiledIfResume(fmt.Errorf("personalize: the transport PIN no longer opens the card: %w", err))
-		}
-	}
-
-	// Everything that needs no card is built before the first write, so a
-	// bad photo or a signing failure leaves the blank untouched.
+	// Everything that needs no card is built before talking to it, so a
+	// bad photo or a signing failure never touches a blank.
 	sign := signer{p.pki.signerCert, p.pki.signerKey}
 	fasc, err := newFASCN(d.CardNumber)
 	if err != nil {
@@ -103,6 +65,44 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	sealed, err := seal(p.sealTo, cardSecrets{CardNumber: d.CardNumber, PIN: pin, PUK: puk})
 	if err != nil {
 		return nil, fmt.Errorf("personalize: seal PIN and PUK: %w", err)
+	}
+
+	cc := apdu.Count(card)
+	s := &session{card: cc, extended: p.stock.ExtendedLength}
+
+	// Step 1–2: identify the chip and make sure we may write it.
+	uid, err := ReadUID(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.selectPIV(ctx); err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	resume := false
+	switch _, err := s.getData(ctx, objCHUID.Tag); {
+	case errors.Is(err, apdu.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("personalize: check the card is blank: %w", err)
+	case d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID):
+		resume = true
+	default:
+		return nil, fmt.Errorf("personalize: chip %s already carries a CHUID: %w", hex.EncodeToString(uid), ErrNotBlank)
+	}
+	spoiledIfResume := func(err error) error {
+		if resume {
+			return fmt.Errorf("%w: resuming chip %s: %w", ErrSpoiled, hex.EncodeToString(uid), err)
+		}
+		return err
+	}
+	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
+		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
+	}
+	if resume {
+		// If the crashed run got as far as setting the PIN, its value is
+		// lost with the run: find out before rewriting anything.
+		if err := s.verifyPIN(ctx, p.stock.PIN); err != nil {
+			return nil, spoiledIfResume(fmt.Errorf("personalize: the transport PIN no longer opens the card: %w", err))
+		}
 	}
 
 	if err := recordUID(uid); err != nil {
