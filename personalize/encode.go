@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"id06/personalize/apdu"
 )
@@ -25,38 +26,9 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	}
 	// Everything that needs no card is built before talking to it, so a
 	// bad photo or a signing failure never touches a blank.
-	sign := signer{p.pki.signerCert, p.pki.signerKey}
-	fasc, err := newFASCN(d.CardNumber)
+	containers, err := p.buildObjects(d, now)
 	if err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	fascBytes, err := fasc.encode()
-	if err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	containers := map[uint][]byte{}
-	chuidV, err := buildCHUID(sign, fascBytes, d.CardUUID, d.ValidUntil)
-	if err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	containers[objCHUID.Tag] = container(chuidV)
-	containers[objCCC.Tag] = container(buildCCC(d.CardUUID))
-	containers[objPrinted.Tag] = container(newPrintedInfo(d, p.issuer).encode())
-	facialV, err := buildFacial(sign, d.FacialJPEG, fascBytes, d.CardUUID, now, d.ValidUntil)
-	if err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	containers[objFacial.Tag] = container(facialV)
-	soV, err := buildSecurityObject(sign, containers)
-	if err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
-	containers[objSecurity.Tag] = container(soV)
-	for _, o := range written {
-		// The certificate is not built yet; it is far below any limit.
-		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
-			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
-		}
+		return nil, err
 	}
 	pin, puk, err := newSecrets(p.stock)
 	if err != nil {
@@ -171,6 +143,45 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		SealedSecrets: sealed,
 		APDUs:         int(cc.APDUs()),
 	}, nil
+}
+
+// buildObjects builds and signs every container except the certificate
+// (which needs the key generated on the card), keyed by tag.
+func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte, error) {
+	sign := signer{p.pki.signerCert, p.pki.signerKey}
+	fasc, err := newFASCN(d.CardNumber)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	fascBytes, err := fasc.encode()
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers := map[uint][]byte{}
+	chuidV, err := buildCHUID(sign, fascBytes, d.CardUUID, d.ValidUntil)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objCHUID.Tag] = container(chuidV)
+	containers[objCCC.Tag] = container(buildCCC(d.CardUUID))
+	containers[objPrinted.Tag] = container(newPrintedInfo(d, p.issuer).encode())
+	facialV, err := buildFacial(sign, d.FacialJPEG, fascBytes, d.CardUUID, now, d.ValidUntil)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objFacial.Tag] = container(facialV)
+	soV, err := buildSecurityObject(sign, containers)
+	if err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
+	containers[objSecurity.Tag] = container(soV)
+	for _, o := range written {
+		// The certificate is not built yet; it is far below any limit.
+		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
+			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
+		}
+	}
+	return containers, nil
 }
 
 func spoiled(check string, err error) error {
