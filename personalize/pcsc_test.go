@@ -2,6 +2,7 @@ package personalize
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -77,6 +78,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 	requireTool(t, "pkcs15-tool", "opensc")
 	requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
 	requireTool(t, "openssl", "openssl")
+	requireTool(t, "pkcs15-crypt", "opensc")
 	env := pcscdtest.Start(t, nil)
 	ctx := context.Background()
 	f := newFixture(t, DefaultStock())
@@ -133,6 +135,23 @@ func TestPCSCIndependentTools(t *testing.T) {
 			t.Fatalf("Verify through pcscd: %+v", rep.Failed())
 		}
 	})
+
+	// OpenSC signs with the 9A key after the new PIN (a standard
+	// middleware can use the card), and the signature verifies with the
+	// certificate.
+	digest := sha256Sum([]byte("challenge for " + f.data.CardNumber))
+	digestFile, sigFile := filepath.Join(dir, "digest.bin"), filepath.Join(dir, "sig.der")
+	if err := os.WriteFile(digestFile, digest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, env, "pkcs15-crypt", "-r", "0", "-s", "-k", "01", "--sha-256", "-f", "openssl", "-i", digestFile, "-o", sigFile, "-p", pin)
+	sig, err := os.ReadFile(sigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := x509.ParseCertificate(block.Bytes); err != nil || !ecdsa.VerifyASN1(c.PublicKey.(*ecdsa.PublicKey), digest, sig) {
+		t.Errorf("the signature made by OpenSC with slot 9A does not verify with the certificate (%v)", err)
+	}
 
 	// Tamper: a CCC from another card, written with the management key.
 	cccFile := filepath.Join(dir, "ccc.bin")
