@@ -91,6 +91,7 @@ func exampleOrder(t testing.TB, id string, photo []byte) map[string]any {
 		t.Fatal(err)
 	}
 	doc["id"], doc["photo"] = id, base64.StdEncoding.EncodeToString(photo)
+	doc["approvals"] = []map[string]any{{"kind": "holder", "method": "bankid", "at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)}}
 	return doc
 }
 

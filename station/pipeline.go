@@ -293,6 +293,9 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		}
 	}
 	validUntil := o.ValidUntilDate(p.now())
+	if !validUntil.After(p.now()) {
+		return false, p.store.Fail(ctx, j, "the requested validity ("+o.ValidUntil+") passed while the order waited; order again with a later valid_until")
+	}
 	if err := p.renderFace(ctx, j, o, validUntil); err != nil {
 		return false, p.store.Fail(ctx, j, "card face: "+err.Error())
 	}
@@ -429,6 +432,10 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 		return err
 	}
 	p.metrics.produced.Inc()
+	if j.Express && p.now().After(j.Deadline) {
+		p.metrics.expressMissed.Inc()
+		log.Warn("express order produced after its deadline", "deadline", j.Deadline)
+	}
 	log.Info("card produced", "card_number", j.CardNumber)
 	return nil
 }

@@ -95,6 +95,8 @@ func orderJSON(t testing.TB, id string, photo []byte, express bool) []byte {
 		t.Fatal(err)
 	}
 	doc["id"], doc["photo"], doc["express"] = id, photo, express
+	// Approved a minute ago: the example's own date ages out of the rules.
+	doc["approvals"] = []map[string]any{{"kind": "holder", "method": "bankid", "at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)}}
 	out, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -117,8 +119,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startDaemon runs `station serve` on 127.0.0.1:0 over the data dir.
 func startDaemon(t testing.TB, dir string, args ...string) *daemon {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -94,11 +95,13 @@ func TestUnapprovedOrderIsNeverProduced(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	d := startDaemon(t, t.TempDir())
-	body := strings.Replace(string(orderJSON(t, "unapproved-1", passPhotos(t)[0], false)), `"approvals":[{"at":"2026-11-22T10:00:00Z","kind":"holder","method":"bankid"}]`, `"approvals":[]`, 1)
-	if !strings.Contains(body, `"approvals":[]`) {
-		t.Fatal("fixture did not change")
+	var doc map[string]any
+	if err := json.Unmarshal(orderJSON(t, "unapproved-1", passPhotos(t)[0], false), &doc); err != nil {
+		t.Fatal(err)
 	}
-	code, b, _ := d.do(http.MethodPost, "/v1/orders", []byte(body))
+	doc["approvals"] = []any{}
+	body, _ := json.Marshal(doc)
+	code, b, _ := d.do(http.MethodPost, "/v1/orders", body)
 	if code != http.StatusCreated {
 		t.Fatalf("%d %s", code, b)
 	}
