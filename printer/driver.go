@@ -57,6 +57,7 @@ const (
 	FaultCoverOpen   = "cover-open"
 	FaultPaused      = "paused"
 	FaultJobAborted  = "job-aborted"
+	FaultJobHeld     = "job-held"
 	// FaultPrinterUnknown is a stop the driver cannot name more precisely.
 	FaultPrinterUnknown = "other"
 )
@@ -71,6 +72,7 @@ var faultMessages = map[string]string{
 	FaultCoverOpen:      "Printer cover open: close it",
 	FaultPaused:         "Printer paused: resume it on the printer",
 	FaultJobAborted:     "The printer aborted the card; it will be printed again",
+	FaultJobHeld:        "The printer holds the card job: release it on the printer or in CUPS",
 	FaultPrinterUnknown: "The printer stopped: check its display",
 }
 

@@ -133,6 +133,8 @@ func (d *IPPDriver) findJob(ctx context.Context, jobID string) (id, state int, e
 	for _, which := range []string{"not-completed", "completed"} {
 		req := d.request(ipp.OperationGetJobs)
 		req.OperationAttributes[ipp.AttributeWhichJobs] = which
+		// Only the station's own jobs; CUPS shows job names to their owner only.
+		req.OperationAttributes[ipp.AttributeMyJobs] = true
 		req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{"job-id", "job-name", "job-state"}
 		resp, err := d.send(ctx, req, nil)
 		if err != nil {
@@ -188,6 +190,8 @@ func (d *IPPDriver) follow(ctx context.Context, id int) error {
 				f.Message += " (" + strings.Join(reasons, ", ") + ")"
 			}
 			return f
+		case ipp.JobStateHeld:
+			return &Fault{Code: FaultJobHeld, Message: faultMessages[FaultJobHeld]}
 		}
 		st := d.status(ctx)
 		if st.Fault != nil {

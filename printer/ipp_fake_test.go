@@ -303,3 +303,15 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+func TestIPPHeldJob(t *testing.T) {
+	f, d := newFakeIPP(t)
+	f.set(func(f *fakeIPP) { f.hold = true })
+	done := make(chan error, 1)
+	go func() { done <- d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}) }()
+	waitFor(t, func() bool { return f.count(ipp.OperationGetJobAttributes) > 0 })
+	f.set(func(f *fakeIPP) { f.jobs[0].state = ipp.JobStateHeld })
+	if fault, ok := AsFault(<-done); !ok || fault.Code != FaultJobHeld {
+		t.Fatalf("Print of a held job = %v, want a job-held fault", fault)
+	}
+}

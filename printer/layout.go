@@ -71,6 +71,9 @@ func (t *Template) CheckName(printName string) error {
 		return err
 	}
 	e := t.nameElement()
+	if e == nil {
+		return errors.New("card template has no {print_name} element")
+	}
 	text := strings.TrimSpace(printName)
 	if text == "" {
 		return errors.New("name on print is empty")

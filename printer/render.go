@@ -35,6 +35,10 @@ func Render(t *Template, c Card) (*Face, error) {
 	if t == nil {
 		return nil, fmt.Errorf("render: no template")
 	}
+	// A Template built in code has not been through LoadTemplate.
+	if err := t.validate(); err != nil {
+		return nil, fmt.Errorf("render: card template: %w", err)
+	}
 	l, err := t.buildLayout(c)
 	if err != nil {
 		return nil, fmt.Errorf("render card %s: %w", c.CardNumber, err)
