@@ -26,6 +26,7 @@ const (
 	maxRollDeg       = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
 	minEyeContrast   = 0.40 // iris/pupil vs. brightest part of the eye opening
 	minEyeBrightness = 0.22 // eye opening vs. cheek skin; dark glasses fall far below
+	minEyeBand       = 0.35 // eye band vs. cheek band, see eyeBandRatio
 )
 
 type analysis struct {
@@ -66,7 +67,9 @@ func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 	res.Metrics["eye_white_luma"] = round3(math.Max(sl, sr))
 	res.Metrics["eye_contrast"] = round3(math.Min(cl, cr))
 	res.Metrics["eye_brightness"] = round3(math.Min(bl, br))
-	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && math.Min(bl, br) >= minEyeBrightness
+	band := eyeBandRatio(wi, f)
+	res.Metrics["eye_band_ratio"] = round3(band)
+	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && math.Min(bl, br) >= minEyeBrightness && band >= minEyeBand
 	if !a.eyesOK {
 		res.add(CodeEyesNotVisible)
 		return a
@@ -137,6 +140,28 @@ func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness, white 
 		return 0, 0, bright
 	}
 	return (bright - dark) / bright, med / skin, bright
+}
+
+// eyeBandRatio compares the band across both eyes with the band across the
+// cheeks, both placed from the face square alone, so it does not depend on
+// where puploc put the pupils. Eyes, brows and lashes make the eye band
+// somewhat darker than the cheeks; dark glasses make it much darker.
+func eyeBandRatio(wi *workImage, f face) float64 {
+	g := wi.pixels()
+	med := func(y0, y1 float64) float64 {
+		var v []float64
+		for y := max(0, int(f.row+y0*f.size)); y < min(wi.h, int(f.row+y1*f.size)); y++ {
+			for x := max(0, int(f.col-0.32*f.size)); x < min(wi.w, int(f.col+0.32*f.size)); x++ {
+				v = append(v, float64(g[y*wi.w+x]))
+			}
+		}
+		return percentile(v, 0.5)
+	}
+	eye, cheek := med(-0.16, 0.0), med(0.08, 0.22)
+	if cheek <= 0 {
+		return 0
+	}
+	return eye / cheek
 }
 
 // placement computes where the portrait comes from: eye line at 45% from

@@ -137,32 +137,53 @@ func (m *rgb) downsample(f int) *rgb {
 }
 
 // resizeArea resamples an interleaved plane with ch channels to ow x oh by
-// area averaging (box filter with fractional coverage), good for the
-// moderate reductions used here.
+// area averaging (box filter with fractional coverage), separably: rows
+// first, then columns, with weights computed once per axis.
 func resizeArea(src []uint8, ch, w, h, ow, oh int) []uint8 {
-	out := make([]uint8, ch*ow*oh)
-	sx, sy := float64(w)/float64(ow), float64(h)/float64(oh)
-	var acc [3]float64
-	for y := 0; y < oh; y++ {
-		y0, y1 := float64(y)*sy, float64(y+1)*sy
-		for x := 0; x < ow; x++ {
-			x0, x1 := float64(x)*sx, float64(x+1)*sx
-			acc = [3]float64{}
-			var wsum float64
-			for yy := int(y0); yy < h && float64(yy) < y1; yy++ {
-				wy := min(y1, float64(yy+1)) - max(y0, float64(yy))
-				for xx := int(x0); xx < w && float64(xx) < x1; xx++ {
-					wt := (min(x1, float64(xx+1)) - max(x0, float64(xx))) * wy
-					for c := 0; c < ch; c++ {
-						acc[c] += wt * float64(src[ch*(yy*w+xx)+c])
-					}
-					wsum += wt
+	xw := areaWeights(w, ow)
+	yw := areaWeights(h, oh)
+	tmp := make([]float32, ch*ow*h)
+	for y := 0; y < h; y++ {
+		row := src[ch*y*w : ch*(y+1)*w]
+		out := tmp[ch*y*ow : ch*(y+1)*ow]
+		for x, taps := range xw {
+			for _, t := range taps {
+				for c := 0; c < ch; c++ {
+					out[ch*x+c] += t.w * float32(row[ch*t.i+c])
 				}
 			}
-			if wsum > 0 {
-				for c := 0; c < ch; c++ {
-					out[ch*(y*ow+x)+c] = uint8(acc[c]/wsum + 0.5)
-				}
+		}
+	}
+	out := make([]uint8, ch*ow*oh)
+	for y, taps := range yw {
+		dst := out[ch*y*ow : ch*(y+1)*ow]
+		for i := range dst {
+			var acc float32
+			for _, t := range taps {
+				acc += t.w * tmp[ch*t.i*ow+i]
+			}
+			dst[i] = uint8(min(max(acc+0.5, 0), 255))
+		}
+	}
+	return out
+}
+
+type tap struct {
+	i int
+	w float32
+}
+
+// areaWeights lists, for each of n output pixels, the input pixels of an
+// axis of length size that it covers and their normalised coverage.
+func areaWeights(size, n int) [][]tap {
+	scale := float64(size) / float64(n)
+	out := make([][]tap, n)
+	for o := range out {
+		lo, hi := float64(o)*scale, float64(o+1)*scale
+		for i := int(lo); i < size && float64(i) < hi; i++ {
+			cov := min(hi, float64(i+1)) - max(lo, float64(i))
+			if cov > 0 {
+				out[o] = append(out[o], tap{i: i, w: float32(cov / scale)})
 			}
 		}
 	}

@@ -28,11 +28,15 @@ type placement struct {
 	rollDeg float64
 }
 
-// toSource returns the source point under portrait point (u, v).
-func (p placement) toSource(u, v float64) (float64, float64) {
+// affine returns the portrait-to-source map: x = ax*u + bx*v + cx0,
+// y = ay*u + by*v + cy0 (full-resolution source pixels).
+func (p placement) affine() (ax, bx, cx0, ay, by, cy0 float64) {
 	s, c := math.Sincos(p.rollDeg * math.Pi / 180)
-	dx, dy := (u-p.ox)/p.k, (v-p.oy)/p.k
-	return p.cx + c*dx - s*dy, p.cy + s*dx + c*dy
+	ax, bx = c/p.k, -s/p.k
+	ay, by = s/p.k, c/p.k
+	cx0 = p.cx - ax*p.ox - bx*p.oy
+	cy0 = p.cy - ay*p.ox - by*p.oy
+	return
 }
 
 // crop reports the axis-aligned source rectangle of the portrait (before
@@ -46,24 +50,67 @@ func (p placement) crop() *Crop {
 	}
 }
 
-// render samples the portrait in colour from a raster decoded at 1/denom of
-// full resolution. Each output pixel averages 2x2 bilinear taps, which keeps
-// aliasing low for the up-to-2x reductions the decode scale leaves. Pixels
-// outside the source repeat the nearest edge.
-func render(m *rgb, denom int, p placement) *rgb {
+// raster is a decoded piece of the source: pixel (i, j) of m covers the
+// full-resolution source square [(x0+i)*denom, (x0+i+1)*denom) and likewise
+// in y.
+type raster struct {
+	m      *rgb
+	x0, y0 int
+	denom  int
+}
+
+// cropRaster cuts the part of a raster decoded at 1/denom that the portrait
+// samples and box-reduces it while the portrait is still at most as fine as
+// the result, so that the 2x2 bilinear taps of render never alias. It also
+// returns the cut before reduction, where JPEG blocks are still visible.
+func cropRaster(m *rgb, denom int, p placement) (raster, *rgb) {
+	ax, bx, cx0, ay, by, cy0 := p.affine()
+	minX, minY, maxX, maxY := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for _, c := range [4][2]float64{{0, 0}, {PortraitW, 0}, {0, PortraitH}, {PortraitW, PortraitH}} {
+		x, y := ax*c[0]+bx*c[1]+cx0, ay*c[0]+by*c[1]+cy0
+		minX, maxX = math.Min(minX, x), math.Max(maxX, x)
+		minY, maxY = math.Min(minY, y), math.Max(maxY, y)
+	}
+	f := 1
+	for p.k*float64(denom*f*2) <= 1 {
+		f *= 2
+	}
+	// Align to the reduction so that reduced pixels stay on the source grid.
+	clampI := func(v float64, hi int) int { return min(max(int(v), 0), hi) }
+	x0 := clampI(math.Floor(minX/float64(denom))-2, m.w) / f * f
+	y0 := clampI(math.Floor(minY/float64(denom))-2, m.h) / f * f
+	x1 := clampI(math.Ceil(maxX/float64(denom))+2, m.w)
+	y1 := clampI(math.Ceil(maxY/float64(denom))+2, m.h)
+	if x1-x0 < f || y1-y0 < f {
+		// The portrait lies outside the photo (only possible for absurd
+		// geometry); sample the whole raster, edges repeat.
+		return raster{m: m, denom: denom}, m
+	}
+	sub := newRGB(x1-x0, y1-y0)
+	for y := y0; y < y1; y++ {
+		copy(sub.pix[3*(y-y0)*sub.w:3*(y-y0+1)*sub.w], m.pix[3*(y*m.w+x0):3*(y*m.w+x1)])
+	}
+	return raster{m: sub.downsample(f), x0: x0 / f, y0: y0 / f, denom: denom * f}, sub
+}
+
+// render samples the portrait in colour. Each output pixel averages 2x2
+// bilinear taps; pixels outside the photo repeat the nearest edge.
+func render(r raster, p placement) *rgb {
 	out := newRGB(PortraitW, PortraitH)
-	// A pixel j of the scaled raster covers source [j*denom, (j+1)*denom).
-	inv := 1 / float64(denom)
+	ax, bx, cx0, ay, by, cy0 := p.affine()
+	inv := 1 / float64(r.denom)
+	ox, oy := float64(r.x0), float64(r.y0)
 	for v := 0; v < PortraitH; v++ {
 		for u := 0; u < PortraitW; u++ {
-			var r, g, b float64
+			var sr, sg, sb float64
 			for _, t := range [4][2]float64{{0.25, 0.25}, {0.75, 0.25}, {0.25, 0.75}, {0.75, 0.75}} {
-				sx, sy := p.toSource(float64(u)+t[0], float64(v)+t[1])
-				rr, gg, bb := m.bilinear(sx*inv, sy*inv)
-				r, g, b = r+rr, g+gg, b+bb
+				uu, vv := float64(u)+t[0], float64(v)+t[1]
+				sx, sy := ax*uu+bx*vv+cx0, ay*uu+by*vv+cy0
+				rr, gg, bb := r.m.bilinear(sx*inv-ox, sy*inv-oy)
+				sr, sg, sb = sr+rr, sg+gg, sb+bb
 			}
 			d := 3 * (v*PortraitW + u)
-			out.pix[d], out.pix[d+1], out.pix[d+2] = clamp8(r/4), clamp8(g/4), clamp8(b/4)
+			out.pix[d], out.pix[d+1], out.pix[d+2] = clamp8(sr/4), clamp8(sg/4), clamp8(sb/4)
 		}
 	}
 	return out

@@ -22,10 +22,16 @@ func newWork(m *rgb, denom int) *workImage {
 	w, h := m.w, m.h
 	scale := float64(denom)
 	col := m
+	// Integer box reduction first (cheap), then the fractional rest.
+	if f := max(w, h) / workMaxSide; f >= 2 {
+		col = col.downsample(f)
+		scale *= float64(f)
+		w, h = col.w, col.h
+	}
 	if long := max(w, h); long > workMaxSide {
 		f := float64(workMaxSide) / float64(long)
 		nw, nh := max(1, int(float64(w)*f+0.5)), max(1, int(float64(h)*f+0.5))
-		col = &rgb{w: nw, h: nh, pix: resizeArea(m.pix, 3, w, h, nw, nh)}
+		col = &rgb{w: nw, h: nh, pix: resizeArea(col.pix, 3, w, h, nw, nh)}
 		scale *= float64(w) / float64(nw)
 		w, h = nw, nh
 	}
