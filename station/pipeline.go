@@ -340,11 +340,19 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		}
 		return p.store.RecordChip(ctx, j, u)
 	})
-	if err != nil {
-		if errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil {
-			return false, err
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
+		return false, err
+	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, p.spoil(ctx, j, card, err.Error())
+	default:
+		// A reader or transport fault says nothing about the blank: the order
+		// keeps its card number and chip, and resumes on the same card once an
+		// operator has looked at the encoder (a different card there is
+		// detected by its UID and the lost blank retired).
+		p.Pause("Card reader: " + err.Error() + " — check the card in the encoder, then resume")
+		return false, p.store.Release(ctx, j, queue.Encoding, "reader fault: "+err.Error())
 	}
 	log.Info("chip written and verified", "chip", j.ChipUID, "apdus", res.APDUs)
 	return true, p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)

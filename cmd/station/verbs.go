@@ -432,7 +432,7 @@ func runVerify(c *cli, args []string) error {
 			if !ch.OK {
 				mark = "FAIL"
 			}
-			fmt.Fprintf(c.stdout, "  %s  %-28s %s\n", mark, ch.Name, ch.Detail)
+			fmt.Fprintf(c.stdout, "  %s  %-32s %s\n", mark, ch.Name, ch.Detail)
 		}
 	}
 	if !report.OK {
