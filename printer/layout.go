@@ -74,7 +74,7 @@ func (t *Template) CheckName(printName string) error {
 	if e == nil {
 		return errors.New("card template has no {print_name} element")
 	}
-	text := strings.TrimSpace(printName)
+	text := cleanSpaces(printName)
 	if text == "" {
 		return errors.New("name on print is empty")
 	}
@@ -127,6 +127,12 @@ func fitText(m *measurer, e *Element, s string) (lines []string, sizePt float64,
 	return nil, 0, fmt.Errorf("text %q does not fit its %gx%g mm box at %g pt", s, e.W, e.H, minSize)
 }
 
+// cleanSpaces trims and collapses runs of spaces, which would otherwise
+// widen the text; other whitespace is left for checkPrintable to refuse.
+func cleanSpaces(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " ")
+}
+
 func fill(text string, values map[string]string) string {
 	return placeholderRE.ReplaceAllStringFunc(text, func(p string) string {
 		return values[p[1:len(p)-1]]
@@ -143,11 +149,11 @@ func (t *Template) buildLayout(c Card) (*layout, error) {
 		return nil, err
 	}
 	values := map[string]string{
-		"print_name":  strings.TrimSpace(c.PrintName),
-		"company":     strings.TrimSpace(c.Company),
-		"org_number":  strings.TrimSpace(c.OrgNumber),
-		"card_number": strings.TrimSpace(c.CardNumber),
-		"issuer":      strings.TrimSpace(c.Issuer),
+		"print_name":  cleanSpaces(c.PrintName),
+		"company":     cleanSpaces(c.Company),
+		"org_number":  cleanSpaces(c.OrgNumber),
+		"card_number": cleanSpaces(c.CardNumber),
+		"issuer":      cleanSpaces(c.Issuer),
 	}
 	if !c.ValidUntil.IsZero() {
 		values["valid_until"] = c.ValidUntil.Format(time.DateOnly)

@@ -2,11 +2,14 @@ package printer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
+	"sync"
 	"time"
 
 	"codeberg.org/go-pdf/fpdf"
@@ -43,23 +46,53 @@ func Render(t *Template, c Card) (*Face, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render card %s: %w", c.CardNumber, err)
 	}
-	pdf, err := l.pdf()
+	// The PDF and the two previews are independent drawings of the layout.
+	var (
+		f    Face
+		errs [3]error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { f.PDF, errs[0] = l.pdf() })
+	wg.Go(func() { f.FrontPNG, errs[1] = l.previewPNG(0) })
+	wg.Go(func() { f.BackPNG, errs[2] = l.previewPNG(1) })
+	wg.Wait()
+	for i, what := range []string{"PDF", "front PNG", "back PNG"} {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("render card %s: %s: %w", c.CardNumber, what, errs[i])
+		}
+	}
+	return &f, nil
+}
+
+// previewPNG draws one side and encodes it as a PNG marked 300 dpi.
+func (l *layout) previewPNG(side int) ([]byte, error) {
+	img, err := l.raster(side)
 	if err != nil {
-		return nil, fmt.Errorf("render card %s: PDF: %w", c.CardNumber, err)
+		return nil, err
 	}
-	f := &Face{PDF: pdf}
-	for side, out := range []*[]byte{&f.FrontPNG, &f.BackPNG} {
-		img, err := l.raster(side)
-		if err != nil {
-			return nil, fmt.Errorf("render card %s: PNG: %w", c.CardNumber, err)
-		}
-		var buf bytes.Buffer
-		if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
-			return nil, fmt.Errorf("render card %s: PNG: %w", c.CardNumber, err)
-		}
-		*out = buf.Bytes()
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+		return nil, err
 	}
-	return f, nil
+	return withDPI(buf.Bytes(), dpi), nil
+}
+
+// withDPI inserts a pHYs chunk after IHDR so that viewers and print dialogs
+// show the preview at card size. image/png does not write one.
+func withDPI(p []byte, dpi int) []byte {
+	const ihdrEnd = 8 + 8 + 13 + 4 // signature, IHDR length+type, data, CRC
+	ppm := uint32(math.Round(float64(dpi) / 0.0254))
+	chunk := make([]byte, 0, 21)
+	chunk = binary.BigEndian.AppendUint32(chunk, 9)
+	chunk = append(chunk, "pHYs"...)
+	chunk = binary.BigEndian.AppendUint32(chunk, ppm)
+	chunk = binary.BigEndian.AppendUint32(chunk, ppm)
+	chunk = append(chunk, 1) // unit: metre
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	out := make([]byte, 0, len(p)+len(chunk))
+	out = append(out, p[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, p[ihdrEnd:]...)
 }
 
 func (l *layout) pdf() ([]byte, error) {

@@ -90,6 +90,10 @@ func TestRenderGolden(t *testing.T) {
 				if got := img.Bounds().Size(); got != (image.Point{1011, 638}) {
 					t.Errorf("%s PNG is %v, want 1011x638 (ID-1 at 300 dpi)", side, got)
 				}
+				// pHYs: 11811 pixels per metre (300 dpi) both ways, unit metre.
+				if !bytes.Contains(b[:64], []byte("\x00\x00\x00\x09pHYs\x00\x00\x2e\x23\x00\x00\x2e\x23\x01")) {
+					t.Errorf("%s PNG lacks a 300 dpi pHYs chunk", side)
+				}
 				checkGolden(t, tc.name+"-"+side+".png", b, func(got, want []byte) bool {
 					d, err := pngDiff(got, want, 1)
 					if err != nil {

@@ -109,6 +109,7 @@ func TestCheckName(t *testing.T) {
 		wantErr string // "" = fits
 	}{
 		{"Anna Svensson", ""},
+		{"  Anna     Svensson  ", ""},
 		{"Åsa Ängström-Öberg", ""},
 		{"Łukasz-Żółć Ścibor", ""},
 		{"Zażółć Gęślą Jaźń Ńćś", ""},
