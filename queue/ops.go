@@ -119,3 +119,28 @@ func (s *Store) DueNoticesFor(ctx context.Context, suppliers []string, limit int
 func (s *Store) RecentNotices(ctx context.Context, limit int) ([]*Notice, error) {
 	return s.notices(ctx, `ORDER BY id DESC LIMIT ?`, limit)
 }
+
+// BlobKinds lists which files an order has, without reading them.
+func (s *Store) BlobKinds(ctx context.Context, id string) (map[string]bool, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kind FROM blobs WHERE order_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		out[k] = true
+	}
+	return out, rows.Err()
+}
+
+// OutboxCounts counts notices still to deliver and notices given up on.
+func (s *Store) OutboxCounts(ctx context.Context) (pending, dead int, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT
+		coalesce(sum(delivered_at IS NULL AND dead = 0), 0), coalesce(sum(dead = 1), 0) FROM outbox`).Scan(&pending, &dead)
+	return pending, dead, err
+}

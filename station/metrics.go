@@ -54,12 +54,14 @@ var (
 	ordersDesc  = prometheus.NewDesc("station_orders", "Orders by state.", []string{"state"}, nil)
 	readerDesc  = prometheus.NewDesc("station_reader_up", "1 when the card reader is ready.", nil, nil)
 	printerDesc = prometheus.NewDesc("station_printer_up", "1 when the printer is ready.", nil, nil)
+	outboxDesc  = prometheus.NewDesc("station_webhook_outbox", "Webhook notices waiting (pending) or given up (dead).", []string{"status"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- ordersDesc
 	ch <- readerDesc
 	ch <- printerDesc
+	ch <- outboxDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +72,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, st := range queue.States {
 			ch <- prometheus.MustNewConstMetric(ordersDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 		}
+	}
+	if pending, dead, err := c.store.OutboxCounts(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(pending), "pending")
+		ch <- prometheus.MustNewConstMetric(outboxDesc, prometheus.GaugeValue, float64(dead), "dead")
 	}
 	r, p := c.status()
 	ch <- prometheus.MustNewConstMetric(readerDesc, prometheus.GaugeValue, b2f(r))

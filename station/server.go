@@ -38,6 +38,7 @@ type Server struct {
 	metrics  *Metrics
 	limiter  *rateLimiter
 	hub      *hub
+	ops      *opsState // operator page, logins, webhook deliverer
 	now      func() time.Time
 	lock     *os.File
 }
@@ -85,6 +86,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("printer %q: %w", cfg.Printer, err)
 	}
 	s.metrics = NewMetrics(s.store, s.deviceStatus)
+	s.ops = newOps(s)
 	s.pipeline = NewPipeline(s.store, cfg, log, imaging.CheckPhoto, s.reader, s.chip, s.printer, s.template, s.metrics)
 	ok = true
 	return s, nil
@@ -167,7 +169,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	r.Route("/v1", s.apiRoutes)
+	r.Get("/v1/openapi.json", serveOpenAPI)
+	r.Route("/v1/ops", s.opsRoutes)
+	r.With(s.requireScope("orders")).Route("/v1", s.apiRoutes)
+	r.Route("/ui", s.uiRoutes)
 	return r
 }
 
@@ -227,6 +232,11 @@ func (s *Server) Run(ctx, cardCtx context.Context, ready func(addr string)) erro
 	go func() {
 		defer wg.Done()
 		s.pipeline.Run(ctx, cardCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.ops.deliverer.Run(ctx)
 	}()
 	select {
 	case <-ctx.Done():

@@ -39,7 +39,8 @@ var verbs = map[string]verb{
 	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR]", "check an encoded card in a reader (QA); exit 0 only when every check passes", runVerify},
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
 	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
-	"token create":   {"token create --supplier NAME [--data DIR]", "create a supplier API token (shown once, stored hashed)", runTokenCreate},
+	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
+	"user add":       {"user add NAME --role operator|qa|admin [--data DIR]", "create an operator account for the operator page (password from stdin or a prompt)", runUserAdd},
 	"help":           {"help", "list the verbs", nil},
 }
 

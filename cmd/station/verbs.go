@@ -480,12 +480,17 @@ func runSimCard(c *cli, args []string) error {
 func runTokenCreate(c *cli, args []string) error {
 	fs := c.flags("token create")
 	supplier := fs.String("supplier", "", "the supplier system the token is for")
+	scope := fs.String("scope", "orders", "what the token may do: orders (supplier API) or operator (/v1/ops); comma-separated for both")
 	data := fs.String("data", "", "data directory (default ./var)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*supplier) == "" {
-		return errors.New("usage: station token create --supplier NAME")
+		return errors.New("usage: station token create --supplier NAME [--scope orders|operator]")
+	}
+	scopes, err := station.ParseScopes(*scope)
+	if err != nil {
+		return err
 	}
 	dir := dataDir(c, *data)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -500,7 +505,7 @@ func runTokenCreate(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := store.AddToken(c.ctx, *supplier, token, []string{"orders"}); err != nil {
+	if err := store.AddToken(c.ctx, *supplier, token, scopes); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s\n", token)

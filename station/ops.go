@@ -1,0 +1,123 @@
+package station
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"id06/imaging"
+	"id06/order"
+	"id06/queue"
+)
+
+// opsRoutes is the operator JSON API for tokens with the operator scope: a
+// floor system or a script can do what the page's operator buttons do.
+func (s *Server) opsRoutes(r chi.Router) {
+	r.Use(s.requireToken, s.requireScope("operator"))
+	r.Post("/orders/{id}/photo-verdict", s.h(s.opsPhotoVerdict))
+	r.Post("/pause", s.h(s.opsPause))
+	r.Post("/resume", s.h(s.opsResume))
+}
+
+// opsActor names the token's owner in the audit trail.
+func opsActor(r *http.Request) string { return "api:" + supplierOf(r.Context()) }
+
+func (s *Server) decodeOps(w http.ResponseWriter, r *http.Request, v any, shape string) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the body must be " + shape}
+	}
+	return nil
+}
+
+func (s *Server) opsPhotoVerdict(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Verdict string `json:"verdict"`
+		Reason  string `json:"reason"`
+		Code    string `json:"code"`
+	}
+	if err := s.decodeOps(w, r, &req, `{"verdict": "pass|fail", "reason": "…", "code": "<reason code, for fail>"}`); err != nil {
+		return err
+	}
+	var fields []order.FieldError
+	if req.Verdict != "pass" && req.Verdict != "fail" {
+		fields = append(fields, order.FieldError{Path: "verdict", Message: "must be pass or fail"})
+	}
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 {
+		fields = append(fields, order.FieldError{Path: "reason", Message: "give the reason for the override (1 to 500 characters)"})
+	}
+	if req.Verdict == "fail" && !knownCode(req.Code) {
+		fields = append(fields, order.FieldError{Path: "code", Message: "a fail verdict needs one of the photo reason codes: " + strings.Join(imaging.Codes(), ", ")})
+	}
+	if len(fields) > 0 {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the verdict cannot be applied", Fields: fields}
+	}
+	id := chi.URLParam(r, "id")
+	if err := s.overridePhoto(r.Context(), id, req.Verdict, req.Code, req.Reason, opsActor(r)); err != nil {
+		if err == queue.ErrNotFound {
+			return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order"}
+		}
+		return err
+	}
+	s.log.Info("photo verdict overridden", "order", id, "verdict", req.Verdict, "actor", opsActor(r))
+	s.pipeline.Wake()
+	s.broadcast()
+	o, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return s.writeOrder(w, r, http.StatusOK, o)
+}
+
+func knownCode(code string) bool {
+	for _, c := range imaging.Codes() {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+type stationStatus struct {
+	Paused  bool   `json:"paused"`
+	Message string `json:"message,omitempty"`
+}
+
+func (s *Server) opsPause(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Message string `json:"message"`
+	}
+	if err := s.decodeOps(w, r, &req, `empty or {"message": "…"}`); err != nil {
+		return err
+	}
+	if req.Message == "" {
+		req.Message = "Paused by " + opsActor(r)
+	}
+	s.pipeline.Pause(req.Message)
+	s.audit(r.Context(), opsActor(r), "pause", req.Message)
+	s.broadcast()
+	return s.writeStatus(w)
+}
+
+func (s *Server) opsResume(w http.ResponseWriter, r *http.Request) error {
+	s.pipeline.Resume()
+	s.audit(r.Context(), opsActor(r), "resume", "")
+	s.broadcast()
+	return s.writeStatus(w)
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter) error {
+	paused, msg := s.pipeline.Paused()
+	writeJSON(w, http.StatusOK, stationStatus{Paused: paused, Message: msg})
+	return nil
+}
