@@ -176,6 +176,21 @@ func TestSpoolDriver(t *testing.T) {
 		t.Errorf("reprinting the same job ID spooled again: %v", got)
 	}
 
+	// A PDF already in place but never recorded (crash between rename and
+	// record) is not written again.
+	if err := os.WriteFile(filepath.Join(dir, "ord-9-a1.pdf"), []byte("%PDF-earlier"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Print(ctx, Job{ID: "ord-9-a1", PDF: testPDF}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "ord-9-a1.pdf")); string(got) != "%PDF-earlier" {
+		t.Error("an already spooled PDF was written a second time")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".sent", "ord-9-a1")); err != nil {
+		t.Errorf("the hand-over was not recorded: %v", err)
+	}
+
 	// The watcher reports out of cards: the station pauses, nothing spooled.
 	status := filepath.Join(dir, StatusFile)
 	if err := os.WriteFile(status, []byte(`{"ready": false, "code": "media-empty"}`), 0o600); err != nil {

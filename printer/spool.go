@@ -68,9 +68,16 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	if st := s.status(); st.Fault != nil {
 		return st.Fault
 	}
-	marker := filepath.Join(s.dir, ".sent", job.ID)
-	if _, err := os.Stat(marker); err == nil {
+	sentDir := filepath.Join(s.dir, ".sent")
+	if _, err := os.Stat(filepath.Join(sentDir, job.ID)); err == nil {
 		return nil // already handed over
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, job.ID+".pdf")); err == nil {
+		// An earlier attempt placed the PDF but failed to record it.
+		if err := writeAtomic(sentDir, job.ID, nil); err != nil {
+			return s.ioFault(err)
+		}
+		return nil
 	}
 	sum := sha256.Sum256(job.PDF)
 	side, err := json.MarshalIndent(Sidecar{
@@ -87,7 +94,7 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	if err := writeAtomic(s.dir, job.ID+".pdf", job.PDF); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(filepath.Join(s.dir, ".sent"), job.ID, nil); err != nil {
+	if err := writeAtomic(sentDir, job.ID, nil); err != nil {
 		return s.ioFault(err)
 	}
 	return nil
