@@ -171,7 +171,7 @@ func (d *IPPDriver) submit(ctx context.Context, job Job) (int, error) {
 func (d *IPPDriver) follow(ctx context.Context, id int) error {
 	// Poll fast first (a card may be done in milliseconds), then back off to
 	// d.Poll for a printer that takes half a minute per card.
-	wait := min(25*time.Millisecond, d.Poll)
+	wait := min(5*time.Millisecond, d.Poll)
 	for {
 		attrs, err := d.jobAttributes(ctx, id)
 		if err != nil {
