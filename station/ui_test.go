@@ -1,0 +1,480 @@
+package station
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"id06/queue"
+)
+
+// opStation opens a real station (SQLite in a temp dir, simulated reader,
+// spool printer) and serves its handler without running the pipeline.
+func opStation(t testing.TB, mutate func(*Config)) (*Server, *httptest.Server) {
+	t.Helper()
+	cfg := Defaults()
+	cfg.DataDir = t.TempDir()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, hs
+}
+
+func opUser(t testing.TB, s *Server, name, role, password string) {
+	t.Helper()
+	hash, err := HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.AddUser(context.Background(), name, role, hash); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// opBrowser is a cookie-keeping client that does not follow redirects, so
+// tests see where the station sends them.
+type opBrowser struct {
+	t    testing.TB
+	base string
+	c    *http.Client
+}
+
+func newOpBrowser(t testing.TB, base string) *opBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &opBrowser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type opResponse struct {
+	status   int
+	body     string
+	location string
+	header   http.Header
+}
+
+func (b *opBrowser) do(req *http.Request) opResponse {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return opResponse{resp.StatusCode, string(body), resp.Header.Get("Location"), resp.Header}
+}
+
+func (b *opBrowser) get(path string) opResponse {
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	return b.do(req)
+}
+
+func (b *opBrowser) post(path string, form url.Values) opResponse {
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf reads the form token from a page.
+func (b *opBrowser) csrf(path string) string {
+	b.t.Helper()
+	m := csrfField.FindStringSubmatch(b.get(path).body)
+	if m == nil {
+		b.t.Fatalf("no csrf field on %s", path)
+	}
+	return m[1]
+}
+
+func (b *opBrowser) login(user, password string) opResponse {
+	b.t.Helper()
+	return b.post("/ui/login", url.Values{"csrf": {b.csrf("/ui/login")}, "user": {user}, "password": {password}, "next": {"/ui/"}})
+}
+
+// loggedIn logs in and returns the session's CSRF token.
+func (b *opBrowser) loggedIn(user, password string) string {
+	b.t.Helper()
+	if r := b.login(user, password); r.status != http.StatusSeeOther || r.location != "/ui/" {
+		b.t.Fatalf("login %s: %d %s", user, r.status, r.location)
+	}
+	return b.csrf("/ui/")
+}
+
+func auditActions(t testing.TB, s *Server) []string {
+	t.Helper()
+	log, err := s.store.AuditLog(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range log {
+		out = append(out, e.Actor+" "+e.Action)
+	}
+	return out
+}
+
+func hasAudit(t testing.TB, s *Server, entry string) bool {
+	for _, a := range auditActions(t, s) {
+		if a == entry {
+			return true
+		}
+	}
+	return false
+}
+
+const opPassword = "correct horse battery"
+
+func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	tests := []struct{ name, user, password string }{
+		{"wrong password", "eva", "wrong password!"},
+		{"unknown user", "nobody", opPassword},
+		{"empty", "", ""},
+	}
+	var bodies []string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newOpBrowser(t, hs.URL)
+			r := b.login(tc.user, tc.password)
+			if r.status != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", r.status)
+			}
+			if !strings.Contains(r.body, "Wrong user name or password.") {
+				t.Fatalf("body lacks the generic message")
+			}
+			if strings.Contains(r.body, "station_session") || b.get("/ui/").status != http.StatusSeeOther {
+				t.Fatal("a failed login opened a session")
+			}
+			msg := regexp.MustCompile(`id="login-error">([^<]*)<`).FindStringSubmatch(r.body)
+			bodies = append(bodies, msg[1])
+		})
+	}
+	for _, m := range bodies[1:] {
+		if m != bodies[0] {
+			t.Fatalf("messages differ: %q vs %q", bodies[0], m)
+		}
+	}
+	if !hasAudit(t, s, "anonymous login_failed") {
+		t.Fatalf("failed logins not audited: %v", auditActions(t, s))
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	s.ops.throttle.now = func() time.Time { return now }
+	b := newOpBrowser(t, hs.URL)
+	for i := 0; i < s.ops.throttle.free; i++ {
+		if r := b.login("eva", "guess number "+string(rune('a'+i))); r.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, r.status)
+		}
+	}
+	r := b.login("eva", opPassword)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("right password while throttled: %d Retry-After=%q, want 429", r.status, r.header.Get("Retry-After"))
+	}
+	if !strings.Contains(r.body, "Too many failed logins") {
+		t.Fatal("throttled answer does not say why")
+	}
+	// Another address guessing another name is not held up by eva's lock.
+	opUser(t, s, "olle", queue.RoleQA, opPassword)
+	s.ops.throttle.succeed("ip:127.0.0.1")
+	if r := newOpBrowser(t, hs.URL).login("olle", opPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("olle: %d", r.status)
+	}
+	now = now.Add(s.ops.throttle.base + time.Second)
+	if r := b.login("eva", opPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("after the wait: %d, want 303", r.status)
+	}
+	if !hasAudit(t, s, "anonymous login_throttled") || !hasAudit(t, s, "operator:eva login") {
+		t.Fatalf("audit: %v", auditActions(t, s))
+	}
+}
+
+func TestSessionCookie(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, hs.URL)
+	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/ui/login", strings.NewReader(url.Values{
+		"csrf": {b.csrf("/ui/login")}, "user": {"eva"}, "password": {opPassword}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var sess *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie && c.Value != "" {
+			sess = c
+		}
+	}
+	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode || sess.Path != "/ui/" || sess.Secure {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/ui/, not Secure over plain HTTP", sess)
+	}
+	// The database keeps only a hash of the cookie.
+	if _, err := s.store.LookupSession(context.Background(), sess.Value); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(s.cfg.DBPath())
+	if strings.Contains(string(raw), sess.Value) {
+		t.Fatal("the session cookie value is stored in the database")
+	}
+}
+
+func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, hs.URL)
+	token := b.loggedIn("eva", opPassword)
+	other := newOpBrowser(t, hs.URL)
+	opUser(t, s, "olle", queue.RoleOperator, opPassword)
+	otherToken := other.loggedIn("olle", opPassword)
+	tests := []struct {
+		name string
+		form url.Values
+	}{
+		{"missing", url.Values{"message": {"x"}}},
+		{"forged", url.Values{"csrf": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, "message": {"x"}}},
+		{"another session's", url.Values{"csrf": {otherToken}, "message": {"x"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := b.post("/ui/pause", tc.form)
+			if r.status != http.StatusForbidden || !strings.Contains(r.body, "nothing was changed") {
+				t.Fatalf("status %d, want 403 with an explanation", r.status)
+			}
+			if paused, _ := s.pipeline.Paused(); paused {
+				t.Fatal("the station paused on a request without a valid CSRF token")
+			}
+		})
+	}
+	if !hasAudit(t, s, "operator:eva csrf_refused") {
+		t.Fatalf("refusals not audited: %v", auditActions(t, s))
+	}
+	// Without the login page's cookie, a login form is refused too.
+	if r := newOpBrowser(t, hs.URL).post("/ui/login", url.Values{"csrf": {"x"}, "user": {"eva"}, "password": {opPassword}}); r.status != http.StatusForbidden {
+		t.Fatalf("login without its CSRF cookie: %d", r.status)
+	}
+	r := b.post("/ui/pause", url.Values{"csrf": {token}, "message": {"Ribbon change"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("pause with the token: %d", r.status)
+	}
+	if paused, msg := s.pipeline.Paused(); !paused || msg != "Ribbon change" {
+		t.Fatalf("paused=%v %q", paused, msg)
+	}
+	if !strings.Contains(b.get("/ui/").body, "Ribbon change") {
+		t.Fatal("the dashboard does not show the pause message")
+	}
+	if r := b.post("/ui/resume", url.Values{"csrf": {token}}); r.status != http.StatusSeeOther {
+		t.Fatalf("resume: %d", r.status)
+	}
+	if !hasAudit(t, s, "operator:eva pause") || !hasAudit(t, s, "operator:eva resume") {
+		t.Fatalf("audit: %v", auditActions(t, s))
+	}
+}
+
+func TestExpiredSessionAppliesNothing(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	ctx := context.Background()
+	if _, err := s.store.CreateSession(ctx, "expired-cookie", "eva", "expired-csrf", -time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	b := newOpBrowser(t, hs.URL)
+	u, _ := url.Parse(hs.URL + "/ui/")
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "expired-cookie", Path: "/ui/"}})
+	r := b.get("/ui/orders")
+	if r.status != http.StatusSeeOther || !strings.Contains(r.location, "why=expired") || !strings.Contains(r.location, "next=%2Fui%2Forders") {
+		t.Fatalf("GET with an expired session: %d %s", r.status, r.location)
+	}
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: "expired-cookie", Path: "/ui/"}})
+	r = b.post("/ui/pause", url.Values{"csrf": {"expired-csrf"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location, "/ui/login") {
+		t.Fatalf("POST with an expired session: %d %s", r.status, r.location)
+	}
+	if paused, _ := s.pipeline.Paused(); paused {
+		t.Fatal("an expired session paused the station")
+	}
+	if login := b.get(strings.TrimPrefix(r.location, "")); !strings.Contains(login.body, "session has expired") {
+		t.Fatal("the login page does not say the session expired")
+	}
+	if !hasAudit(t, s, "anonymous session_expired") {
+		t.Fatalf("audit: %v", auditActions(t, s))
+	}
+}
+
+func TestRolesAreEnforcedOnTheServer(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	opUser(t, s, "quinn", queue.RoleQA, opPassword)
+	opUser(t, s, "ada", queue.RoleAdmin, opPassword)
+	tests := []struct {
+		user, method, path string
+		want               int
+	}{
+		{"quinn", http.MethodPost, "/ui/pause", http.StatusForbidden},
+		{"quinn", http.MethodPost, "/ui/orders/x/cancel", http.StatusForbidden},
+		{"quinn", http.MethodPost, "/ui/notices/1/redeliver", http.StatusForbidden},
+		{"quinn", http.MethodGet, "/ui/audit", http.StatusForbidden},
+		{"eva", http.MethodPost, "/ui/qa/verify", http.StatusForbidden},
+		{"eva", http.MethodGet, "/ui/audit", http.StatusForbidden},
+		{"ada", http.MethodGet, "/ui/audit", http.StatusOK},
+		{"ada", http.MethodPost, "/ui/pause", http.StatusSeeOther},
+	}
+	browsers := map[string]*opBrowser{}
+	tokens := map[string]string{}
+	for _, u := range []string{"eva", "quinn", "ada"} {
+		browsers[u] = newOpBrowser(t, hs.URL)
+		tokens[u] = browsers[u].loggedIn(u, opPassword)
+	}
+	for _, tc := range tests {
+		t.Run(tc.user+" "+tc.method+" "+tc.path, func(t *testing.T) {
+			b := browsers[tc.user]
+			var r opResponse
+			if tc.method == http.MethodGet {
+				r = b.get(tc.path)
+			} else {
+				r = b.post(tc.path, url.Values{"csrf": {tokens[tc.user]}, "reason": {"test"}})
+			}
+			if r.status != tc.want {
+				t.Fatalf("status %d, want %d", r.status, tc.want)
+			}
+		})
+	}
+	if !hasAudit(t, s, "operator:quinn forbidden") || !hasAudit(t, s, "operator:eva forbidden") {
+		t.Fatalf("refusals not audited: %v", auditActions(t, s))
+	}
+	if paused, msg := s.pipeline.Paused(); !paused || !strings.Contains(msg, "ada") {
+		t.Fatalf("only the admin's pause should have applied: paused=%v %q", paused, msg)
+	}
+}
+
+// needsFixOrder puts an order in needs_fix the way the photo worker does.
+func needsFixOrder(t testing.TB, s *Server, id string) {
+	t.Helper()
+	ctx := context.Background()
+	_, _, err := s.store.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
+		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
+		Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.store.Claim(ctx, "test-worker", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Imaging})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.NeedsFixPhoto(ctx, j, []queue.Reason{{Code: "blurry", MessageEN: "The photo is blurry.", MessageSV: "Fotot är suddigt."}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOrderActionsFromThePage(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	needsFixOrder(t, s, "nf-1")
+	b := newOpBrowser(t, hs.URL)
+	token := b.loggedIn("eva", opPassword)
+
+	list := b.get("/ui/needs-fix").body
+	if !strings.Contains(list, "nf-1") || !strings.Contains(list, "The photo is blurry.") {
+		t.Fatal("needs_fix list lacks the order or its reason")
+	}
+	if sv := b.get("/ui/needs-fix?lang=sv").body; !strings.Contains(sv, "Fotot är suddigt.") || !strings.Contains(sv, "Att åtgärda") {
+		t.Fatal("Swedish page lacks Swedish labels or reasons")
+	}
+	b.get("/ui/?lang=en")
+	if r := b.get("/ui/orders?q=Anna"); !strings.Contains(r.body, "nf-1") {
+		t.Fatal("search by holder name does not find the order")
+	}
+	if r := b.post("/ui/orders/nf-1/override", url.Values{"csrf": {token}, "verdict": {"pass"}}); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("override without a reason: %d, want 422", r.status)
+	}
+	r := b.post("/ui/orders/nf-1/override", url.Values{"csrf": {token}, "verdict": {"pass"}, "reason": {"Glasses reflect, face clearly visible"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("override: %d %s", r.status, r.body)
+	}
+	o, _ := s.store.Get(context.Background(), "nf-1")
+	if o.State != queue.Queued || o.PhotoOverride != "pass" {
+		t.Fatalf("after override: %s %q", o.State, o.PhotoOverride)
+	}
+	events, _ := s.store.Events(context.Background(), "nf-1")
+	last := events[len(events)-1]
+	if last.Actor != "operator:eva" || !strings.Contains(last.Note, "Glasses reflect") {
+		t.Fatalf("last event %+v", last)
+	}
+	if page := b.get("/ui/orders/nf-1").body; !strings.Contains(page, "operator:eva") {
+		t.Fatal("the order page timeline does not show who acted")
+	}
+	// Retrying an order that has not failed is refused with the reason.
+	r = b.post("/ui/orders/nf-1/retry", url.Values{"csrf": {token}, "reason": {"again"}})
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "the order is queued") {
+		t.Fatalf("retry of a queued order: %d", r.status)
+	}
+	if r := b.post("/ui/orders/nf-1/cancel", url.Values{"csrf": {token}, "reason": {"holder left the company"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", r.status)
+	}
+	notices, _ := s.store.OrderNotices(context.Background(), "nf-1")
+	if n := notices[len(notices)-1]; n.Type != "order.cancelled" {
+		t.Fatalf("last notice %s, want order.cancelled", n.Type)
+	}
+	if r := b.get("/ui/orders/nope"); r.status != http.StatusNotFound {
+		t.Fatalf("unknown order: %d", r.status)
+	}
+}
+
+func TestEventStreamAnnouncesChanges(t *testing.T) {
+	s, hs := opStation(t, nil)
+	s.ops.poll = 50 * time.Millisecond
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/ui/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// A change made behind the page's back (the pipeline, the CLI) arrives.
+	needsFixOrder(t, s, "nf-2")
+	buf := make([]byte, 4096)
+	var got strings.Builder
+	for !strings.Contains(got.String(), "event: change") {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatalf("stream ended before a change event: %v (got %q)", err, got.String())
+		}
+		got.Write(buf[:n])
+	}
+	// Without a session the stream is refused plainly, not redirected.
+	anon := newOpBrowser(t, hs.URL)
+	req, _ = http.NewRequest(http.MethodGet, hs.URL+"/ui/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	if r := anon.do(req); r.status != http.StatusUnauthorized {
+		t.Fatalf("anonymous events: %d", r.status)
+	}
+}
