@@ -125,6 +125,13 @@ func (d *IPPDriver) Print(ctx context.Context, job Job) error {
 func (d *IPPDriver) findJob(ctx context.Context, jobID string) (id, state int, err error) {
 	if id, ok := d.jobs[jobID]; ok {
 		attrs, err := d.jobAttributes(ctx, id)
+		var ippErr ipp.IPPError
+		if errors.As(err, &ippErr) && ippErr.Status == ipp.StatusErrorNotFound {
+			// Printed and purged, or lost in a printer restart: only a
+			// person can tell, and printing again could make a second card.
+			return 0, 0, &Fault{Code: FaultJobUnknown, Message: fmt.Sprintf(
+				"The printer no longer knows job %d (%s): check whether the card was printed, then print it again as a new attempt", id, jobID)}
+		}
 		if err != nil {
 			return 0, 0, err
 		}
@@ -313,7 +320,8 @@ func (d *IPPDriver) send(ctx context.Context, req *ipp.Request, doc []byte) (*ip
 				backoff = min(2*backoff, 5*time.Second)
 				continue
 			}
-			return nil, fmt.Errorf("ipp printer %s: %s: status 0x%04x: %s", d.printerURI, opName(req.Operation), uint16(ippErr.Status), ippErr.Message)
+			// Keep the IPPError in the chain: callers test for not-found.
+			return nil, fmt.Errorf("ipp printer %s: %s: status 0x%04x: %w", d.printerURI, opName(req.Operation), uint16(ippErr.Status), ippErr)
 		}
 		var httpErr ipp.HTTPError
 		if errors.As(err, &httpErr) {

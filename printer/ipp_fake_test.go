@@ -315,3 +315,25 @@ func TestIPPHeldJob(t *testing.T) {
 		t.Fatalf("Print of a held job = %v, want a job-held fault", fault)
 	}
 }
+
+// TestIPPJobLostAtPrinter: the printer forgot a job the station sent (a
+// printer restart); the station must not guess whether the card was printed.
+func TestIPPJobLostAtPrinter(t *testing.T) {
+	f, d := newFakeIPP(t)
+	f.set(func(f *fakeIPP) { f.hold = true })
+	done := make(chan error, 1)
+	go func() { done <- d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}) }()
+	waitFor(t, func() bool { return f.count(ipp.OperationGetJobAttributes) > 0 })
+	f.set(func(f *fakeIPP) { f.reason = "media-jam-error" })
+	if _, ok := AsFault(<-done); !ok {
+		t.Fatal("no fault during the jam")
+	}
+	f.set(func(f *fakeIPP) { f.reason = "none"; f.jobs = nil }) // printer restarted
+	err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF})
+	if fault, ok := AsFault(err); !ok || fault.Code != FaultJobUnknown || fault.Retryable {
+		t.Fatalf("Print of a job the printer forgot = %v, want a job-unknown fault for the operator", err)
+	}
+	if n := f.count(ipp.OperationPrintJob); n != 1 {
+		t.Errorf("Print-Job sent %d times, want 1", n)
+	}
+}
