@@ -173,17 +173,20 @@ type noKern struct{ font.Face }
 
 func (noKern) Kern(_, _ rune) fixed.Int26_6 { return 0 }
 
-// faces builds x/image faces at 300 dpi for the PNG preview.
+// faces builds x/image faces at 300 dpi for the PNG preview; one per
+// raster, since a face is not safe for concurrent use.
 type faces struct {
 	fonts map[string]*metrics
-	m     map[[2]float64]font.Face
+	m     map[faceKey]font.Face
+}
+
+type faceKey struct {
+	font   string
+	sizePt float64
 }
 
 func (f *faces) face(fontName string, sizePt float64) (font.Face, error) {
-	key := [2]float64{0, sizePt}
-	if fontName == fontBold {
-		key[0] = 1
-	}
+	key := faceKey{fontName, sizePt}
 	if fc, ok := f.m[key]; ok {
 		return fc, nil
 	}

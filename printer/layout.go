@@ -250,7 +250,7 @@ func textOps(m *measurer, e *Element, s string) ([]op, error) {
 		case "right":
 			x += e.W - w
 		}
-		ops = append(ops, op{kind: opText, x: x, y: firstBase + float64(i)*lineH, w: w, text: line, font: e.Font, sizePt: size, gray: uint8(e.TextGray)})
+		ops = append(ops, op{kind: opText, x: x, y: firstBase + float64(i)*lineH, text: line, font: e.Font, sizePt: size, gray: uint8(e.TextGray)})
 	}
 	return ops, nil
 }

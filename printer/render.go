@@ -163,7 +163,7 @@ func (l *layout) raster(side int) (*image.RGBA, error) {
 	if err != nil {
 		return nil, err
 	}
-	faces := &faces{fonts: fs, m: map[[2]float64]font.Face{}}
+	faces := &faces{fonts: fs, m: map[faceKey]font.Face{}}
 	w, h := previewSize(l.w, l.h)
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	var z vector.Rasterizer
