@@ -54,6 +54,9 @@ func MaybeServeCard() {
 	if mode == "" {
 		return
 	}
+	// Die with pcscd (our parent after sh's exec), even if the test
+	// process was killed before it could stop us.
+	syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var err error
@@ -73,7 +76,7 @@ func MaybeServeCard() {
 type Env struct {
 	SocketPath string // pcscd's socket, also exported as PCSCLITE_CSOCK_NAME
 	ReaderName string
-	Dir        string // configuration and pcscd.log
+	Dir        string // configuration and pcscd.log, removed by Stop
 	cmd        *exec.Cmd
 	done       chan struct{}
 	stopOnce   sync.Once
@@ -93,9 +96,7 @@ func (e *Env) Log() string {
 var (
 	// libpcsclite caches the socket name, so every Env of this process
 	// uses the same directory, one at a time.
-	dirOnce sync.Once
-	baseDir string
-	dirErr  error
+	baseDir = filepath.Join(os.TempDir(), fmt.Sprintf("pcscdtest-%d", os.Getpid()))
 	busy    sync.Mutex
 )
 
@@ -135,16 +136,6 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 	if _, err := os.Stat(vpcdLib); err != nil {
 		requireIntegration(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
 	}
-	dirOnce.Do(func() {
-		// Short path: a unix socket path must fit in 108 bytes.
-		baseDir, dirErr = os.MkdirTemp("", "pcscdtest")
-		if dirErr == nil {
-			dirErr = os.Setenv("PCSCLITE_CSOCK_NAME", filepath.Join(baseDir, "run", "pcscd.comm"))
-		}
-	})
-	if dirErr != nil {
-		t.Fatalf("pcscdtest: %v", dirErr)
-	}
 	busy.Lock()
 	env := &Env{
 		SocketPath: filepath.Join(baseDir, "run", "pcscd.comm"),
@@ -152,7 +143,17 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 		Dir:        baseDir,
 		done:       make(chan struct{}),
 	}
-	t.Cleanup(func() { env.Stop(); busy.Unlock() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pcscdtest: pcscd and card output:\n%s", env.Log())
+		}
+		env.Stop()
+	})
+	// A short path (a unix socket path must fit in 108 bytes), the same for
+	// the whole process.
+	if err := os.Setenv("PCSCLITE_CSOCK_NAME", env.SocketPath); err != nil {
+		t.Fatalf("pcscdtest: %v", err)
+	}
 	if err := env.writeConfig(); err != nil {
 		t.Fatalf("pcscdtest: %v", err)
 	}
@@ -216,7 +217,7 @@ func (e *Env) run(cardCmd, cardEnv []string) error {
 		"PCSCDTEST_CONF="+filepath.Join(e.Dir, "conf"),
 		"PCSCLITE_CSOCK_NAME=/run/pcscd/pcscd.comm")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting unshare: %w", err)
 	}
@@ -257,9 +258,12 @@ func (e *Env) cardPresent() bool {
 	return st[0].EventState&scard.StatePresent != 0
 }
 
-// Stop ends pcscd and the card side (also done by the test's cleanup).
+// Stop ends pcscd and the card side (also done by the test's cleanup);
+// another Start may follow.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
+		defer busy.Unlock()
+		defer os.RemoveAll(e.Dir)
 		if e.cmd == nil || e.cmd.Process == nil {
 			return
 		}
