@@ -90,12 +90,12 @@ func (b *opBrowser) post(path string, form url.Values) opResponse {
 	return b.do(req)
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var opCSRFField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrf reads the form token from a page.
 func (b *opBrowser) csrf(path string) string {
 	b.t.Helper()
-	m := csrfField.FindStringSubmatch(b.get(path).body)
+	m := opCSRFField.FindStringSubmatch(b.get(path).body)
 	if m == nil {
 		b.t.Fatalf("no csrf field on %s", path)
 	}
@@ -116,7 +116,7 @@ func (b *opBrowser) loggedIn(user, password string) string {
 	return b.csrf("/ui/")
 }
 
-func auditActions(t testing.TB, s *Server) []string {
+func opAudit(t testing.TB, s *Server) []string {
 	t.Helper()
 	log, err := s.store.AuditLog(context.Background(), 100)
 	if err != nil {
@@ -129,8 +129,8 @@ func auditActions(t testing.TB, s *Server) []string {
 	return out
 }
 
-func hasAudit(t testing.TB, s *Server, entry string) bool {
-	for _, a := range auditActions(t, s) {
+func opHasAudit(t testing.TB, s *Server, entry string) bool {
+	for _, a := range opAudit(t, s) {
 		if a == entry {
 			return true
 		}
@@ -171,8 +171,8 @@ func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
 			t.Fatalf("messages differ: %q vs %q", bodies[0], m)
 		}
 	}
-	if !hasAudit(t, s, "anonymous login_failed") {
-		t.Fatalf("failed logins not audited: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "anonymous login_failed") {
+		t.Fatalf("failed logins not audited: %v", opAudit(t, s))
 	}
 }
 
@@ -204,8 +204,8 @@ func TestLoginThrottled(t *testing.T) {
 	if r := b.login("eva", opPassword); r.status != http.StatusSeeOther {
 		t.Fatalf("after the wait: %d, want 303", r.status)
 	}
-	if !hasAudit(t, s, "anonymous login_throttled") || !hasAudit(t, s, "operator:eva login") {
-		t.Fatalf("audit: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "anonymous login_throttled") || !opHasAudit(t, s, "operator:eva login") {
+		t.Fatalf("audit: %v", opAudit(t, s))
 	}
 }
 
@@ -267,8 +267,8 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 			}
 		})
 	}
-	if !hasAudit(t, s, "operator:eva csrf_refused") {
-		t.Fatalf("refusals not audited: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "operator:eva csrf_refused") {
+		t.Fatalf("refusals not audited: %v", opAudit(t, s))
 	}
 	// Without the login page's cookie, a login form is refused too.
 	if r := newOpBrowser(t, hs.URL).post("/ui/login", url.Values{"csrf": {"x"}, "user": {"eva"}, "password": {opPassword}}); r.status != http.StatusForbidden {
@@ -287,8 +287,8 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 	if r := b.post("/ui/resume", url.Values{"csrf": {token}}); r.status != http.StatusSeeOther {
 		t.Fatalf("resume: %d", r.status)
 	}
-	if !hasAudit(t, s, "operator:eva pause") || !hasAudit(t, s, "operator:eva resume") {
-		t.Fatalf("audit: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "operator:eva pause") || !opHasAudit(t, s, "operator:eva resume") {
+		t.Fatalf("audit: %v", opAudit(t, s))
 	}
 }
 
@@ -317,8 +317,8 @@ func TestExpiredSessionAppliesNothing(t *testing.T) {
 	if login := b.get(strings.TrimPrefix(r.location, "")); !strings.Contains(login.body, "session has expired") {
 		t.Fatal("the login page does not say the session expired")
 	}
-	if !hasAudit(t, s, "anonymous session_expired") {
-		t.Fatalf("audit: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "anonymous session_expired") {
+		t.Fatalf("audit: %v", opAudit(t, s))
 	}
 }
 
@@ -360,8 +360,8 @@ func TestRolesAreEnforcedOnTheServer(t *testing.T) {
 			}
 		})
 	}
-	if !hasAudit(t, s, "operator:quinn forbidden") || !hasAudit(t, s, "operator:eva forbidden") {
-		t.Fatalf("refusals not audited: %v", auditActions(t, s))
+	if !opHasAudit(t, s, "operator:quinn forbidden") || !opHasAudit(t, s, "operator:eva forbidden") {
+		t.Fatalf("refusals not audited: %v", opAudit(t, s))
 	}
 	if paused, msg := s.pipeline.Paused(); !paused || !strings.Contains(msg, "ada") {
 		t.Fatalf("only the admin's pause should have applied: paused=%v %q", paused, msg)
@@ -369,7 +369,7 @@ func TestRolesAreEnforcedOnTheServer(t *testing.T) {
 }
 
 // needsFixOrder puts an order in needs_fix the way the photo worker does.
-func needsFixOrder(t testing.TB, s *Server, id string) {
+func opNeedsFix(t testing.TB, s *Server, id string) {
 	t.Helper()
 	ctx := context.Background()
 	_, _, err := s.store.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
@@ -390,7 +390,7 @@ func needsFixOrder(t testing.TB, s *Server, id string) {
 func TestOrderActionsFromThePage(t *testing.T) {
 	s, hs := opStation(t, nil)
 	opUser(t, s, "eva", queue.RoleOperator, opPassword)
-	needsFixOrder(t, s, "nf-1")
+	opNeedsFix(t, s, "nf-1")
 	b := newOpBrowser(t, hs.URL)
 	token := b.loggedIn("eva", opPassword)
 
@@ -460,7 +460,7 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	// A change made behind the page's back (the pipeline, the CLI) arrives.
-	needsFixOrder(t, s, "nf-2")
+	opNeedsFix(t, s, "nf-2")
 	buf := make([]byte, 4096)
 	var got strings.Builder
 	for !strings.Contains(got.String(), "event: change") {
