@@ -29,9 +29,8 @@ func measureBackground(wi *workImage, ex, ey, s float64) bgStats {
 	ax, ay := headHalfWidth*headMargin*s, headInS/2*headMargin*s
 	yMax := min(wi.h-1, int(ey+bgBelowEye*s))
 	g := wi.pixels()
-	var lv []float64
-	var cs []float64
-	var dark, edges int
+	var lh, ch [256]int
+	var n, dark, edges int
 	for y := 0; y < yMax; y++ {
 		for x := 0; x+1 < wi.w; x++ {
 			dx, dy := (float64(x)-cx)/ax, (float64(y)-cy)/ay
@@ -42,8 +41,9 @@ func measureBackground(wi *workImage, ex, ey, s float64) bgStats {
 			l := float64(g[i])
 			r, gg, b := wi.col.pix[3*i], wi.col.pix[3*i+1], wi.col.pix[3*i+2]
 			c := float64(max(r, gg, b) - min(r, gg, b))
-			lv = append(lv, l)
-			cs = append(cs, c)
+			lh[g[i]]++
+			ch[int(c)]++
+			n++
 			if l < bgDarkLuma || c > bgColourChroma {
 				dark++
 			}
@@ -53,14 +53,14 @@ func measureBackground(wi *workImage, ex, ey, s float64) bgStats {
 			}
 		}
 	}
-	st := bgStats{n: len(lv)}
-	if st.n == 0 {
+	st := bgStats{n: n}
+	if n == 0 {
 		return st
 	}
-	st.frac = float64(st.n) / float64(wi.w*wi.h)
-	st.luma = percentile(lv, 0.5)
-	st.spread = percentile(lv, 0.9) - percentile(lv, 0.1)
-	st.chroma = percentile(cs, 0.5)
+	st.frac = float64(n) / float64(wi.w*wi.h)
+	st.luma = float64(percentileHist(&lh, n, 0.5))
+	st.spread = float64(percentileHist(&lh, n, 0.9) - percentileHist(&lh, n, 0.1))
+	st.chroma = float64(percentileHist(&ch, n, 0.5))
 	st.darkFrac = float64(dark) / float64(st.n)
 	st.edgeFrac = float64(edges) / float64(st.n)
 	return st

@@ -83,7 +83,22 @@ func detectAt(c *cascades, gray []uint8, w, h int, angle float64) []face {
 		ScaleFactor: 1.1,
 		ImageParams: pigo.ImageParams{Pixels: gray, Rows: h, Cols: w, Dim: w},
 	}
-	dets := c.face.ClusterDetections(c.face.RunCascade(params, angle), 0.2)
+	// The scan is split by window size into two halves of equal work that
+	// run in parallel; the halves visit exactly the sizes one scan would.
+	lo, hi := params, params
+	lo.MaxSize, hi.MinSize = splitScales(minSize, short, params.ScaleFactor)
+	var raw []pigo.Detection
+	if hi.MinSize <= hi.MaxSize {
+		var wg sync.WaitGroup
+		var upper []pigo.Detection
+		wg.Go(func() { upper = c.face.RunCascade(hi, angle) })
+		raw = c.face.RunCascade(lo, angle)
+		wg.Wait()
+		raw = append(raw, upper...)
+	} else {
+		raw = c.face.RunCascade(params, angle)
+	}
+	dets := c.face.ClusterDetections(raw, 0.2)
 	var out []face
 	for _, d := range dets {
 		if float64(d.Q) < faceQuality {
@@ -93,6 +108,30 @@ func detectAt(c *cascades, gray []uint8, w, h int, angle float64) []face {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].q*out[i].size > out[j].q*out[j].size })
 	return out
+}
+
+// splitScales follows pigo's window-size sequence (RunCascade's recurrence)
+// from minSize to maxSize and returns the last size of the first half and
+// the first size of the second, balancing the number of windows (which
+// falls with the square of the size).
+func splitScales(minSize, maxSize int, factor float64) (int, int) {
+	var sizes []int
+	var cost []float64
+	total := 0.0
+	for s := minSize; s <= maxSize; s = int(float64(s) + math.Max(2, float64(s)*factor-float64(s))) {
+		sizes = append(sizes, s)
+		c := 1 / (float64(s) * float64(s))
+		cost = append(cost, c)
+		total += c
+	}
+	acc := 0.0
+	for i, c := range cost {
+		acc += c
+		if acc >= total/2 && i+1 < len(sizes) {
+			return sizes[i], sizes[i+1]
+		}
+	}
+	return maxSize, maxSize + 1
 }
 
 // findPupils places both pupils with puploc, seeded at the positions pigo's

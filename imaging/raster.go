@@ -104,88 +104,154 @@ func (m *rgb) orient(o int) *rgb {
 
 // downsample shrinks by an integer factor with box averaging (used for the
 // pure-Go path to mimic DCT-scaled decoding, and for the working copy).
+// Pixels beyond the last whole block are dropped.
 func (m *rgb) downsample(f int) *rgb {
 	if f <= 1 {
 		return m
 	}
 	ow, oh := m.w/f, m.h/f
-	if ow < 1 {
-		ow = 1
-	}
-	if oh < 1 {
-		oh = 1
+	if ow < 1 || oh < 1 {
+		return m.downsampleSmall(f)
 	}
 	out := newRGB(ow, oh)
+	acc := make([]uint32, 3*ow)
+	n := uint32(f * f)
 	for y := 0; y < oh; y++ {
-		for x := 0; x < ow; x++ {
-			var r, g, b, n uint32
-			for yy := y * f; yy < (y+1)*f && yy < m.h; yy++ {
-				s := 3 * (yy*m.w + x*f)
-				for xx := x * f; xx < (x+1)*f && xx < m.w; xx++ {
-					r += uint32(m.pix[s])
-					g += uint32(m.pix[s+1])
-					b += uint32(m.pix[s+2])
-					n++
-					s += 3
+		clear(acc)
+		for yy := y * f; yy < (y+1)*f; yy++ {
+			row := m.pix[3*yy*m.w : 3*(yy*m.w+ow*f)]
+			switch f { // unrolled for the common factors: this is a hot loop
+			case 2:
+				for x := 0; x < ow; x++ {
+					p := row[6*x : 6*x+6 : 6*x+6]
+					a := acc[3*x : 3*x+3 : 3*x+3]
+					a[0] += uint32(p[0]) + uint32(p[3])
+					a[1] += uint32(p[1]) + uint32(p[4])
+					a[2] += uint32(p[2]) + uint32(p[5])
+				}
+			case 3:
+				for x := 0; x < ow; x++ {
+					p := row[9*x : 9*x+9 : 9*x+9]
+					a := acc[3*x : 3*x+3 : 3*x+3]
+					a[0] += uint32(p[0]) + uint32(p[3]) + uint32(p[6])
+					a[1] += uint32(p[1]) + uint32(p[4]) + uint32(p[7])
+					a[2] += uint32(p[2]) + uint32(p[5]) + uint32(p[8])
+				}
+			default:
+				j := 0
+				for x := 0; x < ow; x++ {
+					var r, g, b uint32
+					for k := 0; k < f; k++ {
+						p := row[j : j+3 : j+3]
+						r += uint32(p[0])
+						g += uint32(p[1])
+						b += uint32(p[2])
+						j += 3
+					}
+					acc[3*x] += r
+					acc[3*x+1] += g
+					acc[3*x+2] += b
 				}
 			}
-			d := 3 * (y*ow + x)
-			out.pix[d], out.pix[d+1], out.pix[d+2] = uint8(r/n), uint8(g/n), uint8(b/n)
+		}
+		dst := out.pix[3*y*ow : 3*(y+1)*ow]
+		for i, v := range acc {
+			dst[i] = uint8((v + n/2) / n)
 		}
 	}
 	return out
 }
 
-// resizeArea resamples an interleaved plane with ch channels to ow x oh by
-// area averaging (box filter with fractional coverage), separably: rows
-// first, then columns, with weights computed once per axis.
-func resizeArea(src []uint8, ch, w, h, ow, oh int) []uint8 {
-	xw := areaWeights(w, ow)
-	yw := areaWeights(h, oh)
-	tmp := make([]float32, ch*ow*h)
+// downsampleSmall handles images smaller than one block: the mean colour.
+func (m *rgb) downsampleSmall(f int) *rgb {
+	var r, g, b uint64
+	for i := 0; i+2 < len(m.pix); i += 3 {
+		r += uint64(m.pix[i])
+		g += uint64(m.pix[i+1])
+		b += uint64(m.pix[i+2])
+	}
+	n := uint64(max(1, m.w*m.h))
+	out := newRGB(1, 1)
+	out.pix[0], out.pix[1], out.pix[2] = uint8(r/n), uint8(g/n), uint8(b/n)
+	return out
+}
+
+// resizeArea resamples an RGB plane to ow x oh by area averaging (box
+// filter with fractional coverage), separably with 16-bit fixed-point
+// weights. It is meant for reductions below 2x (the working copy after an
+// integer reduction), where an output pixel covers at most three input
+// pixels per axis.
+func resizeArea(src []uint8, w, h, ow, oh int) []uint8 {
+	xw, yw := areaWeights(w, ow), areaWeights(h, oh)
+	stride := 3 * ow
+	tmp := make([]uint32, stride*h) // 8.16 fixed point
 	for y := 0; y < h; y++ {
-		row := src[ch*y*w : ch*(y+1)*w]
-		out := tmp[ch*y*ow : ch*(y+1)*ow]
-		for x, taps := range xw {
-			for _, t := range taps {
-				for c := 0; c < ch; c++ {
-					out[ch*x+c] += t.w * float32(row[ch*t.i+c])
-				}
+		row := src[3*y*w : 3*(y+1)*w]
+		out := tmp[y*stride : (y+1)*stride]
+		for x := range xw {
+			t := &xw[x]
+			var r, g, b uint32
+			j := 3 * t.i
+			for k := 0; k < t.n; k++ {
+				p := row[j : j+3 : j+3]
+				wk := t.w[k]
+				r += wk * uint32(p[0])
+				g += wk * uint32(p[1])
+				b += wk * uint32(p[2])
+				j += 3
 			}
+			o := out[3*x : 3*x+3 : 3*x+3]
+			o[0], o[1], o[2] = r, g, b
 		}
 	}
-	out := make([]uint8, ch*ow*oh)
-	for y, taps := range yw {
-		dst := out[ch*y*ow : ch*(y+1)*ow]
-		for i := range dst {
-			var acc float32
-			for _, t := range taps {
-				acc += t.w * tmp[ch*t.i*ow+i]
+	out := make([]uint8, stride*oh)
+	acc := make([]uint64, stride)
+	for y := range yw {
+		t := &yw[y]
+		clear(acc)
+		for k := 0; k < t.n; k++ {
+			w := uint64(t.w[k])
+			src := tmp[(t.i+k)*stride : (t.i+k+1)*stride]
+			for i, v := range src {
+				acc[i] += w * uint64(v)
 			}
-			dst[i] = uint8(min(max(acc+0.5, 0), 255))
+		}
+		dst := out[y*stride : (y+1)*stride]
+		for i, v := range acc {
+			dst[i] = uint8(min((v+1<<31)>>32, 255))
 		}
 	}
 	return out
 }
 
-type tap struct {
-	i int
-	w float32
+// span is the input pixels [i, i+n) one output pixel covers, with weights
+// summing to 1<<16.
+type span struct {
+	i, n int
+	w    [maxTaps]uint32
 }
 
-// areaWeights lists, for each of n output pixels, the input pixels of an
-// axis of length size that it covers and their normalised coverage.
-func areaWeights(size, n int) [][]tap {
+const maxTaps = 3
+
+// areaWeights computes the spans of n output pixels over an axis of size
+// input pixels; size/n must be below 2 so that three taps suffice.
+func areaWeights(size, n int) []span {
 	scale := float64(size) / float64(n)
-	out := make([][]tap, n)
+	out := make([]span, n)
 	for o := range out {
 		lo, hi := float64(o)*scale, float64(o+1)*scale
-		for i := int(lo); i < size && float64(i) < hi; i++ {
+		sp := span{i: int(lo)}
+		var sum uint32
+		for i := int(lo); i < size && float64(i) < hi && sp.n < maxTaps; i++ {
 			cov := min(hi, float64(i+1)) - max(lo, float64(i))
-			if cov > 0 {
-				out[o] = append(out[o], tap{i: i, w: float32(cov / scale)})
-			}
+			sp.w[sp.n] = uint32(cov / scale * (1 << 16))
+			sum += sp.w[sp.n]
+			sp.n++
 		}
+		if sp.n > 0 {
+			sp.w[0] += 1<<16 - sum // rounding remainder, so weights sum to exactly 1
+		}
+		out[o] = sp
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"image"
 	"math"
 	"sort"
+	"sync"
 )
 
 // Portrait geometry (DESIGN §4): 300x380 px at 300 dpi, chin-to-crown 75% of
@@ -100,7 +101,17 @@ func render(r raster, p placement) *rgb {
 	ax, bx, cx0, ay, by, cy0 := p.affine()
 	inv := 1 / float64(r.denom)
 	ox, oy := float64(r.x0), float64(r.y0)
-	for v := 0; v < PortraitH; v++ {
+	// Two halves in parallel: the station has at least two cores and the
+	// portrait is on the critical path of every order.
+	var wg sync.WaitGroup
+	wg.Go(func() { renderRows(out, r, ax, bx, cx0, ay, by, cy0, inv, ox, oy, PortraitH/2, PortraitH) })
+	renderRows(out, r, ax, bx, cx0, ay, by, cy0, inv, ox, oy, 0, PortraitH/2)
+	wg.Wait()
+	return out
+}
+
+func renderRows(out *rgb, r raster, ax, bx, cx0, ay, by, cy0, inv, ox, oy float64, v0, v1 int) {
+	for v := v0; v < v1; v++ {
 		for u := 0; u < PortraitW; u++ {
 			var sr, sg, sb float64
 			for _, t := range [4][2]float64{{0.25, 0.25}, {0.75, 0.25}, {0.25, 0.75}, {0.75, 0.75}} {
@@ -113,30 +124,27 @@ func render(r raster, p placement) *rgb {
 			out.pix[d], out.pix[d+1], out.pix[d+2] = clamp8(sr/4), clamp8(sg/4), clamp8(sb/4)
 		}
 	}
-	return out
 }
 
-// bilinear samples at continuous coordinates where pixel i covers [i, i+1).
+// bilinear samples at continuous coordinates where pixel i covers [i, i+1);
+// outside the raster the nearest edge pixel repeats.
 func (m *rgb) bilinear(x, y float64) (float64, float64, float64) {
 	x -= 0.5
 	y -= 0.5
 	x0, y0 := math.Floor(x), math.Floor(y)
 	fx, fy := x-x0, y-y0
 	ix, iy := int(x0), int(y0)
-	px := func(xx, yy int) (float64, float64, float64) {
-		xx = min(max(xx, 0), m.w-1)
-		yy = min(max(yy, 0), m.h-1)
-		i := 3 * (yy*m.w + xx)
-		return float64(m.pix[i]), float64(m.pix[i+1]), float64(m.pix[i+2])
-	}
-	r00, g00, b00 := px(ix, iy)
-	r10, g10, b10 := px(ix+1, iy)
-	r01, g01, b01 := px(ix, iy+1)
-	r11, g11, b11 := px(ix+1, iy+1)
-	lerp := func(a, b, c, d float64) float64 {
-		return (a*(1-fx)+b*fx)*(1-fy) + (c*(1-fx)+d*fx)*fy
-	}
-	return lerp(r00, r10, r01, r11), lerp(g00, g10, g01, g11), lerp(b00, b10, b01, b11)
+	ix0, ix1 := min(max(ix, 0), m.w-1), min(max(ix+1, 0), m.w-1)
+	iy0, iy1 := min(max(iy, 0), m.h-1), min(max(iy+1, 0), m.h-1)
+	p00, p10 := 3*(iy0*m.w+ix0), 3*(iy0*m.w+ix1)
+	p01, p11 := 3*(iy1*m.w+ix0), 3*(iy1*m.w+ix1)
+	w00, w10 := (1-fx)*(1-fy), fx*(1-fy)
+	w01, w11 := (1-fx)*fy, fx*fy
+	px := m.pix
+	r := w00*float64(px[p00]) + w10*float64(px[p10]) + w01*float64(px[p01]) + w11*float64(px[p11])
+	g := w00*float64(px[p00+1]) + w10*float64(px[p10+1]) + w01*float64(px[p01+1]) + w11*float64(px[p11+1])
+	b := w00*float64(px[p00+2]) + w10*float64(px[p10+2]) + w01*float64(px[p01+2]) + w11*float64(px[p11+2])
+	return r, g, b
 }
 
 func clamp8(v float64) uint8 {

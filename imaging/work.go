@@ -1,9 +1,14 @@
 package imaging
 
-// workMaxSide is the long side of the working copy used for detection and
-// the cheap global metrics: enough for pigo to find a face of a tenth of the
-// image, small enough to take a few milliseconds.
-const workMaxSide = 640
+// The working copy used for detection and the global metrics has a long
+// side of workMinSide..workMaxSide: enough for pigo to find a face of a
+// tenth of the image, small enough to take a few milliseconds. The range
+// lets an integer box reduction alone produce it for most sizes; the slower
+// fractional resize only runs when that lands above workMaxSide.
+const (
+	workMinSide = 640
+	workMaxSide = 720
+)
 
 // workImage is the luma plane at working resolution plus the factor back to
 // full-resolution (oriented) coordinates.
@@ -23,15 +28,15 @@ func newWork(m *rgb, denom int) *workImage {
 	scale := float64(denom)
 	col := m
 	// Integer box reduction first (cheap), then the fractional rest.
-	if f := max(w, h) / workMaxSide; f >= 2 {
+	if f := max(w, h) / workMinSide; f >= 2 {
 		col = col.downsample(f)
 		scale *= float64(f)
 		w, h = col.w, col.h
 	}
 	if long := max(w, h); long > workMaxSide {
-		f := float64(workMaxSide) / float64(long)
+		f := float64(workMinSide) / float64(long)
 		nw, nh := max(1, int(float64(w)*f+0.5)), max(1, int(float64(h)*f+0.5))
-		col = &rgb{w: nw, h: nh, pix: resizeArea(col.pix, 3, w, h, nw, nh)}
+		col = &rgb{w: nw, h: nh, pix: resizeArea(col.pix, w, h, nw, nh)}
 		scale *= float64(w) / float64(nw)
 		w, h = nw, nh
 	}
