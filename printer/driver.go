@@ -58,7 +58,6 @@ const (
 	FaultPaused      = "paused"
 	FaultJobAborted  = "job-aborted"
 	FaultJobHeld     = "job-held"
-	FaultJobUnknown  = "job-unknown"
 	// FaultPrinterUnknown is a stop the driver cannot name more precisely.
 	FaultPrinterUnknown = "other"
 )

@@ -37,6 +37,9 @@ type IPPDriver struct {
 	mu    sync.Mutex     // one card at a time; guards jobs
 	jobs  map[string]int // station job ID → printer job-id
 	reqID atomic.Int32
+	// held is the printer job-id of a card the printer holds (0: none), so
+	// that Status keeps the station paused until someone releases it.
+	held atomic.Int64
 }
 
 const ippUser = "id06-station"
@@ -126,16 +129,16 @@ func (d *IPPDriver) findJob(ctx context.Context, jobID string) (id, state int, e
 	if id, ok := d.jobs[jobID]; ok {
 		attrs, err := d.jobAttributes(ctx, id)
 		var ippErr ipp.IPPError
-		if errors.As(err, &ippErr) && ippErr.Status == ipp.StatusErrorNotFound {
-			// Printed and purged, or lost in a printer restart: only a
-			// person can tell, and printing again could make a second card.
-			return 0, 0, &Fault{Code: FaultJobUnknown, Message: fmt.Sprintf(
-				"The printer no longer knows job %d (%s): check whether the card was printed, then print it again as a new attempt", id, jobID)}
-		}
-		if err != nil {
+		switch {
+		case errors.As(err, &ippErr) && ippErr.Status == ipp.StatusErrorNotFound:
+			// The printer lost a job that had not completed (it restarted
+			// while the card waited): look it up by name, else send it again.
+			delete(d.jobs, jobID)
+		case err != nil:
 			return 0, 0, err
+		default:
+			return id, intAttr(attrs, "job-state"), nil
 		}
-		return id, intAttr(attrs, "job-state"), nil
 	}
 	for _, which := range []string{"not-completed", "completed"} {
 		req := d.request(ipp.OperationGetJobs)
@@ -198,8 +201,10 @@ func (d *IPPDriver) follow(ctx context.Context, id int) error {
 			}
 			return f
 		case ipp.JobStateHeld:
-			return &Fault{Code: FaultJobHeld, Message: faultMessages[FaultJobHeld]}
+			d.held.Store(int64(id))
+			return NewFault(FaultJobHeld)
 		}
+		d.held.CompareAndSwap(int64(id), 0)
 		st := d.status(ctx)
 		if st.Fault != nil {
 			return st.Fault
@@ -230,6 +235,14 @@ func (d *IPPDriver) jobAttributes(ctx context.Context, id int) (ipp.Attributes, 
 // Status asks the printer for printer-state and printer-state-reasons. It
 // does not wait for a Print in progress, so the operator page stays live.
 func (d *IPPDriver) Status(ctx context.Context) Status {
+	if id := d.held.Load(); id != 0 {
+		attrs, err := d.jobAttributes(ctx, int(id))
+		if err == nil && int8(intAttr(attrs, "job-state")) == ipp.JobStateHeld {
+			f := NewFault(FaultJobHeld)
+			return Status{Fault: f, Message: f.Message}
+		}
+		d.held.CompareAndSwap(id, 0)
+	}
 	return d.status(ctx)
 }
 

@@ -314,10 +314,25 @@ func TestIPPHeldJob(t *testing.T) {
 	if fault, ok := AsFault(<-done); !ok || fault.Code != FaultJobHeld {
 		t.Fatalf("Print of a held job = %v, want a job-held fault", fault)
 	}
+	// The printer itself is idle, but the station stays paused until the
+	// job is released.
+	if st := d.Status(context.Background()); st.Ready || st.Fault.Code != FaultJobHeld {
+		t.Fatalf("Status with our job held = %+v", st)
+	}
+	f.set(func(f *fakeIPP) { f.jobs[0].state = ipp.JobStateCompleted })
+	if st := d.Status(context.Background()); !st.Ready {
+		t.Fatalf("Status after release = %+v", st)
+	}
+	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(ipp.OperationPrintJob); n != 1 {
+		t.Errorf("Print-Job sent %d times, want 1", n)
+	}
 }
 
-// TestIPPJobLostAtPrinter: the printer forgot a job the station sent (a
-// printer restart); the station must not guess whether the card was printed.
+// TestIPPJobLostAtPrinter: the printer restarts and forgets the job that
+// waited for a jam to clear; the station sends the card again, once.
 func TestIPPJobLostAtPrinter(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.hold = true })
@@ -328,12 +343,14 @@ func TestIPPJobLostAtPrinter(t *testing.T) {
 	if _, ok := AsFault(<-done); !ok {
 		t.Fatal("no fault during the jam")
 	}
-	f.set(func(f *fakeIPP) { f.reason = "none"; f.jobs = nil }) // printer restarted
-	err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF})
-	if fault, ok := AsFault(err); !ok || fault.Code != FaultJobUnknown || fault.Retryable {
-		t.Fatalf("Print of a job the printer forgot = %v, want a job-unknown fault for the operator", err)
+	f.set(func(f *fakeIPP) { f.reason = "none"; f.jobs = nil; f.hold = false }) // printer restarted
+	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+		t.Fatalf("Print after the printer lost the job: %v", err)
 	}
-	if n := f.count(ipp.OperationPrintJob); n != 1 {
-		t.Errorf("Print-Job sent %d times, want 1", n)
+	if n := f.count(ipp.OperationPrintJob); n != 2 {
+		t.Errorf("Print-Job sent %d times, want 2 (the lost job once more)", n)
+	}
+	if len(f.jobs) != 1 || f.jobs[0].state != ipp.JobStateCompleted {
+		t.Errorf("printer jobs after the restart: %d", len(f.jobs))
 	}
 }

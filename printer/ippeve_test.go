@@ -18,12 +18,11 @@ import (
 
 // ippEve is a running ippeveprinter (cups-ipp-utils) with a private D-Bus.
 type ippEve struct {
-	uri      string // http://localhost:PORT/ipp/print
-	web      string // http://localhost:PORT
-	spool    string // -d: where -k keeps the received documents
-	jamFlag  string // while this file exists the job command reports a jam
-	procs    []*exec.Cmd
-	stderrTo *bytes.Buffer
+	uri     string // http://localhost:PORT/ipp/print
+	web     string // http://localhost:PORT
+	spool   string // -d: where -k keeps the received documents
+	jamFlag string // while this file exists the job command reports a jam
+	log     string // ippeveprinter's stdout and stderr
 }
 
 // startIPPEve starts ippeveprinter the way the issue found works here:
@@ -38,7 +37,7 @@ func startIPPEve(t testing.TB) *ippEve {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &ippEve{spool: filepath.Join(dir, "spool"), jamFlag: filepath.Join(dir, "jam"), stderrTo: &bytes.Buffer{}}
+	e := &ippEve{spool: filepath.Join(dir, "spool"), jamFlag: filepath.Join(dir, "jam")}
 	if err := os.Mkdir(e.spool, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -51,45 +50,80 @@ func startIPPEve(t testing.TB) *ippEve {
 	}
 
 	sock := filepath.Join(dir, "dbus.sock")
-	d := exec.Command(dbus, "--session", "--address=unix:path="+sock, "--nofork")
-	e.start(t, d)
+	startProc(t, exec.Command(dbus, "--session", "--address=unix:path="+sock, "--nofork"))
 	waitFor(t, func() bool { _, err := os.Stat(sock); return err == nil })
 
-	port := freePort(t)
-	p := exec.Command(eve, "-n", "localhost", "-p", fmt.Sprint(port), "-r", "off", "-k", "-d", e.spool,
-		"-f", "application/pdf,image/png,image/pwg-raster", "-c", script, "ID06 Test Card Printer")
-	p.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+sock)
-	p.Stderr = e.stderrTo
-	e.start(t, p)
-	e.web = fmt.Sprintf("http://localhost:%d", port)
-	e.uri = e.web + "/ipp/print"
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("localhost:%d", port))
-		if err == nil {
-			c.Close()
+	// Another test on the machine may take the free port first: retry.
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("ippeveprinter-%d.log", attempt)))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err == nil
-	})
-	return e
+		e.log = logf.Name()
+		c := exec.Command(eve, "-n", "localhost", "-p", fmt.Sprint(port), "-r", "off", "-k", "-d", e.spool,
+			"-f", "application/pdf,image/png,image/pwg-raster", "-c", script, "ID06 Test Card Printer")
+		c.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+sock)
+		c.Stdout, c.Stderr = logf, logf
+		p := startProc(t, c)
+		logf.Close() // the child keeps its own descriptor
+		e.web = fmt.Sprintf("http://localhost:%d", port)
+		e.uri = e.web + "/ipp/print"
+		up := false
+		deadline := time.Now().Add(10 * time.Second)
+		for !up && time.Now().Before(deadline) {
+			select {
+			case <-p.exited:
+				deadline = time.Time{}
+				continue
+			default:
+			}
+			if c, err := net.Dial("tcp", fmt.Sprintf("localhost:%d", port)); err == nil {
+				c.Close()
+				up = true
+			} else {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if up {
+			return e
+		}
+		if attempt == 3 {
+			t.Fatalf("ippeveprinter did not come up:\n%s", e.logText())
+		}
+	}
 }
 
-func (e *ippEve) start(t testing.TB, c *exec.Cmd) {
+// logText is ippeveprinter's log, for failure messages.
+func (e *ippEve) logText() string {
+	b, _ := os.ReadFile(e.log)
+	return string(b)
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startProc starts a helper process and stops it (SIGTERM, then SIGKILL)
+// when the test ends.
+func startProc(t testing.TB, c *exec.Cmd) *proc {
 	t.Helper()
 	if err := c.Start(); err != nil {
 		t.Fatalf("start %s: %v", c.Path, err)
 	}
-	e.procs = append(e.procs, c)
+	p := &proc{cmd: c, exited: make(chan struct{})}
+	go func() { _ = c.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(5 * time.Second):
 			_ = c.Process.Kill()
-			<-done
+			<-p.exited
 		}
 	})
+	return p
 }
 
 // setCards fills or empties ippeveprinter's trays through its media web form
@@ -140,7 +174,7 @@ func TestIPPEveRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if st := d.Status(ctx); !st.Ready {
-		t.Fatalf("ippeveprinter not ready: %+v\n%s", st, e.stderrTo)
+		t.Fatalf("ippeveprinter not ready: %+v\n%s", st, e.logText())
 	}
 	face, err := Render(DefaultTemplate(), goldenCard())
 	if err != nil {
@@ -148,7 +182,7 @@ func TestIPPEveRoundTrip(t *testing.T) {
 	}
 	job := Job{ID: "sup-2026-000123.1", CardNumber: "BB-1234-567890", OrderID: "sup-2026-000123", PDF: face.PDF}
 	if err := d.Print(ctx, job); err != nil {
-		t.Fatalf("Print: %v\n%s", err, e.stderrTo)
+		t.Fatalf("Print: %v\n%s", err, e.logText())
 	}
 	files := e.received(t)
 	if len(files) != 1 {
@@ -242,7 +276,7 @@ func TestIPPEveJamWhilePrinting(t *testing.T) {
 	// The station stays paused until the printer reports ready again.
 	waitFor(t, func() bool { return d.Status(ctx).Ready })
 	if err := d.Print(ctx, job); err != nil {
-		t.Fatalf("Print after the jam was cleared: %v\n%s", err, e.stderrTo)
+		t.Fatalf("Print after the jam was cleared: %v\n%s", err, e.logText())
 	}
 	if n := len(e.received(t)); n != 1 {
 		t.Errorf("%d documents at the printer, want 1: the retry must follow the jammed job", n)
