@@ -93,9 +93,14 @@ func AsFault(err error) (*Fault, bool) {
 }
 
 // OpenDriver opens a printer from a spec: "spool" (→ spoolDefault),
-// "spool:DIR", "ipp:URI" (http://host:port/ipp/print, ipp://…, ipps://…) or
-// "sim".
+// "spool:DIR", "ipp:URI" (http://host:port/ipp/print, ipp://…, ipps://…; a
+// bare URI works too) or "sim".
 func OpenDriver(spec string, spoolDefault string) (Driver, error) {
+	for _, scheme := range []string{"ipp://", "ipps://", "http://", "https://"} {
+		if strings.HasPrefix(spec, scheme) {
+			spec = "ipp:" + spec // a bare printer URI is a mistake easily forgiven
+		}
+	}
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "spool":

@@ -28,6 +28,8 @@ func TestOpenDriver(t *testing.T) {
 		{"sim", "*printer.SimDriver", false},
 		{"ipp:http://localhost:8631/ipp/print", "*printer.IPPDriver", false},
 		{"ipp:ipp://printer.local/printers/cards", "*printer.IPPDriver", false},
+		{"ipp://localhost:631/printers/Evolis", "*printer.IPPDriver", false},
+		{"http://printer:631/ipp/print", "*printer.IPPDriver", false},
 		{"ipp:", "no printer URI", true},
 		{"ipp:ftp://x/y", "scheme must be", true},
 		{"ipp:http:///ipp/print", "has no host", true},
