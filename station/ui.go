@@ -126,7 +126,11 @@ type page struct {
 	Can      map[string]bool
 	Notice   string // a one-line result of the last action
 	Data     any
+	hooked   map[string]SupplierConfig
 }
+
+// Hooked reports whether a supplier has a webhook to deliver to.
+func (p *page) Hooked(supplier string) bool { _, ok := p.hooked[supplier]; return ok }
 
 // T translates a label key into the page's language.
 func (p *page) T(key string) string {
@@ -169,7 +173,7 @@ func (s *Server) newPage(w http.ResponseWriter, r *http.Request, title string, d
 	sess := sessionOf(r.Context())
 	p := &page{Lang: s.lang(w, r), Title: title, Path: r.URL.Path, Session: sess, Data: data,
 		Can:    map[string]bool{"produce": may(sess, "produce"), "qa": may(sess, "qa"), "admin": may(sess, "admin")},
-		Notice: r.URL.Query().Get("done")}
+		Notice: r.URL.Query().Get("done"), hooked: s.ops.deliverer.suppliers}
 	p.Paused, p.PauseMsg = s.pipeline.Paused()
 	return p
 }
@@ -764,11 +768,7 @@ func (s *Server) uiWebhooks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	configured := map[string]bool{}
-	for name := range s.ops.deliverer.suppliers {
-		configured[name] = true
-	}
-	s.render(w, r, http.StatusOK, "webhooks", s.newPage(w, r, "nav_webhooks", map[string]any{"Notices": notices, "Configured": configured}))
+	s.render(w, r, http.StatusOK, "webhooks", s.newPage(w, r, "nav_webhooks", map[string]any{"Notices": notices}))
 }
 
 func (s *Server) uiRedeliver(w http.ResponseWriter, r *http.Request) {

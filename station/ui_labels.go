@@ -96,6 +96,7 @@ var labels = map[string][2]string{
 	"attempts":      {"Attempts", "Försök"},
 	"last_error":    {"Last error", "Senaste fel"},
 	"redeliver":     {"Redeliver", "Skicka igen"},
+	"no_webhook":    {"no webhook_url configured", "ingen webhook_url konfigurerad"},
 
 	"unshipped_cards": {"produced cards not yet packed.", "producerade kort som inte är packade."},
 	"pack":            {"Pack into shipments by delivery address", "Packa i försändelser per leveransadress"},
