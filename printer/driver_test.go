@@ -34,6 +34,8 @@ func TestOpenDriver(t *testing.T) {
 		{"ipp:ftp://x/y", "scheme must be", true},
 		{"ipp:http:///ipp/print", "has no host", true},
 		{"ipp:ipp://printer:99999/ipp/print", "bad port", true},
+		{"ipp:ipp://printer/ipp/print?sides=both", "the only option is sides", true},
+		{"ipp:ipp://printer/ipp/print?copies=2", "the only option is sides", true},
 		{"sim:x", "takes no argument", true},
 		{"laser", `unknown kind "laser"`, true},
 	}
@@ -78,6 +80,7 @@ func TestIPPDriverURIs(t *testing.T) {
 		{"ipp://printer.local/printers/cards", "ipp://printer.local:631/printers/cards", "http://printer.local:631/printers/cards"},
 		{"ipps://10.0.0.7", "ipps://10.0.0.7:631/ipp/print", "https://10.0.0.7:631/ipp/print"},
 		{"ipp://[::1]:8000/ipp/print", "ipp://[::1]:8000/ipp/print", "http://[::1]:8000/ipp/print"},
+		{"ipp://cards.local/ipp/print?sides=two-sided-long-edge", "ipp://cards.local:631/ipp/print", "http://cards.local:631/ipp/print"},
 	}
 	for _, tc := range tests {
 		d, err := NewIPPDriver(tc.in)

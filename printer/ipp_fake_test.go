@@ -25,6 +25,7 @@ type fakeIPP struct {
 	busy     int    // Print-Job answers server-error-busy this many times
 	hold     bool   // new jobs stay processing until release
 	abortAll bool   // new jobs end aborted
+	ignored  bool   // Print-Job answers successful-ok-ignored-or-substituted-attributes
 	jobs     []*fakeJob
 	ops      []int16
 }
@@ -34,6 +35,7 @@ type fakeJob struct {
 	name  string
 	state int8
 	doc   []byte
+	sides any // the job's "sides" attribute, if sent
 }
 
 func newFakeIPP(t *testing.T) (*fakeIPP, *IPPDriver) {
@@ -81,7 +83,7 @@ func (f *fakeIPP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		name, _ := req.OperationAttributes["job-name"].(string)
-		j := &fakeJob{id: len(f.jobs) + 1, name: name, state: ipp.JobStateCompleted, doc: doc.Bytes()}
+		j := &fakeJob{id: len(f.jobs) + 1, name: name, state: ipp.JobStateCompleted, doc: doc.Bytes(), sides: req.JobAttributes["sides"]}
 		if f.hold {
 			j.state = ipp.JobStateProcessing
 		}
@@ -90,6 +92,9 @@ func (f *fakeIPP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.jobs = append(f.jobs, j)
 		resp.JobAttributes = append(resp.JobAttributes, jobAttrs(j))
+		if f.ignored {
+			resp.StatusCode = ipp.StatusOkIgnoredOrSubstituted
+		}
 	case ipp.OperationGetJobAttributes:
 		id, _ := req.OperationAttributes["job-id"].(int)
 		if id < 1 || id > len(f.jobs) {
@@ -203,6 +208,9 @@ func TestIPPBusyIsRetried(t *testing.T) {
 	}
 	if !bytes.Equal(f.jobs[0].doc, testPDF) {
 		t.Error("the printer received a different document")
+	}
+	if f.jobs[0].sides != nil {
+		t.Errorf("sides %v sent without being configured", f.jobs[0].sides)
 	}
 
 	f.set(func(f *fakeIPP) { f.busy = 100 })
@@ -352,5 +360,32 @@ func TestIPPJobLostAtPrinter(t *testing.T) {
 	}
 	if len(f.jobs) != 1 || f.jobs[0].state != ipp.JobStateCompleted {
 		t.Errorf("printer jobs after the restart: %d", len(f.jobs))
+	}
+}
+
+// TestIPPOkIgnored: a printer that ignores an attribute still printed; the
+// station must not count the card as failed (go-ipp's adapter would).
+func TestIPPOkIgnored(t *testing.T) {
+	f, d := newFakeIPP(t)
+	f.set(func(f *fakeIPP) { f.ignored = true })
+	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+		t.Fatalf("Print answered successful-ok-ignored-or-substituted-attributes: %v", err)
+	}
+	if n := f.count(ipp.OperationPrintJob); n != 1 {
+		t.Errorf("Print-Job sent %d times", n)
+	}
+}
+
+func TestIPPSides(t *testing.T) {
+	f, d := newFakeIPP(t)
+	d2, err := NewIPPDriver(d.postURL + "?sides=two-sided-long-edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.jobs[0].sides; got != "two-sided-long-edge" {
+		t.Errorf("sides = %v, want two-sided-long-edge", got)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phin1x/go-ipp"
 )
 
 // ippEve is a running ippeveprinter (cups-ipp-utils) with a private D-Bus.
@@ -61,7 +63,7 @@ func startIPPEve(t testing.TB) *ippEve {
 			t.Fatal(err)
 		}
 		e.log = logf.Name()
-		c := exec.Command(eve, "-n", "localhost", "-p", fmt.Sprint(port), "-r", "off", "-k", "-d", e.spool,
+		c := exec.Command(eve, "-2", "-n", "localhost", "-p", fmt.Sprint(port), "-r", "off", "-k", "-d", e.spool,
 			"-f", "application/pdf,image/png,image/pwg-raster", "-c", script, "ID06 Test Card Printer")
 		c.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+sock)
 		c.Stdout, c.Stderr = logf, logf
@@ -166,7 +168,8 @@ func freePort(t testing.TB) int {
 
 func TestIPPEveRoundTrip(t *testing.T) {
 	e := startIPPEve(t)
-	d, err := OpenDriver("ipp:"+e.uri, "")
+	// -2: the printer does duplex, as a card printer with a flipper does.
+	d, err := OpenDriver("ipp:"+e.uri+"?sides=two-sided-long-edge", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +201,19 @@ func TestIPPEveRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(got, face.PDF) {
 		t.Errorf("the printer received %d bytes that differ from the %d-byte card PDF", len(got), len(face.PDF))
+	}
+
+	// The printer took the job as duplex: one card, front and back.
+	ippd := d.(*IPPDriver)
+	req := ippd.request(ipp.OperationGetJobAttributes)
+	req.OperationAttributes[ipp.AttributeJobID] = ippd.jobs[job.ID]
+	req.OperationAttributes[ipp.AttributeRequestedAttributes] = []string{"sides"}
+	resp, err := ippd.send(ctx, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strAttr(resp.JobAttributes[0], "sides"); got != "two-sided-long-edge" {
+		t.Errorf("printer job sides = %q, want two-sided-long-edge", got)
 	}
 
 	// The same job again (a retry after a station crash): no second card.
