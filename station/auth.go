@@ -77,10 +77,20 @@ func (l *loginThrottle) wait(keys ...string) time.Duration {
 	return longest
 }
 
+// maxThrottleKeys bounds the memory a stream of made-up user names can take.
+const maxThrottleKeys = 10000
+
 func (l *loginThrottle) fail(keys ...string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if len(l.failures) >= maxThrottleKeys {
+		for k, f := range l.failures {
+			if now.Sub(f.last) > l.maxWait {
+				delete(l.failures, k)
+			}
+		}
+	}
 	for _, k := range keys {
 		f, ok := l.failures[k]
 		if !ok || now.Sub(f.last) > l.maxWait {

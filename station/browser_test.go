@@ -127,7 +127,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	chromium := needBrowser(t)
 	cfg := Defaults()
 	cfg.DataDir, cfg.Listen, cfg.Printer = t.TempDir(), "127.0.0.1:0", "spool"
-	s, addr := opRunStation(t, cfg)
+	s, addr, logs := opRunStation(t, cfg)
 	s.ops.poll = 200 * time.Millisecond
 	base := "http://" + addr
 	token, err := os.ReadFile(cfg.DevTokenPath())
@@ -310,5 +310,17 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	express := opWait(t, s, "web-0003", queue.Produced)
 	if express.ProducedAt.After(express.Deadline) {
 		t.Fatal("express order missed its deadline in the test")
+	}
+
+	// Nothing personal reached the log: not the holder's name, personnummer,
+	// e-mail or phone, nor the operators' passwords.
+	out := logs.String()
+	if !strings.Contains(out, "web-0003") {
+		t.Fatal("the log does not name orders at all; the check below would prove nothing")
+	}
+	for _, secret := range []string{"Łukasz", "Anna", "19850412", "anna@example.se", "+46701234567", opPassword, "not the password"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log contains %q", secret)
+		}
 	}
 }

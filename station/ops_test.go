@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,9 +262,10 @@ func opSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x50
 
 // runStation runs a real station (pipeline, deliverer, HTTP server) until
 // the test ends and returns its address.
-func opRunStation(t *testing.T, cfg Config) (*Server, string) {
+func opRunStation(t *testing.T, cfg Config) (*Server, string, *opLog) {
 	t.Helper()
-	s, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs := &opLog{}
+	s, err := Open(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +282,29 @@ func opRunStation(t *testing.T, cfg Config) (*Server, string) {
 	})
 	select {
 	case a := <-addr:
-		return s, a
+		return s, a, logs
 	case err := <-done:
 		t.Fatalf("station did not start: %v", err)
 	}
-	return nil, ""
+	return nil, "", nil
+}
+
+// opLog keeps what a running station logged, for privacy checks.
+type opLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *opLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *opLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func TestTLS(t *testing.T) {
@@ -292,7 +312,7 @@ func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := opSelfSigned(t, dir)
 	cfg := Defaults()
 	cfg.DataDir, cfg.Listen, cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "data"), "127.0.0.1:0", certFile, keyFile
-	s, addr := opRunStation(t, cfg)
+	s, addr, _ := opRunStation(t, cfg)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
