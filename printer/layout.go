@@ -172,6 +172,9 @@ func (t *Template) buildLayout(c Card) (*layout, error) {
 	}
 	var logo image.Image
 	if c.Logo != nil {
+		if b := c.Logo.Bounds(); b.Dx() < 10 || b.Dy() < 10 {
+			return nil, fmt.Errorf("logo is %dx%d px; the logo stage delivers 354x118", b.Dx(), b.Dy())
+		}
 		logo = flatten(c.Logo, c.ColorLogo)
 	}
 

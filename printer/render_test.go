@@ -294,6 +294,7 @@ func TestRenderRefuses(t *testing.T) {
 		{"unknown card type", func(c *Card) { c.CardType = "vip" }, `card type "vip" is unknown`},
 		{"no portrait", func(c *Card) { c.Portrait = nil }, "portrait is missing"},
 		{"square portrait", func(c *Card) { c.Portrait = image.NewGray(image.Rect(0, 0, 300, 300)) }, "aspect"},
+		{"empty logo", func(c *Card) { c.Logo = image.NewGray(image.Rect(0, 0, 0, 0)) }, "logo is 0x0 px"},
 		{"no card number", func(c *Card) { c.CardNumber = "" }, "card_number is empty"},
 		{"no validity", func(c *Card) { c.ValidUntil = time.Time{} }, "valid_until is empty"},
 		{"letters the font lacks", func(c *Card) { c.PrintName = "王小明" }, "cannot be printed"},
