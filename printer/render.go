@@ -64,6 +64,19 @@ func Render(t *Template, c Card) (*Face, error) {
 	return &f, nil
 }
 
+// pngEncoder favours speed (the previews are mostly flat colour) and reuses
+// its compressor buffers across renders.
+var pngEncoder = &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngPool{}}
+
+type pngPool struct{ p sync.Pool }
+
+func (p *pngPool) Get() *png.EncoderBuffer {
+	b, _ := p.p.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (p *pngPool) Put(b *png.EncoderBuffer) { p.p.Put(b) }
+
 // previewPNG draws one side and encodes it as a PNG marked 300 dpi.
 func (l *layout) previewPNG(side int) ([]byte, error) {
 	img, err := l.raster(side)
@@ -71,7 +84,7 @@ func (l *layout) previewPNG(side int) ([]byte, error) {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
+	if err := pngEncoder.Encode(&buf, img); err != nil {
 		return nil, err
 	}
 	return withDPI(buf.Bytes(), dpi), nil
@@ -131,7 +144,7 @@ func (l *layout) pdf() ([]byte, error) {
 				opts := fpdf.ImageOptions{ImageType: "PNG"}
 				if !images[o.imgName] {
 					var buf bytes.Buffer
-					if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, o.img); err != nil {
+					if err := pngEncoder.Encode(&buf, o.img); err != nil {
 						return nil, err
 					}
 					doc.RegisterImageOptionsReader(o.imgName, opts, &buf)
@@ -202,7 +215,12 @@ func (l *layout) raster(side int) (*image.RGBA, error) {
 			d.DrawString(o.text)
 		case opImage:
 			r := image.Rect(int(math.Round(float64(x0))), int(math.Round(float64(y0))), int(math.Round(float64(x1))), int(math.Round(float64(y1))))
-			xdraw.BiLinear.Scale(img, r, o.img, o.img.Bounds(), xdraw.Over, nil)
+			if r.Size() == o.img.Bounds().Size() {
+				// Photo and logo arrive at 300 dpi already: copy, don't resample.
+				xdraw.Draw(img, r, o.img, o.img.Bounds().Min, xdraw.Over)
+			} else {
+				xdraw.BiLinear.Scale(img, r, o.img, o.img.Bounds(), xdraw.Over, nil)
+			}
 		}
 	}
 	return img, nil
