@@ -198,17 +198,45 @@ func blockiness(m *rgb, denom int) float64 {
 }
 
 // jpegQuality estimates the IJG quality setting from the first luminance
-// quantisation table (the scaling libjpeg applies to the standard table).
-// It returns 0 when there is no usable table.
+// quantisation table: the quality whose scaled (and, as libjpeg and Go do
+// for baseline files, clamped to 1..255) standard table is closest. It
+// returns 0 when there is no usable table.
 func jpegQuality(data []byte) float64 {
+	tbl, ok := lumaTable(data)
+	if !ok {
+		return 0
+	}
+	best, bestErr := 0, math.Inf(1)
+	for q := 1; q <= 100; q++ {
+		scale := 200 - 2*q
+		if q < 50 {
+			scale = 5000 / q
+		}
+		var e float64
+		for k, base := range stdLuma {
+			v := min(max((base*scale+50)/100, 1), 255)
+			d := float64(v) - float64(tbl[k])
+			e += d * d
+		}
+		if e < bestErr {
+			best, bestErr = q, e
+		}
+	}
+	return float64(best)
+}
+
+// lumaTable returns quantisation table 0 as the DQT segment stores it
+// (zig-zag order).
+func lumaTable(data []byte) ([64]int, bool) {
+	var tbl [64]int
 	i := 2
 	for i+4 <= len(data) && i < maxHeaderScan {
 		if data[i] != 0xFF {
-			return 0
+			return tbl, false
 		}
 		m := data[i+1]
 		if m == 0xDA || m == 0xD9 {
-			return 0
+			return tbl, false
 		}
 		if m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7) || m == 0xFF {
 			i++
@@ -216,48 +244,37 @@ func jpegQuality(data []byte) float64 {
 		}
 		n := int(binary.BigEndian.Uint16(data[i+2:]))
 		if n < 2 || i+2+n > len(data) {
-			return 0
+			return tbl, false
 		}
 		seg := data[i+4 : i+2+n]
-		if m == 0xDB {
-			for len(seg) > 0 {
-				pq, tq := seg[0]>>4, seg[0]&15
-				size := 64
-				if pq == 1 {
-					size = 128
-				}
-				if len(seg) < 1+size {
-					return 0
-				}
-				if tq == 0 {
-					var sum float64
-					for k := 0; k < 64; k++ {
-						if pq == 1 {
-							sum += float64(binary.BigEndian.Uint16(seg[1+2*k:]))
-						} else {
-							sum += float64(seg[1+k])
-						}
-					}
-					s := 100 * sum / stdLumaSum
-					if s <= 100 {
-						return math.Min(100, (200-s)/2)
-					}
-					return 5000 / s
-				}
-				seg = seg[1+size:]
+		for m == 0xDB && len(seg) > 0 {
+			pq, tq := seg[0]>>4, seg[0]&15
+			size := 64 * (1 + int(pq&1))
+			if len(seg) < 1+size {
+				return tbl, false
 			}
+			if tq == 0 {
+				for k := range tbl {
+					if pq&1 == 1 {
+						tbl[k] = int(binary.BigEndian.Uint16(seg[1+2*k:]))
+					} else {
+						tbl[k] = int(seg[1+k])
+					}
+				}
+				return tbl, true
+			}
+			seg = seg[1+size:]
 		}
 		i += 2 + n
 	}
-	return 0
+	return tbl, false
 }
 
-// stdLumaSum is the sum of the JPEG standard (Annex K) luminance table.
-const stdLumaSum = 16 + 11 + 10 + 16 + 24 + 40 + 51 + 61 +
-	12 + 12 + 14 + 19 + 26 + 58 + 60 + 55 +
-	14 + 13 + 16 + 24 + 40 + 57 + 69 + 56 +
-	14 + 17 + 22 + 29 + 51 + 87 + 80 + 62 +
-	18 + 22 + 37 + 56 + 68 + 109 + 103 + 77 +
-	24 + 35 + 55 + 64 + 81 + 104 + 113 + 92 +
-	49 + 64 + 78 + 87 + 103 + 121 + 120 + 101 +
-	72 + 92 + 95 + 98 + 112 + 100 + 103 + 99
+// stdLuma is the JPEG standard (Annex K) luminance table in zig-zag order,
+// the order DQT segments store it in.
+var stdLuma = [64]int{
+	16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40,
+	26, 24, 22, 22, 24, 49, 35, 37, 29, 40, 58, 51, 61, 60, 57, 51,
+	56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87,
+	95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+}
