@@ -315,8 +315,11 @@ func (d *IPPDriver) printerReasons(ctx context.Context) []string {
 	return strAttrs(resp.PrinterAttributes[0], "printer-state-reasons")
 }
 
-// Close has nothing to release; HTTP connections are pooled by net/http.
-func (d *IPPDriver) Close() error { return nil }
+// Close drops the idle connections to the printer.
+func (d *IPPDriver) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
 
 func (d *IPPDriver) request(op int16) *ipp.Request {
 	req := ipp.NewRequest(op, d.reqID.Add(1))
