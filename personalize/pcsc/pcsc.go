@@ -191,6 +191,11 @@ func (c *card) Transmit(ctx context.Context, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, wrap("transmit to the card in "+c.reader, err)
 	}
+	if len(out) < 2 {
+		// vpcd (and some readers) answer an empty response when the card
+		// leaves mid-command; the station must treat a mute card alike.
+		return nil, fmt.Errorf("pcsc: the card in %s gave no answer (removed or mute): %w", c.reader, apdu.ErrCardRemoved)
+	}
 	return out, nil
 }
 

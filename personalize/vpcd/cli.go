@@ -23,6 +23,7 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	addr := fs.String("vpcd", "127.0.0.1:35963", "vpcd `HOST:PORT` of pcscd's virtual reader (vpcd listens on 35963 for reader 00 00)")
 	uidHex := fs.String("uid", "", "chip UID as `HEX` (4–10 bytes); default random 7 bytes")
 	statePath := fs.String("state", "", "keep the card in `FILE` across restarts")
+	removeAfter := fs.Int("remove-after-writes", 0, "fault injection: pull the card out after `N` write APDUs (it is re-inserted at once)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,8 +45,11 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *removeAfter < 0 {
+		return fmt.Errorf("sim card: --remove-after-writes must be positive")
+	}
 	fmt.Fprintf(stdout, "card UID %X in vpcd %s (Ctrl-C to remove)\n", card.UID(), *addr)
-	return Serve(ctx, *addr, card)
+	return serve(ctx, *addr, &slot{card: card, removeAfter: *removeAfter})
 }
 
 func loadOrNew(path string, stock emulator.Stock) (*emulator.Card, error) {

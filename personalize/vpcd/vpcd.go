@@ -31,8 +31,12 @@ const (
 )
 
 // retryDelay is the pause before re-dialling vpcd (pcscd not up yet, or
-// restarted) and before re-inserting a card pulled out by fault injection.
-const retryDelay = 200 * time.Millisecond
+// restarted). outDelay is how long a card pulled out stays out: pcscd polls
+// presence every ~400 ms and misses a shorter absence.
+const (
+	retryDelay = 200 * time.Millisecond
+	outDelay   = time.Second
+)
 
 // Serve inserts card into the vpcd reader listening at addr (host:port) and
 // answers vpcd until ctx ends. A lost connection is re-dialled: vpcd sees
@@ -56,6 +60,8 @@ func ServeBlanks(ctx context.Context, addr string, stock emulator.Stock) error {
 type slot struct {
 	card  *emulator.Card
 	stock *emulator.Stock // non-nil: feed a new blank at every power-on
+	// removeAfter > 0 pulls the card out after that many write APDUs, once.
+	removeAfter int
 }
 
 func (s *slot) powerOn() {
@@ -64,6 +70,9 @@ func (s *slot) powerOn() {
 		return
 	}
 	s.card.PowerOn()
+	if s.removeAfter > 0 {
+		s.card.FailAfterWrites(s.removeAfter)
+	}
 }
 
 func serve(ctx context.Context, addr string, s *slot) error {
@@ -95,7 +104,7 @@ func serve(ctx context.Context, addr string, s *slot) error {
 			return nil
 		}
 		slog.Info("vpcd: card out of the reader", "reason", err)
-		if !sleep(ctx, retryDelay) {
+		if !sleep(ctx, outDelay) {
 			return nil
 		}
 	}
@@ -144,6 +153,7 @@ func serveConn(ctx context.Context, conn *net.TCPConn, s *slot) error {
 		} else {
 			reply, err = s.card.Transmit(ctx, msg)
 			if errors.Is(err, apdu.ErrCardRemoved) {
+				s.removeAfter = 0
 				return err
 			}
 			if err != nil {

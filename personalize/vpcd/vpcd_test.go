@@ -3,7 +3,9 @@ package vpcd_test
 import (
 	"bytes"
 	"context"
+	"crypto/des"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -196,4 +198,74 @@ func connect(t *testing.T, name string) apdu.Card {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// A card pulled out mid-write reaches a PC/SC client as apdu.ErrCardRemoved;
+// re-inserted, it holds what was written before.
+func TestRemovalThroughPCSCD(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envSimArgs, "--vpcd "+pcscdtest.VPCDAddr+" --remove-after-writes 1")
+	env := pcscdtest.Start(t, []string{exe, "-test.run=^$"})
+	ctx := t.Context()
+	r, err := pcsc.Open(env.ReaderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmtAuth(t, card)
+	put := func(tag byte) error {
+		_, err := apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF,
+			Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, tag}), apdu.TLV(0x53, []byte{1, 2, 3})...)})
+		return err
+	}
+	if err := put(0x02); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(0x07); !errors.Is(err, apdu.ErrCardRemoved) {
+		t.Fatalf("write while the card is pulled out: %v, want ErrCardRemoved", err)
+	}
+	card.Close()
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	card, err = r.Connect(wait) // waits until the card is back
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer card.Close()
+	get := func(tag byte) error {
+		_, err := apdu.Do(ctx, card, apdu.Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Data: apdu.TLV(0x5C, []byte{0x5F, 0xC1, tag}), Le: 256})
+		return err
+	}
+	if err := get(0x02); err != nil {
+		t.Fatalf("object written before the removal: %v", err)
+	}
+	if err := get(0x07); !errors.Is(err, apdu.ErrNotFound) {
+		t.Fatalf("interrupted object: %v, want ErrNotFound", err)
+	}
+}
+
+func mgmtAuth(t *testing.T, card apdu.Card) {
+	t.Helper()
+	ctx := t.Context()
+	blk, err := des.NewTripleDESCipher(emulator.DefaultManagementKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: 0x03, P2: 0x9B, Data: apdu.TLV(0x7C, apdu.TLV(0x80, nil)), Le: 256})
+	if err != nil || len(out) != 12 {
+		t.Fatalf("witness: % X %v", out, err)
+	}
+	w := make([]byte, 8)
+	blk.Decrypt(w, out[4:])
+	body := append(append(apdu.TLV(0x80, w), apdu.TLV(0x81, make([]byte, 8))...), apdu.TLV(0x82, nil)...)
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: 0x03, P2: 0x9B, Data: apdu.TLV(0x7C, body), Le: 256}); err != nil {
+		t.Fatalf("management key: %v", err)
+	}
 }
