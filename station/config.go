@@ -118,8 +118,8 @@ func (c Config) Validate() error {
 	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") {
 		errs = append(errs, fmt.Errorf("reader %q: use sim, pcsc or pcsc:NAME", c.Reader))
 	}
-	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") {
-		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI or sim", c.Printer))
+	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
+		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))

@@ -110,7 +110,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 	}
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
-	bad, err := os.ReadFile(filepath.Join(sharedDir(t), "testdata", "photos", "dev", "fail_chelsea_cat_noface.png"))
+	bad, err := os.ReadFile(filepath.Join(sharedDir(t), "testdata", "photos", "synthetic", "fail_blue_background.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 		}
 	}
 	_, body, _ := d.do(http.MethodGet, "/v1/orders/fix-api", nil)
-	if !strings.Contains(string(body), `"code": "no_face"`) || !strings.Contains(string(body), "message_sv") {
+	if !strings.Contains(string(body), `"code": "background_not_light"`) || !strings.Contains(string(body), "message_sv") {
 		t.Fatalf("needs_fix without the reason: %s", body)
 	}
 	// New photo through the API.
@@ -143,7 +143,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 		t.Fatalf("PUT photo: %d", resp.StatusCode)
 	}
 	// Operator override from the CLI on the other one.
-	out, errOut, code := runCLI(t, "photo", "override", "fix-cli", "pass", "--reason", "cat is the company mascot", "--data", dir, "--operator", "eva")
+	out, errOut, code := runCLI(t, "photo", "override", "fix-cli", "pass", "--reason", "blue wall is the company colour", "--data", dir, "--operator", "eva")
 	if code != 0 {
 		t.Fatalf("override: %d %s %s", code, out, errOut)
 	}
@@ -155,7 +155,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 	}
 	overridden := false
 	for _, e := range got["fix-cli"].Events {
-		if strings.Contains(e.Note, "overridden to pass: cat is the company mascot") {
+		if strings.Contains(e.Note, "overridden to pass: blue wall is the company colour") {
 			overridden = true
 		}
 	}

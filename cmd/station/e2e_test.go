@@ -22,14 +22,16 @@ func TestEndToEnd50Orders(t *testing.T) {
 	photos := passPhotos(t)
 	const n = 50
 	ids := make([]string, n)
+	bodies := make([][]byte, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("e2e-%03d", i)
+		bodies[i] = orderJSON(t, ids[i], photos[i%len(photos)], i%10 == 0)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			code, body, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[i], photos[i%len(photos)], i%10 == 0))
+			code, body, err := d.do(http.MethodPost, "/v1/orders", bodies[i])
 			if err != nil || code != http.StatusCreated {
 				errs <- fmt.Errorf("order %s: %d %s %v", ids[i], code, body, err)
 			}
@@ -78,7 +80,7 @@ func TestEndToEnd50Orders(t *testing.T) {
 		}
 	}
 	// Resubmitting the same body is idempotent; a changed body under the id is refused.
-	code, _, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[1], photos[1%len(photos)], false))
+	code, _, _ := d.do(http.MethodPost, "/v1/orders", bodies[1])
 	if code != http.StatusOK {
 		t.Errorf("same body again: %d, want 200", code)
 	}
