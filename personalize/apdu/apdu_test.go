@@ -187,6 +187,17 @@ func TestTLV(t *testing.T) {
 	}
 }
 
+func TestUnwrap(t *testing.T) {
+	if v, err := Unwrap([]byte{0x7C, 2, 0x80, 0}, 0x7C); err != nil || !bytes.Equal(v, []byte{0x80, 0}) {
+		t.Fatalf("Unwrap = % X, %v", v, err)
+	}
+	for _, bad := range [][]byte{nil, {0x7D, 0}, {0x7C, 0, 0x80}} {
+		if _, err := Unwrap(bad, 0x7C); err == nil {
+			t.Errorf("Unwrap(% X) succeeded", bad)
+		}
+	}
+}
+
 func TestCount(t *testing.T) {
 	c := Count(&scriptCard{t: t, answers: [][]byte{{0x90, 0}, {1, 0x90, 0}}})
 	ctx := context.Background()

@@ -58,6 +58,9 @@ func ParseTLV(b []byte) ([]TLVItem, error) {
 }
 
 func parseOne(b []byte) (TLVItem, []byte, error) {
+	if len(b) == 0 {
+		return TLVItem{}, nil, fmt.Errorf("tlv: no data")
+	}
 	tag := uint(b[0])
 	i := 1
 	if b[0]&0x1F == 0x1F {
