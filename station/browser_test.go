@@ -150,9 +150,11 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	defer cancelTimeout()
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
+		start := time.Now()
 		if err := chromedp.Do(ctx, actions...); err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
+		t.Logf("%s: %s", step, time.Since(start).Round(time.Millisecond))
 	}
 	text := func(sel string) string {
 		t.Helper()

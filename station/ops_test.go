@@ -341,3 +341,45 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("session cookie without Secure over TLS: %v", r.header.Values("Set-Cookie"))
 	}
 }
+
+// Stopping the station ends open event streams, so a browser left on the
+// dashboard does not hold the shutdown.
+func TestStopEndsEventStreams(t *testing.T) {
+	cfg := Defaults()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	s, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ctx, func(a string) { addr <- a }) }()
+	base := "http://" + <-addr
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, base)
+	b.loggedIn("eva", opPassword)
+	// Shorter than the server's 10 s shutdown grace: a stream the server
+	// does not end itself fails this read with a deadline error.
+	rctx, rcancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer rcancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base+"/ui/events", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 64)
+	if _, err := resp.Body.Read(first); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("the event stream was not ended by the stop: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

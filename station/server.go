@@ -236,7 +236,7 @@ func (s *Server) Run(ctx, cardCtx context.Context, ready func(addr string)) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.ops.deliverer.Run(ctx)
+		s.ops.run(ctx)
 	}()
 	select {
 	case <-ctx.Done():

@@ -34,6 +34,19 @@ type opsState struct {
 	deliverer  *Deliverer
 	poll       time.Duration // how often an event stream looks for changes
 	loc        *time.Location
+	stopping   chan struct{} // closed when the station stops: event streams end so shutdown need not wait for them
+}
+
+// run delivers webhooks until ctx ends, then ends the open event streams.
+func (o *opsState) run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.deliverer.Run(ctx)
+	}()
+	<-ctx.Done()
+	close(o.stopping)
+	<-done
 }
 
 var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error"}
@@ -44,7 +57,7 @@ func newOps(s *Server) *opsState {
 		loc = time.UTC
 	}
 	o := &opsState{pages: map[string]*template.Template{}, throttle: newLoginThrottle(time.Now),
-		sessionTTL: defaultSessionTT, poll: time.Second, loc: loc,
+		sessionTTL: defaultSessionTT, poll: time.Second, loc: loc, stopping: make(chan struct{}),
 		deliverer: NewDeliverer(s.store, s.cfg.Suppliers, s.log, s.metrics)}
 	funcs := template.FuncMap{
 		"when": func(t time.Time) string {
@@ -316,6 +329,8 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.ops.stopping:
 			return
 		case <-ch:
 			last = fingerprint()

@@ -12,9 +12,11 @@
       var f = fields[i];
       if (f === document.activeElement) { return true; }
       if (f.tagName === "SELECT") {
+        var initial = 0; // with no option marked selected, the first one is
         for (var j = 0; j < f.options.length; j++) {
-          if (f.options[j].selected !== f.options[j].defaultSelected) { return true; }
+          if (f.options[j].defaultSelected) { initial = j; break; }
         }
+        if (f.selectedIndex !== initial) { return true; }
       } else if (f.value !== f.defaultValue) { return true; }
     }
     return false;
