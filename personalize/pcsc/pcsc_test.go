@@ -1,7 +1,9 @@
 package pcsc_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/des"
 	"errors"
 	"os"
 	"strings"
@@ -113,4 +115,54 @@ func BenchmarkPCSCRoundTrip(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/APDU")
+}
+
+// BenchmarkPCSCReadObject reads a 3 KB data object (a certificate's size)
+// through pcscd, once with extended length and once with short APDUs and
+// GET RESPONSE.
+func BenchmarkPCSCReadObject(b *testing.B) {
+	env := pcscdtest.Start(b, nil)
+	card := openCard(b, env)
+	ctx := context.Background()
+	authenticate(b, card)
+	tag := []byte{0x5F, 0xC1, 0x05}
+	put := apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: append(apdu.TLV(0x5C, tag), apdu.TLV(0x53, make([]byte, 3000))...), Extended: true}
+	if _, err := apdu.Do(ctx, card, put); err != nil {
+		b.Fatal(err)
+	}
+	for _, ext := range []bool{true, false} {
+		name := "short"
+		get := apdu.Command{INS: 0xCB, P1: 0x3F, P2: 0xFF, Data: apdu.TLV(0x5C, tag), Le: 256}
+		if ext {
+			name, get.Le, get.Extended = "extended", 65536, true
+		}
+		b.Run(name, func(b *testing.B) {
+			cc := apdu.Count(card)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := apdu.Do(ctx, cc, get); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cc.APDUs())/float64(b.N), "APDUs/op")
+		})
+	}
+}
+
+func authenticate(b *testing.B, card apdu.Card) {
+	ctx := context.Background()
+	blk, err := des.NewTripleDESCipher(bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 3))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: 0x03, P2: 0x9B, Data: apdu.TLV(0x7C, apdu.TLV(0x80, nil)), Le: 256})
+	if err != nil || len(out) != 12 {
+		b.Fatalf("witness % X: %v", out, err)
+	}
+	w := make([]byte, 8)
+	blk.Decrypt(w, out[4:])
+	body := append(append(apdu.TLV(0x80, w), apdu.TLV(0x81, make([]byte, 8))...), apdu.TLV(0x82, nil)...)
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: 0x03, P2: 0x9B, Data: apdu.TLV(0x7C, body), Le: 256}); err != nil {
+		b.Fatal(err)
+	}
 }
