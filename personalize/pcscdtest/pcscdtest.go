@@ -170,6 +170,10 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 		t.Fatalf("pcscdtest: %v", err)
 	}
 	if err := env.waitReady(); err != nil {
+		if log := env.Log(); strings.HasPrefix(log, "unshare:") {
+			// No namespaces here (not root, user namespaces disabled).
+			requireIntegration(t, "pcscdtest: cannot create namespaces: %s", strings.TrimSpace(log))
+		}
 		t.Fatalf("pcscdtest: %v\n--- pcscd and card output ---\n%s", err, env.Log())
 	}
 	return env
