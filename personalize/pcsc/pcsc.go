@@ -160,9 +160,16 @@ func (r *Reader) Close() error {
 	return wrap("releasing the context", err)
 }
 
+// scardCard is the part of *scard.Card a connected card uses.
+type scardCard interface {
+	Transmit(cmd []byte) ([]byte, error)
+	Reconnect(mode scard.ShareMode, proto scard.Protocol, disp scard.Disposition) error
+	Disconnect(d scard.Disposition) error
+}
+
 type card struct {
 	mu     sync.Mutex
-	c      *scard.Card
+	c      scardCard
 	atr    []byte
 	reader string
 }
