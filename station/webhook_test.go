@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +290,42 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 		if got := d.backoff(tc.attempts); got != tc.want {
 			t.Errorf("backoff(%d) with jitter %v = %s, want %s", tc.attempts, tc.jitter, got, tc.want)
 		}
+	}
+}
+
+// A card produced by the running station reaches the supplier's webhook
+// with what the supplier needs to hand it out, signed.
+func TestProducedOrderReachesWebhook(t *testing.T) {
+	rc := newHookReceiver(t, "dev-secret", "200")
+	cfg := Defaults()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Suppliers = []SupplierConfig{{Name: "dev", WebhookURL: rc.srv.URL, WebhookSecret: "dev-secret"}}
+	s, addr, _ := opRunStation(t, cfg)
+	token, err := os.ReadFile(cfg.DevTokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	submitOrder(t, "http://"+addr, strings.TrimSpace(string(token)), exampleWithPhoto(t, "hook-1", "pass_london_005_03.jpg", false))
+	o := opWait(t, s, "hook-1", queue.Produced)
+	n := waitHook(t, s, "hook-1", func(n *queue.Notice) bool { return n.Delivered })
+	var got *hookDelivery
+	for _, d := range rc.deliveries() {
+		if d.eventID == n.EventID {
+			got = &d
+		}
+	}
+	if got == nil || got.sigErr != "" || got.eventType != "order.produced" {
+		t.Fatalf("delivery %+v", got)
+	}
+	want := map[string]string{"order_id": "hook-1", "card_number": o.CardNumber, "chip_uid": o.ChipUID,
+		"valid_until": o.ValidUntil, "certificate_serial": o.CertSerial}
+	for k, v := range want {
+		if got.body[k] != v || v == "" {
+			t.Errorf("%s = %v, want %q", k, got.body[k], v)
+		}
+	}
+	sealed, _ := got.body["sealed_pin_puk"].(string)
+	if !strings.Contains(sealed, "AGE ENCRYPTED") {
+		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
 	}
 }
