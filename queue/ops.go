@@ -49,16 +49,19 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order
 	return s.Get(ctx, id)
 }
 
-// Changes is a fingerprint of everything the operator page shows: it moves
-// whenever an order changes state or a notice is attempted, so a page can
-// poll it cheaply and refresh only when it moved.
+// Changes is a fingerprint of what the operator page shows: it moves when
+// an order changes state, a station action is audited, or a notice is
+// delivered, given up or rescheduled, so a page can poll it cheaply and
+// refresh only when it moved. Every part is one index probe.
 func (s *Store) Changes(ctx context.Context) (string, error) {
-	var events, attempts, audit int64
+	var events, audit, delivered, dead, next int64
 	err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT coalesce(max(id), 0) FROM events),
-		(SELECT coalesce(sum(attempts), 0) + count(delivered_at) FROM outbox),
-		(SELECT coalesce(max(id), 0) FROM audit)`).Scan(&events, &attempts, &audit)
-	return fmt.Sprintf("%d.%d.%d", events, attempts, audit), err
+		(SELECT coalesce(max(id), 0) FROM audit),
+		(SELECT coalesce(max(delivered_at), 0) FROM outbox),
+		(SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead = 1),
+		(SELECT coalesce(max(next_attempt), 0) FROM outbox WHERE delivered_at IS NULL AND dead = 0)`).Scan(&events, &audit, &delivered, &dead, &next)
+	return fmt.Sprintf("%d.%d.%d.%d.%d", events, audit, delivered, dead, next), err
 }
 
 // ExpressOpen returns express orders not yet produced (nor ended), the most

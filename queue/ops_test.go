@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -206,5 +207,24 @@ func TestUsersAndSessions(t *testing.T) {
 	log, _ := s.AuditLog(ctx, 10)
 	if len(log) != 1 || log[0].Actor != "operator:eva" || log[0].Action != "pause" {
 		t.Fatalf("audit log %+v", log)
+	}
+}
+
+// BenchmarkChanges is the poll every open operator page makes each second.
+func BenchmarkChanges(b *testing.B) {
+	s, c := open(b)
+	ctx := context.Background()
+	for i := range 5000 {
+		id := fmt.Sprintf("o-%05d", i)
+		submit(b, s, id, false, holder(c.now()))
+		if _, err := s.Cancel(ctx, id, "", "op", "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Changes(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package station
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -64,7 +65,7 @@ func (s *Server) opsPhotoVerdict(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := chi.URLParam(r, "id")
 	if err := s.overridePhoto(r.Context(), id, req.Verdict, req.Code, req.Reason, opsActor(r)); err != nil {
-		if err == queue.ErrNotFound {
+		if errors.Is(err, queue.ErrNotFound) {
 			return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order"}
 		}
 		return err
