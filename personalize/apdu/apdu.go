@@ -154,13 +154,6 @@ func ParseResponse(b []byte) (Response, error) {
 	return Response{Data: b[:n:n], SW: uint16(b[n])<<8 | uint16(b[n+1])}, nil
 }
 
-// Bytes encodes the response (data then SW1 SW2).
-func (r Response) Bytes() []byte {
-	out := make([]byte, 0, len(r.Data)+2)
-	out = append(out, r.Data...)
-	return append(out, byte(r.SW>>8), byte(r.SW))
-}
-
 // maxResponse bounds a GET RESPONSE loop so a misbehaving card cannot make
 // Do allocate without end; no PIV object comes near it.
 const maxResponse = 1 << 20

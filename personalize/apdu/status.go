@@ -8,22 +8,16 @@ type StatusError struct{ SW uint16 }
 
 // Status errors PIV cards answer (SP 800-73-4 part 2 §3, ISO 7816-4 §5.1.3).
 var (
-	ErrWrongLength       = &StatusError{0x6700}
-	ErrNotFound          = &StatusError{0x6A82}
-	ErrSecurityStatus    = &StatusError{0x6982}
-	ErrAuthBlocked       = &StatusError{0x6983}
-	ErrConditions        = &StatusError{0x6985}
-	ErrWrongData         = &StatusError{0x6A80}
-	ErrFuncNotSupported  = &StatusError{0x6A81}
-	ErrMemoryFull        = &StatusError{0x6A84}
-	ErrIncorrectP1P2     = &StatusError{0x6A86}
-	ErrRefDataNotFound   = &StatusError{0x6A88}
-	ErrInsNotSupported   = &StatusError{0x6D00}
-	ErrClaNotSupported   = &StatusError{0x6E00}
-	ErrNoPreciseDiagnose = &StatusError{0x6F00}
-	ErrMemoryFailure     = &StatusError{0x6581}
-	ErrChainingNotSupp   = &StatusError{0x6884}
-	ErrLastCmdExpected   = &StatusError{0x6883}
+	ErrWrongLength     = &StatusError{0x6700}
+	ErrNotFound        = &StatusError{0x6A82}
+	ErrSecurityStatus  = &StatusError{0x6982}
+	ErrAuthBlocked     = &StatusError{0x6983}
+	ErrConditions      = &StatusError{0x6985}
+	ErrWrongData       = &StatusError{0x6A80}
+	ErrMemoryFull      = &StatusError{0x6A84}
+	ErrIncorrectP1P2   = &StatusError{0x6A86}
+	ErrRefDataNotFound = &StatusError{0x6A88}
+	ErrInsNotSupported = &StatusError{0x6D00}
 )
 
 var swText = map[uint16]string{
@@ -70,12 +64,4 @@ func statusErr(sw uint16) error {
 		return &AuthError{Retries: int(sw & 0x0F)}
 	}
 	return &StatusError{SW: sw}
-}
-
-// StatusErr returns the error Do would return for sw, or nil for 9000.
-func StatusErr(sw uint16) error {
-	if sw == 0x9000 {
-		return nil
-	}
-	return statusErr(sw)
 }

@@ -142,13 +142,6 @@ func (c *Card) FailAfterWrites(n int) {
 	c.writeAPDUs = 0
 }
 
-// Removed reports whether the card has been pulled out by fault injection.
-func (c *Card) Removed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.removed
-}
-
 // SetOnChange installs a hook that receives the card's MarshalBinary state
 // after every command that changed it, to persist the card.
 func (c *Card) SetOnChange(f func(state []byte) error) {

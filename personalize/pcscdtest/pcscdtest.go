@@ -13,7 +13,6 @@
 package pcscdtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -284,9 +283,9 @@ func (e *Env) Stop() {
 // Trace returns the APDU lines of pcscd's log (pcscd --apdu).
 func (e *Env) Trace() []string {
 	var out []string
-	for _, l := range bytes.Split([]byte(e.Log()), []byte("\n")) {
-		if bytes.Contains(l, []byte("APDU")) || bytes.Contains(l, []byte("SW:")) {
-			out = append(out, string(l))
+	for _, l := range strings.Split(e.Log(), "\n") {
+		if strings.Contains(l, "APDU") || strings.Contains(l, "SW:") {
+			out = append(out, l)
 		}
 	}
 	return out
