@@ -187,9 +187,13 @@ func (d *Deliverer) DeliverDue(ctx context.Context, supplier string) (int, error
 		if ctx.Err() != nil {
 			return delivered, ctx.Err()
 		}
-		if d.attempt(ctx, sup, n) {
-			delivered++
+		if !d.attempt(ctx, sup, n) {
+			// The receiver is down or slow: the rest of the batch would
+			// most likely wait out the same timeout. They stay due and are
+			// tried one per poll until the receiver answers again.
+			break
 		}
+		delivered++
 	}
 	return delivered, nil
 }

@@ -3,6 +3,7 @@ package station
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ type hookReceiver struct {
 	mu     sync.Mutex
 	secret string
 	script []string // per attempt: "500", "hang", "200"; the last one repeats
+	refuse string   // an order id this receiver always answers 500 for
 	got    []hookDelivery
 	srv    *httptest.Server
 }
@@ -50,6 +52,9 @@ func (rc *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.got = append(rc.got, d)
 	step := rc.script[min(len(rc.got), len(rc.script))-1]
+	if rc.refuse != "" && d.body["order_id"] == rc.refuse {
+		step = "500"
+	}
 	rc.mu.Unlock()
 	switch step {
 	case "hang":
@@ -327,5 +332,27 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	sealed, _ := got.body["sealed_pin_puk"].(string)
 	if !strings.Contains(sealed, "AGE ENCRYPTED") {
 		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
+	}
+}
+
+// A notice the receiver keeps refusing does not hold up the ones after it.
+func TestWebhookRefusedNoticeDoesNotBlockOthers(t *testing.T) {
+	s, _ := opStation(t, nil)
+	rc := newHookReceiver(t, "k", "200")
+	rc.refuse = "p-0"
+	d := hookDeliverer(s, []SupplierConfig{{Name: "acme", WebhookURL: rc.srv.URL, WebhookSecret: "k"}})
+	d.MaxAttempts = 4
+	for i := range 5 {
+		hookOrder(t, s, "acme", fmt.Sprintf("p-%d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := 1; i < 5; i++ {
+		waitHook(t, s, fmt.Sprintf("p-%d", i), func(n *queue.Notice) bool { return n.Delivered })
+	}
+	if n := waitHook(t, s, "p-0", func(n *queue.Notice) bool { return n.Dead }); n.Attempts != 4 {
+		t.Fatalf("refused notice: %d attempts", n.Attempts)
 	}
 }
