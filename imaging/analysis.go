@@ -25,7 +25,6 @@ const (
 const (
 	maxRollDeg       = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
 	minEyeContrast   = 0.40 // iris/pupil vs. brightest part of the eye opening
-	minEyeBrightness = 0.22 // eye opening vs. cheek skin; dark glasses fall far below
 	minEyeBand       = 0.35 // eye band vs. cheek band, see eyeBandRatio
 )
 
@@ -62,14 +61,12 @@ func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 	dy := (my - f.row) / f.size
 	res.Metrics["ipd_rel"] = round3(ipdRel)
 	plausible := ipdRel >= ipdMin && ipdRel <= ipdMax && dy >= eyeDyMin && dy <= eyeDyMax
-	cl, bl, sl := eyeMeasures(wi, e.lx, e.ly, e.ipd())
-	cr, br, sr := eyeMeasures(wi, e.rx, e.ry, e.ipd())
-	res.Metrics["eye_white_luma"] = round3(math.Max(sl, sr))
+	cl := eyeContrast(wi, e.lx, e.ly, e.ipd())
+	cr := eyeContrast(wi, e.rx, e.ry, e.ipd())
 	res.Metrics["eye_contrast"] = round3(math.Min(cl, cr))
-	res.Metrics["eye_brightness"] = round3(math.Min(bl, br))
 	band := eyeBandRatio(wi, f)
 	res.Metrics["eye_band_ratio"] = round3(band)
-	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && math.Min(bl, br) >= minEyeBrightness && band >= minEyeBand
+	a.eyesOK = plausible && math.Min(cl, cr) >= minEyeContrast && band >= minEyeBand
 	if !a.eyesOK {
 		res.add(CodeEyesNotVisible)
 		return a
@@ -83,8 +80,10 @@ func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 }
 
 // countFaces counts the main face and every other face that does not
-// overlap it and is at least otherFaceFrac of its size: pigo's clusters
-// often leave a second, overlapping square on the same face.
+// overlap it, is at least otherFaceFrac of its size and scores at least
+// otherFaceQ of its score: pigo's clusters often leave a second,
+// overlapping square on the same face, and weak detections on clothes or
+// background patterns score a few percent of a real face.
 func countFaces(fs []face) int {
 	if len(fs) == 0 {
 		return 0
@@ -92,7 +91,7 @@ func countFaces(fs []face) int {
 	m := fs[0]
 	n := 1
 	for _, f := range fs[1:] {
-		if f.size < otherFaceFrac*m.size {
+		if f.size < otherFaceFrac*m.size || f.q < otherFaceQ*m.q {
 			continue
 		}
 		if math.Abs(f.col-m.col) < (f.size+m.size)/2 && math.Abs(f.row-m.row) < (f.size+m.size)/2 {
@@ -103,12 +102,12 @@ func countFaces(fs []face) int {
 	return n
 }
 
-// eyeMeasures returns, for one eye, the contrast between the darkest part
-// of the iris disc and the brightest part of the eye opening, and the
-// eye opening's brightness relative to the cheek below it. An open eye has a
-// dark iris next to bright sclera; a covered eye has neither, and dark
-// glasses make the whole opening much darker than the skin.
-func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness, white float64) {
+// eyeContrast returns, for one eye, the contrast between the darkest part
+// of the iris disc and the brightest part of the eye opening. An open eye
+// has a dark iris next to bright sclera; a covered or closed eye has
+// neither. (Dark glasses are caught by eyeBandRatio, which does not depend
+// on where puploc put the pupil.)
+func eyeContrast(wi *workImage, x, y, ipd float64) float64 {
 	g := wi.pixels()
 	sample := func(x0, y0, x1, y1 float64, in func(dx, dy float64) bool) []float64 {
 		var v []float64
@@ -128,18 +127,15 @@ func eyeMeasures(wi *workImage, x, y, ipd float64) (contrast, brightness, white 
 	r := math.Max(1.5, 0.07*ipd)
 	iris := sample(x-r, y-r, x+r, y+r, func(dx, dy float64) bool { return dx*dx+dy*dy <= r*r })
 	opening := sample(x-0.25*ipd, y-0.08*ipd, x+0.25*ipd, y+0.08*ipd, nil)
-	cheek := sample(x-0.12*ipd, y+0.35*ipd, x+0.12*ipd, y+0.55*ipd, nil)
-	if len(iris) == 0 || len(opening) == 0 || len(cheek) == 0 {
-		return 0, 0, 0
+	if len(iris) == 0 || len(opening) == 0 {
+		return 0
 	}
 	dark := percentile(iris, 0.2)
 	bright := percentile(opening, 0.9)
-	med := percentile(opening, 0.5)
-	skin := percentile(cheek, 0.5)
-	if bright <= 0 || skin <= 0 {
-		return 0, 0, bright
+	if bright <= 0 {
+		return 0
 	}
-	return (bright - dark) / bright, med / skin, bright
+	return (bright - dark) / bright
 }
 
 // eyeBandRatio compares the band across both eyes with the band across the

@@ -40,14 +40,16 @@ var loadCascades = sync.OnceValues(func() (*cascades, error) {
 // same photo at another resolution gives the same answer.
 const (
 	minFaceFrac   = 0.10 // smallest face searched, as a fraction of the working image's short side
-	faceQuality   = 5.0  // cluster score below which pigo detections are noise (pigo's own examples use 5)
-	otherFaceFrac = 0.45 // a second face at least this fraction of the main face's size counts
+	faceQuality   = 10.0 // cluster score below which pigo detections are noise: textures score 5-7, frontal portraits 48-400, a cap and an old print 14
+	otherFaceFrac = 0.45 // a second face at least this fraction of the main face's size counts...
+	otherFaceQ    = 0.2  // ...if its score is at least this fraction of the main face's
 	puplocPerturb = 63   // pigo's maximum; also avoids its pooled buffer holding stale values
 )
 
 type face struct {
 	row, col, size float64 // centre and side of pigo's square, working-image pixels
 	q              float64
+	angle          float64 // cascade rotation it was found at, fraction of a turn
 }
 
 type eyes struct {
@@ -104,7 +106,7 @@ func detectAt(c *cascades, gray []uint8, w, h int, angle float64) []face {
 		if float64(d.Q) < faceQuality {
 			continue
 		}
-		out = append(out, face{row: float64(d.Row), col: float64(d.Col), size: float64(d.Scale), q: float64(d.Q)})
+		out = append(out, face{row: float64(d.Row), col: float64(d.Col), size: float64(d.Scale), q: float64(d.Q), angle: angle})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].q*out[i].size > out[j].q*out[j].size })
 	return out
@@ -135,16 +137,22 @@ func splitScales(minSize, maxSize int, factor float64) (int, int) {
 }
 
 // findPupils places both pupils with puploc, seeded at the positions pigo's
-// own examples use relative to the face square.
+// own examples use relative to the face square, turned with the square when
+// the face was found by the rotated cascade.
 func findPupils(c *cascades, gray []uint8, w, h int, f face) eyes {
 	img := pigo.ImageParams{Pixels: gray, Rows: h, Cols: w, Dim: w}
+	// pigo's rotation tables have 32 steps per turn and its row/column
+	// convention: row' = r + cos·dr − sin·dc, col' = c + sin·dr + cos·dc.
+	sin, cos := math.Sincos(math.Floor(32*f.angle) / 32 * 2 * math.Pi)
 	seed := func(dc float64) *pigo.Puploc {
+		dr := -0.075 * f.size
+		dc *= f.size
 		return c.pup.RunDetector(pigo.Puploc{
-			Row:      int(f.row - 0.075*f.size),
-			Col:      int(f.col + dc*f.size),
+			Row:      int(f.row + cos*dr - sin*dc),
+			Col:      int(f.col + sin*dr + cos*dc),
 			Scale:    float32(f.size * 0.25),
 			Perturbs: puplocPerturb,
-		}, img, 0, false)
+		}, img, f.angle, false)
 	}
 	l, r := seed(-0.175), seed(0.185)
 	e := eyes{lx: float64(l.Col), ly: float64(l.Row), rx: float64(r.Col), ry: float64(r.Row)}
