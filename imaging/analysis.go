@@ -23,9 +23,9 @@ const (
 // number with a margin, not fitted to particular photos; README.md explains
 // them.
 const (
-	maxRollDeg       = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
-	minEyeContrast   = 0.40 // iris/pupil vs. brightest part of the eye opening
-	minEyeBand       = 0.35 // eye band vs. cheek band, see eyeBandRatio
+	maxRollDeg     = 8.0  // spec: roll is corrected up to 8°, a larger tilt is a retake
+	minEyeContrast = 0.40 // iris/pupil vs. brightest part of the eye opening
+	minEyeBand     = 0.35 // eye band vs. cheek band, see eyeBandRatio
 )
 
 type analysis struct {
