@@ -323,6 +323,16 @@ var suite = []struct {
 		_, err := s.do(genCmd(0x9A, 0x11))
 		s.wantErr(err, apdu.ErrSecurityStatus)
 	}},
+	{"GenerateBadRequest", func(s *session) {
+		s.auth()
+		_, err := s.do(genCmd(0x9A, 0x42))
+		s.wantErr(err, apdu.ErrWrongData)
+		_, err = s.do(genCmd(0x9B, 0x11))
+		s.wantErr(err, apdu.ErrRefDataNotFound)
+		// A failed generation leaves the slot empty.
+		_, err = s.do(signCmd(0x11, 0x9E, make([]byte, 32)))
+		s.wantErr(err, apdu.ErrRefDataNotFound)
+	}},
 	{"GenerateAndSignP256", func(s *session) {
 		s.auth()
 		pub := s.genEC(0x9A, 0x11, elliptic.P256())

@@ -221,7 +221,7 @@ func (c *Card) generateKey(cmd apdu.Command) ([]byte, uint16) {
 	case AlgRSA2048:
 		priv, err = rsa.GenerateKey(rand.Reader, 2048)
 	default:
-		return nil, swIncorrectP1P2
+		return nil, swWrongData // the algorithm is in the data field
 	}
 	if err != nil {
 		return nil, swMemoryFailure

@@ -114,14 +114,13 @@ func (c *Card) Close() error {
 }
 
 // PowerOn is a cold or warm reset: it clears the security status and any
-// pending chain, and puts a removed card back into the reader.
+// pending chain, and puts a removed card back into the reader. A pending
+// FailAfterWrites survives it.
 func (c *Card) PowerOn() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.resetVolatile()
 	c.removed = false
-	c.failAfter = -1
-	c.writeAPDUs = 0
 }
 
 func (c *Card) resetVolatile() {
@@ -134,7 +133,7 @@ func (c *Card) resetVolatile() {
 // n more write APDUs (PUT DATA, GENERATE, CHANGE REFERENCE DATA, RESET RETRY
 // COUNTER and YubiKey SET MANAGEMENT KEY, counting each chained part), the
 // next one is not applied and Transmit returns apdu.ErrCardRemoved until
-// PowerOn. n < 0 cancels.
+// PowerOn. It fires once. n < 0 cancels.
 func (c *Card) FailAfterWrites(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -174,6 +173,7 @@ func (c *Card) Transmit(ctx context.Context, raw []byte) ([]byte, error) {
 	}
 	if isWrite(cmd.INS) && cmd.CLA&^0x10 == 0 {
 		if c.failAfter >= 0 && c.writeAPDUs >= c.failAfter {
+			c.failAfter = -1
 			c.removed = true
 			c.resetVolatile()
 			return nil, apdu.ErrCardRemoved

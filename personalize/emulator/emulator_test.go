@@ -198,3 +198,36 @@ func TestUIDFromStock(t *testing.T) {
 		t.Fatalf("random UIDs % X and % X", a, b)
 	}
 }
+
+// A fault waits for the next blank; closing and reconnecting the card does
+// not lose a pending removal.
+func TestFaultAppliesToNextBlank(t *testing.T) {
+	ctx := context.Background()
+	r := emulator.NewReader("sim", emulator.DefaultStock(), "")
+	card, _ := r.Connect(ctx)
+	r.InjectNext(emulator.Fault{WrongMgmtKey: true, RemoveAfterWrites: 1})
+	card.Close()
+	card, _ = r.Connect(ctx) // same card: no fault
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	r.Eject(ctx)
+	card, _ = r.Connect(ctx)
+	if err := tryMgmtAuth(ctx, card, emulator.DefaultManagementKey); !errors.Is(err, apdu.ErrSecurityStatus) {
+		t.Fatalf("next blank accepted the transport key: %v", err)
+	}
+	card.Close()
+	card, _ = r.Connect(ctx)
+	put := apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, 0x02}), apdu.TLV(0x53, []byte{1})...)}
+	if _, err := apdu.Do(ctx, card, put); !errors.Is(err, apdu.ErrSecurityStatus) {
+		t.Fatalf("first write: %v, want 6982 (not authenticated)", err)
+	}
+	if _, err := apdu.Do(ctx, card, put); !errors.Is(err, apdu.ErrCardRemoved) {
+		t.Fatalf("second write after a reconnect: %v, want ErrCardRemoved", err)
+	}
+	// One-shot: re-seated, the card stays in.
+	card, _ = r.Connect(ctx)
+	for range 3 {
+		if _, err := apdu.Do(ctx, card, put); errors.Is(err, apdu.ErrCardRemoved) {
+			t.Fatal("removed again")
+		}
+	}
+}

@@ -49,7 +49,8 @@ func NewReader(name string, stock Stock, stateDir string) *Reader {
 // Name is the reader's name.
 func (r *Reader) Name() string { return r.name }
 
-// InjectNext applies f to the next blank fed into the reader.
+// InjectNext applies f to the next blank fed into the reader (not to a
+// card already in the slot).
 func (r *Reader) InjectNext(f Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -82,14 +83,14 @@ func (r *Reader) Connect(ctx context.Context) (apdu.Card, error) {
 			if c, err = r.feed(); err != nil {
 				return nil, err
 			}
+			if r.fault != nil && r.fault.RemoveAfterWrites > 0 {
+				c.FailAfterWrites(r.fault.RemoveAfterWrites)
+			}
+			r.fault = nil
 		}
 		r.card = c
 	}
 	r.card.PowerOn()
-	if r.fault != nil && r.fault.RemoveAfterWrites > 0 {
-		r.card.FailAfterWrites(r.fault.RemoveAfterWrites)
-	}
-	r.fault = nil
 	return r.card, nil
 }
 

@@ -45,11 +45,14 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *removeAfter < 0 {
+	switch {
+	case *removeAfter < 0:
 		return fmt.Errorf("sim card: --remove-after-writes must be positive")
+	case *removeAfter > 0:
+		card.FailAfterWrites(*removeAfter)
 	}
 	fmt.Fprintf(stdout, "card UID %X in vpcd %s (Ctrl-C to remove)\n", card.UID(), *addr)
-	return serve(ctx, *addr, &slot{card: card, removeAfter: *removeAfter})
+	return Serve(ctx, *addr, card)
 }
 
 func loadOrNew(path string, stock emulator.Stock) (*emulator.Card, error) {

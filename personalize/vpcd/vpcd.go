@@ -60,8 +60,6 @@ func ServeBlanks(ctx context.Context, addr string, stock emulator.Stock) error {
 type slot struct {
 	card  *emulator.Card
 	stock *emulator.Stock // non-nil: feed a new blank at every power-on
-	// removeAfter > 0 pulls the card out after that many write APDUs, once.
-	removeAfter int
 }
 
 func (s *slot) powerOn() {
@@ -70,9 +68,6 @@ func (s *slot) powerOn() {
 		return
 	}
 	s.card.PowerOn()
-	if s.removeAfter > 0 {
-		s.card.FailAfterWrites(s.removeAfter)
-	}
 }
 
 func serve(ctx context.Context, addr string, s *slot) error {
@@ -153,7 +148,6 @@ func serveConn(ctx context.Context, conn *net.TCPConn, s *slot) error {
 		} else {
 			reply, err = s.card.Transmit(ctx, msg)
 			if errors.Is(err, apdu.ErrCardRemoved) {
-				s.removeAfter = 0
 				return err
 			}
 			if err != nil {
