@@ -138,6 +138,7 @@ type page struct {
 	PauseMsg string
 	Can      map[string]bool
 	Notice   string // a one-line result of the last action
+	Live     bool   // the page can refresh itself: a logged-in GET
 	Data     any
 	hooked   map[string]SupplierConfig
 }
@@ -185,8 +186,11 @@ func (s *Server) lang(w http.ResponseWriter, r *http.Request) string {
 func (s *Server) newPage(w http.ResponseWriter, r *http.Request, title string, data any) *page {
 	sess := sessionOf(r.Context())
 	p := &page{Lang: s.lang(w, r), Title: title, Path: r.URL.Path, Session: sess, Data: data,
-		Can:    map[string]bool{"produce": may(sess, "produce"), "qa": may(sess, "qa"), "admin": may(sess, "admin")},
-		Notice: r.URL.Query().Get("done"), hooked: s.ops.deliverer.suppliers}
+		Can:  map[string]bool{"produce": may(sess, "produce"), "qa": may(sess, "qa"), "admin": may(sess, "admin")},
+		Live: sess != nil && r.Method == http.MethodGet, hooked: s.ops.deliverer.suppliers}
+	if done := r.URL.Query().Get("done"); labels["done_"+done] != [2]string{} {
+		p.Notice = done
+	}
 	p.Paused, p.PauseMsg = s.pipeline.Paused()
 	return p
 }
