@@ -33,7 +33,6 @@ type header struct {
 	w, h        int // as stored, before EXIF orientation
 	orientation int // EXIF orientation 1..8 (1 when absent or invalid)
 	components  int // JPEG: colour components (4 = CMYK/YCCK)
-	progressive bool
 }
 
 // orientedSize is the size after EXIF orientation is applied; orientations
@@ -157,7 +156,6 @@ func parseJPEGHeader(data []byte) (header, *HeaderError) {
 			if m != 0xC0 && m != 0xC1 && m != 0xC2 {
 				return h, unreadable("the JPEG file uses an unsupported coding (lossless or arithmetic); save it as a normal JPEG")
 			}
-			h.progressive = m == 0xC2
 			h.h = int(binary.BigEndian.Uint16(seg[1:]))
 			h.w = int(binary.BigEndian.Uint16(seg[3:]))
 			h.components = int(seg[5])
