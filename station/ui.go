@@ -83,7 +83,14 @@ func newOps(s *Server) *opsState {
 func (s *Server) uiRoutes(r chi.Router) {
 	r.Use(securityHeaders)
 	static, _ := fs.Sub(uiFiles, "ui/static")
-	r.Handle("/static/*", http.StripPrefix("/ui/static/", http.FileServer(http.FS(static))))
+	files := http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))
+	r.Get("/static/*", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	r.Get("/login", s.uiLoginPage)
 	r.Post("/login", s.uiLogin)
 	r.Group(func(r chi.Router) {
