@@ -40,7 +40,8 @@ type analysis struct {
 func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 	a := &analysis{work: wi}
 	faces := detectFaces(c, wi.gray, wi.w, wi.h)
-	res.Metrics["faces"] = float64(countFaces(faces))
+	n := countFaces(faces)
+	res.Metrics["faces"] = float64(n)
 	if len(faces) == 0 {
 		res.add(CodeNoFace)
 		return a
@@ -50,7 +51,7 @@ func analyse(c *cascades, wi *workImage, res *Result) *analysis {
 	short := float64(min(wi.w, wi.h))
 	res.Metrics["face_size_rel"] = round3(f.size / short)
 	res.Metrics["face_score"] = round3(f.q)
-	if countFaces(faces) > 1 {
+	if n > 1 {
 		res.add(CodeMultipleFaces)
 	}
 
@@ -162,17 +163,12 @@ func eyeBandRatio(wi *workImage, f face) float64 {
 
 // placement computes where the portrait comes from: eye line at 45% from
 // the top, chin-to-crown 75% of the height, centred on the eyes, roll
-// corrected when it is small. It also records whether the head fits in the
-// photo.
-func (a *analysis) placement(wi *workImage, w, h float64) placement {
-	if a.face == nil {
-		return placement{}
-	}
-	f := a.face
-	ex, ey := f.col, f.row-eyeAboveCentre*f.size
+// corrected when it is small. Only for a found face.
+func (a *analysis) placement() placement {
+	f, wi := a.face, a.work
+	ex, ey := a.eyeMid()
 	roll := 0.0
 	if a.eyesOK {
-		ex, ey = a.eyes.mid()
 		if r := a.eyes.rollDeg(); math.Abs(r) <= maxRollFix {
 			roll = r
 		}
@@ -184,4 +180,13 @@ func (a *analysis) placement(wi *workImage, w, h float64) placement {
 		ox: PortraitW / 2, oy: eyeLineFrac * PortraitH,
 		k: k, rollDeg: roll,
 	}
+}
+
+// eyeMid is the eye midpoint in working pixels: from the pupils when they
+// were confirmed, else from the face square.
+func (a *analysis) eyeMid() (float64, float64) {
+	if a.eyesOK {
+		return a.eyes.mid()
+	}
+	return a.face.col, a.face.row - eyeAboveCentre*a.face.size
 }

@@ -67,10 +67,7 @@ func checkPortrait(gray []uint8, a *analysis, p placement, res *Result) {
 		res.add(CodeUnevenLighting)
 	}
 
-	ex, ey := a.face.col, a.face.row-eyeAboveCentre*a.face.size
-	if a.eyesOK {
-		ex, ey = a.eyes.mid()
-	}
+	ex, ey := a.eyeMid()
 	bg := measureBackground(a.work, ex, ey, a.face.size)
 	m["bg_frac"] = round3(bg.frac)
 	if bg.frac >= minBgFrac {

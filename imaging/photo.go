@@ -137,9 +137,9 @@ func checkPhoto(data []byte, res *Result) {
 	wi := newWork(m, d)
 	res.Metrics["image_p98"] = wi.lumaPercentile(0.98)
 	a := analyse(c, wi, res)
-	p := a.placement(wi, float64(ow), float64(oh))
-	if a.face == nil {
-		p = centredPlacement(float64(ow), float64(oh))
+	p := centredPlacement(float64(ow), float64(oh))
+	if a.face != nil {
+		p = a.placement()
 	}
 	res.Metrics["portrait_scale"] = round3(p.k)
 	if a.face != nil {
