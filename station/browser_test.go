@@ -20,11 +20,11 @@ import (
 	"id06/queue"
 )
 
-var updateDocs = flag.Bool("update-docs", false, "rewrite docs/dashboard.png from the browser test")
+var opUpdateDocs = flag.Bool("update-docs", false, "rewrite docs/dashboard.png from the browser test")
 
 // needBrowser returns Debian's chromium, or skips when it is missing, unless
 // STATION_REQUIRE_INTEGRATION=1 (CI) makes that a failure.
-func needBrowser(t *testing.T) string {
+func opNeedBrowser(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if _, err := os.Stat(p); err == nil {
@@ -43,7 +43,7 @@ func needBrowser(t *testing.T) string {
 
 // repoFile finds a file of the repository (or the shared test data next to
 // it) by walking up from the package directory.
-func repoFile(t *testing.T, rel ...string) string {
+func opRepoFile(t *testing.T, rel ...string) string {
 	t.Helper()
 	dir, _ := os.Getwd()
 	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
@@ -58,13 +58,13 @@ func repoFile(t *testing.T, rel ...string) string {
 	return ""
 }
 
-func repoRoot(t *testing.T) string { return filepath.Dir(repoFile(t, "go.mod")) }
+func opRepoRoot(t *testing.T) string { return filepath.Dir(opRepoFile(t, "go.mod")) }
 
 // exampleWithPhoto is examples/order.json with its id, photo, express flag
 // and approval time replaced.
-func exampleWithPhoto(t *testing.T, id, photo string, express bool) []byte {
+func opExample(t *testing.T, id, photo string, express bool) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "order.json"))
+	raw, err := os.ReadFile(filepath.Join(opRepoRoot(t), "examples", "order.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func exampleWithPhoto(t *testing.T, id, photo string, express bool) []byte {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	img, err := os.ReadFile(repoFile(t, "shared", "testdata", "photos", "dev", photo))
+	img, err := os.ReadFile(opRepoFile(t, "shared", "testdata", "photos", "dev", photo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func exampleWithPhoto(t *testing.T, id, photo string, express bool) []byte {
 	return out
 }
 
-func submitOrder(t *testing.T, base, token string, body []byte) {
+func opSubmit(t *testing.T, base, token string, body []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/orders", strings.NewReader(string(body)))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -115,16 +115,16 @@ func opWait(t *testing.T, s *Server, id string, want queue.State) *queue.Order {
 // untilJS waits until a JavaScript expression is true in the page. The
 // page is never reloaded by the test: what it waits for must arrive by the
 // page's own server-sent events.
-func untilJS(expr string) chromedp.Action[chromedp.Void] {
+func opUntil(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(90*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))
 }
 
-func countIs(state string, n int) chromedp.Action[chromedp.Void] {
-	return untilJS(fmt.Sprintf(`(document.querySelector('#count-%s .n') || {}).textContent === '%d'`, state, n))
+func opCount(state string, n int) chromedp.Action[chromedp.Void] {
+	return opUntil(fmt.Sprintf(`(document.querySelector('#count-%s .n') || {}).textContent === '%d'`, state, n))
 }
 
 func TestBrowserOperatorFlows(t *testing.T) {
-	chromium := needBrowser(t)
+	chromium := opNeedBrowser(t)
 	cfg := Defaults()
 	cfg.DataDir, cfg.Listen, cfg.Printer = t.TempDir(), "127.0.0.1:0", "spool"
 	s, addr, logs := opRunStation(t, cfg)
@@ -192,7 +192,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("password"), opPassword),
 			chromedp.Click(chromedp.ID("login")),
 			chromedp.WaitVisible(chromedp.ID("station-state")),
-			untilJS(`document.documentElement.dataset.live === 'connected'`))
+			opUntil(`document.documentElement.dataset.live === 'connected'`))
 	}
 	logout := func() {
 		t.Helper()
@@ -210,13 +210,13 @@ func TestBrowserOperatorFlows(t *testing.T) {
 
 	// Log in, and watch an order go to produced without reloading.
 	login("eva")
-	submitOrder(t, base, supplierToken, exampleWithPhoto(t, "web-0001", "pass_london_001_03.jpg", false))
-	do("order produced on the dashboard", countIs("produced", 1), untilJS(`document.querySelector('#produced-today').textContent.trim() === '1'`))
+	opSubmit(t, base, supplierToken, opExample(t, "web-0001", "pass_london_001_03.jpg", false))
+	do("order produced on the dashboard", opCount("produced", 1), opUntil(`document.querySelector('#produced-today').textContent.trim() === '1'`))
 	produced := opWait(t, s, "web-0001", queue.Produced)
 
 	// A photo the checks refuse appears in needs_fix, live as well.
-	submitOrder(t, base, supplierToken, exampleWithPhoto(t, "web-0002", "fail_zoom60cm_busy_bg.jpg", false))
-	do("needs_fix on the dashboard", countIs("needs_fix", 1))
+	opSubmit(t, base, supplierToken, opExample(t, "web-0002", "fail_zoom60cm_busy_bg.jpg", false))
+	do("needs_fix on the dashboard", opCount("needs_fix", 1))
 
 	// Pause with a message for the floor; an express order waits, with its
 	// deadline on the dashboard.
@@ -228,14 +228,14 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	if paused, msg := s.pipeline.Paused(); !paused || msg != "Byte av färgband / ribbon change" {
 		t.Fatalf("station paused=%v %q", paused, msg)
 	}
-	submitOrder(t, base, supplierToken, exampleWithPhoto(t, "web-0003", "pass_london_004_03.jpg", true))
-	do("express order waits while paused", countIs("ready", 1), chromedp.WaitVisible(chromedp.CSS("#express tbody tr")))
+	opSubmit(t, base, supplierToken, opExample(t, "web-0003", "pass_london_004_03.jpg", true))
+	do("express order waits while paused", opCount("ready", 1), chromedp.WaitVisible(chromedp.CSS("#express tbody tr")))
 	if left := text("#express .left"); !strings.HasPrefix(left, "1:5") && !strings.HasPrefix(left, "2:00") {
 		t.Fatalf("express time left %q, want about 1:59", left)
 	}
 	shot := screenshot("dashboard.png")
-	if *updateDocs {
-		if err := os.WriteFile(filepath.Join(repoRoot(t), "docs", "dashboard.png"), shot, 0o644); err != nil {
+	if *opUpdateDocs {
+		if err := os.WriteFile(filepath.Join(opRepoRoot(t), "docs", "dashboard.png"), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,7 +254,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	if overridden.PhotoOverride != "pass" {
 		t.Fatalf("override %q", overridden.PhotoOverride)
 	}
-	do("order page follows the order live", untilJS(`document.querySelector('#order-state').dataset.state === 'ready'`),
+	do("order page follows the order live", opUntil(`document.querySelector('#order-state').dataset.state === 'ready'`),
 		chromedp.WaitVisible(chromedp.ID("img-portrait")))
 	screenshot("order.png")
 	if timeline := text("#events"); !strings.Contains(timeline, "operator:eva") || !strings.Contains(timeline, "Background acceptable after review") {
@@ -300,12 +300,12 @@ func TestBrowserOperatorFlows(t *testing.T) {
 
 	// Resume in Swedish; both waiting orders are produced, live.
 	login("eva")
-	do("svenska", chromedp.Click(chromedp.ID("lang-sv")), chromedp.WaitVisible(chromedp.CSS("#lang-sv.on")), untilJS(`document.querySelector('nav a[href="/ui/"]').textContent === 'Översikt'`))
+	do("svenska", chromedp.Click(chromedp.ID("lang-sv")), chromedp.WaitVisible(chromedp.CSS("#lang-sv.on")), opUntil(`document.querySelector('nav a[href="/ui/"]').textContent === 'Översikt'`))
 	do("resume",
 		chromedp.Click(chromedp.ID("resume")),
 		chromedp.WaitVisible(chromedp.ID("pause")),
-		countIs("produced", 3),
-		untilJS(`document.querySelectorAll('#express tbody tr').length === 0`))
+		opCount("produced", 3),
+		opUntil(`document.querySelectorAll('#express tbody tr').length === 0`))
 	if got := text("#station-state .big"); got != "I drift" {
 		t.Fatalf("station state label %q, want I drift", got)
 	}

@@ -42,7 +42,7 @@ func BenchmarkDashboard(b *testing.B) {
 func BenchmarkWebhookDelivery(b *testing.B) {
 	s, _ := opStation(b, nil)
 	srv := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })}
-	ln := newLoopback(b)
+	ln := opLoopback(b)
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
 	d := NewDeliverer(s.store, []SupplierConfig{{Name: "acme", WebhookURL: "http://" + ln.Addr().String(), WebhookSecret: "k"}}, s.log, s.metrics)
@@ -74,7 +74,7 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
-func newLoopback(b *testing.B) net.Listener {
+func opLoopback(b *testing.B) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -310,7 +310,7 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	submitOrder(t, "http://"+addr, strings.TrimSpace(string(token)), exampleWithPhoto(t, "hook-1", "pass_london_005_03.jpg", false))
+	opSubmit(t, "http://"+addr, strings.TrimSpace(string(token)), opExample(t, "hook-1", "pass_london_005_03.jpg", false))
 	o := opWait(t, s, "hook-1", queue.Produced)
 	n := waitHook(t, s, "hook-1", func(n *queue.Notice) bool { return n.Delivered })
 	var got *hookDelivery
