@@ -449,6 +449,50 @@ var suite = []struct {
 			s.t.Fatal("slot metadata public key differs from the generated one")
 		}
 	}},
+	{"ImportKey", func(s *session) {
+		ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		scalar, err := ec.Bytes()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		imp := apdu.Command{INS: 0xFE, P1: 0x11, P2: 0x9D, Data: tlv(0x06, scalar)}
+		_, err = s.do(imp)
+		s.wantErr(err, apdu.ErrSecurityStatus)
+		s.auth()
+		s.must(imp)
+		if err := s.verifyPIN(s.cfg.PIN); err != nil {
+			s.t.Fatal(err)
+		}
+		digest := sha256.Sum256([]byte("imported"))
+		sig := s.dig(s.must(signCmd(0x11, 0x9D, digest[:])), 0x7C, 0x82)
+		if !ecdsa.VerifyASN1(&ec.PublicKey, digest[:], sig) {
+			s.t.Fatal("signature with the imported key does not verify")
+		}
+		_, err = s.do(apdu.Command{INS: 0xFE, P1: 0x11, P2: 0x9D, Data: tlv(0x06, scalar[:31])})
+		s.wantErr(err, apdu.ErrWrongData)
+
+		rk, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		p, q := rk.Primes[0], rk.Primes[1]
+		body := append(tlv(0x01, p.Bytes()), tlv(0x02, q.Bytes())...)
+		body = append(body, tlv(0x03, rk.Precomputed.Dp.Bytes())...)
+		body = append(body, tlv(0x04, rk.Precomputed.Dq.Bytes())...)
+		body = append(body, tlv(0x05, rk.Precomputed.Qinv.Bytes())...)
+		s.must(apdu.Command{INS: 0xFE, P1: 0x07, P2: 0x9A, Data: body})
+		em := make([]byte, 256)
+		em[255] = 42
+		out := s.dig(s.must(signCmd(0x07, 0x9A, em)), 0x7C, 0x82)
+		// Raw RSA: out^e mod n gives the input back.
+		back := new(big.Int).Exp(new(big.Int).SetBytes(out), big.NewInt(int64(rk.E)), rk.N)
+		if back.Cmp(big.NewInt(42)) != 0 {
+			s.t.Fatal("RSA operation with the imported key is wrong")
+		}
+	}},
 	{"SetManagementKey", func(s *session) {
 		s.auth()
 		newKey := pattern(len(s.cfg.MgmtKey))

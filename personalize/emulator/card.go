@@ -131,7 +131,7 @@ func (c *Card) resetVolatile() {
 
 // FailAfterWrites simulates pulling the card out mid-personalization: after
 // n more write APDUs (PUT DATA, GENERATE, CHANGE REFERENCE DATA, RESET RETRY
-// COUNTER and YubiKey SET MANAGEMENT KEY, counting each chained part), the
+// COUNTER and the YubiKey writes, counting each chained part), the
 // next one is not applied and Transmit returns apdu.ErrCardRemoved until
 // PowerOn. It fires once. n < 0 cancels.
 func (c *Card) FailAfterWrites(n int) {
@@ -151,7 +151,7 @@ func (c *Card) SetOnChange(f func(state []byte) error) {
 
 func isWrite(ins byte) bool {
 	switch ins {
-	case 0xDB, 0x47, 0x24, 0x2C, 0xFF, 0xFA, 0xFB:
+	case 0xDB, 0x47, 0x24, 0x2C, 0xFF, 0xFA, 0xFB, 0xFE:
 		return true
 	}
 	return false
@@ -283,6 +283,8 @@ func (c *Card) exec(cmd apdu.Command) ([]byte, uint16) {
 		return c.setRetries(cmd)
 	case 0xFB:
 		return c.resetApplet()
+	case 0xFE:
+		return c.importKey(cmd)
 	}
 	return nil, swInsNotSupp
 }

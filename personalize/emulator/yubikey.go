@@ -1,6 +1,13 @@
 package emulator
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"math/big"
+
 	"id06/personalize/apdu"
 )
 
@@ -108,6 +115,74 @@ func (c *Card) resetApplet() ([]byte, uint16) {
 	d.Capacity, d.MaxObject = c.st.Capacity, c.st.MaxObject
 	c.st = blankState(d, c.st.UID)
 	c.resetVolatile()
+	c.markDirty()
+	return nil, swOK
+}
+
+// importKey: 00 FE alg ref with the private key as TLVs — ECC: 06 scalar;
+// RSA: 01 p, 02 q, 03 dP, 04 dQ, 05 qInv (optional AA/AB policies). Needs
+// management key authentication; the key's origin becomes "imported".
+func (c *Card) importKey(cmd apdu.Command) ([]byte, uint16) {
+	if !keyRefOK(cmd.P2) {
+		return nil, swRefNotFound
+	}
+	if !c.mgmtAuthed {
+		return nil, swSecurity
+	}
+	items, err := apdu.ParseTLV(cmd.Data)
+	if err != nil {
+		return nil, swWrongData
+	}
+	var priv crypto.Signer
+	switch cmd.P1 {
+	case AlgECCP256, AlgECCP384:
+		curve := elliptic.P256()
+		if cmd.P1 == AlgECCP384 {
+			curve = elliptic.P384()
+		}
+		d, ok := apdu.Find(items, 0x06)
+		if !ok || len(d) != (curve.Params().BitSize+7)/8 {
+			return nil, swWrongData
+		}
+		k, err := ecdsa.ParseRawPrivateKey(curve, d)
+		if err != nil {
+			return nil, swWrongData
+		}
+		priv = k
+	case AlgRSA2048:
+		var parts [5]*big.Int
+		for i := range parts {
+			v, ok := apdu.Find(items, uint(i+1))
+			if !ok || len(v) == 0 {
+				return nil, swWrongData
+			}
+			parts[i] = new(big.Int).SetBytes(v)
+		}
+		p, q := parts[0], parts[1]
+		n := new(big.Int).Mul(p, q)
+		if n.BitLen() != 2048 {
+			return nil, swWrongData
+		}
+		e := big.NewInt(65537)
+		phi := new(big.Int).Mul(new(big.Int).Sub(p, big.NewInt(1)), new(big.Int).Sub(q, big.NewInt(1)))
+		d := new(big.Int).ModInverse(e, phi)
+		if d == nil {
+			return nil, swWrongData
+		}
+		k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: n, E: 65537}, D: d, Primes: []*big.Int{p, q}}
+		if k.Validate() != nil {
+			return nil, swWrongData
+		}
+		k.Precompute()
+		priv = k
+	default:
+		return nil, swIncorrectP1P2
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, swWrongData
+	}
+	c.st.Keys[keyName(cmd.P2)] = &slot{Alg: cmd.P1, PKCS8: der, Origin: 2, priv: priv}
 	c.markDirty()
 	return nil, swOK
 }

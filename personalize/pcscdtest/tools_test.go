@@ -112,6 +112,24 @@ func TestToolsAgainstEmulator(t *testing.T) {
 		t.Fatal("PKCS#11 signature does not verify with the slot 9A key")
 	}
 
+	// A key imported with yubico-piv-tool signs its test signature.
+	imported, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(imported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, cert9D := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert9d.pem")
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	writeCert(t, &imported.PublicKey, cert9D)
+	ykr("-a", "import-key", "-s", "9d", "-i", keyPath)
+	ykr("-a", "import-certificate", "-s", "9d", "-i", cert9D)
+	if out := ykr("-a", "verify-pin", "-P", "123456", "-a", "test-signature", "-s", "9d", "-i", cert9D); !strings.Contains(out, "Successful") {
+		t.Errorf("test-signature with the imported key:\n%s", out)
+	}
+
 	ykr("-a", "change-pin", "-P", "123456", "-N", "24681357")
 	if out, err := run(t, env, yk, "-r", "Virtual", "-a", "verify-pin", "-P", "123456"); err == nil {
 		t.Fatalf("old PIN still verifies:\n%s", out)
