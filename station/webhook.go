@@ -220,6 +220,10 @@ func (d *Deliverer) attempt(ctx context.Context, sup SupplierConfig, n *queue.No
 	if dead {
 		d.metrics.webhooks.WithLabelValues("dead").Inc()
 		log.Error("webhook gave up; redeliver it from the operator page", "error", errText)
+		if err := d.store.Audit(ctx, "station", "webhook_dead", fmt.Sprintf("notice %d (%s, order %s) to %s after %d attempts: %s",
+			n.ID, n.Type, n.OrderID, sup.Name, n.Attempts+1, errText)); err != nil {
+			log.Error("audit entry not written", "err", err)
+		}
 	} else {
 		d.metrics.webhooks.WithLabelValues("failed").Inc()
 		log.Warn("webhook failed; will retry", "error", errText, "next", next)

@@ -199,6 +199,9 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 	if len(broken.deliveries()) != 3 {
 		t.Fatalf("a dead notice was still sent: %d requests", len(broken.deliveries()))
 	}
+	if !opHasAudit(t, s, "station webhook_dead") {
+		t.Fatalf("dead letters not audited: %v", opAudit(t, s))
+	}
 	if hookCounter(t, s.metrics, "dead") != 2 {
 		t.Fatalf("dead counter %v", hookCounter(t, s.metrics, "dead"))
 	}
