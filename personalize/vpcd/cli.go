@@ -24,6 +24,9 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	uidHex := fs.String("uid", "", "chip UID as `HEX` (4–10 bytes); default random 7 bytes")
 	statePath := fs.String("state", "", "keep the card in `FILE` across restarts")
 	removeAfter := fs.Int("remove-after-writes", 0, "fault injection: pull the card out after `N` write APDUs (it is re-inserted at once)")
+	mgmtAlg := fs.String("mgmt-alg", "3des", "transport management key `ALG`: 3des, aes128, aes192 or aes256")
+	mgmtKey := fs.String("mgmt-key", "", "transport management key as `HEX` (default 0102030405060708 repeated to the key length)")
+	capacity := fs.Int("capacity", emulator.DefaultStock().Capacity, "object memory in `BYTES`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,6 +41,22 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		stock.UID = uid
 	}
+	algs := map[string]byte{"3des": emulator.Alg3DES, "aes128": emulator.AlgAES128, "aes192": emulator.AlgAES192, "aes256": emulator.AlgAES256}
+	alg, ok := algs[*mgmtAlg]
+	if !ok {
+		return fmt.Errorf("sim card: --mgmt-alg %q: want 3des, aes128, aes192 or aes256", *mgmtAlg)
+	}
+	stock.MgmtAlg = alg
+	if *mgmtKey != "" {
+		key, err := hex.DecodeString(*mgmtKey)
+		if err != nil {
+			return fmt.Errorf("sim card: --mgmt-key is not hex: %w", err)
+		}
+		stock.MgmtKey = key
+	} else {
+		stock.MgmtKey = bytes.Repeat(emulator.DefaultManagementKey[:8], 4)[:keyLen(alg)]
+	}
+	stock.Capacity = *capacity
 	if err := stock.Validate(); err != nil {
 		return fmt.Errorf("sim card: %w", err)
 	}
@@ -92,4 +111,14 @@ func writeState(path string, b []byte) error {
 		return fmt.Errorf("sim card: saving the card: %w", err)
 	}
 	return nil
+}
+
+func keyLen(alg byte) int {
+	switch alg {
+	case emulator.AlgAES128:
+		return 16
+	case emulator.AlgAES256:
+		return 32
+	}
+	return 24
 }

@@ -141,6 +141,11 @@ func TestRunSimCardFlags(t *testing.T) {
 		{"--uid", "01"},
 		{"--vpcd", "nohostport"},
 		{"extra"},
+		{"--mgmt-alg", "des"},
+		{"--mgmt-alg", "aes128", "--mgmt-key", "0102"},
+		{"--mgmt-key", "xyz"},
+		{"--capacity", "0"},
+		{"--remove-after-writes", "-1"},
 	}
 	for _, args := range bad {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
@@ -267,5 +272,22 @@ func mgmtAuth(t *testing.T, card apdu.Card) {
 	body := append(append(apdu.TLV(0x80, w), apdu.TLV(0x81, make([]byte, 8))...), apdu.TLV(0x82, nil)...)
 	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: 0x03, P2: 0x9B, Data: apdu.TLV(0x7C, body), Le: 256}); err != nil {
 		t.Fatalf("management key: %v", err)
+	}
+}
+
+func TestSimCardAESStock(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envSimArgs, "--vpcd "+pcscdtest.VPCDAddr+" --mgmt-alg aes128")
+	env := pcscdtest.Start(t, []string{exe, "-test.run=^$"})
+	card := connect(t, env.ReaderName)
+	md, err := apdu.Do(t.Context(), card, apdu.Command{INS: 0xF7, P2: 0x9B, Le: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(md, []byte{0x01, 0x01, emulator.AlgAES128}) {
+		t.Fatalf("management key metadata % X, want AES-128", md)
 	}
 }
