@@ -68,6 +68,42 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("document: %v, openapi %q", err, doc.OpenAPI)
 	}
+	// Every reference in the document resolves.
+	var whole any
+	if err := json.Unmarshal(openAPI, &whole); err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "$ref" {
+					refs = append(refs, s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(whole)
+	for _, ref := range refs {
+		var at any = whole
+		for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+			m, _ := at.(map[string]any)
+			at = m[part]
+		}
+		if at == nil {
+			t.Errorf("$ref %s does not resolve", ref)
+		}
+	}
+	if len(refs) < 10 {
+		t.Fatalf("only %d $refs found; the walk is broken", len(refs))
+	}
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {
 		for method := range ops {

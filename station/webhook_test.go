@@ -336,6 +336,16 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	if !strings.Contains(sealed, "AGE ENCRYPTED") {
 		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
 	}
+	// The floor's figures are all on /metrics.
+	metrics := opGet(t, "http://"+addr+"/metrics")
+	for _, want := range []string{`station_orders{state="produced"} 1`, `station_stage_seconds_count{stage="photo"}`,
+		`station_stage_seconds_count{stage="encode"}`, `station_stage_seconds_count{stage="print"}`, "station_cards_produced_total 1",
+		"station_spoiled_blanks_total 0", `station_webhook_deliveries_total{result="delivered"}`, `station_webhook_outbox{status="dead"} 0`,
+		"station_express_deadlines_missed_total 0", "station_reader_up", "station_printer_up 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // A notice the receiver keeps refusing does not hold up the ones after it.
