@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"id06/personalize/apdu"
@@ -69,6 +70,10 @@ func TestRemovalMidWrite(t *testing.T) {
 	}
 	if _, err := apdu.Do(ctx, card, getData(0x05)); !errors.Is(err, apdu.ErrNotFound) {
 		t.Fatalf("interrupted object: %v, want ErrNotFound", err)
+	}
+	objs, keys := r.Card().Inspect()
+	if !slices.Equal(objs, []uint{0x5FC102}) || len(keys) != 0 {
+		t.Fatalf("card holds objects %X and keys %X", objs, keys)
 	}
 }
 
@@ -229,5 +234,26 @@ func TestFaultAppliesToNextBlank(t *testing.T) {
 		if _, err := apdu.Do(ctx, card, put); errors.Is(err, apdu.ErrCardRemoved) {
 			t.Fatal("removed again")
 		}
+	}
+}
+
+func TestInspect(t *testing.T) {
+	ctx := context.Background()
+	card := emulator.New(emulator.DefaultStock())
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	for _, slot := range []byte{0x9E, 0x9A} {
+		if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0x47, P2: slot, Data: apdu.TLV(0xAC, apdu.TLV(0x80, []byte{0x11})), Le: 256}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tag := range []byte{0x08, 0x02} {
+		if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF,
+			Data: append(apdu.TLV(0x5C, []byte{0x5F, 0xC1, tag}), apdu.TLV(0x53, []byte{1})...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, keys := card.Inspect()
+	if !slices.Equal(objs, []uint{0x5FC102, 0x5FC108}) || !bytes.Equal(keys, []byte{0x9A, 0x9E}) {
+		t.Fatalf("Inspect = %X, %X", objs, keys)
 	}
 }

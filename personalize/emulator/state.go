@@ -159,3 +159,24 @@ func Load(b []byte) (*Card, error) {
 	}
 	return c, nil
 }
+
+// Inspect reports what the card holds, for tests and QA tooling that must
+// not go through the card's own access rules: the data object tags and the
+// key references that hold a key.
+func (c *Card) Inspect() (objects []uint, keys []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.st.Objects {
+		if t, err := strconv.ParseUint(name, 16, 32); err == nil {
+			objects = append(objects, uint(t))
+		}
+	}
+	for name := range c.st.Keys {
+		if r, err := strconv.ParseUint(name, 16, 8); err == nil {
+			keys = append(keys, byte(r))
+		}
+	}
+	slices.Sort(objects)
+	slices.Sort(keys)
+	return objects, keys
+}
