@@ -86,10 +86,37 @@ func (e *Env) Environ() []string {
 	return append(os.Environ(), "PCSCLITE_CSOCK_NAME="+e.SocketPath)
 }
 
-// Log returns pcscd's and the card's output so far (APDU traces included).
+// Log returns pcscd's and the card's output so far, APDU traces included
+// with the data of VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER
+// masked: PINs and PUKs stay out of test logs.
 func (e *Env) Log() string {
 	b, _ := os.ReadFile(filepath.Join(e.Dir, "pcscd.log"))
-	return string(b)
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		lines[i] = maskSecrets(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// maskSecrets hides the data field of a logged APDU that carries a PIN or
+// PUK ("APDU: CLA INS P1 P2 Lc data…").
+func maskSecrets(line string) string {
+	at := strings.Index(line, "APDU: ")
+	if at < 0 {
+		return line
+	}
+	f := strings.Fields(line[at+len("APDU: "):])
+	if len(f) < 6 {
+		return line
+	}
+	switch strings.ToUpper(f[1]) {
+	case "20", "24", "2C":
+		for i := 5; i < len(f); i++ {
+			f[i] = "**"
+		}
+		return line[:at] + "APDU: " + strings.Join(f, " ")
+	}
+	return line
 }
 
 var (
