@@ -9,7 +9,12 @@
 //
 // Start sets PCSCLITE_CSOCK_NAME in the test process, which libpcsclite
 // reads once: call Start before any other PC/SC use in the process, and run
-// child tools (pkcs15-tool, yubico-piv-tool) with env.Environ().
+// child tools (pkcs15-tool, yubico-piv-tool) with env.Environ(). One Env
+// runs at a time per process; Start waits for the previous one to stop.
+//
+// Needs pcscd, vsmartcard-vpcd, util-linux (unshare, mount) and iproute2,
+// and either root or unprivileged user namespaces. Without them the test is
+// skipped, or fails when STATION_REQUIRE_INTEGRATION=1.
 package pcscdtest
 
 import (
