@@ -10,7 +10,7 @@
 // Start sets PCSCLITE_CSOCK_NAME in the test process, which libpcsclite
 // reads once: call Start before any other PC/SC use in the process, and run
 // child tools (pkcs15-tool, yubico-piv-tool) with env.Environ(). One Env
-// runs at a time per process; Start waits for the previous one to stop.
+// runs at a time per process: Stop it (or end its test) before the next.
 //
 // Needs pcscd, vsmartcard-vpcd, util-linux (unshare, mount) and iproute2,
 // and either root or unprivileged user namespaces. Without them the test is
@@ -167,7 +167,9 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 	if _, err := os.Stat(vpcdLib); err != nil {
 		requireIntegration(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
 	}
-	busy.Lock()
+	if !busy.TryLock() {
+		t.Fatal("pcscdtest: another Env of this process is still running: Stop it first (libpcsclite allows one pcscd socket per process)")
+	}
 	env := &Env{
 		SocketPath: filepath.Join(baseDir, "run", "pcscd.comm"),
 		ReaderName: ReaderName,
