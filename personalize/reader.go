@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"id06/personalize/apdu"
 	"id06/personalize/emulator"
@@ -27,15 +28,52 @@ const SimReaderName = "Simulated PIV reader"
 
 // OpenReader opens a reader by spec: "sim" is the in-process emulator fed
 // with default blank stock (state kept in simStateDir, "" = in memory);
-// "pcsc" is the first PC/SC reader with a card; "pcsc:NAME" a named one.
+// "sim:apdu-delay=DURATION" the same with each APDU taking that long, as a
+// real chip's EEPROM writes do; "pcsc" is the first PC/SC reader with a
+// card; "pcsc:NAME" a named one.
 func OpenReader(spec string, simStateDir string) (Reader, error) {
 	switch {
 	case spec == "sim":
 		return emulator.NewReader(SimReaderName, emulator.DefaultStock(), simStateDir), nil
+	case strings.HasPrefix(spec, "sim:apdu-delay="):
+		d, err := time.ParseDuration(strings.TrimPrefix(spec, "sim:apdu-delay="))
+		if err != nil || d < 0 || d > time.Second {
+			return nil, fmt.Errorf("personalize: reader %q: the APDU delay must be a duration from 0 to 1s, e.g. sim:apdu-delay=20ms", spec)
+		}
+		return slowReader{emulator.NewReader(SimReaderName, emulator.DefaultStock(), simStateDir), d}, nil
 	case spec == "pcsc":
 		return pcsc.Open("")
 	case strings.HasPrefix(spec, "pcsc:"):
 		return pcsc.Open(strings.TrimPrefix(spec, "pcsc:"))
 	}
-	return nil, fmt.Errorf("personalize: unknown reader %q: use sim, pcsc or pcsc:NAME", spec)
+	return nil, fmt.Errorf("personalize: unknown reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", spec)
+}
+
+// slowReader is the simulated reader with real-chip timing, so that crash
+// tests can catch the station mid-write.
+type slowReader struct {
+	*emulator.Reader
+	delay time.Duration
+}
+
+func (r slowReader) Connect(ctx context.Context) (apdu.Card, error) {
+	c, err := r.Reader.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slowCard{c, r.delay}, nil
+}
+
+type slowCard struct {
+	apdu.Card
+	delay time.Duration
+}
+
+func (c slowCard) Transmit(ctx context.Context, b []byte) ([]byte, error) {
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(c.delay):
+	}
+	return c.Card.Transmit(ctx, b)
 }

@@ -115,8 +115,8 @@ func (c Config) Validate() error {
 	if len(c.CardPrefix) != 2 || strings.ToUpper(c.CardPrefix) != c.CardPrefix {
 		errs = append(errs, fmt.Errorf("card_prefix %q: must be the supplier's two capital letters", c.CardPrefix))
 	}
-	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") {
-		errs = append(errs, fmt.Errorf("reader %q: use sim, pcsc or pcsc:NAME", c.Reader))
+	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
+		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))
 	}
 	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
 		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))

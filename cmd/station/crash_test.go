@@ -23,7 +23,10 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 	photos := passPhotos(t)
 	const n = 24
 	ids := make([]string, n)
-	d := startDaemon(t, dir)
+	// Each APDU takes as long as on a real chip, so that the kills land
+	// mid-encoding as often as mid-photo.
+	reader := []string{"--reader", "sim:apdu-delay=15ms"}
+	d := startDaemon(t, dir, reader...)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("crash-%02d", i)
 		code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[i], photos[i%len(photos)], false))
@@ -34,10 +37,10 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for round := 0; round < 6; round++ {
 		// Kill somewhere between mid-photo and mid-encoding of some card.
-		time.Sleep(time.Duration(50+rng.IntN(700)) * time.Millisecond)
+		time.Sleep(time.Duration(200+rng.IntN(1500)) * time.Millisecond)
 		d.kill()
 		t.Logf("round %d: killed", round)
-		d = startDaemon(t, dir)
+		d = startDaemon(t, dir, reader...)
 	}
 	orders := d.waitFinal(ids, 5*time.Minute)
 	d.stop()
@@ -94,6 +97,16 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 		if producedPerOrder[id] != 1 {
 			t.Errorf("%s has %d produced card numbers", id, producedPerOrder[id])
 		}
+	}
+	reasons, err := db.Query(`SELECT order_id, reason FROM spoiled_blanks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reasons.Close()
+	for reasons.Next() {
+		var id, why string
+		reasons.Scan(&id, &why)
+		t.Logf("%s: spoiled because %s", id, why)
 	}
 	// One face in the spool per order.
 	faces, _ := filepath.Glob(filepath.Join(dir, "spool", "*.pdf"))
