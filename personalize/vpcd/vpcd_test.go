@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,11 +28,10 @@ const envSimArgs = "VPCD_TEST_SIMCARD_ARGS"
 // the card side with VPCD_TEST_SIMCARD_ARGS set.
 func TestMain(m *testing.M) {
 	if args := os.Getenv(envSimArgs); args != "" {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() { // pcscdtest ends the card side with SIGTERM; so does the default handler
-			<-ctx.Done()
-		}()
+		// Die with pcscd, our parent, even if the test process was killed
+		// before it could stop us; SIGTERM's default action ends us too.
+		syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
+		ctx := context.Background()
 		if err := vpcd.RunSimCard(ctx, strings.Fields(args), os.Stdout); err != nil {
 			os.Stderr.WriteString("sim card: " + err.Error() + "\n")
 			os.Exit(1)
