@@ -101,3 +101,12 @@ func BenchmarkCropVsVips(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckPhotoTypical is the stage on a typical upload (1350x1350).
+func BenchmarkCheckPhotoTypical(b *testing.B) {
+	data := readPhoto(b, "dev/pass_london_010_03.jpg")
+	b.ReportAllocs()
+	for b.Loop() {
+		CheckPhoto(data)
+	}
+}

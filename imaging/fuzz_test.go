@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"encoding/json"
 	"image"
 	"image/color"
 	"os"
@@ -42,6 +43,9 @@ func FuzzCheckPhoto(f *testing.F) {
 			}
 		default:
 			t.Fatalf("verdict %q", res.Verdict)
+		}
+		if _, err := json.Marshal(res); err != nil { // NaN or Inf in a metric
+			t.Fatalf("result does not marshal: %v", err)
 		}
 		if res.Verdict != VerdictUnreadable {
 			if res.Portrait == nil || res.Portrait.Bounds().Dx() != PortraitW || res.Portrait.Bounds().Dy() != PortraitH {
