@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,6 +168,7 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 	if _, err := os.Stat(vpcdLib); err != nil {
 		requireIntegration(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
 	}
+	removeStale()
 	if !busy.TryLock() {
 		t.Fatal("pcscdtest: another Env of this process is still running: Stop it first (libpcsclite allows one pcscd socket per process)")
 	}
@@ -210,6 +212,21 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 		t.Fatalf("pcscdtest: %v\n--- pcscd and card output ---\n%s", err, env.Log())
 	}
 	return env
+}
+
+// removeStale deletes the directories of test processes that were killed
+// before their Stop ran.
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pcscdtest-*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "pcscdtest-"))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 func (e *Env) writeConfig() error {
