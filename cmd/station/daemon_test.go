@@ -129,7 +129,14 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // startDaemon runs `station serve` on 127.0.0.1:0 over the data dir.
 func startDaemon(t testing.TB, dir string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, dir, nil, args...)
+}
+
+// startDaemonEnv is startDaemon with a process environment (nil = inherit).
+func startDaemonEnv(t testing.TB, dir string, env []string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(stationBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir}, args...)...)
+	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
