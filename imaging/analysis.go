@@ -2,13 +2,15 @@ package imaging
 
 import "math"
 
-// Face model, in units of pigo's face square side s (calibrated on frontal
-// portraits with visible crown and chin): the eye line lies 0.07 s above
-// the square's centre, the chin about 0.50 s below the eye line and the
-// crown (top of the head with normally styled hair) about 0.68 s above it.
+// Face model, in units of pigo's face square side s, measured on the
+// London Set portraits (frontal, crown and chin visible): the eye line lies
+// 0.07 s above the square's centre, the chin (bottom of the jaw or beard)
+// 0.60-0.68 s below the eye line and the crown (top of the head with
+// normally styled hair) 0.63-0.72 s above it. The square itself ends near
+// the mouth, not at the chin.
 const (
 	eyeAboveCentre = 0.07
-	eyeToChin      = 0.50
+	eyeToChin      = 0.64
 	eyeToCrown     = 0.68
 	headInS        = eyeToChin + eyeToCrown
 	// IPD relative to s for a frontal face; outside this range puploc has

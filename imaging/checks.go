@@ -6,7 +6,7 @@ import (
 )
 
 // Portrait regions, in portrait pixels. The placement puts the eye line at
-// y=171 and the head from y≈7 (crown) to y≈292 (chin), so the same regions
+// y=171 and the head from y≈24 (crown) to y≈309 (chin), so the same regions
 // hold the same parts of every face.
 var (
 	faceRegion  = rect{80, 140, 220, 280} // eyes to chin, cheek to cheek

@@ -185,8 +185,8 @@ func checkPhoto(data []byte, res *Result) {
 }
 
 // How far the portrait window may reach beyond the photo before the head
-// counts as cut off. Above the crown the spec portrait has only about 2% of
-// its height, so only 1% may be missing there. At the sides the window may
+// counts as cut off. Above the crown the spec portrait has about 6% of its
+// height; at most 1% of it may be missing (repeated edge pixels). At the sides the window may
 // miss 5% of its width: that strip lies beside the head, is filled by
 // repeating the photo's edge (plain background), and it lets a standard
 // 35x45 mm passport photo, a little narrower than the card's 300:380 at 75%
