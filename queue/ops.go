@@ -141,9 +141,17 @@ func (s *Store) BlobKinds(ctx context.Context, id string) (map[string]bool, erro
 	return out, rows.Err()
 }
 
-// OutboxCounts counts notices still to deliver and notices given up on.
-func (s *Store) OutboxCounts(ctx context.Context) (pending, dead int, err error) {
-	err = s.r.QueryRowContext(ctx, `SELECT
-		coalesce(sum(delivered_at IS NULL AND dead = 0), 0), coalesce(sum(dead = 1), 0) FROM outbox`).Scan(&pending, &dead)
+// OutboxCounts counts notices still to deliver and notices given up on, for
+// the given suppliers or, with none given, for all.
+func (s *Store) OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error) {
+	q := `SELECT coalesce(sum(delivered_at IS NULL AND dead = 0), 0), coalesce(sum(dead = 1), 0) FROM outbox`
+	var args []any
+	if len(suppliers) > 0 {
+		q += ` WHERE supplier IN (?` + strings.Repeat(", ?", len(suppliers)-1) + `)`
+		for _, sup := range suppliers {
+			args = append(args, sup)
+		}
+	}
+	err = s.r.QueryRowContext(ctx, q, args...).Scan(&pending, &dead)
 	return pending, dead, err
 }

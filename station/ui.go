@@ -373,7 +373,8 @@ type dashboard struct {
 	Reader        string
 	PrinterReady  bool
 	PrinterMsg    string
-	Pending, Dead int
+	Hooks         int // suppliers with a webhook
+	Pending, Dead int // their notices
 }
 
 type stateCount struct {
@@ -420,9 +421,15 @@ func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if d.Pending, d.Dead, err = s.store.OutboxCounts(ctx); err != nil {
-		s.fail(w, r, err)
-		return
+	if d.Hooks = len(s.ops.deliverer.suppliers); d.Hooks > 0 {
+		names := make([]string, 0, d.Hooks)
+		for name := range s.ops.deliverer.suppliers {
+			names = append(names, name)
+		}
+		if d.Pending, d.Dead, err = s.store.OutboxCounts(ctx, names...); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	st := s.printer.Status(sctx)

@@ -97,6 +97,7 @@ var labels = map[string][2]string{
 	"last_error":    {"Last error", "Senaste fel"},
 	"redeliver":     {"Redeliver", "Skicka igen"},
 	"no_webhook":    {"no webhook_url configured", "ingen webhook_url konfigurerad"},
+	"no_webhooks":   {"none configured", "inga konfigurerade"},
 
 	"unshipped_cards": {"produced cards not yet packed.", "producerade kort som inte är packade."},
 	"pack":            {"Pack into shipments by delivery address", "Packa i försändelser per leveransadress"},
