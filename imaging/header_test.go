@@ -37,6 +37,19 @@ func exifAPP1(orientation int, bigEndian bool) []byte {
 	return append(seg, body...)
 }
 
+// withPNGEXIF inserts an eXIf chunk (the TIFF block of exifAPP1) after IHDR.
+func withPNGEXIF(p []byte, orientation int) []byte {
+	tiff := exifAPP1(orientation, false)[4+6:] // drop marker, length and "Exif\0\0"
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(tiff)))
+	chunk = append(chunk, "eXIf"...)
+	chunk = append(chunk, tiff...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	const ihdrEnd = 8 + 25
+	out := append([]byte{}, p[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, p[ihdrEnd:]...)
+}
+
 // withEXIF inserts an EXIF orientation right after SOI.
 func withEXIF(jpg []byte, orientation int, bigEndian bool) []byte {
 	out := append([]byte{}, jpg[:2]...)
@@ -99,6 +112,8 @@ func TestCheckPhotoHeader(t *testing.T) {
 		{"landscape rotated by EXIF 8, big-endian", withEXIF(encodeJPEG(t, gray(410, 300)), 8, true), ""},
 		{"portrait turned sideways by EXIF 5", withEXIF(encodeJPEG(t, gray(300, 410)), 5, false), CodeResolutionTooLow},
 		{"invalid EXIF orientation ignored", withEXIF(encodeJPEG(t, gray(300, 410)), 9, false), ""},
+		{"PNG landscape rotated upright by eXIf 6", withPNGEXIF(encodePNG(t, gray(410, 300)), 6), ""},
+		{"PNG portrait turned sideways by eXIf 8", withPNGEXIF(encodePNG(t, gray(300, 410)), 8), CodeResolutionTooLow},
 		{"over 50 megapixels", pngHeaderOnly(10000, 5001), CodeTooLarge},
 		{"absurd PNG size", pngHeaderOnly(1<<30, 1), CodeTooLarge},
 		{"over 20 MB", big, CodeTooLarge},
@@ -226,6 +241,7 @@ func TestDecodeOrientation(t *testing.T) {
 	for o := 1; o <= 8; o++ {
 		st := storedFor(up, o)
 		jpg := withEXIF(encodeJPEG(t, st), o, o%2 == 0)
+		pngData := withPNGEXIF(encodePNG(t, st), o)
 		for _, tc := range []struct {
 			name  string
 			data  []byte
@@ -235,6 +251,7 @@ func TestDecodeOrientation(t *testing.T) {
 			{"jpeg", jpg, 1, false},
 			{"jpeg-half", jpg, 2, false},
 			{"jpeg-pure-go", jpg, 1, true},
+			{"png", pngData, 1, false},
 		} {
 			h, herr := parseHeader(tc.data)
 			if herr != nil {
