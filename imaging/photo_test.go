@@ -299,3 +299,27 @@ func TestPassportFramedUpload(t *testing.T) {
 		t.Fatalf("passport-framed photo: %s %v (metrics %v)", res.Verdict, res.Reasons, res.Metrics)
 	}
 }
+
+// TestOwnPortraitPassesAgain enlarges finished portraits to 600x760 (the
+// upload minimum is 300x410) and checks them again: a photo framed exactly
+// to the spec must pass and be framed the same way.
+func TestOwnPortraitPassesAgain(t *testing.T) {
+	for _, name := range []string{"dev/pass_london_004_03.jpg", "dev/pass_london_010_03.jpg", "dev/pass_london_031_03.jpg"} {
+		first := CheckPhoto(readPhoto(t, name))
+		m := newRGB(PortraitW, PortraitH)
+		for i, v := range first.Portrait.Pix {
+			m.pix[3*i], m.pix[3*i+1], m.pix[3*i+2] = v, v, v
+		}
+		again := CheckPhoto(encodeJPEG(t, toRGBA(scaled(m, 2))))
+		if again.Verdict != VerdictPass {
+			t.Errorf("%s: own portrait checked again: %s %v", name, again.Verdict, again.Reasons)
+			continue
+		}
+		// Same framing: the window is the whole enlarged portrait, within the
+		// uncertainty of pigo's face size (its scales step by 10%).
+		c := again.Crop
+		if math.Abs(float64(c.H)-760) > 0.1*760 || math.Abs(float64(c.Y)) > 0.05*760 || math.Abs(float64(c.X)) > 0.05*600 {
+			t.Errorf("%s: reframed to %+v, want about 0,0,600,760", name, *c)
+		}
+	}
+}
