@@ -352,3 +352,24 @@ func TestDecodeGoldenJPEGs(t *testing.T) {
 		})
 	}
 }
+
+// TestFromImageAlpha checks the fast conversions against the generic one:
+// transparent pixels become white, opaque ones keep their colour.
+func TestFromImageAlpha(t *testing.T) {
+	n := image.NewNRGBA(image.Rect(0, 0, 3, 1))
+	copy(n.Pix, []uint8{200, 100, 50, 255, 200, 100, 50, 0, 0, 0, 0, 128})
+	r := image.NewRGBA(image.Rect(0, 0, 3, 1))
+	for x := 0; x < 3; x++ {
+		r.Set(x, 0, n.At(x, 0))
+	}
+	want := []uint8{200, 100, 50, 255, 255, 255, 127, 127, 127}
+	for name, img := range map[string]image.Image{"nrgba": n, "rgba": r} {
+		got := fromImage(img).pix
+		for i := range want {
+			if d := int(got[i]) - int(want[i]); d < -1 || d > 1 {
+				t.Errorf("%s: %v, want %v", name, got, want)
+				break
+			}
+		}
+	}
+}

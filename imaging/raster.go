@@ -49,6 +49,31 @@ func fromImage(img image.Image) *rgb {
 				i += 3
 			}
 		}
+	case *image.NRGBA: // the usual PNG: straight alpha
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
+			for j := 0; j < len(row); j += 4 {
+				a := uint32(row[j+3])
+				w := (255 - a) * 255
+				m.pix[i] = uint8((uint32(row[j])*a + w + 127) / 255)
+				m.pix[i+1] = uint8((uint32(row[j+1])*a + w + 127) / 255)
+				m.pix[i+2] = uint8((uint32(row[j+2])*a + w + 127) / 255)
+				i += 3
+			}
+		}
+	case *image.RGBA: // premultiplied alpha
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
+			for j := 0; j < len(row); j += 4 {
+				w := 255 - uint32(row[j+3])
+				m.pix[i] = uint8(min(uint32(row[j])+w, 255))
+				m.pix[i+1] = uint8(min(uint32(row[j+1])+w, 255))
+				m.pix[i+2] = uint8(min(uint32(row[j+2])+w, 255))
+				i += 3
+			}
+		}
 	default:
 		i := 0
 		for y := b.Min.Y; y < b.Max.Y; y++ {
