@@ -39,8 +39,9 @@ var loadCascades = sync.OnceValues(func() (*cascades, error) {
 // Detection tuning. The minimum face is relative to the image so that the
 // same photo at another resolution gives the same answer.
 const (
-	minFaceFrac   = 0.10 // smallest face searched, as a fraction of the working image's short side
-	faceQuality   = 10.0 // cluster score below which pigo detections are noise: textures score 5-7, frontal portraits 48-400, a cap and an old print 14
+	minFaceFrac   = 0.10 // smallest face searched first, as a fraction of the working image's short side
+	smallFaceFrac = 0.05 // smallest face searched when there is none of minFaceFrac (4x the windows, so only then)
+	faceQuality   = 10.0 // cluster score below which pigo detections are noise: textures score 5-7, frontal portraits 44-400, a cap and an old print 14
 	otherFaceFrac = 0.45 // a second face at least this fraction of the main face's size counts...
 	otherFaceQ    = 0.2  // ...if its score is at least this fraction of the main face's
 	puplocPerturb = 63   // pigo's maximum; also avoids its pooled buffer holding stale values
@@ -62,19 +63,24 @@ func (e eyes) mid() (float64, float64) { return (e.lx + e.rx) / 2, (e.ly + e.ry)
 
 // detectFaces runs the face cascade upright and, when nothing is found, at
 // a small angle either way (a head rolled 15° must still be found so that it
-// can be reported as tilted rather than as "no face").
+// can be reported as tilted rather than as "no face"), then for faces down
+// to smallFaceFrac (a person photographed from afar is face_too_small or,
+// in a large enough photo, simply cropped, rather than "no face").
 func detectFaces(c *cascades, gray []uint8, w, h int) []face {
-	for _, angle := range []float64{0, 0.04, 0.97} { // fractions of a full turn: 0, +11.25°, -11.25° (pigo quantises to 1/32)
-		if fs := detectAt(c, gray, w, h, angle); len(fs) > 0 {
+	for _, try := range []struct{ minFrac, angle float64 }{
+		{minFaceFrac, 0}, {minFaceFrac, 0.04}, {minFaceFrac, 0.97}, // angles in turns: 0, +11.25°, -11.25° (pigo quantises to 1/32)
+		{smallFaceFrac, 0},
+	} {
+		if fs := detectAt(c, gray, w, h, try.minFrac, try.angle); len(fs) > 0 {
 			return fs
 		}
 	}
 	return nil
 }
 
-func detectAt(c *cascades, gray []uint8, w, h int, angle float64) []face {
+func detectAt(c *cascades, gray []uint8, w, h int, minFrac, angle float64) []face {
 	short := min(w, h)
-	minSize := max(20, int(minFaceFrac*float64(short)))
+	minSize := max(20, int(minFrac*float64(short)))
 	if minSize > short {
 		return nil
 	}

@@ -323,3 +323,36 @@ func TestOwnPortraitPassesAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestDistantFace puts a good portrait, shrunk, into a large grey frame: a
+// face of about 8% of the frame in a large enough photo is simply cropped
+// (the supplier crops), the same framing in a smaller photo needs upscaling
+// and is face_too_small, not no_face.
+func TestDistantFace(t *testing.T) {
+	src := decodeAll(t, readPhoto(t, "dev/pass_london_027_03.jpg"))
+	frame := func(inner *rgb, size int) []byte {
+		m := newRGB(size, size)
+		for i := 0; i < len(m.pix); i += 3 {
+			m.pix[i], m.pix[i+1], m.pix[i+2] = 202, 202, 202 // the London Set's grey
+		}
+		x0, y0 := (size-inner.w)/2, (size-inner.h)/2
+		for y := 0; y < inner.h; y++ {
+			copy(m.pix[3*((y0+y)*size+x0):], inner.pix[3*y*inner.w:3*(y+1)*inner.w])
+		}
+		return encodeJPEG(t, toRGBA(m))
+	}
+	big := CheckPhoto(frame(scaled(src, 0.4), 3600))
+	if big.Verdict != VerdictPass {
+		t.Errorf("face of %.3f in a 3600 px frame: %s %v", big.Metrics["face_size_rel"], big.Verdict, big.Reasons)
+	}
+	small := CheckPhoto(frame(scaled(src, 0.2), 1800))
+	if !small.has(CodeFaceTooSmall) || small.has(CodeNoFace) {
+		t.Errorf("face of %.3f in a 1800 px frame: %s %v", small.Metrics["face_size_rel"], small.Verdict, small.Reasons)
+	}
+	// Both faces are below minFaceFrac: the second, finer search found them.
+	for _, r := range []*Result{big, small} {
+		if rel := r.Metrics["face_size_rel"]; rel >= minFaceFrac || rel < smallFaceFrac {
+			t.Errorf("face size %.3f does not exercise the small-face search", rel)
+		}
+	}
+}
