@@ -705,8 +705,32 @@ func TestOpenReader(t *testing.T) {
 		t.Error("the simulated reader cannot eject")
 	}
 	for _, spec := range []string{"", "simulator", "usb:0"} {
-		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, pcsc or pcsc:NAME") {
+		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
+	}
+	for _, spec := range []string{"sim:apdu-delay=fast", "sim:apdu-delay=-1ms", "sim:apdu-delay=2s"} {
+		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
+			t.Errorf("OpenReader(%q): %v", spec, err)
+		}
+	}
+	// The slow simulator still ejects and takes at least its delay per APDU.
+	slow, err := OpenReader("sim:apdu-delay=30ms", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := slow.(Ejector); !ok {
+		t.Error("the slow simulated reader cannot eject")
+	}
+	card, err := slow.Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := ReadUID(t.Context(), card); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("an APDU took %v, want at least the 30ms delay", d)
 	}
 }
