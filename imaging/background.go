@@ -3,8 +3,7 @@ package imaging
 import "math"
 
 // bgStats describes the photo's background: the part of the working copy
-// above the mouth line and outside a generous ellipse around the head, so
-// that hair standing out from the head does not count as background.
+// above the mouth line and outside an ellipse around the head.
 type bgStats struct {
 	n        int     // pixels measured
 	frac     float64 // share of the image they make up
@@ -18,15 +17,28 @@ type bgStats struct {
 const (
 	headHalfWidth  = 0.55 // head half-width (ears, flat hair) in units of s
 	headMargin     = 1.3  // room for hair standing out
+	farMargin      = 1.7  // beyond this, even voluminous hair is rare
+	minFarFrac     = 0.05 // enough far background to judge on it alone
 	bgBelowEye     = 0.35 // background is measured down to about the mouth
 	bgEdgeStep     = 24   // luma step between neighbours that counts as an edge
 	bgDarkLuma     = 120  // a background pixel darker than this is not light
 	bgColourChroma = 60   // or more saturated than this
 )
 
+// measureBackground judges the background well away from the head (outside
+// farMargin) when the photo shows enough of it, so that hair does not count
+// as a busy background; a tightly framed photo is judged on what there is
+// outside headMargin.
 func measureBackground(wi *workImage, ex, ey, s float64) bgStats {
+	if far := backgroundOutside(wi, ex, ey, s, farMargin); far.frac >= minFarFrac {
+		return far
+	}
+	return backgroundOutside(wi, ex, ey, s, headMargin)
+}
+
+func backgroundOutside(wi *workImage, ex, ey, s, margin float64) bgStats {
 	cx, cy := ex, ey-(eyeToCrown-eyeToChin)/2*s
-	ax, ay := headHalfWidth*headMargin*s, headInS/2*headMargin*s
+	ax, ay := headHalfWidth*margin*s, headInS/2*margin*s
 	yMax := min(wi.h-1, int(ey+bgBelowEye*s))
 	g := wi.pixels()
 	var lh, ch [256]int

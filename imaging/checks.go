@@ -96,9 +96,14 @@ func checkPortrait(gray []uint8, a *analysis, p placement, res *Result) {
 		res.add(CodeBlurry)
 	}
 	// The eye measures are contrasts; under- or over-exposure flattens them,
-	// so the exposure is the reason to report, not the eyes.
+	// so the exposure is the reason to report, not the eyes. Likewise an
+	// under-exposed photo has a dark background; once the exposure is fixed,
+	// a background that is really dark is reported on the next upload.
 	if res.has(CodeTooDark) || res.has(CodeOverexposed) {
 		res.remove(CodeEyesNotVisible)
+	}
+	if res.has(CodeTooDark) {
+		res.remove(CodeBackgroundNotLight)
 	}
 }
 
