@@ -40,7 +40,12 @@ func HashPassword(password string) ([]byte, error) {
 
 // dummyHash is compared against when the user does not exist, so a wrong
 // name takes as long as a wrong password and timing gives nothing away.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcrypt.DefaultCost)
+// It is made on first use: at package init it would cost every CLI verb the
+// ~50 ms of a bcrypt hash.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcrypt.DefaultCost)
+	return h
+})
 
 // loginThrottle slows password guessing: after a few failures for a user
 // name or from an address, further attempts wait, doubling each time.
@@ -289,7 +294,7 @@ func (s *Server) login(ctx context.Context, name, password, ip string) (*queue.S
 		return nil, "", &throttled{wait: d}
 	}
 	u, err := s.store.User(ctx, name)
-	hash := dummyHash
+	hash := dummyHash()
 	if err == nil {
 		hash = u.PasswordHash
 	} else if !errors.Is(err, queue.ErrNotFound) {
