@@ -321,26 +321,11 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
-	q := `SELECT ` + orderColumns + ` FROM orders`
+	clause := ""
 	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+		clause = "WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY id LIMIT ?"
-	args = append(args, f.Limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Order
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return s.orders(ctx, clause+" ORDER BY id LIMIT ?", append(args, f.Limit)...)
 }
 
 // Events returns an order's audit trail, oldest first.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
@@ -39,11 +38,7 @@ func runUserAdd(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := dataDir(c, *data)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	store, err := queue.Open(filepath.Join(dir, "station.db"))
+	store, err := openStore(c, *data)
 	if err != nil {
 		return err
 	}

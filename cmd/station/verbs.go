@@ -301,7 +301,7 @@ func runPhotoOverride(c *cli, args []string) error {
 		}
 		reasons = []queue.Reason{queue.Reason(r)}
 	}
-	store, err := queue.Open(filepath.Join(dataDir(c, *data), "station.db"))
+	store, err := openStore(c, *data)
 	if err != nil {
 		return err
 	}
@@ -441,6 +441,16 @@ func runVerify(c *cli, args []string) error {
 	return nil
 }
 
+// openStore opens the station database of a data directory (creating both
+// when new), for the verbs that work on it beside or without the daemon.
+func openStore(c *cli, data string) (*queue.Store, error) {
+	dir := dataDir(c, data)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	return queue.Open(filepath.Join(dir, "station.db"))
+}
+
 // findOrder names the order a card belongs to, when this station made it.
 func findOrder(c *cli, dir, cardNumber string) string {
 	path := filepath.Join(dir, "station.db")
@@ -492,11 +502,7 @@ func runTokenCreate(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := dataDir(c, *data)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	store, err := queue.Open(filepath.Join(dir, "station.db"))
+	store, err := openStore(c, *data)
 	if err != nil {
 		return err
 	}
