@@ -23,12 +23,17 @@ func EncodePNG(img image.Image, dpi int) ([]byte, error) {
 	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&buf, img); err != nil {
 		return nil, err
 	}
-	raw := buf.Bytes()
+	return WithDPI(buf.Bytes(), dpi)
+}
+
+// WithDPI inserts a pHYs chunk (dpi pixels per inch) into an encoded PNG;
+// image/png writes none.
+func WithDPI(raw []byte, dpi int) ([]byte, error) {
 	// Signature (8) + IHDR chunk (4+4+13+4): pHYs must precede IDAT, so it
 	// goes right after IHDR.
 	const ihdrEnd = 8 + 25
-	if len(raw) < ihdrEnd {
-		return nil, errors.New("PNG encoder produced a short file")
+	if len(raw) < ihdrEnd || string(raw[12:16]) != "IHDR" {
+		return nil, errors.New("not a PNG with an IHDR chunk")
 	}
 	ppm := uint32(float64(dpi)/0.0254 + 0.5) // pixels per metre
 	chunk := make([]byte, 0, 21)

@@ -99,17 +99,11 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 	}
 
-	// Step 5: PIN and PUK.
-	if err := s.changeReference(ctx, keyPIN, p.stock.PIN, pin); err != nil {
-		return nil, writeErr(fmt.Errorf("set PIN: %w", err))
-	}
-	if err := s.changeReference(ctx, keyPUK, p.stock.PUK, puk); err != nil {
-		return nil, writeErr(fmt.Errorf("set PUK: %w", err))
-	}
-
-	// Step 6: verify what the card now holds.
+	// Step 6 (before 5): verify what the card now holds while the transport
+	// PIN still opens it. Setting the PIN comes last, so that a crash
+	// anywhere before it leaves a chip the next run can still resume.
 	r := &Report{}
-	if err := s.verifyPIN(ctx, pin); err != nil {
+	if err := s.verifyPIN(ctx, p.stock.PIN); err != nil {
 		return nil, spoiled(checkPIN, err)
 	}
 	objs, errs, err := s.readObjects(ctx, true)
@@ -136,6 +130,17 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 			names = append(names, c.Name+": "+c.Detail)
 		}
 		return nil, fmt.Errorf("personalize: verify: %w: %s", ErrSpoiled, strings.Join(names, "; "))
+	}
+
+	// Step 5: PIN and PUK, then proof that the new PIN opens the card.
+	if err := s.changeReference(ctx, keyPIN, p.stock.PIN, pin); err != nil {
+		return nil, writeErr(fmt.Errorf("set PIN: %w", err))
+	}
+	if err := s.changeReference(ctx, keyPUK, p.stock.PUK, puk); err != nil {
+		return nil, writeErr(fmt.Errorf("set PUK: %w", err))
+	}
+	if err := s.verifyPIN(ctx, pin); err != nil {
+		return nil, spoiled(checkPIN, err)
 	}
 	return &Result{
 		UID:           uid,

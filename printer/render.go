@@ -2,9 +2,7 @@ package printer
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -17,6 +15,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/math/fixed"
 	"golang.org/x/image/vector"
+
+	"id06/imaging"
 )
 
 // Face is a rendered card: the PDF for the printer (one page per side) and
@@ -87,25 +87,7 @@ func (l *layout) previewPNG(side int) ([]byte, error) {
 	if err := pngEncoder.Encode(&buf, img); err != nil {
 		return nil, err
 	}
-	return withDPI(buf.Bytes(), dpi), nil
-}
-
-// withDPI inserts a pHYs chunk after IHDR so that viewers and print dialogs
-// show the preview at card size. image/png does not write one.
-func withDPI(p []byte, dpi int) []byte {
-	const ihdrEnd = 8 + 8 + 13 + 4 // signature, IHDR length+type, data, CRC
-	ppm := uint32(math.Round(float64(dpi) / 0.0254))
-	chunk := make([]byte, 0, 21)
-	chunk = binary.BigEndian.AppendUint32(chunk, 9)
-	chunk = append(chunk, "pHYs"...)
-	chunk = binary.BigEndian.AppendUint32(chunk, ppm)
-	chunk = binary.BigEndian.AppendUint32(chunk, ppm)
-	chunk = append(chunk, 1) // unit: metre
-	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
-	out := make([]byte, 0, len(p)+len(chunk))
-	out = append(out, p[:ihdrEnd]...)
-	out = append(out, chunk...)
-	return append(out, p[ihdrEnd:]...)
+	return imaging.WithDPI(buf.Bytes(), dpi)
 }
 
 func (l *layout) pdf() ([]byte, error) {
