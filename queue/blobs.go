@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-func putBlob(ctx context.Context, tx *sql.Tx, id, kind string, data []byte) error {
+func putBlob(ctx context.Context, tx *txn, id, kind string, data []byte) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO blobs (order_id, kind, data) VALUES (?, ?, ?)
 		ON CONFLICT (order_id, kind) DO UPDATE SET data = excluded.data`, id, kind, data)
 	return err
@@ -28,7 +28,7 @@ func (s *Store) Blob(ctx context.Context, id, kind string) ([]byte, error) {
 
 // PutBlobs stores files for a job under its lease.
 func (s *Store) PutBlobs(ctx context.Context, j *Job, blobs map[string][]byte) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		for kind, data := range blobs {
 			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {
 				return err

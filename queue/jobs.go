@@ -2,10 +2,11 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +31,9 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 	var branches []string
 	var cases strings.Builder
 	cases.WriteString("CASE state")
-	for f, t := range moves {
+	// Sorted, so each set of moves is one cached prepared statement.
+	for _, f := range slices.Sorted(maps.Keys(moves)) {
+		t := moves[f]
 		from = append(from, f)
 		branches = append(branches, `SELECT * FROM (SELECT id, express, approved_at, created_at FROM orders
 			WHERE state = ? AND lease_owner IS NULL ORDER BY express DESC, approved_at, created_at LIMIT 1)`)
@@ -42,7 +45,7 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) ORDER BY express DESC, approved_at, created_at LIMIT 1)
 		RETURNING ` + orderColumns
 	var job *Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		// The clock is read under the write lock so events stay in time order.
 		now := s.now()
 		args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
@@ -61,8 +64,8 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 
 // guarded runs fn in a transaction after checking that the job still holds its
 // lease on the order in the state it expects.
-func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *sql.Tx, now int64) error) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *txn, now int64) error) error {
+	return s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND state = ? AND attempt = ? AND lease_owner = ?`,
 			now, j.ID, j.State, j.Attempt, j.Owner)
@@ -78,7 +81,7 @@ func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *sql.Tx, now int
 
 // Extend renews the job's lease.
 func (s *Store) Extend(ctx context.Context, j *Job, lease time.Duration) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET lease_until = ? WHERE id = ?`, now+lease.Milliseconds(), j.ID)
 		return err
 	})
@@ -86,7 +89,7 @@ func (s *Store) Extend(ctx context.Context, j *Job, lease time.Duration) error {
 
 // Advance moves the job to the next state, keeping the lease.
 func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) error {
-	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ? WHERE id = ?`, to, j.ID); err != nil {
 			return err
 		}
@@ -101,7 +104,7 @@ func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) erro
 // Release gives the job back to the queue in its current state (e.g. when the
 // station pauses with a card not yet started).
 func (s *Store) Release(ctx context.Context, j *Job, to State, note string) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
 			return err
 		}
@@ -111,7 +114,7 @@ func (s *Store) Release(ctx context.Context, j *Job, to State, note string) erro
 
 // PhotoPassed stores the stage's products and moves the order to ready.
 func (s *Store) PhotoPassed(ctx context.Context, j *Job, blobs map[string][]byte, note string) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		for kind, data := range blobs {
 			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {
 				return err
@@ -134,7 +137,7 @@ func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []Reason) err
 	for i, r := range reasons {
 		codes[i] = r.Code
 	}
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
 			NeedsFix, string(b), j.ID); err != nil {
 			return err
@@ -150,7 +153,7 @@ func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []Reason) err
 // from a counter that only grows, so a number is never handed out twice.
 func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
 	var number, id string
-	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		var seq int64
 		if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'card_number' RETURNING value`).Scan(&seq); err != nil {
 			return err
@@ -179,7 +182,7 @@ func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
 // committed before the first write to the chip, so that after a crash the
 // station knows which physical blank carries this order's data.
 func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
-	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET chip_uid = ? WHERE id = ?`, uid, j.ID); err != nil {
 			return err
 		}
@@ -198,7 +201,7 @@ func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
 // retired, and the order either tries again on a new blank (back to ready) or,
 // past maxBlanks, fails.
 func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks int) (failed bool, err error) {
-	err = s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	err = s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
 			j.ID, nullable(j.CardNumber), nullable(j.ChipUID), reason, now); err != nil {
 			return err
@@ -231,7 +234,7 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 
 // Fail ends the job as failed with a reason the supplier is told.
 func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, Failed, j.ID); err != nil {
 			return err
 		}
@@ -244,7 +247,7 @@ func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
 
 // Encoded records what the chip carries once it is written and verified.
 func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil string, sealed []byte) error {
-	err := s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, cert_serial = ?, valid_until = ?, sealed_secrets = ? WHERE id = ?`,
 			Printing, certSerial, validUntil, sealed, j.ID); err != nil {
 			return err
@@ -259,7 +262,7 @@ func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil stri
 
 // Produced marks the card made and tells the supplier.
 func (s *Store) Produced(ctx context.Context, j *Job, note string) error {
-	return s.guarded(ctx, j, func(tx *sql.Tx, now int64) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, produced_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
 			Produced, now, j.ID); err != nil {
 			return err
@@ -282,7 +285,7 @@ func (s *Store) Produced(ctx context.Context, j *Job, note string) error {
 // keeps its state and its recorded card and chip, so a worker resumes it.
 func (s *Store) Rescue(ctx context.Context, all bool) (int, error) {
 	var n int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
 		q := `SELECT id, state, lease_owner FROM orders WHERE lease_owner IS NOT NULL`
 		var args []any

@@ -13,7 +13,7 @@ import (
 // for a new blank and a new card number; the old number is retired, never
 // reused. The supplier is told the old card number is void.
 func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, "")
 		if err != nil {
 			return err

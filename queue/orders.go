@@ -151,7 +151,7 @@ type NewOrder struct {
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
 func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *txn) error {
 		var hash, supplier string
 		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
 		if err == nil {
@@ -197,7 +197,7 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
 func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval, actor string) (*Order, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		state, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
@@ -216,7 +216,7 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 	return s.Get(ctx, id)
 }
 
-func insertApproval(ctx context.Context, tx *sql.Tx, id string, a Approval) error {
+func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
 	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
 		id, a.Kind, a.Method, ms(a.At))
 	return err
@@ -224,7 +224,7 @@ func insertApproval(ctx context.Context, tx *sql.Tx, id string, a Approval) erro
 
 // promoteIfApproved moves an order from `from` to queued when the holder (and,
 // where required, a trade organisation) approved it, else to awaiting_approval.
-func (s *Store) promoteIfApproved(ctx context.Context, tx *sql.Tx, id string, from State, actor string) error {
+func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from State, actor string) error {
 	var holderAt, tradeAt sql.NullInt64
 	var tradeRequired bool
 	err := tx.QueryRowContext(ctx, `SELECT
@@ -263,7 +263,7 @@ func (s *Store) promoteIfApproved(ctx context.Context, tx *sql.Tx, id string, fr
 	return addEvent(ctx, tx, id, now, Queued, actor, "approved by the holder; queued for production")
 }
 
-func stateOf(ctx context.Context, tx *sql.Tx, id, supplier string) (State, error) {
+func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
 	var st State
 	q := `SELECT state FROM orders WHERE id = ?`
 	args := []any{id}
@@ -278,7 +278,7 @@ func stateOf(ctx context.Context, tx *sql.Tx, id, supplier string) (State, error
 	return st, err
 }
 
-func addEvent(ctx context.Context, tx *sql.Tx, id string, at int64, st State, actor, note string) error {
+func addEvent(ctx context.Context, tx *txn, id string, at int64, st State, actor, note string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (order_id, at, state, actor, note) VALUES (?, ?, ?, ?, ?)`,
 		id, at, st, actor, note)
 	return err
@@ -389,7 +389,7 @@ func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
 
 // Cancel withdraws an order that has not reached the chip yet.
 func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, supplier, cancellable, Cancelled, actor, note, func(tx *sql.Tx, o string) error {
+	return s.operatorMove(ctx, id, supplier, cancellable, Cancelled, actor, note, func(tx *txn, o string) error {
 		return s.enqueueNotice(ctx, tx, o, "order.cancelled", map[string]any{"note": note})
 	})
 }
@@ -397,8 +397,8 @@ func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*
 // operatorMove changes state outside a worker's lease (cancel, overrides,
 // retries); the lease is dropped so a worker holding one loses its claim.
 func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []State, to State, actor, note string,
-	also func(tx *sql.Tx, id string) error) (*Order, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	also func(tx *txn, id string) error) (*Order, error) {
+	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
@@ -428,7 +428,7 @@ func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []St
 // ReplacePhoto stores a new photo for an order and sends it through the photo
 // stage again: the orderer's answer to "att åtgärda".
 func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*Order, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
@@ -469,7 +469,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 		return nil, fmt.Errorf("%w: verdict must be pass or fail", ErrState)
 	}
 	note := "photo verdict overridden to " + verdict + ": " + reason
-	return s.operatorMove(ctx, id, "", from, to, actor, note, func(tx *sql.Tx, id string) error {
+	return s.operatorMove(ctx, id, "", from, to, actor, note, func(tx *txn, id string) error {
 		rs := []Reason{}
 		if verdict == "fail" {
 			rs = reasons
@@ -490,7 +490,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 
 // Retry sends a failed order back to the queue (operator).
 func (s *Store) Retry(ctx context.Context, id, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, "", []State{Failed}, Queued, actor, "retry: "+note, func(tx *sql.Tx, id string) error {
+	return s.operatorMove(ctx, id, "", []State{Failed}, Queued, actor, "retry: "+note, func(tx *txn, id string) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
 		return err
 	})

@@ -27,7 +27,7 @@ type Notice struct {
 
 // enqueueNotice writes a notice in the caller's transaction, so the supplier
 // hears of a state change exactly when it commits.
-func (s *Store) enqueueNotice(ctx context.Context, tx *sql.Tx, orderID, typ string, fields map[string]any) error {
+func (s *Store) enqueueNotice(ctx context.Context, tx *txn, orderID, typ string, fields map[string]any) error {
 	var supplier string
 	if err := tx.QueryRowContext(ctx, `SELECT supplier FROM orders WHERE id = ?`, orderID).Scan(&supplier); err != nil {
 		return err

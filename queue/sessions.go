@@ -23,7 +23,7 @@ type Session struct {
 // on the way.
 func (s *Store) CreateSession(ctx context.Context, cookie, user, csrf string, ttl time.Duration) (*Session, error) {
 	var sess *Session
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		now := s.now()
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, ms(now)); err != nil {
 			return err

@@ -31,7 +31,7 @@ func (s *Store) CreateShipment(ctx context.Context, sh Shipment, orderIDs []stri
 	if len(orderIDs) == 0 {
 		return fmt.Errorf("%w: a shipment needs at least one card", ErrState)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO shipments (id, express, doc, created_at, created_by) VALUES (?, ?, ?, ?, ?)`,
 			sh.ID, sh.Express, sh.Doc, now, actor); err != nil {
@@ -103,7 +103,7 @@ func (s *Store) Shipment(ctx context.Context, id string) (*Shipment, []*Order, e
 // shipped and each supplier is told, in the same transaction.
 func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) {
 	var n int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var shipped sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT shipped_at FROM shipments WHERE id = ?`, id).Scan(&shipped); errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
@@ -29,12 +30,15 @@ var (
 	ErrState     = errors.New("the order is not in a state that allows this")
 )
 
-// Store is the station's database. Writes go through one connection so that
-// SQLite never has to arbitrate writers; reads use a pool.
+// Store is the station's database. Write transactions take turns in Go so
+// that SQLite never has to arbitrate writers; reads use a pool.
 type Store struct {
-	w, r *sql.DB
-	now  func() time.Time
-	path string
+	w, r  *sql.DB
+	now   func() time.Time
+	path  string
+	txMu  sync.Mutex
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
 }
 
 // Option configures a Store.
@@ -45,7 +49,7 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 
 // Open opens (creating if needed) the database at path and migrates it.
 func Open(path string, opts ...Option) (*Store, error) {
-	s := &Store{now: time.Now, path: path}
+	s := &Store{now: time.Now, path: path, stmts: map[string]*sql.Stmt{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -63,7 +67,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if s.w, err = sql.Open("sqlite3", dsn); err != nil {
 		return nil, err
 	}
-	s.w.SetMaxOpenConns(1)
+	// Write transactions take turns on txMu; the second connection is for
+	// preparing a statement while a transaction holds the first.
+	s.w.SetMaxOpenConns(2)
 	if s.r, err = sql.Open("sqlite3", dsn); err != nil {
 		s.w.Close()
 		return nil, err
@@ -78,6 +84,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.mu.Unlock()
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
@@ -92,7 +103,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	sort.Strings(names)
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(tx *txn) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
 				return err
@@ -101,7 +112,8 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			// A migration holds several statements: run it unprepared.
+			if _, err := tx.tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().UnixMilli())
@@ -115,17 +127,77 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // tx runs fn in one write transaction.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(*txn) error) error {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&txn{tx: tx, s: s}); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
 }
+
+// txn is a write transaction whose statements are prepared once per Store:
+// SQLite spends more time parsing the claim query than running it.
+type txn struct {
+	tx *sql.Tx
+	s  *Store
+}
+
+func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	t.s.mu.Lock()
+	st, ok := t.s.stmts[query]
+	t.s.mu.Unlock()
+	if !ok {
+		var err error
+		if st, err = t.s.w.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		t.s.mu.Lock()
+		if prev, raced := t.s.stmts[query]; raced {
+			st.Close()
+			st = prev
+		} else {
+			t.s.stmts[query] = st
+		}
+		t.s.mu.Unlock()
+	}
+	return t.tx.StmtContext(ctx, st), nil
+}
+
+func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext is sql.Tx's, with a prepared statement; a preparation
+// error comes back from Scan, as database/sql does.
+func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) scanner {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // Backup writes a consistent copy of the live database to dest.
 func (s *Store) Backup(ctx context.Context, dest string) error {

@@ -54,7 +54,7 @@ func (s *Store) AddUser(ctx context.Context, name, role string, passwordHash []b
 
 // SetPassword replaces a user's password hash and ends the user's sessions.
 func (s *Store) SetPassword(ctx context.Context, name string, passwordHash []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, passwordHash, name)
 		if err != nil {
 			return err
