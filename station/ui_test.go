@@ -3,7 +3,6 @@ package station
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -17,22 +16,10 @@ import (
 	"id06/queue"
 )
 
-// opStation opens a real station (SQLite in a temp dir, simulated reader,
-// spool printer) and serves its handler without running the pipeline.
+// opStation is testServer for tests that need no supplier token.
 func opStation(t testing.TB, mutate func(*Config)) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg := Defaults()
-	cfg.DataDir = t.TempDir()
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	s, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(hs.Close)
+	s, hs, _ := testServer(t, mutate)
 	return s, hs
 }
 
