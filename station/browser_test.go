@@ -128,6 +128,11 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	cfg := Defaults()
 	cfg.DataDir, cfg.Listen, cfg.Printer = t.TempDir(), "127.0.0.1:0", "spool"
 	s, addr, logs := opRunStation(t, cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("station log:\n%s", logs.String())
+		}
+	})
 	s.ops.poll = 200 * time.Millisecond
 	base := "http://" + addr
 	token, err := os.ReadFile(cfg.DevTokenPath())

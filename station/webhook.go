@@ -203,29 +203,33 @@ func (d *Deliverer) attempt(ctx context.Context, sup SupplierConfig, n *queue.No
 	log := d.log.With("supplier", sup.Name, "order", n.OrderID, "event", n.EventID, "type", n.Type, "attempt", n.Attempts+1)
 	errText := d.post(ctx, sup, n)
 	if errText == "" {
+		// Counted before the record, so whoever sees the record sees the count.
+		d.metrics.webhooks.WithLabelValues("delivered").Inc()
 		if err := d.store.NoticeDelivered(ctx, n.ID); err != nil {
 			log.Error("webhook delivered but not recorded; it will be sent again", "err", err)
 			return false
 		}
-		d.metrics.webhooks.WithLabelValues("delivered").Inc()
 		log.Info("webhook delivered")
 		return true
 	}
 	dead := n.Attempts+1 >= d.MaxAttempts
 	next := d.now().Add(d.backoff(n.Attempts))
+	result := "failed"
+	if dead {
+		result = "dead"
+	}
+	d.metrics.webhooks.WithLabelValues(result).Inc()
 	if err := d.store.NoticeFailed(ctx, n.ID, errText, next, dead); err != nil {
 		log.Error("webhook failure not recorded", "err", err)
 		return false
 	}
 	if dead {
-		d.metrics.webhooks.WithLabelValues("dead").Inc()
 		log.Error("webhook gave up; redeliver it from the operator page", "error", errText)
 		if err := d.store.Audit(ctx, "station", "webhook_dead", fmt.Sprintf("notice %d (%s, order %s) to %s after %d attempts: %s",
 			n.ID, n.Type, n.OrderID, sup.Name, n.Attempts+1, errText)); err != nil {
 			log.Error("audit entry not written", "err", err)
 		}
 	} else {
-		d.metrics.webhooks.WithLabelValues("failed").Inc()
 		log.Warn("webhook failed; will retry", "error", errText, "next", next)
 	}
 	return false
