@@ -334,7 +334,9 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	if !send("retry: 2000\n\n") {
+	// The page was rendered before this stream opened: anything that
+	// changed in between would never be announced, so start with a refresh.
+	if !send("retry: 2000\n\nevent: change\ndata: connected\n\n") {
 		return
 	}
 	for {
