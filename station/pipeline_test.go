@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/personalize/emulator"
 	"id06/printer"
 	"id06/queue"
 )
@@ -51,10 +52,7 @@ func TestPrinterFaultPausesAndResumes(t *testing.T) {
 	s, hs, token := testServer(t, func(c *Config) { c.Printer = "sim" })
 	sim := s.printer.(*printer.SimDriver)
 	sim.SetFault("media-empty")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.pipeline.Run(ctx, context.Background()); close(done) }()
-	defer func() { cancel(); <-done }()
+	runPipeline(t, s)
 
 	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "fault-1", realPhoto(t)))); status != 201 {
 		t.Fatalf("%d %v", status, out)
@@ -84,5 +82,75 @@ func TestPrinterFaultPausesAndResumes(t *testing.T) {
 	}
 	if jobs := sim.Jobs(); len(jobs) != 1 || jobs[0].CardNumber != o.CardNumber {
 		t.Fatalf("printer got %d jobs", len(jobs))
+	}
+}
+
+// runPipeline starts the station's workers until the test ends.
+func runPipeline(t *testing.T, s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.pipeline.Run(ctx, context.Background()); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A card pulled out mid-write is a reader fault, not a spoiled blank: the
+// station pauses with a message, keeps the chip bound to the order, and
+// after the operator resumes it finishes the same chip.
+func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	s.reader.(*emulator.Reader).InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	runPipeline(t, s)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "pulled-1", realPhoto(t)))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if paused, msg := s.pipeline.Paused(); paused {
+			if !strings.Contains(msg, "Card reader") {
+				t.Fatalf("pause message %q does not point at the reader", msg)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("station did not pause when the card was pulled")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	o, err := s.store.Get(t.Context(), "pulled-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.State != queue.Encoding || o.ChipUID == "" || o.CardNumber == "" {
+		t.Fatalf("after the pull: state %s chip %q card %q; want encoding with chip and card kept", o.State, o.ChipUID, o.CardNumber)
+	}
+	s.pipeline.Resume()
+	done := waitState(t, s, "pulled-1", queue.Produced)
+	if done.ChipUID != o.ChipUID || done.CardNumber != o.CardNumber {
+		t.Fatalf("produced on chip %s card %s, want the same chip %s and card %s", done.ChipUID, done.CardNumber, o.ChipUID, o.CardNumber)
+	}
+	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for a card that was only pulled", n)
+	}
+}
+
+// A blank that cannot hold the profile is spoiled, its card number retired,
+// and the order is produced on the next blank.
+func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	s.reader.(*emulator.Reader).InjectNext(emulator.Fault{MemoryFull: true})
+	runPipeline(t, s)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "full-1", realPhoto(t)))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	o := waitState(t, s, "full-1", queue.Produced)
+	numbers, err := s.store.CardNumbers(t.Context(), "full-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(numbers) != 2 || numbers[o.CardNumber] != "produced" {
+		t.Fatalf("card numbers %v; want one spoiled and %s produced", numbers, o.CardNumber)
+	}
+	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
+		t.Fatalf("%d spoiled blanks recorded, want 1", n)
 	}
 }
