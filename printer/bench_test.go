@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"id06/printer/ippetest"
 )
 
 // BenchmarkRender is the layout cost per card: PDF and both PNG previews.
@@ -21,8 +23,8 @@ func BenchmarkRender(b *testing.B) {
 // BenchmarkIPPPrint is submit-to-completed time for one card against
 // ippeveprinter with an instant -c command.
 func BenchmarkIPPPrint(b *testing.B) {
-	e := startIPPEve(b)
-	d, err := NewIPPDriver(e.uri)
+	e := ippetest.Start(b)
+	d, err := NewIPPDriver(e.URI)
 	if err != nil {
 		b.Fatal(err)
 	}
