@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -254,20 +255,55 @@ func TestCardNumberFormat(t *testing.T) {
 	}
 }
 
-func TestBackupWhileOpen(t *testing.T) {
+func TestBackupWhileWriting(t *testing.T) {
 	s, c := open(t)
-	submit(t, s, "o1", false, holder(c.now()))
+	for i := 0; i < 200; i++ {
+		submit(t, s, fmt.Sprintf("o%03d", i), false, holder(c.now()))
+	}
+	// Orders keep arriving while the copy is made.
+	stop := make(chan struct{})
+	wrote := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				wrote <- n
+				return
+			default:
+			}
+			submit(t, s, fmt.Sprintf("w%05d", n), false, holder(c.now()))
+			n++
+		}
+	}()
 	dest := filepath.Join(t.TempDir(), "copy.db")
-	if err := s.Backup(context.Background(), dest); err != nil {
+	var calls, lastDone, lastTotal int
+	err := s.Backup(context.Background(), dest, func(done, total int) { calls, lastDone, lastTotal = calls+1, done, total })
+	close(stop)
+	<-wrote
+	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode: %v %v; personal data must be owner-only", fi.Mode(), err)
+	}
+	if calls == 0 || lastDone != lastTotal || lastTotal == 0 {
+		t.Fatalf("progress: %d calls, last %d/%d", calls, lastDone, lastTotal)
 	}
 	cp, err := Open(dest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	if o, err := cp.Get(context.Background(), "o1"); err != nil || o.State != Queued {
-		t.Fatalf("backup copy: %v", err)
+	var check string
+	if err := cp.r.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity of the copy: %q %v", check, err)
+	}
+	if o, err := cp.Get(context.Background(), "o199"); err != nil || o.State != Queued {
+		t.Fatalf("backup copy lacks an order: %v", err)
+	}
+	if err := s.Backup(context.Background(), dest, nil); err == nil {
+		t.Fatal("backup overwrote an existing file")
 	}
 }
 

@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+	"github.com/mattn/go-sqlite3"
 )
 
 //go:embed migrations/*.sql
@@ -199,10 +200,67 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-// Backup writes a consistent copy of the live database to dest.
-func (s *Store) Backup(ctx context.Context, dest string) error {
-	_, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, dest)
-	return err
+// Backup writes a consistent copy of the live database to dest with
+// SQLite's online backup, a chunk of pages at a time, telling progress how
+// far it got. A write by the daemon restarts an online backup; after a few
+// restarts the rest is copied in one step, which holds a read snapshot.
+func (s *Store) Backup(ctx context.Context, dest string, progress func(done, total int)) error {
+	// The copy holds photos and personnummer: only the owner may read it.
+	f, err := os.OpenFile(dest, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	dst, err := sql.Open("sqlite3", "file:"+dest)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	dconn, err := dst.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer dconn.Close()
+	sconn, err := s.r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer sconn.Close()
+	return dconn.Raw(func(d any) error {
+		return sconn.Raw(func(src any) error {
+			b, err := d.(*sqlite3.SQLiteConn).Backup("main", src.(*sqlite3.SQLiteConn), "main")
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			const chunk, maxRestarts = 256, 3
+			restarts, lastRemaining := 0, -1
+			for {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				pages := chunk
+				if restarts >= maxRestarts {
+					pages = -1
+				}
+				done, err := b.Step(pages)
+				if err != nil {
+					return err
+				}
+				total, remaining := b.PageCount(), b.Remaining()
+				if progress != nil {
+					progress(total-remaining, total)
+				}
+				if done {
+					return b.Finish()
+				}
+				if lastRemaining >= 0 && remaining > lastRemaining {
+					restarts++
+				}
+				lastRemaining = remaining
+			}
+		})
+	})
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

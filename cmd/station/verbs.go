@@ -178,12 +178,17 @@ func runDBBackup(c *cli, args []string) error {
 		return err
 	}
 	defer store.Close()
-	progress := newProgress(c.stdout, 1)
-	if err := store.Backup(c.ctx, pos[0]); err != nil {
+	progress := newProgress(c.stdout, 0)
+	err = store.Backup(c.ctx, pos[0], func(done, total int) {
+		// In tenths, so a log gets ten lines whatever the database's size.
+		progress.set(done, total, fmt.Sprintf("%d%% copied", done*10/max(total, 1)*10))
+	})
+	progress.done()
+	if err != nil {
+		os.Remove(pos[0])
 		return err
 	}
-	progress.step("backup written to " + pos[0])
-	progress.done()
+	fmt.Fprintln(c.stdout, "backup written to", pos[0])
 	return nil
 }
 
