@@ -204,13 +204,18 @@ func (r errRow) Scan(...any) error { return r.err }
 // SQLite's online backup, a chunk of pages at a time, telling progress how
 // far it got. A write by the daemon restarts an online backup; after a few
 // restarts the rest is copied in one step, which holds a read snapshot.
-func (s *Store) Backup(ctx context.Context, dest string, progress func(done, total int)) error {
+func (s *Store) Backup(ctx context.Context, dest string, progress func(done, total int)) (err error) {
 	// The copy holds photos and personnummer: only the owner may read it.
 	f, err := os.OpenFile(dest, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(dest) // ours, and only half written
+		}
+	}()
 	dst, err := sql.Open("sqlite3", "file:"+dest)
 	if err != nil {
 		return err

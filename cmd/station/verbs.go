@@ -185,7 +185,6 @@ func runDBBackup(c *cli, args []string) error {
 	})
 	progress.done()
 	if err != nil {
-		os.Remove(pos[0])
 		return err
 	}
 	fmt.Fprintln(c.stdout, "backup written to", pos[0])
