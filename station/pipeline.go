@@ -316,6 +316,9 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 			return false, p.spoil(ctx, j, nil, "blank "+j.ChipUID+" was lost mid-encoding; the reader now holds "+got)
 		}
 		log.Info("resuming the card in the encoder", "chip", j.ChipUID)
+		if err := p.store.Advance(ctx, j, queue.Encoding, "resuming chip "+j.ChipUID+" left half-written"); err != nil {
+			return false, err
+		}
 	}
 	facial, err := p.store.Blob(ctx, j.ID, "chip_jpeg")
 	if err != nil {

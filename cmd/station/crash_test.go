@@ -60,6 +60,9 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 			if e.State == "produced" {
 				produced++
 			}
+			if strings.HasPrefix(e.Note, "resuming chip") {
+				t.Logf("%s: %s", id, e.Note)
+			}
 		}
 		if produced != 1 {
 			t.Errorf("%s has %d produced events", id, produced)
