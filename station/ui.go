@@ -146,6 +146,7 @@ type page struct {
 	Can      map[string]bool
 	Notice   string // a one-line result of the last action
 	Live     bool   // the page can refresh itself: a logged-in GET
+	Version  string // liveVersion when the page was made
 	Data     any
 	hooked   map[string]SupplierConfig
 }
@@ -199,7 +200,18 @@ func (s *Server) newPage(w http.ResponseWriter, r *http.Request, title string, d
 		p.Notice = done
 	}
 	p.Paused, p.PauseMsg = s.pipeline.Paused()
+	if p.Live {
+		p.Version = s.liveVersion(r.Context())
+	}
 	return p
+}
+
+// liveVersion fingerprints what the live pages show, so that the event
+// stream can tell a page when it is out of date.
+func (s *Server) liveVersion(ctx context.Context) string {
+	c, _ := s.store.Changes(ctx)
+	paused, msg := s.pipeline.Paused()
+	return fmt.Sprintf("%s|%v|%s", c, paused, msg)
 }
 
 // render writes a page, or only its live part when the page's script asks
@@ -316,11 +328,7 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	ch, cancel := s.hub.subscribe()
 	defer cancel()
-	fingerprint := func() string {
-		c, _ := s.store.Changes(r.Context())
-		paused, msg := s.pipeline.Paused()
-		return fmt.Sprintf("%s|%v|%s", c, paused, msg)
-	}
+	fingerprint := func() string { return s.liveVersion(r.Context()) }
 	last := fingerprint()
 	tick := time.NewTicker(s.ops.poll)
 	defer tick.Stop()
@@ -334,9 +342,13 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	// The page was rendered before this stream opened: anything that
-	// changed in between would never be announced, so start with a refresh.
-	if !send("retry: 2000\n\nevent: change\ndata: connected\n\n") {
+	// The page was rendered before this stream opened: if anything changed
+	// in between (the page says what it saw), start with a refresh.
+	hello := "retry: 2000\n\n"
+	if r.URL.Query().Get("v") != last {
+		hello += "event: change\ndata: missed\n\n"
+	}
+	if !send(hello) {
 		return
 	}
 	for {

@@ -436,30 +436,46 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 	b.loggedIn("eva", opPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/ui/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	// A change made behind the page's back (the pipeline, the CLI) arrives.
-	opNeedsFix(t, s, "nf-2")
-	buf := make([]byte, 4096)
-	var got strings.Builder
-	for !strings.Contains(got.String(), "event: change") {
-		n, err := resp.Body.Read(buf)
+	open := func(version string) (*http.Response, func() string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hs.URL+"/ui/events?v="+url.QueryEscape(version), nil)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := b.c.Do(req)
 		if err != nil {
-			t.Fatalf("stream ended before a change event: %v (got %q)", err, got.String())
+			t.Fatal(err)
 		}
-		got.Write(buf[:n])
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var got strings.Builder
+		buf := make([]byte, 4096)
+		// next reads until the stream has said something more.
+		return resp, func() string {
+			n, err := resp.Body.Read(buf)
+			if err != nil {
+				t.Fatalf("stream ended: %v (got %q)", err, got.String())
+			}
+			got.Write(buf[:n])
+			return got.String()
+		}
+	}
+	// A page that is up to date gets no refresh at once …
+	_, next := open(s.liveVersion(ctx))
+	if first := next(); strings.Contains(first, "event: change") {
+		t.Fatalf("an up-to-date page was told to refresh: %q", first)
+	}
+	// … but a change made behind its back (the pipeline, the CLI) arrives.
+	opNeedsFix(t, s, "nf-2")
+	for !strings.Contains(next(), "event: change") {
+	}
+	// A page rendered before that change learns of it when its stream opens.
+	stale := "a version from before nf-2"
+	if _, next := open(stale); !strings.Contains(next(), "event: change") {
+		t.Fatal("a page that missed a change was not told to refresh")
 	}
 	// Without a session the stream is refused plainly, not redirected.
 	anon := newOpBrowser(t, hs.URL)
-	req, _ = http.NewRequest(http.MethodGet, hs.URL+"/ui/events", nil)
+	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/ui/events", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	if r := anon.do(req); r.status != http.StatusUnauthorized {
 		t.Fatalf("anonymous events: %d", r.status)

@@ -46,7 +46,7 @@
   live.addEventListener("focusout", function () { if (pending) { setTimeout(refresh, 250); } });
   // Countdowns (express time left) move with the clock, not with events.
   setInterval(function () { if (live.querySelector("[data-tick]")) { refresh(); } }, 30000);
-  var es = new EventSource("/ui/events");
+  var es = new EventSource("/ui/events?v=" + encodeURIComponent(live.dataset.version || ""));
   es.addEventListener("change", refresh);
   es.addEventListener("open", function () { document.documentElement.dataset.live = "connected"; });
 })();
