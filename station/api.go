@@ -142,19 +142,17 @@ func (s *Server) postOrder(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	photo, logo := o.Photo, o.Company.Logo
-	// The stored document leaves the images to the blob table; the hash of
-	// the canonical form makes resubmissions idempotent whatever the JSON
-	// spacing or key order.
-	canonical, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(canonical)
+	// The stored document leaves the images to the blob table. The body's
+	// identity is the canonical document plus the images' own hashes, so a
+	// resubmission is recognised whatever its JSON spacing or key order,
+	// without encoding the photo a second time.
 	o.Photo, o.Company.Logo = nil, nil
 	doc, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
+	photoSum, logoSum := sha256.Sum256(photo), sha256.Sum256(logo)
+	sum := sha256.Sum256(append(append(append([]byte(nil), doc...), photoSum[:]...), logoSum[:]...))
 	approvals := make([]queue.Approval, len(o.Approvals))
 	for i, a := range o.Approvals {
 		approvals[i] = queue.Approval{Kind: a.Kind, Method: a.Method, At: a.At}

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -58,10 +59,11 @@ type Pipeline struct {
 	owner    string
 	wake     chan struct{}
 
-	mu      sync.Mutex
-	paused  bool
-	message string // why the station is paused, for the operator
-	changed chan struct{}
+	mu          sync.Mutex
+	paused      bool
+	message     string // why the station is paused, for the operator
+	readerFault string // the last reader error, until a card is written again
+	changed     chan struct{}
 }
 
 // NewPipeline wires the stages.
@@ -100,6 +102,22 @@ func (p *Pipeline) Resume() {
 func (p *Pipeline) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
+}
+
+// readerFailed pauses the station for a reader error and remembers it for
+// the reader's health.
+func (p *Pipeline) readerFailed(message string) {
+	p.mu.Lock()
+	p.readerFault = message
+	p.mu.Unlock()
+	p.Pause(message)
+}
+
+// ReaderUp reports whether the last use of the reader worked.
+func (p *Pipeline) ReaderUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readerFault == ""
 }
 
 // Paused reports whether the station is paused and why.
@@ -301,7 +319,7 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	}
 	card, err := p.reader.Connect(ctx)
 	if err != nil {
-		p.Pause("Card reader: " + err.Error())
+		p.readerFailed("Card reader: " + err.Error())
 		return false, p.store.Release(ctx, j, queue.Encoding, "reader not available: "+err.Error())
 	}
 	defer card.Close()
@@ -354,9 +372,12 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		// keeps its card number and chip, and resumes on the same card once an
 		// operator has looked at the encoder (a different card there is
 		// detected by its UID and the lost blank retired).
-		p.Pause("Card reader: " + err.Error() + " — check the card in the encoder, then resume")
+		p.readerFailed("Card reader: " + err.Error() + " — check the card in the encoder, then resume")
 		return false, p.store.Release(ctx, j, queue.Encoding, "reader fault: "+err.Error())
 	}
+	p.mu.Lock()
+	p.readerFault = ""
+	p.mu.Unlock()
 	log.Info("chip written and verified", "chip", j.ChipUID, "apdus", res.APDUs)
 	return true, p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
 }
@@ -389,7 +410,7 @@ func (p *Pipeline) renderFace(ctx context.Context, j *queue.Job, o *order.Order,
 	if err != nil {
 		return fmt.Errorf("portrait: %w", err)
 	}
-	portrait, _, err := image.Decode(strings.NewReader(string(portraitPNG)))
+	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
 		return fmt.Errorf("portrait: %w", err)
 	}

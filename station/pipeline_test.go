@@ -123,8 +123,14 @@ func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
 	if o.State != queue.Encoding || o.ChipUID == "" || o.CardNumber == "" {
 		t.Fatalf("after the pull: state %s chip %q card %q; want encoding with chip and card kept", o.State, o.ChipUID, o.CardNumber)
 	}
+	if s.pipeline.ReaderUp() {
+		t.Fatal("reader reported up after the card was pulled")
+	}
 	s.pipeline.Resume()
 	done := waitState(t, s, "pulled-1", queue.Produced)
+	if !s.pipeline.ReaderUp() {
+		t.Fatal("reader still reported down after a card was written")
+	}
 	if done.ChipUID != o.ChipUID || done.CardNumber != o.CardNumber {
 		t.Fatalf("produced on chip %s card %s, want the same chip %s and card %s", done.ChipUID, done.CardNumber, o.ChipUID, o.CardNumber)
 	}

@@ -151,10 +151,9 @@ func trimSpace(b []byte) []byte {
 }
 
 func (s *Server) deviceStatus() (readerUp, printerUp bool) {
-	paused, _ := s.pipeline.Paused()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return !paused, s.printer.Status(ctx).Ready
+	return s.pipeline.ReaderUp(), s.printer.Status(ctx).Ready
 }
 
 // Store exposes the database (CLI verbs, tests).
