@@ -15,18 +15,19 @@ import (
 )
 
 // SpoolDriver hands cards to a hot folder that the printer's own software
-// watches. The contract (see HARDWARE-printer.md):
+// watches. The contract (see hardware.md):
 //   - DIR/ID.json, the sidecar, appears first; then DIR/ID.pdf. Both are
 //     written to a dot-file and renamed, so a watcher never sees a partial file;
 //   - the watcher prints ID.pdf and may delete or move both files;
-//   - DIR/.sent/ID records that the job was handed over, so the same job ID
-//     never makes a second file even after the watcher removed the first;
+//   - DIR/.sent/ID is the folder's job history: the hand-over of job ID,
+//     written before the PDF is renamed into place, so that Lookup answers
+//     even after the watcher removed the files;
 //   - the watcher may write DIR/printer-status.json
 //     ({"ready": false, "code": "media-empty", "message": "…"}) to pause the
 //     station; without that file the printer counts as ready.
 //
-// Print returns once the PDF is in the folder: for a hot folder the hand-over
-// is the completion the station can observe.
+// For a hot folder the hand-over is the completion the station can observe:
+// a submitted job is done at once.
 type SpoolDriver struct {
 	dir string
 	now func() time.Time
@@ -55,8 +56,48 @@ func NewSpoolDriver(dir string) (*SpoolDriver, error) {
 	return &SpoolDriver{dir: dir, now: time.Now}, nil
 }
 
-// Print writes the sidecar, then the PDF, each atomically.
-func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
+// Print is PrintOnce with the hot folder.
+func (s *SpoolDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, s, job) }
+
+// Lookup reads the folder's job history. A hand-over that a crash cut
+// between recording it and renaming the PDF into place is finished here.
+func (s *SpoolDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return JobStatus{}, err
+	}
+	if !jobIDRE.MatchString(jobID) {
+		return JobStatus{}, fmt.Errorf("print job id %q is invalid", jobID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(s.dir, ".sent", jobID)); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return JobStatus{}, s.ioFault(err)
+		}
+		// A PDF in place without a record was spooled by an older version
+		// of the station, which recorded after the rename.
+		if _, err := os.Stat(filepath.Join(s.dir, jobID+".pdf")); err == nil {
+			return JobStatus{State: JobDone}, nil
+		}
+		return JobStatus{State: JobUnknown}, nil
+	}
+	tmp := filepath.Join(s.dir, "."+jobID+".pdf.tmp")
+	if _, err := os.Stat(tmp); err == nil {
+		if err := s.place(tmp, jobID+".pdf"); err != nil {
+			return JobStatus{}, s.ioFault(err)
+		}
+	}
+	return JobStatus{State: JobDone}, nil
+}
+
+// Wait is Lookup: a hand-over never stays pending.
+func (s *SpoolDriver) Wait(ctx context.Context, jobID string) (JobStatus, error) {
+	return s.Lookup(ctx, jobID)
+}
+
+// Submit writes the sidecar, then the PDF beside it under a dot-name,
+// records the hand-over, and renames the PDF into place.
+func (s *SpoolDriver) Submit(ctx context.Context, job Job) error {
 	if err := checkJob(job); err != nil {
 		return err
 	}
@@ -65,20 +106,6 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.status(); st.Fault != nil {
-		return st.Fault
-	}
-	sentDir := filepath.Join(s.dir, ".sent")
-	if _, err := os.Stat(filepath.Join(sentDir, job.ID)); err == nil {
-		return nil // already handed over
-	}
-	if _, err := os.Stat(filepath.Join(s.dir, job.ID+".pdf")); err == nil {
-		// An earlier attempt placed the PDF but failed to record it.
-		if err := writeAtomic(sentDir, job.ID, nil); err != nil {
-			return s.ioFault(err)
-		}
-		return nil
-	}
 	sum := sha256.Sum256(job.PDF)
 	side, err := json.MarshalIndent(Sidecar{
 		JobID: job.ID, OrderID: job.OrderID, CardNumber: job.CardNumber,
@@ -91,12 +118,26 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	if err := writeAtomic(s.dir, job.ID+".json", append(side, '\n')); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(s.dir, job.ID+".pdf", job.PDF); err != nil {
+	tmp := filepath.Join(s.dir, "."+job.ID+".pdf.tmp")
+	if err := writeSynced(tmp, job.PDF); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(sentDir, job.ID, nil); err != nil {
+	if err := writeAtomic(filepath.Join(s.dir, ".sent"), job.ID, nil); err != nil {
+		_ = os.Remove(tmp)
 		return s.ioFault(err)
 	}
+	if err := s.place(tmp, job.ID+".pdf"); err != nil {
+		return s.ioFault(err)
+	}
+	return nil
+}
+
+// place renames a written dot-file to its visible name and persists the rename.
+func (s *SpoolDriver) place(tmp, name string) error {
+	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
+		return err
+	}
+	syncDir(s.dir)
 	return nil
 }
 
@@ -109,7 +150,20 @@ func (s *SpoolDriver) ioFault(err error) error {
 // writeAtomic writes DIR/.NAME.tmp, syncs it and renames it to DIR/NAME.
 func writeAtomic(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err := writeSynced(tmp, data); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	return nil
+}
+
+// writeSynced writes a file and syncs it to disk; on failure it leaves none.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
@@ -120,18 +174,18 @@ func writeAtomic(dir, name string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		return err
+		_ = os.Remove(path)
 	}
+	return err
+}
+
+// syncDir persists renames in dir; not all file systems support it.
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // persist the rename; not all file systems support it
+		_ = d.Sync()
 		_ = d.Close()
 	}
-	return nil
 }
 
 // Status reads the watcher's status file.
