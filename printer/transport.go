@@ -65,17 +65,33 @@ func OpenTransport(spec string, prn Driver) (Transport, error) {
 			spec = "sim"
 		}
 	}
-	kind, arg, _ := strings.Cut(spec, ":")
-	switch {
-	case spec == "manual":
+	if _, err := TransportIdentity(spec); err != nil {
+		return nil, err
+	}
+	switch spec {
+	case "manual":
 		return ManualTransport{}, nil
-	case spec == "sim":
+	case "sim":
 		if !isSim {
 			return nil, errors.New(`transport "sim" is the simulated printer's own card path: use it with printer "sim"`)
 		}
 		return sim, nil
-	case kind == "evolis":
-		return OpenEvolis(arg)
 	}
-	return nil, fmt.Errorf("transport %q: use manual, sim or evolis:DEVICE (e.g. evolis:/dev/usb/lp0 or evolis:tcp:HOST:PORT)", spec)
+	return OpenEvolis(strings.TrimPrefix(spec, "evolis:"))
+}
+
+// TransportIdentity checks a transport spec and names the device it
+// drives, so that two lanes are never given the same one ("" for manual
+// and sim, which belong to their lane).
+func TransportIdentity(spec string) (string, error) {
+	switch kind, arg, _ := strings.Cut(spec, ":"); {
+	case spec == "manual" || spec == "sim":
+		return "", nil
+	case kind == "evolis":
+		if _, err := OpenEvolis(arg); err != nil {
+			return "", err
+		}
+		return spec, nil
+	}
+	return "", fmt.Errorf("transport %q: use manual, sim or evolis:DEVICE (e.g. evolis:/dev/usb/lp0 or evolis:tcp:HOST:PORT)", spec)
 }
