@@ -384,26 +384,20 @@ func (s *SimDriver) Feed(ctx context.Context) error {
 }
 
 // Eject moves the card in the card path (printed by now) to the output hopper.
-func (s *SimDriver) Eject(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.Fed = false
-	s.st.Ejected++
-	return s.save()
-}
+func (s *SimDriver) Eject(ctx context.Context) error { return s.cardOut(ctx, &s.st.Ejected) }
 
 // Reject moves the card in the card path to the reject bin.
-func (s *SimDriver) Reject(ctx context.Context) error {
+func (s *SimDriver) Reject(ctx context.Context) error { return s.cardOut(ctx, &s.st.Rejected) }
+
+// cardOut empties the card path into the bin whose count is bin.
+func (s *SimDriver) cardOut(ctx context.Context, bin *int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.Fed = false
-	s.st.Rejected++
+	*bin++
 	return s.save()
 }
 
