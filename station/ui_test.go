@@ -481,3 +481,50 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 		t.Fatalf("anonymous events: %d", r.status)
 	}
 }
+
+// After logging in, the station follows ?next= only to a page of its own
+// operator page; anything a browser could take to another host, or that
+// climbs out of /ui/, goes to the dashboard instead.
+func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	tests := []struct{ next, want string }{
+		{"/ui/orders?state=failed", "/ui/orders?state=failed"},
+		{"/ui/orders/e2e-001", "/ui/orders/e2e-001"},
+		{"/ui/", "/ui/"},
+		{"", "/ui/"},
+		{`/ui/../\evil.example/`, "/ui/"},
+		{`/ui/..\..\evil.example`, "/ui/"},
+		{`/\evil.example/`, "/ui/"},
+		{`/ui/\evil.example`, "/ui/"},
+		{"//evil.example/ui/", "/ui/"},
+		{"/ui//evil.example/", "/ui/"},
+		{"https://evil.example/ui/", "/ui/"},
+		{"http:/ui/", "/ui/"},
+		{"javascript:alert(1)", "/ui/"},
+		{"/ui/%2e%2e/%5cevil.example/", "/ui/"},
+		{"/ui/%2E%2E%2F%2F%5Cevil.example", "/ui/"},
+		{"/ui/%5c%5cevil.example", "/ui/"},
+		{"/ui/..", "/ui/"},
+		{"/uix/", "/ui/"},
+		{"/ui/?x=/../../\\evil.example", "/ui/"},
+		{"/ui/\t/evil.example", "/ui/"},
+		{"/ui/\r\nSet-Cookie: x=1", "/ui/"},
+		{"ui/orders", "/ui/"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.next, func(t *testing.T) {
+			b := newOpBrowser(t, hs.URL)
+			// The login page copies ?next= into its form; the form is what is posted.
+			page := b.get("/ui/login?next=" + url.QueryEscape(tc.next))
+			m := regexp.MustCompile(`name="next" value="([^"]*)"`).FindStringSubmatch(page.body)
+			if m == nil {
+				t.Fatal("no next field on the login page")
+			}
+			r := b.post("/ui/login", url.Values{"csrf": {b.csrf("/ui/login")}, "user": {"eva"}, "password": {opPassword}, "next": {tc.next}})
+			if r.status != http.StatusSeeOther || r.location != tc.want {
+				t.Fatalf("next %q: %d Location %q, want 303 %q", tc.next, r.status, r.location, tc.want)
+			}
+		})
+	}
+}
