@@ -289,20 +289,27 @@ func (s *Server) audit(ctx context.Context, actor, action, detail string) {
 // login checks a name and password. The answer never says which was wrong.
 func (s *Server) login(ctx context.Context, name, password, ip string) (*queue.Session, string, error) {
 	key := throttleKey(ip, name)
+	u, err := s.store.User(ctx, name)
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		return nil, "", err
+	}
+	// The audit names the account only when there is one: an unknown
+	// "name" may be a password typed into the wrong box.
+	who := "an unknown user name (not recorded)"
+	if u != nil {
+		who = "user " + u.Name
+	}
 	if d := s.ops.throttle.wait(key); d > 0 {
-		s.audit(ctx, "anonymous", "login_throttled", "user "+name)
+		s.audit(ctx, "anonymous", "login_throttled", who)
 		return nil, "", &throttled{wait: d}
 	}
-	u, err := s.store.User(ctx, name)
 	hash := dummyHash()
-	if err == nil {
+	if u != nil {
 		hash = u.PasswordHash
-	} else if !errors.Is(err, queue.ErrNotFound) {
-		return nil, "", err
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u == nil {
 		s.ops.throttle.fail(key)
-		s.audit(ctx, "anonymous", "login_failed", "user "+name)
+		s.audit(ctx, "anonymous", "login_failed", who)
 		return nil, "", errBadLogin
 	}
 	s.ops.throttle.succeed(key)

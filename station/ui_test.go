@@ -245,6 +245,34 @@ func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
 	}
 }
 
+// A failed login records the typed user name only when it names an
+// account: otherwise it may be a password typed into the wrong box.
+func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	const typo = "Tr0ub4dor&3-in-the-user-box"
+	b := newOpBrowser(t, hs.URL)
+	for i := 0; i <= s.ops.throttle.free; i++ { // the last one is throttled
+		b.login(typo, "whatever")
+	}
+	b.login("eva", "wrong password")
+	log, err := s.store.AuditLog(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evaFailed, throttled bool
+	for _, e := range log {
+		if strings.Contains(e.Detail, typo) || strings.Contains(e.Actor, typo) {
+			t.Fatalf("the audit keeps a typed name that is no account: %+v", e)
+		}
+		evaFailed = evaFailed || e.Action == "login_failed" && e.Detail == "user eva"
+		throttled = throttled || e.Action == "login_throttled"
+	}
+	if !evaFailed || !throttled {
+		t.Fatalf("audit lacks eva's failure or the throttled attempt: %+v", log)
+	}
+}
+
 func TestSessionCookie(t *testing.T) {
 	s, hs := opStation(t, nil)
 	opUser(t, s, "eva", queue.RoleOperator, opPassword)
