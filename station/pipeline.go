@@ -461,9 +461,7 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("face pdf: %w", err)
 	}
-	// The job id names the card, not the attempt: a resumed print replaces
-	// the spooled file instead of adding a second one.
-	job := printer.Job{ID: j.ID + "_" + j.CardNumber, CardNumber: j.CardNumber, OrderID: j.ID, PDF: pdf}
+	job := printer.Job{ID: printer.JobID(j.ID, j.CardNumber), CardNumber: j.CardNumber, OrderID: j.ID, PDF: pdf}
 	for {
 		err := p.printer.Print(ctx, job)
 		var fault *printer.Fault
@@ -473,7 +471,19 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 			if err := p.waitPrinter(ctx); err != nil {
 				return err
 			}
+			// An operator may have stopped the order during the fault.
+			if err := p.store.Extend(ctx, j, p.cfg.Lease); err != nil {
+				return err
+			}
 			continue
+		}
+		if errors.Is(err, printer.ErrRefused) {
+			// Retrying cannot help: the order fails now, and the encoded
+			// blank leaves the encoder so the next order gets a fresh one.
+			p.metrics.spoiled.Inc()
+			p.eject(ctx)
+			log.Warn("printer refused the job; order failed", "card_number", j.CardNumber, "err", err)
+			return p.store.FailSpoiled(ctx, j, "the printer refused the job: "+err.Error())
 		}
 		if err != nil {
 			return err
