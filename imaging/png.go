@@ -204,7 +204,7 @@ func unfilter(row, prev []uint8, bpp int) error {
 				a, c = int(cdat[i-bpp]), int(pdat[i-bpp])
 			}
 			b := int(pdat[i])
-			pa, pb, pc := abs(b-c), abs(a-c), abs(a+b-2*c)
+			pa, pb, pc := absInt(b-c), absInt(a-c), absInt(a+b-2*c)
 			switch {
 			case pa <= pb && pa <= pc:
 				cdat[i] += uint8(a)
@@ -218,13 +218,6 @@ func unfilter(row, prev []uint8, bpp int) error {
 		return fmt.Errorf("bad PNG filter type %d", row[0])
 	}
 	return nil
-}
-
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 // toRGB converts n unfiltered pixels to RGB, compositing transparency
