@@ -45,7 +45,7 @@ func TestSimPrintTimeAcrossRestart(t *testing.T) {
 	opt := SimOptions{PrintTime: 2 * time.Second, StateDir: t.TempDir()}
 	s := openSim(t, opt, clock)
 	for _, id := range []string{"a", "b"} {
-		if err := s.Submit(ctx, Job{ID: id, CardNumber: "BB-" + id, PDF: testPDF}); err != nil {
+		if err := s.Submit(ctx, Job{ID: id, OrderID: "o-" + id, CardNumber: "BB-" + id, PDF: testPDF}); err != nil {
 			t.Fatal(err)
 		}
 	}
