@@ -273,12 +273,22 @@ func reasonCodes(res *imaging.Result) string {
 	return strings.Join(codes, ", ")
 }
 
+// writeFileAtomic writes a portrait or card face for the user alone (it is
+// personal data) through a fresh temporary file, so neither a crash nor an
+// old file's mode leaves it half written or open to others.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func runPhotoOverride(c *cli, args []string) error {
@@ -449,7 +459,7 @@ func runVerify(c *cli, args []string) error {
 // when new), for the verbs that work on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := station.EnsureDataDir(dir); err != nil {
 		return nil, err
 	}
 	return queue.Open(filepath.Join(dir, "station.db"))
