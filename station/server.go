@@ -74,8 +74,10 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	} else if n > 0 {
 		log.Warn("resuming orders left in progress by the previous run", "orders", n)
 	}
-	if err := s.ensureDevToken(); err != nil {
-		return nil, err
+	if !cfg.Production {
+		if err := s.ensureDevToken(); err != nil {
+			return nil, err
+		}
 	}
 	if s.template, err = loadTemplate(cfg.Template); err != nil {
 		return nil, err
@@ -86,6 +88,15 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
 		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
 		return nil, err
+	}
+	// Said at every start, so that nobody runs on them by oversight.
+	if cfg.DevelopmentCA() {
+		log.Warn("DEVELOPMENT KEYS: cards are signed by the development CA the station made in " + filepath.Join(cfg.DataDir, "pki") +
+			"; no relying party trusts it. Configure ca_cert and ca_key (and production: true) for real cards")
+	}
+	if cfg.DevelopmentSeal() {
+		log.Warn("DEVELOPMENT KEYS: PIN and PUK are sealed to the development age key whose private half is in " +
+			filepath.Join(cfg.DataDir, "pki") + "; anyone who can read the data directory can open them. Configure seal_to with the supplier's age recipient")
 	}
 	if s.printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
 		return nil, fmt.Errorf("printer %q: %w", cfg.Printer, err)

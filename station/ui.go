@@ -413,8 +413,10 @@ type dashboard struct {
 	Reader        string
 	PrinterReady  bool
 	PrinterMsg    string
-	Hooks         int // suppliers with a webhook
-	Pending, Dead int // their notices
+	Hooks         int  // suppliers with a webhook
+	Pending, Dead int  // their notices
+	DevCA         bool // cards signed by the development CA
+	DevSeal       bool // PIN/PUK sealed to the development age key
 }
 
 type stateCount struct {
@@ -432,7 +434,7 @@ type expressRow struct {
 
 func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	d := dashboard{Reader: s.reader.Name()}
+	d := dashboard{Reader: s.reader.Name(), DevCA: s.cfg.DevelopmentCA(), DevSeal: s.cfg.DevelopmentSeal()}
 	counts, err := s.store.CountByState(ctx)
 	if err != nil {
 		s.fail(w, r, err)

@@ -119,6 +119,10 @@ var labels = map[string][2]string{
 	"cert_serial": {"Certificate serial", "Certifikatets serienummer"},
 	"check":       {"Check", "Kontroll"},
 
+	"dev_keys": {"Development keys — not for real cards", "Utvecklingsnycklar — inte för riktiga kort"},
+	"dev_ca":   {"Cards are signed by the station's own development CA, which no reader trusts. Configure ca_cert and ca_key.", "Korten signeras av stationens egen utvecklings-CA, som ingen läsare litar på. Konfigurera ca_cert och ca_key."},
+	"dev_seal": {"PIN and PUK are sealed to the development age key, whose private half lies in the data directory. Configure seal_to with the supplier's age recipient.", "PIN och PUK förseglas med utvecklingsnyckeln för age, vars privata del ligger i datakatalogen. Konfigurera seal_to med leverantörens age-mottagare."},
+
 	"done_paused":      {"The station is paused.", "Stationen är pausad."},
 	"done_resumed":     {"The station is running again.", "Stationen är i drift igen."},
 	"done_overridden":  {"The photo verdict was overridden.", "Fotobeslutet ändrades."},
