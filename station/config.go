@@ -50,6 +50,10 @@ type SupplierConfig struct {
 	Name          string `json:"name"`
 	WebhookURL    string `json:"webhook_url"`
 	WebhookSecret string `json:"webhook_secret"`
+	// AllowLinkLocalWebhook lets webhook_url reach a link-local or cloud
+	// metadata address, refused by default (loopback and private networks
+	// are always allowed).
+	AllowLinkLocalWebhook bool `json:"allow_link_local_webhook"`
 }
 
 // Defaults are the embedded defaults of DESIGN §7.
@@ -170,6 +174,11 @@ func (c Config) Validate() error {
 		}
 		if s.WebhookURL != "" && s.WebhookSecret == "" {
 			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
+		}
+		if s.WebhookURL != "" {
+			if err := checkWebhookURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
+				errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url %w", i, s.Name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
