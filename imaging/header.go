@@ -106,7 +106,7 @@ func CheckPhotoHeader(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPhotoCost(h); err != nil {
+	if err := checkCost(h, firstDenom(h)); err != nil {
 		return err
 	}
 	if w, ht := h.orientedSize(); w < MinPhotoW || ht < MinPhotoH {
@@ -117,10 +117,14 @@ func CheckPhotoHeader(data []byte) error {
 }
 
 // CheckLogoHeader is the intake check for an employer logo: JPEG or PNG,
-// within the upload limits and at least 354x118 pixels (30x10 mm at 300 dpi).
+// complete, within the upload limits and the memory its decode may take,
+// and at least 354x118 pixels (30x10 mm at 300 dpi).
 func CheckLogoHeader(data []byte) error {
 	h, err := parseHeader(data)
 	if err != nil {
+		return err
+	}
+	if err := checkCost(h, logoDenom(h)); err != nil {
 		return err
 	}
 	if w, ht := h.orientedSize(); w < MinLogoW || ht < MinLogoH {
