@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     := bin/station
 # Needed to build (cgo: SQLite, PC/SC, libjpeg-turbo).
-BUILD_PKGS := gcc pkg-config libpcsclite-dev libturbojpeg0-dev
+BUILD_PKGS := gcc pkg-config libpcsclite-dev libjpeg62-turbo-dev
 # Needed by the tests: the real devices' software and the independent checkers.
 TEST_PKGS  := pcscd vsmartcard-vpcd opensc yubico-piv-tool poppler-utils cups-ipp-utils \
               dbus chromium libvips-tools iproute2 util-linux openssl fonts-dejavu-core
