@@ -20,15 +20,17 @@ for tool in "$GO" dpkg-deb dpkg-shlibdeps; do
 done
 cd "$root"
 if [ -z "$version" ]; then
-	version=$(TZ=UTC git log -1 --format='0.0~git%cd.%h' --date=format-local:%Y%m%d%H%M%S)
+	if ! version=$(TZ=UTC git log -1 --format='0.0~git%cd.%h' --date=format-local:%Y%m%d%H%M%S 2>/dev/null); then
+		echo "build-deb: not a git checkout: give the version (make deb VERSION=1.2.3)" >&2
+		exit 1
+	fi
 	if [ -n "$(git status --porcelain)" ]; then
 		version="$version+dirty"
 	fi
 fi
 arch=$(dpkg --print-architecture)
-# Timestamps in the package are the last commit's: the same commit gives the
-# same archive members.
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+# Timestamps in the package are the last commit's (or now, outside git).
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 export SOURCE_DATE_EPOCH
 
 work=$(mktemp -d)
