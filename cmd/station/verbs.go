@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,8 +35,15 @@ func runServe(c *cli, args []string) error {
 		return err
 	}
 	defer s.Close()
+	sd := sdNotifier{socket: c.getenv("NOTIFY_SOCKET"), log: c.logger()}
+	defer context.AfterFunc(c.ctx, func() { sd.notify("STOPPING=1") })()
+	// ready runs once the devices are open and the listener accepts; the
+	// pipeline starts right after it.
 	return s.Run(c.ctx, c.cardCtx, func(addr string) {
 		fmt.Fprintf(c.stdout, "station listening on http://%s\n", addr)
+		if c.ctx.Err() == nil {
+			sd.notify("READY=1\nSTATUS=listening on " + addr)
+		}
 	})
 }
 
