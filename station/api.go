@@ -1,6 +1,7 @@
 package station
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -278,27 +280,32 @@ func joinStates() string {
 }
 
 // putPhoto takes a replacement photo: the raw image (Content-Type image/jpeg
-// or image/png) or JSON {"photo": "<base64>"}.
+// or image/png, matching the bytes) or JSON {"photo": "<base64>"}.
 func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.ownOrder(r); err != nil {
 		return err
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "image/jpeg" && ct != "image/png" && ct != "application/json" {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send the photo as Content-Type image/jpeg or image/png (the file itself), or application/json {\"photo\": \"<base64 JPEG or PNG>\"}"}
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
 	photo := body
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+	if ct == "application/json" {
 		var req struct {
 			Photo []byte `json:"photo"`
 		}
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the body must be {\"photo\": \"<base64 JPEG or PNG>\"}",
-				Fields: []order.FieldError{{Path: "photo", Message: "must be base64 of a JPEG or PNG image"}}}
+		if err := order.DecodeStrict(body, &req, "photo upload"); err != nil {
+			return err
 		}
 		photo = req.Photo
+	} else if got := imageType(photo); got != "" && got != ct {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the photo cannot be used",
+			Fields: []order.FieldError{{Path: "photo", Message: fmt.Sprintf("the file is %s but was sent as %s: send it with Content-Type %s", got, ct, got)}}}
 	}
 	if err := imaging.CheckPhotoHeader(photo); err != nil {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the photo cannot be used",
@@ -311,6 +318,18 @@ func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
 	s.pipeline.Wake()
 	s.broadcast()
 	return s.writeOrder(w, r, http.StatusOK, o)
+}
+
+// imageType names the format of an image by its first bytes: image/jpeg,
+// image/png, or "" for anything else (left to CheckPhotoHeader to refuse).
+func imageType(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
+		return "image/jpeg"
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "image/png"
+	}
+	return ""
 }
 
 func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {

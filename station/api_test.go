@@ -286,3 +286,67 @@ func BenchmarkIntake(b *testing.B) {
 }
 
 func queueFilterAll() queue.Filter { return queue.Filter{Limit: 500} }
+
+// PUT /v1/orders/{id}/photo takes a JPEG or PNG labelled as what it is, or
+// JSON naming any field it does not know; anything else gets a clear 4xx.
+func TestPutPhotoChecksTheContentType(t *testing.T) {
+	_, hs, token := testServer(t, nil)
+	jpg, png := noisyJPEG(t, 600, 800), grayPNG(t, 300, 410)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "photo-1", png))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	jsonBody := func(extra string) []byte {
+		return []byte(`{"photo":"` + base64.StdEncoding.EncodeToString(png) + `"` + extra + `}`)
+	}
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+		field    string // a field the answer must name
+	}{
+		{"jpeg", "image/jpeg", jpg, 200, ""},
+		{"png", "image/png", png, 200, ""},
+		{"json", "application/json; charset=utf-8", jsonBody(""), 200, ""},
+		{"no content type", "", jpg, 415, ""},
+		{"text", "text/plain", jpg, 415, ""},
+		{"gif", "image/gif", []byte("GIF89a\x01\x00\x01\x00"), 415, ""},
+		{"form", "application/x-www-form-urlencoded", []byte("photo=x"), 415, ""},
+		{"png labelled jpeg", "image/jpeg", png, 422, "photo"},
+		{"jpeg labelled png", "image/png", jpg, 422, "photo"},
+		{"text labelled jpeg", "image/jpeg", []byte("hello, not a photo"), 422, "photo"},
+		{"json with an unknown field", "application/json", jsonBody(`,"caption":"me"`), 422, "caption"},
+		{"json not base64", "application/json", []byte(`{"photo":"@@@"}`), 422, "photo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/orders/photo-1/photo", bytes.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			if tc.ct != "" {
+				req.Header.Set("Content-Type", tc.ct)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			json.NewDecoder(resp.Body).Decode(&out)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, out)
+			}
+			if tc.status >= 400 {
+				e, _ := out["error"].(map[string]any)
+				if e == nil || e["message"] == "" {
+					t.Fatalf("no error message: %v", out)
+				}
+				named := false
+				fields, _ := e["fields"].([]any)
+				for _, f := range fields {
+					named = named || f.(map[string]any)["path"] == tc.field
+				}
+				if tc.field != "" && !named {
+					t.Fatalf("answer does not name %s: %v", tc.field, e)
+				}
+			}
+		})
+	}
+}
