@@ -369,10 +369,8 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) error {
 		Reason string `json:"reason"`
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: `the body must be empty or {"reason": "…"}`}
+		if err := strictBody(body, &req, `empty or {"reason": "…"}`); err != nil {
+			return err
 		}
 	}
 	note := "cancelled by the supplier"
