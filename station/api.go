@@ -192,7 +192,7 @@ type orderView struct {
 }
 
 func view(o *queue.Order, events []queue.Event) orderView {
-	v := orderView{ID: o.ID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
+	v := orderView{ID: o.SupplierOrderID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
 		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Reasons: o.Reasons, Events: events}
 	if !o.Deadline.IsZero() {
 		d := o.Deadline
@@ -213,16 +213,11 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 	return nil
 }
 
-// ownOrder loads an order only if it belongs to the calling supplier.
+// ownOrder finds the calling supplier's order by the supplier's own id:
+// ids are unique per supplier, and another supplier's orders do not exist
+// for it.
 func (s *Server) ownOrder(r *http.Request) (*queue.Order, error) {
-	o, err := s.store.Get(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		return nil, err
-	}
-	if o.Supplier != supplierOf(r.Context()) {
-		return nil, queue.ErrNotFound
-	}
-	return o, nil
+	return s.store.SupplierOrder(r.Context(), supplierOf(r.Context()), chi.URLParam(r, "id"))
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
@@ -265,7 +260,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 		out.Orders = append(out.Orders, view(o, nil))
 	}
 	if len(orders) == f.Limit {
-		out.Next = orders[len(orders)-1].ID
+		out.Next = orders[len(orders)-1].SupplierOrderID
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -282,7 +277,8 @@ func joinStates() string {
 // putPhoto takes a replacement photo: the raw image (Content-Type image/jpeg
 // or image/png, matching the bytes) or JSON {"photo": "<base64>"}.
 func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -311,7 +307,7 @@ func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the photo cannot be used",
 			Fields: []order.FieldError{{Path: "photo", Message: err.Error()}}}
 	}
-	o, err := s.store.ReplacePhoto(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()), photo, "supplier:"+supplierOf(r.Context()))
+	o, err := s.store.ReplacePhoto(r.Context(), own.ID, supplierOf(r.Context()), photo, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -333,7 +329,8 @@ func imageType(b []byte) string {
 }
 
 func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	body, err := s.readBody(w, r)
@@ -347,7 +344,7 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Validate(s.now()); err != nil {
 		return err
 	}
-	o, err := s.store.AddApproval(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()),
+	o, err := s.store.AddApproval(r.Context(), own.ID, supplierOf(r.Context()),
 		queue.Approval{Kind: a.Kind, Method: a.Method, At: a.At}, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
@@ -358,7 +355,8 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	body, err := s.readBody(w, r)
@@ -377,7 +375,7 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) error {
 	if req.Reason != "" {
 		note += ": " + req.Reason
 	}
-	o, err := s.store.Cancel(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()), "supplier:"+supplierOf(r.Context()), note)
+	o, err := s.store.Cancel(r.Context(), own.ID, supplierOf(r.Context()), "supplier:"+supplierOf(r.Context()), note)
 	if err != nil {
 		if errors.Is(err, queue.ErrState) {
 			return &apiError{Status: http.StatusConflict, Code: "too_late",

@@ -229,6 +229,50 @@ func TestSuppliersSeeOnlyTheirOrders(t *testing.T) {
 	}
 }
 
+// Order ids are unique per supplier: a supplier using an id another one
+// used gets its own order (not 409), finds it by that id, and never sees or
+// touches the other supplier's. Operators see both, told apart.
+func TestOrderIDsArePerSupplier(t *testing.T) {
+	s, hs, devToken := testServer(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	bygg := opToken(t, s, "bygg", "orders")
+	photo := grayPNG(t, 300, 410)
+	if status, out := post(t, hs.URL+"/v1/orders", devToken, mustJSON(t, exampleOrder(t, "po-1", photo))); status != 201 {
+		t.Fatalf("dev: %d %v", status, out)
+	}
+	theirs := set(exampleOrder(t, "po-1", photo), "express", true)
+	status, out := post(t, hs.URL+"/v1/orders", bygg, mustJSON(t, theirs))
+	if status != http.StatusCreated || out["id"] != "po-1" || out["express"] != true {
+		t.Fatalf("bygg with dev's id: %d %v, want 201 for its own order", status, out)
+	}
+	if status, _ := post(t, hs.URL+"/v1/orders", bygg, mustJSON(t, theirs)); status != http.StatusOK {
+		t.Fatalf("bygg resubmits: %d, want 200", status)
+	}
+	for token, express := range map[string]bool{devToken: false, bygg: true} {
+		st, o, _ := opAPI(t, "GET", hs.URL+"/v1/orders/po-1", token, nil)
+		if st != http.StatusOK || o["id"] != "po-1" || o["express"] != express {
+			t.Fatalf("GET po-1 (express %v): %d %v", express, st, o)
+		}
+		st, list, _ := opAPI(t, "GET", hs.URL+"/v1/orders", token, nil)
+		if orders, _ := list["orders"].([]any); st != http.StatusOK || len(orders) != 1 || orders[0].(map[string]any)["id"] != "po-1" {
+			t.Fatalf("list: %d %v", st, list)
+		}
+	}
+	if st, o, _ := opAPI(t, "POST", hs.URL+"/v1/orders/po-1/cancel", bygg, nil); st != http.StatusOK || o["state"] != "cancelled" {
+		t.Fatalf("bygg cancels its po-1: %d %v", st, o)
+	}
+	if st, o, _ := opAPI(t, "GET", hs.URL+"/v1/orders/po-1", devToken, nil); st != http.StatusOK || o["state"] == "cancelled" {
+		t.Fatalf("dev's po-1 after bygg's cancel: %d %v", st, o)
+	}
+	// The operator page lists both, each with its supplier.
+	b := newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	page := b.get("/ui/orders?q=po-1").body
+	if strings.Count(page, `href="/ui/orders/po-1`) != 2 || !strings.Contains(page, "bygg") || !strings.Contains(page, "dev") {
+		t.Fatalf("the operator list does not show both po-1 with their suppliers:\n%s", page)
+	}
+}
+
 // noisyJPEG makes a w x h JPEG of noise, which compresses badly: 1200x1600
 // comes to about 300 KB, a typical phone upload after resizing.
 func noisyJPEG(t testing.TB, w, h int) []byte {
