@@ -115,6 +115,13 @@ func post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	status, out, _ := send(t, req)
+	return status, out
+}
+
+// send makes a request and reads the JSON answer.
+func send(t testing.TB, req *http.Request) (int, map[string]any, http.Header) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +129,7 @@ func post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	defer resp.Body.Close()
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
 }
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -367,15 +374,9 @@ func TestPutPhotoChecksTheContentType(t *testing.T) {
 			if tc.ct != "" {
 				req.Header.Set("Content-Type", tc.ct)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var out map[string]any
-			json.NewDecoder(resp.Body).Decode(&out)
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, out)
+			status, out, _ := send(t, req)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, out)
 			}
 			if tc.status >= 400 {
 				e, _ := out["error"].(map[string]any)

@@ -142,14 +142,7 @@ func opAPI(t *testing.T, method, url, token string, body any) (int, map[string]a
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out, resp.Header
+	return send(t, req)
 }
 
 func opToken(t *testing.T, s *Server, supplier string, scopes ...string) string {
