@@ -1,6 +1,10 @@
-// Package order owns the supplier's order: its JSON (DESIGN §7), strict
-// decoding, and every validation rule of DESIGN §8, including the check digits
-// of Swedish and foreign ID numbers.
+// Package order is the domain of the station: the supplier's order (its
+// JSON, DESIGN §7, strict decoding, and every validation rule of DESIGN §8,
+// including the check digits of Swedish and foreign ID numbers), and the
+// order's life at the station (lifecycle.go: its states and which actions
+// each state allows, the approval rule, the reasons, events and notices a
+// supplier is told; cardnumber.go: the card number and its check digit).
+// The database, the pipeline, the API and the pages all use these types.
 //
 // Messages never contain the value of a personal field (personnummer, ID
 // number, names): they may end up in logs. They name the field and say what to
@@ -138,13 +142,11 @@ func (o *Order) hasApproval(kind string) bool {
 	return false
 }
 
-// ReadyForProduction reports whether every approval the order needs is present:
-// the holder's, plus a trade organisation's when the company requires one.
+// ReadyForProduction reports whether every approval the order needs is
+// present (see Approved).
 func (o *Order) ReadyForProduction() bool {
-	if !o.HasHolderApproval() {
-		return false
-	}
-	return !o.Company.TradeOrgApprovalRequired || o.HasTradeOrgApproval()
+	_, missing := Approved(o.Approvals, o.Company.TradeOrgApprovalRequired)
+	return missing == ""
 }
 
 // MaxValidityYears is the longest validity of an ID06 card (DESIGN §1).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"id06/order"
 	"maps"
 	"slices"
 	"strings"
@@ -24,7 +25,7 @@ type Job struct {
 // Claim takes the most urgent order in one of the keys of moves (express
 // first, then oldest holder approval), moves it to the mapped state and leases
 // it to owner — all in one UPDATE … RETURNING.
-func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[State]State) (*Job, error) {
+func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*Job, error) {
 	// One indexed LIMIT 1 probe per source state, then the best of those:
 	// a single IN (…) ORDER BY would sort every waiting order on each claim.
 	var from []any
@@ -88,7 +89,7 @@ func (s *Store) Extend(ctx context.Context, j *Job, lease time.Duration) error {
 }
 
 // Advance moves the job to the next state, keeping the lease.
-func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) error {
+func (s *Store) Advance(ctx context.Context, j *Job, to order.State, note string) error {
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ? WHERE id = ?`, to, j.ID); err != nil {
 			return err
@@ -103,7 +104,7 @@ func (s *Store) Advance(ctx context.Context, j *Job, to State, note string) erro
 
 // Release gives the job back to the queue in its current state (e.g. when the
 // station pauses with a card not yet started).
-func (s *Store) Release(ctx context.Context, j *Job, to State, note string) error {
+func (s *Store) Release(ctx context.Context, j *Job, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
 			return err
@@ -120,15 +121,15 @@ func (s *Store) PhotoPassed(ctx context.Context, j *Job, blobs map[string][]byte
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', lease_owner = NULL, lease_until = NULL WHERE id = ?`, Ready, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', lease_owner = NULL, lease_until = NULL WHERE id = ?`, order.Ready, j.ID); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, j.ID, now, Ready, j.Owner, note)
+		return addEvent(ctx, tx, j.ID, now, order.Ready, j.Owner, note)
 	})
 }
 
 // NeedsFixPhoto sends the order back to the orderer with the reasons.
-func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []Reason) error {
+func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []order.Reason) error {
 	b, err := json.Marshal(reasons)
 	if err != nil {
 		return err
@@ -139,13 +140,13 @@ func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []Reason) err
 	}
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
-			NeedsFix, string(b), j.ID); err != nil {
+			order.NeedsFix, string(b), j.ID); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, j.ID, now, NeedsFix, j.Owner, "photo refused: "+strings.Join(codes, ", ")); err != nil {
+		if err := addEvent(ctx, tx, j.ID, now, order.NeedsFix, j.Owner, "photo refused: "+strings.Join(codes, ", ")); err != nil {
 			return err
 		}
-		return s.enqueueNotice(ctx, tx, j.ID, "order.needs_fix", map[string]any{"reasons": reasons})
+		return s.enqueueNotice(ctx, tx, j.ID, order.NoticeNeedsFix, map[string]any{"reasons": reasons})
 	})
 }
 
@@ -159,7 +160,7 @@ func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
 			return err
 		}
 		var err error
-		if number, err = FormatCardNumber(prefix, seq); err != nil {
+		if number, err = order.FormatCardNumber(prefix, seq); err != nil {
 			return err
 		}
 		id = uuid.NewString()
@@ -212,10 +213,10 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 			}
 		}
 		spoiled := j.BlanksSpoiled + 1
-		next, note := Ready, fmt.Sprintf("blank spoiled (%s); card %s retired; retrying on a new blank", reason, j.CardNumber)
+		next, note := order.Ready, fmt.Sprintf("blank spoiled (%s); card %s retired; retrying on a new blank", reason, j.CardNumber)
 		failed = spoiled >= maxBlanks
 		if failed {
-			next, note = Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
+			next, note = order.Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, card_number = NULL, card_uuid = NULL,
 			chip_uid = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, j.ID); err != nil {
@@ -225,7 +226,7 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 			return err
 		}
 		if failed {
-			return s.enqueueNotice(ctx, tx, j.ID, "order.failed", map[string]any{"reason": reason})
+			return s.enqueueNotice(ctx, tx, j.ID, order.NoticeFailed, map[string]any{"reason": reason})
 		}
 		return nil
 	})
@@ -235,13 +236,13 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 // Fail ends the job as failed with a reason the supplier is told.
 func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, Failed, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, order.Failed, j.ID); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, j.ID, now, Failed, j.Owner, reason); err != nil {
+		if err := addEvent(ctx, tx, j.ID, now, order.Failed, j.Owner, reason); err != nil {
 			return err
 		}
-		return s.enqueueNotice(ctx, tx, j.ID, "order.failed", map[string]any{"reason": reason})
+		return s.enqueueNotice(ctx, tx, j.ID, order.NoticeFailed, map[string]any{"reason": reason})
 	})
 }
 
@@ -249,13 +250,13 @@ func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
 func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil string, sealed []byte) error {
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, cert_serial = ?, valid_until = ?, sealed_secrets = ? WHERE id = ?`,
-			Printing, certSerial, validUntil, sealed, j.ID); err != nil {
+			order.Printing, certSerial, validUntil, sealed, j.ID); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, j.ID, now, Printing, j.Owner, "chip "+j.ChipUID+" written and verified")
+		return addEvent(ctx, tx, j.ID, now, order.Printing, j.Owner, "chip "+j.ChipUID+" written and verified")
 	})
 	if err == nil {
-		j.State, j.CertSerial, j.ValidUntil, j.SealedSecrets = Printing, certSerial, validUntil, sealed
+		j.State, j.CertSerial, j.ValidUntil, j.SealedSecrets = order.Printing, certSerial, validUntil, sealed
 	}
 	return err
 }
@@ -264,16 +265,16 @@ func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil stri
 func (s *Store) Produced(ctx context.Context, j *Job, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, produced_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
-			Produced, now, j.ID); err != nil {
+			order.Produced, now, j.ID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'produced' WHERE number = ?`, j.CardNumber); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, j.ID, now, Produced, j.Owner, note); err != nil {
+		if err := addEvent(ctx, tx, j.ID, now, order.Produced, j.Owner, note); err != nil {
 			return err
 		}
-		return s.enqueueNotice(ctx, tx, j.ID, "order.produced", map[string]any{
+		return s.enqueueNotice(ctx, tx, j.ID, order.NoticeProduced, map[string]any{
 			"card_number": j.CardNumber, "chip_uid": j.ChipUID, "valid_until": j.ValidUntil,
 			"certificate_serial": j.CertSerial, "sealed_pin_puk": string(j.SealedSecrets),
 		})
@@ -299,7 +300,7 @@ func (s *Store) Rescue(ctx context.Context, all bool) (int, error) {
 		}
 		type lost struct {
 			id    string
-			state State
+			state order.State
 			owner string
 		}
 		var found []lost
@@ -331,52 +332,6 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
-}
-
-// FormatCardNumber renders sequence number seq as PP-NNNN-NNNNNN: nine digits
-// of sequence and a Luhn check digit over them.
-func FormatCardNumber(prefix string, seq int64) (string, error) {
-	if len(prefix) != 2 || !isUpper(prefix[0]) || !isUpper(prefix[1]) {
-		return "", fmt.Errorf("card number prefix %q must be two capital letters A-Z", prefix)
-	}
-	if seq < 1 || seq > 999_999_999 {
-		return "", fmt.Errorf("card number sequence %d is outside 1..999999999", seq)
-	}
-	digits := fmt.Sprintf("%09d", seq)
-	digits += string('0' + luhnCheck(digits))
-	return prefix + "-" + digits[:4] + "-" + digits[4:], nil
-}
-
-// ValidCardNumber checks the form and the check digit of a card number.
-func ValidCardNumber(s string) bool {
-	if len(s) != 14 || s[2] != '-' || s[7] != '-' || !isUpper(s[0]) || !isUpper(s[1]) {
-		return false
-	}
-	digits := s[3:7] + s[8:]
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return false
-		}
-	}
-	return luhnCheck(digits[:9]) == digits[9]-'0'
-}
-
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
-
-// luhnCheck is the digit that makes digits+check pass the Luhn test.
-func luhnCheck(digits string) byte {
-	sum := 0
-	for i := len(digits) - 1; i >= 0; i-- {
-		d := int(digits[i] - '0')
-		if (len(digits)-1-i)%2 == 0 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return byte((10 - sum%10) % 10)
 }
 
 // CardNumbers lists every card number an order was given, with its status.

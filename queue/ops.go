@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"id06/order"
 	"strings"
 	"time"
 )
@@ -18,7 +19,7 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order
 		if err != nil {
 			return err
 		}
-		if st != Produced {
+		if !st.In(order.Reproducible) {
 			return fmt.Errorf("%w: the order is %s; only a produced, unshipped card can be re-produced", ErrState, st)
 		}
 		var number, uid sql.NullString
@@ -35,13 +36,13 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, card_number = NULL, card_uuid = NULL, chip_uid = NULL,
 			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL,
-			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, Ready, now, id); err != nil {
+			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, order.Ready, now, id); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, id, now, Ready, actor, fmt.Sprintf("card %s spoiled (%s); re-producing on a new blank", number.String, reason)); err != nil {
+		if err := addEvent(ctx, tx, id, now, order.Ready, actor, fmt.Sprintf("card %s spoiled (%s); re-producing on a new blank", number.String, reason)); err != nil {
 			return err
 		}
-		return s.enqueueNotice(ctx, tx, id, "order.card_spoiled", map[string]any{"card_number": number.String, "reason": reason})
+		return s.enqueueNotice(ctx, tx, id, order.NoticeCardSpoiled, map[string]any{"card_number": number.String, "reason": reason})
 	})
 	if err != nil {
 		return nil, err

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"id06/order"
 	"testing"
 	"time"
 )
 
-var deviceMovesTest = map[State]State{Ready: Encoding, Encoding: Encoding, Printing: Printing}
+var deviceMovesTest = map[order.State]order.State{order.Ready: order.Encoding, order.Encoding: order.Encoding, order.Printing: order.Printing}
 
 // produce takes an approved order through every stage the way the pipeline does.
 func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *Order {
@@ -45,7 +46,7 @@ func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Ti
 		t.Fatal(err)
 	}
 	o, err = s.Get(ctx, id)
-	if err != nil || o.State != Produced {
+	if err != nil || o.State != order.Produced {
 		t.Fatalf("produce %s: %v state %v", id, err, o.State)
 	}
 	return o
@@ -60,7 +61,7 @@ func TestReproduceRetiresTheCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := s.Get(ctx, "o1")
-	if got.State != Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
+	if got.State != order.Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
 		t.Fatalf("after reproduce: state %s card %q chip %q", got.State, got.CardNumber, got.ChipUID)
 	}
 	numbers, _ := s.CardNumbers(ctx, "o1")
@@ -68,7 +69,7 @@ func TestReproduceRetiresTheCard(t *testing.T) {
 		t.Fatalf("old card %s status %q, want spoiled", old, numbers[old])
 	}
 	ev, _ := s.Events(ctx, "o1")
-	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != Ready {
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != order.Ready {
 		t.Fatalf("last event %+v", last)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")
@@ -108,7 +109,7 @@ func TestShipmentLifecycle(t *testing.T) {
 		t.Fatalf("mark shipped: %d, %v", n, err)
 	}
 	o1, _ := s.Get(ctx, "o1")
-	if o1.State != Shipped {
+	if o1.State != order.Shipped {
 		t.Fatalf("o1 state %s", o1.State)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")
@@ -139,7 +140,7 @@ func TestExpressFigures(t *testing.T) {
 	if n, _ := s.ExpressMissed(ctx); n != 0 {
 		t.Fatalf("missed before the deadline = %d", n)
 	}
-	c.add(ExpressWindow + time.Minute)
+	c.add(order.ExpressWindow + time.Minute)
 	if n, _ := s.ExpressMissed(ctx); n != 1 {
 		t.Fatalf("missed after the deadline = %d, want 1 (the one still open)", n)
 	}

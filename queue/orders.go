@@ -6,68 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"id06/order"
 	"strings"
 	"time"
 )
-
-// State is where an order is in its life (DESIGN §3).
-type State string
-
-const (
-	Received         State = "received"
-	AwaitingApproval State = "awaiting_approval"
-	Queued           State = "queued"
-	Imaging          State = "imaging"
-	NeedsFix         State = "needs_fix"
-	Ready            State = "ready"
-	Encoding         State = "encoding"
-	Printing         State = "printing"
-	Produced         State = "produced"
-	Shipped          State = "shipped"
-	Failed           State = "failed"
-	Cancelled        State = "cancelled"
-)
-
-// States lists every state in lifecycle order.
-var States = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready, Encoding, Printing, Produced, Shipped, Failed, Cancelled}
-
-// ValidState reports whether s names a state.
-func ValidState(s string) bool {
-	for _, st := range States {
-		if string(st) == s {
-			return true
-		}
-	}
-	return false
-}
-
-// cancellable: until the chip is touched an order can still be withdrawn.
-var cancellable = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready}
-
-// ExpressWindow is the promise for express pick-up after holder approval.
-const ExpressWindow = 2 * time.Hour
-
-// Reason is why a photo (or a card) was refused.
-type Reason struct {
-	Code      string `json:"code"`
-	MessageEN string `json:"message_en"`
-	MessageSV string `json:"message_sv"`
-}
-
-// Approval of an order by its holder or a trade organisation.
-type Approval struct {
-	Kind   string    `json:"kind"`
-	Method string    `json:"method"`
-	At     time.Time `json:"at"`
-}
-
-// Event is one line of the audit trail.
-type Event struct {
-	At    time.Time `json:"at"`
-	State State     `json:"state"`
-	Actor string    `json:"actor"`
-	Note  string    `json:"note"`
-}
 
 // Order is a row of the orders table.
 type Order struct {
@@ -78,7 +20,7 @@ type Order struct {
 	CardType         string
 	Express          bool
 	TradeOrgRequired bool
-	State            State
+	State            order.State
 	ApprovedAt       time.Time
 	Deadline         time.Time
 	ValidUntil       string
@@ -87,7 +29,7 @@ type Order struct {
 	ChipUID          string
 	CertSerial       string
 	SealedSecrets    []byte
-	Reasons          []Reason
+	Reasons          []order.Reason
 	PhotoOverride    string
 	Attempt          int
 	BlanksSpoiled    int
@@ -143,7 +85,7 @@ type NewOrder struct {
 	CardType         string
 	Express          bool
 	TradeOrgRequired bool
-	Approvals        []Approval
+	Approvals        []order.Approval
 	Photo            []byte
 	Logo             []byte
 }
@@ -167,10 +109,10 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier, body_hash, doc, card_type, express,
 			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, Received, now, now); err != nil {
+			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received, now, now); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, n.ID, now, Received, actor, "order received"); err != nil {
+		if err := addEvent(ctx, tx, n.ID, now, order.Received, actor, "order received"); err != nil {
 			return err
 		}
 		for _, a := range n.Approvals {
@@ -186,7 +128,7 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 				return err
 			}
 		}
-		return s.promoteIfApproved(ctx, tx, n.ID, Received, actor)
+		return s.promoteIfApproved(ctx, tx, n.ID, order.Received, actor)
 	})
 	if err != nil {
 		return nil, false, err
@@ -196,7 +138,7 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
-func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval, actor string) (*Order, error) {
+func (s *Store) AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*Order, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		state, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
@@ -205,10 +147,10 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 		if err := insertApproval(ctx, tx, id, a); err != nil {
 			return err
 		}
-		if state != AwaitingApproval {
+		if state != order.AwaitingApproval {
 			return nil
 		}
-		return s.promoteIfApproved(ctx, tx, id, AwaitingApproval, actor)
+		return s.promoteIfApproved(ctx, tx, id, order.AwaitingApproval, actor)
 	})
 	if err != nil {
 		return nil, err
@@ -216,7 +158,7 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 	return s.Get(ctx, id)
 }
 
-func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
+func insertApproval(ctx context.Context, tx *txn, id string, a order.Approval) error {
 	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
 		id, a.Kind, a.Method, ms(a.At))
 	return err
@@ -224,47 +166,39 @@ func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
 
 // promoteIfApproved moves an order from `from` to queued when the holder (and,
 // where required, a trade organisation) approved it, else to awaiting_approval.
-func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from State, actor string) error {
-	var holderAt, tradeAt sql.NullInt64
-	var tradeRequired bool
-	err := tx.QueryRowContext(ctx, `SELECT
-		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'holder'),
-		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'trade_org'),
-		o.trade_org_required FROM orders o WHERE o.id = ?`, id).Scan(&holderAt, &tradeAt, &tradeRequired)
+func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from order.State, actor string) error {
+	var tradeRequired, express bool
+	if err := tx.QueryRowContext(ctx, `SELECT trade_org_required, express FROM orders WHERE id = ?`, id).Scan(&tradeRequired, &express); err != nil {
+		return err
+	}
+	approvals, err := approvalsOf(ctx, tx, id)
 	if err != nil {
 		return err
 	}
+	holderAt, missing := order.Approved(approvals, tradeRequired)
 	now := ms(s.now())
-	if !holderAt.Valid || (tradeRequired && !tradeAt.Valid) {
-		if from == AwaitingApproval {
+	if missing != "" {
+		if from == order.AwaitingApproval {
 			return nil
 		}
-		missing := "holder approval"
-		if holderAt.Valid {
-			missing = "trade organisation approval"
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, AwaitingApproval, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, order.AwaitingApproval, now, id); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, id, now, AwaitingApproval, actor, "waiting for "+missing)
+		return addEvent(ctx, tx, id, now, order.AwaitingApproval, actor, "waiting for "+missing)
 	}
 	deadline := sql.NullInt64{}
-	var express bool
-	if err := tx.QueryRowContext(ctx, `SELECT express FROM orders WHERE id = ?`, id).Scan(&express); err != nil {
-		return err
-	}
 	if express {
-		deadline = sql.NullInt64{Int64: holderAt.Int64 + ExpressWindow.Milliseconds(), Valid: true}
+		deadline = sql.NullInt64{Int64: ms(holderAt.Add(order.ExpressWindow)), Valid: true}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, approved_at = ?, deadline = ?, updated_at = ? WHERE id = ?`,
-		Queued, holderAt.Int64, deadline, now, id); err != nil {
+		order.Queued, ms(holderAt), deadline, now, id); err != nil {
 		return err
 	}
-	return addEvent(ctx, tx, id, now, Queued, actor, "approved by the holder; queued for production")
+	return addEvent(ctx, tx, id, now, order.Queued, actor, "approved by the holder; queued for production")
 }
 
-func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
-	var st State
+func stateOf(ctx context.Context, tx *txn, id, supplier string) (order.State, error) {
+	var st order.State
 	q := `SELECT state FROM orders WHERE id = ?`
 	args := []any{id}
 	if supplier != "" {
@@ -278,7 +212,7 @@ func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
 	return st, err
 }
 
-func addEvent(ctx context.Context, tx *txn, id string, at int64, st State, actor, note string) error {
+func addEvent(ctx context.Context, tx *txn, id string, at int64, st order.State, actor, note string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (order_id, at, state, actor, note) VALUES (?, ?, ?, ?, ?)`,
 		id, at, st, actor, note)
 	return err
@@ -291,10 +225,10 @@ func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
 
 // Filter selects orders for List.
 type Filter struct {
-	Supplier string // "" = all suppliers (operators)
-	State    State  // "" = any
-	After    string // page after this order id
-	Search   string // order id, card number, chip UID or holder name (operators)
+	Supplier string      // "" = all suppliers (operators)
+	State    order.State // "" = any
+	After    string      // page after this order id
+	Search   string      // order id, card number, chip UID or holder name (operators)
 	Limit    int
 }
 
@@ -329,15 +263,15 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 }
 
 // Events returns an order's audit trail, oldest first.
-func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
+func (s *Store) Events(ctx context.Context, id string) ([]order.Event, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Event
+	var out []order.Event
 	for rows.Next() {
-		var e Event
+		var e order.Event
 		var at sql.NullInt64
 		if err := rows.Scan(&at, &e.State, &e.Actor, &e.Note); err != nil {
 			return nil, err
@@ -349,15 +283,23 @@ func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
 }
 
 // Approvals returns the approvals recorded for an order.
-func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
+func (s *Store) Approvals(ctx context.Context, id string) ([]order.Approval, error) {
+	return approvalsOf(ctx, s.r, id)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func approvalsOf(ctx context.Context, q querier, id string) ([]order.Approval, error) {
+	rows, err := q.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Approval
+	var out []order.Approval
 	for rows.Next() {
-		var a Approval
+		var a order.Approval
 		var at sql.NullInt64
 		if err := rows.Scan(&a.Kind, &a.Method, &at); err != nil {
 			return nil, err
@@ -369,15 +311,15 @@ func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
 }
 
 // CountByState returns how many orders are in each state.
-func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
+func (s *Store) CountByState(ctx context.Context) (map[order.State]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[State]int{}
+	out := map[order.State]int{}
 	for rows.Next() {
-		var st State
+		var st order.State
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, err
@@ -389,21 +331,21 @@ func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
 
 // Cancel withdraws an order that has not reached the chip yet.
 func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, supplier, cancellable, Cancelled, actor, note, func(tx *txn, o string) error {
-		return s.enqueueNotice(ctx, tx, o, "order.cancelled", map[string]any{"note": note})
+	return s.operatorMove(ctx, id, supplier, order.Cancellable, order.Cancelled, actor, note, func(tx *txn, o string) error {
+		return s.enqueueNotice(ctx, tx, o, order.NoticeCancelled, map[string]any{"note": note})
 	})
 }
 
 // operatorMove changes state outside a worker's lease (cancel, overrides,
 // retries); the lease is dropped so a worker holding one loses its claim.
-func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []State, to State, actor, note string,
+func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []order.State, to order.State, actor, note string,
 	also func(tx *txn, id string) error) (*Order, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
 		}
-		if !contains(from, st) {
+		if !st.In(from) {
 			return fmt.Errorf("%w: the order is %s", ErrState, st)
 		}
 		now := ms(s.now())
@@ -433,7 +375,7 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 		if err != nil {
 			return err
 		}
-		if !contains([]State{NeedsFix, Queued, AwaitingApproval}, st) {
+		if !st.In(order.PhotoReplaceable) {
 			return fmt.Errorf("%w: the order is %s; a photo can be replaced only before production starts", ErrState, st)
 		}
 		if err := putBlob(ctx, tx, id, "photo", photo); err != nil {
@@ -443,8 +385,8 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 			return err
 		}
 		next := st
-		if st == NeedsFix {
-			next = Queued
+		if st == order.NeedsFix {
+			next = order.Queued
 		}
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', photo_override = NULL,
@@ -461,16 +403,16 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 
 // OverridePhoto records an operator's verdict on a photo. "pass" sends a
 // needs_fix order on to production; "fail" sends a queued or ready order back.
-func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []Reason) (*Order, error) {
-	from, to := []State{NeedsFix}, Queued
+func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*Order, error) {
+	from, to := order.PhotoPassable, order.Queued
 	if verdict == "fail" {
-		from, to = []State{Queued, Ready}, NeedsFix
+		from, to = order.PhotoRefusable, order.NeedsFix
 	} else if verdict != "pass" {
 		return nil, fmt.Errorf("%w: verdict must be pass or fail", ErrState)
 	}
 	note := "photo verdict overridden to " + verdict + ": " + reason
 	return s.operatorMove(ctx, id, "", from, to, actor, note, func(tx *txn, id string) error {
-		rs := []Reason{}
+		rs := []order.Reason{}
 		if verdict == "fail" {
 			rs = reasons
 		}
@@ -482,7 +424,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 			return err
 		}
 		if verdict == "fail" {
-			return s.enqueueNotice(ctx, tx, id, "order.needs_fix", map[string]any{"reasons": rs})
+			return s.enqueueNotice(ctx, tx, id, order.NoticeNeedsFix, map[string]any{"reasons": rs})
 		}
 		return nil
 	})
@@ -490,17 +432,8 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 
 // Retry sends a failed order back to the queue (operator).
 func (s *Store) Retry(ctx context.Context, id, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, "", []State{Failed}, Queued, actor, "retry: "+note, func(tx *txn, id string) error {
+	return s.operatorMove(ctx, id, "", order.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
 		return err
 	})
-}
-
-func contains(states []State, st State) bool {
-	for _, s := range states {
-		if s == st {
-			return true
-		}
-	}
-	return false
 }

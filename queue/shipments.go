@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"id06/order"
 	"time"
 )
 
@@ -22,7 +23,7 @@ type Shipment struct {
 
 // Unshipped returns produced orders not yet in a shipment.
 func (s *Store) Unshipped(ctx context.Context) ([]*Order, error) {
-	return s.orders(ctx, `WHERE state = ? AND shipment_id IS NULL ORDER BY id`, Produced)
+	return s.orders(ctx, `WHERE state = ? AND shipment_id IS NULL ORDER BY id`, order.Produced)
 }
 
 // CreateShipment stores a parcel and puts the orders in it. Every order must
@@ -39,14 +40,14 @@ func (s *Store) CreateShipment(ctx context.Context, sh Shipment, orderIDs []stri
 		}
 		for _, id := range orderIDs {
 			res, err := tx.ExecContext(ctx, `UPDATE orders SET shipment_id = ?, updated_at = ? WHERE id = ? AND state = ? AND shipment_id IS NULL`,
-				sh.ID, now, id, Produced)
+				sh.ID, now, id, order.Produced)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n != 1 {
 				return fmt.Errorf("%w: order %s is not a produced card outside a shipment", ErrState, id)
 			}
-			if err := addEvent(ctx, tx, id, now, Produced, actor, "packed in shipment "+sh.ID); err != nil {
+			if err := addEvent(ctx, tx, id, now, order.Produced, actor, "packed in shipment "+sh.ID); err != nil {
 				return err
 			}
 		}
@@ -113,7 +114,7 @@ func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) 
 		if shipped.Valid {
 			return fmt.Errorf("%w: shipment %s was already shipped", ErrState, id)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, card_number FROM orders WHERE shipment_id = ? AND state = ?`, id, Produced)
+		rows, err := tx.QueryContext(ctx, `SELECT id, card_number FROM orders WHERE shipment_id = ? AND state = ?`, id, order.Produced)
 		if err != nil {
 			return err
 		}
@@ -138,13 +139,13 @@ func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) 
 		}
 		now := ms(s.now())
 		for _, c := range cards {
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, Shipped, now, c.order); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, order.Shipped, now, c.order); err != nil {
 				return err
 			}
-			if err := addEvent(ctx, tx, c.order, now, Shipped, actor, "shipped in "+id); err != nil {
+			if err := addEvent(ctx, tx, c.order, now, order.Shipped, actor, "shipped in "+id); err != nil {
 				return err
 			}
-			if err := s.enqueueNotice(ctx, tx, c.order, "order.shipped", map[string]any{"shipment_id": id, "card_number": c.number}); err != nil {
+			if err := s.enqueueNotice(ctx, tx, c.order, order.NoticeShipped, map[string]any{"shipment_id": id, "card_number": c.number}); err != nil {
 				return err
 			}
 		}

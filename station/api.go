@@ -153,14 +153,10 @@ func (s *Server) postOrder(w http.ResponseWriter, r *http.Request) error {
 	}
 	photoSum, logoSum := sha256.Sum256(photo), sha256.Sum256(logo)
 	sum := sha256.Sum256(append(append(append([]byte(nil), doc...), photoSum[:]...), logoSum[:]...))
-	approvals := make([]queue.Approval, len(o.Approvals))
-	for i, a := range o.Approvals {
-		approvals[i] = queue.Approval{Kind: a.Kind, Method: a.Method, At: a.At}
-	}
 	stored, created, err := s.store.Submit(r.Context(), queue.NewOrder{
 		ID: o.ID, Supplier: supplierOf(r.Context()), BodyHash: hex.EncodeToString(sum[:]), Doc: doc,
 		CardType: o.CardType, Express: o.Express, TradeOrgRequired: o.Company.TradeOrgApprovalRequired,
-		Approvals: approvals, Photo: photo, Logo: logo,
+		Approvals: o.Approvals, Photo: photo, Logo: logo,
 	}, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
@@ -178,18 +174,18 @@ func (s *Server) postOrder(w http.ResponseWriter, r *http.Request) error {
 // orderView is the JSON of GET /v1/orders/{id}.
 type orderView struct {
 	ID         string         `json:"id"`
-	State      queue.State    `json:"state"`
+	State      order.State    `json:"state"`
 	CardType   string         `json:"card_type"`
 	Express    bool           `json:"express"`
 	Deadline   *time.Time     `json:"deadline,omitempty"`
 	CardNumber string         `json:"card_number"`
 	ChipUID    string         `json:"chip_uid"`
 	ValidUntil string         `json:"valid_until"`
-	Reasons    []queue.Reason `json:"reasons"`
-	Events     []queue.Event  `json:"events,omitempty"`
+	Reasons    []order.Reason `json:"reasons"`
+	Events     []order.Event  `json:"events,omitempty"`
 }
 
-func view(o *queue.Order, events []queue.Event) orderView {
+func view(o *queue.Order, events []order.Event) orderView {
 	v := orderView{ID: o.ID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
 		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Reasons: o.Reasons, Events: events}
 	if !o.Deadline.IsZero() {
@@ -197,7 +193,7 @@ func view(o *queue.Order, events []queue.Event) orderView {
 		v.Deadline = &d
 	}
 	if v.Reasons == nil {
-		v.Reasons = []queue.Reason{}
+		v.Reasons = []order.Reason{}
 	}
 	return v
 }
@@ -236,10 +232,10 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 	var fields []order.FieldError
 	f := queue.Filter{Supplier: supplierOf(r.Context()), After: q.Get("after"), Limit: 100}
 	if st := q.Get("state"); st != "" {
-		if !queue.ValidState(st) {
+		if !order.ValidState(st) {
 			fields = append(fields, order.FieldError{Path: "state", Message: "unknown state; use one of " + joinStates()})
 		}
-		f.State = queue.State(st)
+		f.State = order.State(st)
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -270,8 +266,8 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 }
 
 func joinStates() string {
-	names := make([]string, len(queue.States))
-	for i, s := range queue.States {
+	names := make([]string, len(order.States))
+	for i, s := range order.States {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
@@ -329,7 +325,7 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o, err := s.store.AddApproval(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()),
-		queue.Approval{Kind: a.Kind, Method: a.Method, At: a.At}, "supplier:"+supplierOf(r.Context()))
+		*a, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"id06/order"
 	"id06/personalize"
 	"id06/queue"
 )
@@ -97,7 +98,7 @@ func opSubmit(t *testing.T, base, token string, body []byte) {
 	}
 }
 
-func opWait(t *testing.T, s *Server, id string, want queue.State) *queue.Order {
+func opWait(t *testing.T, s *Server, id string, want order.State) *queue.Order {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -217,7 +218,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	login("eva")
 	opSubmit(t, base, supplierToken, opExample(t, "web-0001", "pass_london_001_03.jpg", false))
 	do("order produced on the dashboard", opCount("produced", 1), opUntil(`document.querySelector('#produced-today').textContent.trim() === '1'`))
-	produced := opWait(t, s, "web-0001", queue.Produced)
+	produced := opWait(t, s, "web-0001", order.Produced)
 
 	// A photo the checks refuse appears in needs_fix, live as well.
 	opSubmit(t, base, supplierToken, opExample(t, "web-0002", "fail_zoom60cm_busy_bg.jpg", false))
@@ -255,7 +256,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("override-reason"), "Background acceptable after review"),
 		chromedp.Click(chromedp.ID("override-pass")),
 		chromedp.WaitVisible(chromedp.ID("done")))
-	overridden := opWait(t, s, "web-0002", queue.Ready)
+	overridden := opWait(t, s, "web-0002", order.Ready)
 	if overridden.PhotoOverride != "pass" {
 		t.Fatalf("override %q", overridden.PhotoOverride)
 	}
@@ -314,7 +315,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	if got := text("#station-state .big"); got != "I drift" {
 		t.Fatalf("station state label %q, want I drift", got)
 	}
-	express := opWait(t, s, "web-0003", queue.Produced)
+	express := opWait(t, s, "web-0003", order.Produced)
 	if express.ProducedAt.After(express.Deadline) {
 		t.Fatal("express order missed its deadline in the test")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"id06/order"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,8 +113,8 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 // Validate refuses a configuration the station cannot run with.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.CardPrefix) != 2 || strings.ToUpper(c.CardPrefix) != c.CardPrefix {
-		errs = append(errs, fmt.Errorf("card_prefix %q: must be the supplier's two capital letters", c.CardPrefix))
+	if err := order.CheckCardPrefix(c.CardPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("card_prefix: %w", err))
 	}
 	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
 		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))

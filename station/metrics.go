@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -69,7 +70,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	counts, err := c.store.CountByState(ctx)
 	if err == nil {
-		for _, st := range queue.States {
+		for _, st := range order.States {
 			ch <- prometheus.MustNewConstMetric(ordersDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 		}
 	}

@@ -231,7 +231,7 @@ func (p *Pipeline) keepLease(ctx context.Context, j *queue.Job) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-var photoMoves = map[queue.State]queue.State{queue.Queued: queue.Imaging, queue.Imaging: queue.Imaging}
+var photoMoves = map[order.State]order.State{order.Queued: order.Imaging, order.Imaging: order.Imaging}
 
 // photoOnce checks one order's photo and crops its portrait.
 func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
@@ -255,12 +255,8 @@ func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
 		pass, note = true, "photo accepted by an operator's override"
 	}
 	if !pass {
-		reasons := make([]queue.Reason, len(res.Reasons))
-		for i, r := range res.Reasons {
-			reasons[i] = queue.Reason(r)
-		}
-		p.log.Info("photo refused", "order", j.ID, "reasons", len(reasons))
-		return true, p.store.NeedsFixPhoto(ctx, j, reasons)
+		p.log.Info("photo refused", "order", j.ID, "reasons", len(res.Reasons))
+		return true, p.store.NeedsFixPhoto(ctx, j, res.Reasons)
 	}
 	portrait, err := imaging.EncodePNG(res.Portrait, 300)
 	if err != nil {
@@ -273,7 +269,7 @@ func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
 	return true, err
 }
 
-var deviceMoves = map[queue.State]queue.State{queue.Ready: queue.Encoding, queue.Encoding: queue.Encoding, queue.Printing: queue.Printing}
+var deviceMoves = map[order.State]order.State{order.Ready: order.Encoding, order.Encoding: order.Encoding, order.Printing: order.Printing}
 
 // deviceOnce takes one order through encoding and printing.
 func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
@@ -287,7 +283,7 @@ func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
 	stop := p.keepLease(ctx, j)
 	defer stop()
 	log := p.log.With("order", j.ID)
-	if j.State == queue.Encoding {
+	if j.State == order.Encoding {
 		done, err := p.encode(ctx, j, log)
 		if err != nil || !done {
 			return true, err
@@ -320,7 +316,7 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	card, err := p.reader.Connect(ctx)
 	if err != nil {
 		p.readerFailed("Card reader: " + err.Error())
-		return false, p.store.Release(ctx, j, queue.Encoding, "reader not available: "+err.Error())
+		return false, p.store.Release(ctx, j, order.Encoding, "reader not available: "+err.Error())
 	}
 	defer card.Close()
 	if j.ChipUID != "" {
@@ -334,7 +330,7 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 			return false, p.spoil(ctx, j, nil, "blank "+j.ChipUID+" was lost mid-encoding; the reader now holds "+got)
 		}
 		log.Info("resuming the card in the encoder", "chip", j.ChipUID)
-		if err := p.store.Advance(ctx, j, queue.Encoding, "resuming chip "+j.ChipUID+" left half-written"); err != nil {
+		if err := p.store.Advance(ctx, j, order.Encoding, "resuming chip "+j.ChipUID+" left half-written"); err != nil {
 			return false, err
 		}
 	}
@@ -373,7 +369,7 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		// operator has looked at the encoder (a different card there is
 		// detected by its UID and the lost blank retired).
 		p.readerFailed("Card reader: " + err.Error() + " — check the card in the encoder, then resume")
-		return false, p.store.Release(ctx, j, queue.Encoding, "reader fault: "+err.Error())
+		return false, p.store.Release(ctx, j, order.Encoding, "reader fault: "+err.Error())
 	}
 	p.mu.Lock()
 	p.readerFault = ""

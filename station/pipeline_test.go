@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/personalize/emulator"
 	"id06/printer"
 	"id06/queue"
@@ -28,7 +29,7 @@ func realPhoto(t testing.TB) []byte {
 	return nil
 }
 
-func waitState(t *testing.T, s *Server, id string, want queue.State) *queue.Order {
+func waitState(t *testing.T, s *Server, id string, want order.State) *queue.Order {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -57,7 +58,7 @@ func TestPrinterFaultPausesAndResumes(t *testing.T) {
 	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "fault-1", realPhoto(t)))); status != 201 {
 		t.Fatalf("%d %v", status, out)
 	}
-	waitState(t, s, "fault-1", queue.Printing)
+	waitState(t, s, "fault-1", order.Printing)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		paused, msg := s.pipeline.Paused()
@@ -72,11 +73,11 @@ func TestPrinterFaultPausesAndResumes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if o, _ := s.store.Get(t.Context(), "fault-1"); o.State != queue.Printing {
+	if o, _ := s.store.Get(t.Context(), "fault-1"); o.State != order.Printing {
 		t.Fatalf("order left printing during the fault: %s", o.State)
 	}
 	sim.ClearFault()
-	o := waitState(t, s, "fault-1", queue.Produced)
+	o := waitState(t, s, "fault-1", order.Produced)
 	if paused, _ := s.pipeline.Paused(); paused {
 		t.Fatal("station still paused after the fault cleared")
 	}
@@ -120,14 +121,14 @@ func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.State != queue.Encoding || o.ChipUID == "" || o.CardNumber == "" {
+	if o.State != order.Encoding || o.ChipUID == "" || o.CardNumber == "" {
 		t.Fatalf("after the pull: state %s chip %q card %q; want encoding with chip and card kept", o.State, o.ChipUID, o.CardNumber)
 	}
 	if s.pipeline.ReaderUp() {
 		t.Fatal("reader reported up after the card was pulled")
 	}
 	s.pipeline.Resume()
-	done := waitState(t, s, "pulled-1", queue.Produced)
+	done := waitState(t, s, "pulled-1", order.Produced)
 	if !s.pipeline.ReaderUp() {
 		t.Fatal("reader still reported down after a card was written")
 	}
@@ -148,7 +149,7 @@ func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
 	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "full-1", realPhoto(t)))); status != 201 {
 		t.Fatalf("%d %v", status, out)
 	}
-	o := waitState(t, s, "full-1", queue.Produced)
+	o := waitState(t, s, "full-1", order.Produced)
 	numbers, err := s.store.CardNumbers(t.Context(), "full-1")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"id06/imaging"
+	"id06/order"
 	"id06/personalize"
 	"id06/printer"
 	"id06/queue"
@@ -166,10 +167,10 @@ func (p *page) T(key string) string {
 }
 
 // State translates a state name.
-func (p *page) State(st queue.State) string { return p.T("state_" + string(st)) }
+func (p *page) State(st order.State) string { return p.T("state_" + string(st)) }
 
 // Reason gives a reason's message in the page's language.
-func (p *page) Reason(r queue.Reason) string {
+func (p *page) Reason(r order.Reason) string {
 	if p.Lang == "sv" && r.MessageSV != "" {
 		return r.MessageSV
 	}
@@ -392,13 +393,13 @@ type dashboard struct {
 }
 
 type stateCount struct {
-	State queue.State
+	State order.State
 	N     int
 }
 
 type expressRow struct {
 	ID       string
-	State    queue.State
+	State    order.State
 	Deadline time.Time
 	Left     string
 	Overdue  bool
@@ -412,7 +413,7 @@ func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	for _, st := range queue.States {
+	for _, st := range order.States {
 		d.Counts = append(d.Counts, stateCount{st, counts[st]})
 	}
 	now := s.now()
@@ -506,8 +507,8 @@ func rows(orders []*queue.Order) []orderRow {
 func (s *Server) uiOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.Filter{Search: strings.TrimSpace(q.Get("q")), After: q.Get("after"), Limit: 100}
-	if st := q.Get("state"); queue.ValidState(st) {
-		f.State = queue.State(st)
+	if st := q.Get("state"); order.ValidState(st) {
+		f.State = order.State(st)
 	}
 	orders, err := s.store.List(r.Context(), f)
 	if err != nil {
@@ -519,11 +520,11 @@ func (s *Server) uiOrders(w http.ResponseWriter, r *http.Request) {
 		next = orders[len(orders)-1].ID
 	}
 	s.render(w, r, http.StatusOK, "orders", s.newPage(w, r, "nav_orders", map[string]any{
-		"Q": f.Search, "State": string(f.State), "States": queue.States, "Orders": rows(orders), "Next": next}))
+		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": rows(orders), "Next": next}))
 }
 
 func (s *Server) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
-	orders, err := s.store.List(r.Context(), queue.Filter{State: queue.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
+	orders, err := s.store.List(r.Context(), queue.Filter{State: order.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -557,18 +558,10 @@ func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
 	name, delivery := holderOf(o.Doc)
 	s.render(w, r, http.StatusOK, "order", s.newPage(w, r, "order", map[string]any{
 		"O": o, "Holder": name, "Delivery": delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
-		"CanRetry": o.State == queue.Failed, "CanReproduce": o.State == queue.Produced,
-		"CanOverridePass": o.State == queue.NeedsFix, "CanOverrideFail": o.State == queue.Queued || o.State == queue.Ready,
-		"CanCancel": cancellableState(o.State),
+		"CanRetry": o.State.In(order.Retryable), "CanReproduce": o.State.In(order.Reproducible),
+		"CanOverridePass": o.State.In(order.PhotoPassable), "CanOverrideFail": o.State.In(order.PhotoRefusable),
+		"CanCancel": o.State.In(order.Cancellable),
 	}))
-}
-
-func cancellableState(st queue.State) bool {
-	switch st {
-	case queue.Received, queue.AwaitingApproval, queue.Queued, queue.Imaging, queue.NeedsFix, queue.Ready:
-		return true
-	}
-	return false
 }
 
 // blobTypes are the files the page may show, with their content types.
@@ -649,13 +642,12 @@ func (s *Server) uiOverride(w http.ResponseWriter, r *http.Request) {
 
 // overridePhoto is shared by the page and the operator API.
 func (s *Server) overridePhoto(ctx context.Context, id, verdict, code, reason, actor string) error {
-	var reasons []queue.Reason
+	var reasons []order.Reason
 	if verdict == "fail" {
 		if code == "" {
 			return fmt.Errorf("%w: a fail verdict needs a reason code", queue.ErrState)
 		}
-		rs := imaging.ReasonFor(code)
-		reasons = []queue.Reason{{Code: rs.Code, MessageEN: rs.MessageEN, MessageSV: rs.MessageSV}}
+		reasons = []order.Reason{imaging.ReasonFor(code)}
 	}
 	_, err := s.store.OverridePhoto(ctx, id, verdict, actor, reason, reasons)
 	return err

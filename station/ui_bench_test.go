@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkDashboard(b *testing.B) {
 	ctx := context.Background()
 	for i := range 2000 {
 		if _, _, err := s.store.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o-%05d", i), Supplier: "dev", BodyHash: "h", Doc: []byte(`{}`),
-			CardType: "id06", Express: i%10 == 0, Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}},
+			CardType: "id06", Express: i%10 == 0, Approvals: []order.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}},
 			Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
 			b.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -23,17 +24,17 @@ func opProduced(t *testing.T, s *Server, id string, express bool, street string)
 		"delivery": map[string]string{"name": "Bygg AB", "street": street, "postal_code": "111 22", "city": "Stockholm", "country": "SE"},
 	})
 	if _, _, err := s.store.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id, Doc: doc, CardType: "id06", Express: express,
-		Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
+		Approvals: []order.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.store.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Imaging})
+	j, err := s.store.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	if j, err = s.store.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Ready: queue.Encoding}); err != nil {
+	if j, err = s.store.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Ready: order.Encoding}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.AllocateCard(ctx, j, "BB"); err != nil {
@@ -81,7 +82,7 @@ func TestShipmentsAndReproduction(t *testing.T) {
 		t.Fatalf("reproduce: %d", r.status)
 	}
 	o, _ := s.store.Get(ctx, "ord-01")
-	if o.State != queue.Ready || o.CardNumber != "" {
+	if o.State != order.Ready || o.CardNumber != "" {
 		t.Fatalf("after reproduce: %s %q", o.State, o.CardNumber)
 	}
 	if numbers, _ := s.store.CardNumbers(ctx, "ord-01"); numbers[a1.CardNumber] != "spoiled" {
@@ -128,7 +129,7 @@ func TestShipmentsAndReproduction(t *testing.T) {
 	if r := b.post("/ui/shipments/"+storgatan+"/shipped", url.Values{"csrf": {token}}); r.status != http.StatusSeeOther {
 		t.Fatalf("mark shipped: %d", r.status)
 	}
-	if o, _ := s.store.Get(ctx, "ord-02"); o.State != queue.Shipped {
+	if o, _ := s.store.Get(ctx, "ord-02"); o.State != order.Shipped {
 		t.Fatalf("ord-02 %s", o.State)
 	}
 	notices, _ := s.store.OrderNotices(ctx, "ord-02")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -361,15 +362,15 @@ func opNeedsFix(t testing.TB, s *Server, id string) {
 	ctx := context.Background()
 	_, _, err := s.store.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
 		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
-		Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev")
+		Approvals: []order.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.store.Claim(ctx, "test-worker", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Imaging})
+	j, err := s.store.Claim(ctx, "test-worker", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.NeedsFixPhoto(ctx, j, []queue.Reason{{Code: "blurry", MessageEN: "The photo is blurry.", MessageSV: "Fotot är suddigt."}}); err != nil {
+	if err := s.store.NeedsFixPhoto(ctx, j, []order.Reason{{Code: "blurry", MessageEN: "The photo is blurry.", MessageSV: "Fotot är suddigt."}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -400,7 +401,7 @@ func TestOrderActionsFromThePage(t *testing.T) {
 		t.Fatalf("override: %d %s", r.status, r.body)
 	}
 	o, _ := s.store.Get(context.Background(), "nf-1")
-	if o.State != queue.Queued || o.PhotoOverride != "pass" {
+	if o.State != order.Queued || o.PhotoOverride != "pass" {
 		t.Fatalf("after override: %s %q", o.State, o.PhotoOverride)
 	}
 	events, _ := s.store.Events(context.Background(), "nf-1")

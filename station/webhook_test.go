@@ -17,6 +17,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -314,7 +315,7 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	opSubmit(t, "http://"+addr, strings.TrimSpace(string(token)), opExample(t, "hook-1", "pass_london_005_03.jpg", false))
-	o := opWait(t, s, "hook-1", queue.Produced)
+	o := opWait(t, s, "hook-1", order.Produced)
 	n := waitHook(t, s, "hook-1", func(n *queue.Notice) bool { return n.Delivered })
 	var got *hookDelivery
 	for _, d := range rc.deliveries() {

@@ -294,7 +294,7 @@ func runPhotoOverride(c *cli, args []string) error {
 	if len(pos) != 2 || (pos[1] != "pass" && pos[1] != "fail") || strings.TrimSpace(*reason) == "" {
 		return errors.New("usage: station photo override ORDER-ID pass|fail --reason TEXT [--code CODE]")
 	}
-	var reasons []queue.Reason
+	var reasons []order.Reason
 	if pos[1] == "fail" {
 		if *code == "" {
 			return errors.New("a fail override needs --code naming the rule the photo breaks (one of " + strings.Join(imaging.Codes(), ", ") + ")")
@@ -303,7 +303,7 @@ func runPhotoOverride(c *cli, args []string) error {
 		if r.MessageEN == "" {
 			return fmt.Errorf("unknown reason code %q; use one of %s", *code, strings.Join(imaging.Codes(), ", "))
 		}
-		reasons = []queue.Reason{queue.Reason(r)}
+		reasons = []order.Reason{r}
 	}
 	store, err := openStore(c, *data)
 	if err != nil {
@@ -362,8 +362,8 @@ func runCardRender(c *cli, args []string) error {
 		}
 	}
 	if *number == "" {
-		*number, _ = queue.FormatCardNumber("BB", 1)
-	} else if !queue.ValidCardNumber(*number) {
+		*number, _ = order.FormatCardNumber("BB", 1)
+	} else if !order.ValidCardNumber(*number) {
 		return fmt.Errorf("card number %q is not of the form BB-NNNN-NNNNNN with a Luhn check digit", *number)
 	}
 	face, err := printer.Render(tmpl, printer.Card{CardType: o.CardType, PrintName: o.Holder.PrintName, Company: o.Company.Name,
