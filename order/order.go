@@ -142,6 +142,15 @@ func (o *Order) hasApproval(kind string) bool {
 	return false
 }
 
+// HolderName is the holder's name as the card prints it, or the full name
+// when no print name was given.
+func (o *Order) HolderName() string {
+	if o.Holder.PrintName != "" {
+		return o.Holder.PrintName
+	}
+	return strings.TrimSpace(o.Holder.FirstName + " " + o.Holder.LastName)
+}
+
 // ReadyForProduction reports whether every approval the order needs is
 // present (see Approved).
 func (o *Order) ReadyForProduction() bool {

@@ -26,8 +26,8 @@ func (s *Store) Blob(ctx context.Context, id, kind string) ([]byte, error) {
 	return data, err
 }
 
-// PutBlobs stores files for a job under its lease.
-func (s *Store) PutBlobs(ctx context.Context, j *Job, blobs map[string][]byte) error {
+// PutBlobs stores files for a claimed order under its lease.
+func (s *Store) PutBlobs(ctx context.Context, j *Claim, blobs map[string][]byte) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		for kind, data := range blobs {
 			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {

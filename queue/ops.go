@@ -13,7 +13,7 @@ import (
 // a card dropped on the floor) and sends the order back to the device worker
 // for a new blank and a new card number; the old number is retired, never
 // reused. The supplier is told the old card number is void.
-func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*Order, error) {
+func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, "")
 		if err != nil {
@@ -67,17 +67,17 @@ func (s *Store) Changes(ctx context.Context) (string, error) {
 
 // ExpressOpen returns express orders not yet produced (nor ended), the most
 // urgent first.
-func (s *Store) ExpressOpen(ctx context.Context) ([]*Order, error) {
+func (s *Store) ExpressOpen(ctx context.Context) ([]*order.Record, error) {
 	return s.orders(ctx, `WHERE deadline IS NOT NULL AND state NOT IN ('produced', 'shipped', 'failed', 'cancelled') ORDER BY deadline LIMIT 200`)
 }
 
-func (s *Store) orders(ctx context.Context, where string, args ...any) ([]*Order, error) {
+func (s *Store) orders(ctx context.Context, where string, args ...any) ([]*order.Record, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*Order
+	var out []*order.Record
 	for rows.Next() {
 		o, err := scanOrder(rows)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 var deviceMovesTest = map[order.State]order.State{order.Ready: order.Encoding, order.Encoding: order.Encoding, order.Printing: order.Printing}
 
 // produce takes an approved order through every stage the way the pipeline does.
-func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *Order {
+func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *order.Record {
 	t.Helper()
 	ctx := context.Background()
 	submit(t, s, id, express, holder(approvedAt))
@@ -30,11 +30,11 @@ func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Ti
 	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
 		t.Fatal(err)
 	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil && !errors.Is(err, ErrNoJob) {
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil && !errors.Is(err, ErrNothingToClaim) {
 		t.Fatal(err)
 	}
 	o, _ := s.Get(ctx, id)
-	j = &Job{Order: o, Owner: "w"}
+	j = &Claim{Record: o, Owner: "w"}
 	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
 		t.Fatal(err)
 	}
@@ -90,19 +90,28 @@ func TestShipmentLifecycle(t *testing.T) {
 	if err != nil || len(un) != 2 {
 		t.Fatalf("unshipped = %d, %v", len(un), err)
 	}
-	doc, _ := json.Marshal(map[string]any{"address": []string{"Storgatan 1"}})
-	if err := s.CreateShipment(ctx, Shipment{ID: "SHP-1", Doc: doc}, []string{"o1", "o2"}, "operator:eva"); err != nil {
+	parcel := func(id string, orders ...string) order.Shipment {
+		sh := order.Shipment{ID: id, Address: []string{"Storgatan 1"}}
+		for _, o := range orders {
+			sh.Cards = append(sh.Cards, order.ShipmentCard{OrderID: o})
+		}
+		return sh
+	}
+	if err := s.CreateShipments(ctx, []order.Shipment{parcel("SHP-1", "o1", "o2")}, "operator:eva"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateShipment(ctx, Shipment{ID: "SHP-2", Doc: doc}, []string{"o1"}, "operator:eva"); !errors.Is(err, ErrState) {
+	if err := s.CreateShipments(ctx, []order.Shipment{parcel("SHP-2", "o1")}, "operator:eva"); !errors.Is(err, ErrState) {
 		t.Fatalf("packing a packed card again: %v, want ErrState", err)
 	}
 	if _, err := s.Reproduce(ctx, "o2", "operator:eva", "scratched"); err != nil {
 		t.Fatal(err)
 	}
-	_, orders, err := s.Shipment(ctx, "SHP-1")
+	sh, orders, err := s.Shipment(ctx, "SHP-1")
 	if err != nil || len(orders) != 1 || orders[0].ID != "o1" {
 		t.Fatalf("shipment after reproducing o2: %d orders, %v", len(orders), err)
+	}
+	if len(sh.Address) != 1 || sh.Address[0] != "Storgatan 1" || sh.CreatedBy != "operator:eva" {
+		t.Fatalf("shipment read back: %+v", sh)
 	}
 	n, err := s.MarkShipped(ctx, "SHP-1", "operator:eva")
 	if err != nil || n != 1 {
@@ -123,6 +132,37 @@ func TestShipmentLifecycle(t *testing.T) {
 	}
 	if _, err := s.MarkShipped(ctx, "SHP-404", "operator:eva"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown shipment: %v", err)
+	}
+}
+
+// A packing run is one transaction: when one parcel cannot be packed, none
+// is, and every card stays unshipped for the next run.
+func TestPackingRunIsAtomic(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	for _, id := range []string{"o1", "o2", "o3"} {
+		produce(t, s, id, false, c.now())
+	}
+	run := []order.Shipment{
+		{ID: "SHP-A", Address: []string{"Storgatan 1"}, Cards: []order.ShipmentCard{{OrderID: "o1"}, {OrderID: "o2"}}},
+		{ID: "SHP-B", Address: []string{"Kungsgatan 9"}, Cards: []order.ShipmentCard{{OrderID: "o3"}, {OrderID: "no-such-order"}}},
+	}
+	if err := s.CreateShipments(ctx, run, "operator:eva"); !errors.Is(err, ErrState) {
+		t.Fatalf("run with a bad parcel: %v, want ErrState", err)
+	}
+	if un, _ := s.Unshipped(ctx); len(un) != 3 {
+		t.Fatalf("%d unshipped after a failed run, want all 3", len(un))
+	}
+	if list, _ := s.Shipments(ctx, 10); len(list) != 0 {
+		t.Fatalf("%d shipments stored by a failed run", len(list))
+	}
+	run[1].Cards = run[1].Cards[:1]
+	if err := s.CreateShipments(ctx, run, "operator:eva"); err != nil {
+		t.Fatal(err)
+	}
+	orders, err := s.ShipmentOrders(ctx, []string{"SHP-A", "SHP-B"})
+	if err != nil || len(orders) != 3 || orders[0].ShipmentID != "SHP-A" || orders[2].ShipmentID != "SHP-B" {
+		t.Fatalf("orders of both parcels: %d, %v", len(orders), err)
 	}
 }
 

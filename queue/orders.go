@@ -8,38 +8,7 @@ import (
 	"fmt"
 	"id06/order"
 	"strings"
-	"time"
 )
-
-// Order is a row of the orders table.
-type Order struct {
-	ID               string
-	Supplier         string
-	BodyHash         string
-	Doc              []byte
-	CardType         string
-	Express          bool
-	TradeOrgRequired bool
-	State            order.State
-	ApprovedAt       time.Time
-	Deadline         time.Time
-	ValidUntil       string
-	CardNumber       string
-	CardUUID         string
-	ChipUID          string
-	CertSerial       string
-	SealedSecrets    []byte
-	Reasons          []order.Reason
-	PhotoOverride    string
-	Attempt          int
-	BlanksSpoiled    int
-	LeaseOwner       string
-	LeaseUntil       time.Time
-	ShipmentID       string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	ProducedAt       time.Time
-}
 
 const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
@@ -48,9 +17,9 @@ const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_or
 
 type scanner interface{ Scan(...any) error }
 
-func scanOrder(row scanner) (*Order, error) {
+func scanOrder(row scanner) (*order.Record, error) {
 	var (
-		o                                                          Order
+		o                                                          order.Record
 		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
 		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
 		override, leaseOwner, shipment                             sql.NullString
@@ -92,7 +61,7 @@ type NewOrder struct {
 
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
-func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
+func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.Record, created bool, err error) {
 	err = s.tx(ctx, func(tx *txn) error {
 		var hash, supplier string
 		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
@@ -138,7 +107,7 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
-func (s *Store) AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*Order, error) {
+func (s *Store) AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		state, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
@@ -219,7 +188,7 @@ func addEvent(ctx context.Context, tx *txn, id string, at int64, st order.State,
 }
 
 // Get returns an order by id.
-func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
+func (s *Store) Get(ctx context.Context, id string) (*order.Record, error) {
 	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 }
 
@@ -233,7 +202,7 @@ type Filter struct {
 }
 
 // List returns orders in id order, for paging with After.
-func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
+func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	var where []string
 	var args []any
 	if f.Supplier != "" {
@@ -330,7 +299,7 @@ func (s *Store) CountByState(ctx context.Context) (map[order.State]int, error) {
 }
 
 // Cancel withdraws an order that has not reached the chip yet.
-func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*Order, error) {
+func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error) {
 	return s.operatorMove(ctx, id, supplier, order.Cancellable, order.Cancelled, actor, note, func(tx *txn, o string) error {
 		return s.enqueueNotice(ctx, tx, o, order.NoticeCancelled, map[string]any{"note": note})
 	})
@@ -339,7 +308,7 @@ func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*
 // operatorMove changes state outside a worker's lease (cancel, overrides,
 // retries); the lease is dropped so a worker holding one loses its claim.
 func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []order.State, to order.State, actor, note string,
-	also func(tx *txn, id string) error) (*Order, error) {
+	also func(tx *txn, id string) error) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
@@ -369,7 +338,7 @@ func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []or
 
 // ReplacePhoto stores a new photo for an order and sends it through the photo
 // stage again: the orderer's answer to "att åtgärda".
-func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*Order, error) {
+func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
@@ -403,7 +372,7 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 
 // OverridePhoto records an operator's verdict on a photo. "pass" sends a
 // needs_fix order on to production; "fail" sends a queued or ready order back.
-func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*Order, error) {
+func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error) {
 	from, to := order.PhotoPassable, order.Queued
 	if verdict == "fail" {
 		from, to = order.PhotoRefusable, order.NeedsFix
@@ -431,7 +400,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 }
 
 // Retry sends a failed order back to the queue (operator).
-func (s *Store) Retry(ctx context.Context, id, actor, note string) (*Order, error) {
+func (s *Store) Retry(ctx context.Context, id, actor, note string) (*order.Record, error) {
 	return s.operatorMove(ctx, id, "", order.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
 		return err

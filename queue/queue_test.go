@@ -39,7 +39,7 @@ func holder(at time.Time) []order.Approval {
 	return []order.Approval{{Kind: "holder", Method: "bankid", At: at}}
 }
 
-func submit(t testing.TB, s *Store, id string, express bool, approvals []order.Approval) *Order {
+func submit(t testing.TB, s *Store, id string, express bool, approvals []order.Approval) *order.Record {
 	t.Helper()
 	o, _, err := s.Submit(context.Background(), NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
 		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
@@ -80,7 +80,7 @@ func TestUnapprovedOrdersWait(t *testing.T) {
 	if o.State != order.AwaitingApproval {
 		t.Fatalf("state = %s", o.State)
 	}
-	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, ErrNoJob) {
+	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, ErrNothingToClaim) {
 		t.Fatalf("claimed an unapproved order: %v", err)
 	}
 	o, err := s.AddApproval(ctx, "o1", "sup", holder(c.now())[0], "api")
@@ -113,7 +113,7 @@ func TestClaimPriority(t *testing.T) {
 	var got []string
 	for {
 		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-		if errors.Is(err, ErrNoJob) {
+		if errors.Is(err, ErrNothingToClaim) {
 			break
 		}
 		if err != nil {

@@ -24,11 +24,11 @@ import (
 var migrations embed.FS
 
 var (
-	ErrNotFound  = errors.New("order not found")
-	ErrConflict  = errors.New("an order with this id exists with a different body")
-	ErrNoJob     = errors.New("no job to claim")
-	ErrLeaseLost = errors.New("lease lost: the order changed state or another worker took it")
-	ErrState     = errors.New("the order is not in a state that allows this")
+	ErrNotFound       = errors.New("order not found")
+	ErrConflict       = errors.New("an order with this id exists with a different body")
+	ErrNothingToClaim = errors.New("no order to claim")
+	ErrLeaseLost      = errors.New("lease lost: the order changed state or another worker took it")
+	ErrState          = errors.New("the order is not in a state that allows this")
 )
 
 // Store is the station's database. Write transactions take turns in Go so

@@ -185,7 +185,7 @@ type orderView struct {
 	Events     []order.Event  `json:"events,omitempty"`
 }
 
-func view(o *queue.Order, events []order.Event) orderView {
+func view(o *order.Record, events []order.Event) orderView {
 	v := orderView{ID: o.ID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
 		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Reasons: o.Reasons, Events: events}
 	if !o.Deadline.IsZero() {
@@ -198,7 +198,7 @@ func view(o *queue.Order, events []order.Event) orderView {
 	return v
 }
 
-func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, o *queue.Order) error {
+func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, o *order.Record) error {
 	events, err := s.store.Events(r.Context(), o.ID)
 	if err != nil {
 		return err
@@ -208,7 +208,7 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // ownOrder loads an order only if it belongs to the calling supplier.
-func (s *Server) ownOrder(r *http.Request) (*queue.Order, error) {
+func (s *Server) ownOrder(r *http.Request) (*order.Record, error) {
 	o, err := s.store.Get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		return nil, err

@@ -98,7 +98,7 @@ func opSubmit(t *testing.T, base, token string, body []byte) {
 	}
 }
 
-func opWait(t *testing.T, s *Server, id string, want order.State) *queue.Order {
+func opWait(t *testing.T, s *Server, id string, want order.State) *order.Record {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {

@@ -210,7 +210,7 @@ func (p *Pipeline) rescueLoop(ctx context.Context) {
 }
 
 // keepLease extends a job's lease until stop is called.
-func (p *Pipeline) keepLease(ctx context.Context, j *queue.Job) (stop func()) {
+func (p *Pipeline) keepLease(ctx context.Context, j *queue.Claim) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -236,7 +236,7 @@ var photoMoves = map[order.State]order.State{order.Queued: order.Imaging, order.
 // photoOnce checks one order's photo and crops its portrait.
 func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
 	j, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, photoMoves)
-	if errors.Is(err, queue.ErrNoJob) {
+	if errors.Is(err, queue.ErrNothingToClaim) {
 		return false, nil
 	}
 	if err != nil {
@@ -274,7 +274,7 @@ var deviceMoves = map[order.State]order.State{order.Ready: order.Encoding, order
 // deviceOnce takes one order through encoding and printing.
 func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
 	j, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, deviceMoves)
-	if errors.Is(err, queue.ErrNoJob) {
+	if errors.Is(err, queue.ErrNothingToClaim) {
 		return false, nil
 	}
 	if err != nil {
@@ -294,7 +294,7 @@ func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
 
 // encode writes the chip. It returns done=false when the order went back to
 // the queue (a spoiled blank) or ended.
-func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (bool, error) {
+func (p *Pipeline) encode(ctx context.Context, j *queue.Claim, log *slog.Logger) (bool, error) {
 	start := p.now()
 	defer func() { p.metrics.observeStage("encode", p.now().Sub(start)) }()
 	o, err := order.Decode(j.Doc)
@@ -379,7 +379,7 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 }
 
 // spoil retires the blank in hand and ejects it when the reader can.
-func (p *Pipeline) spoil(ctx context.Context, j *queue.Job, card apdu.Card, reason string) error {
+func (p *Pipeline) spoil(ctx context.Context, j *queue.Claim, card apdu.Card, reason string) error {
 	p.metrics.spoiled.Inc()
 	p.log.Warn("blank spoiled", "order", j.ID, "card_number", j.CardNumber, "reason", reason)
 	if card != nil {
@@ -401,7 +401,7 @@ func (p *Pipeline) eject(ctx context.Context) {
 }
 
 // renderFace lays out the card face for the job's card number.
-func (p *Pipeline) renderFace(ctx context.Context, j *queue.Job, o *order.Order, validUntil time.Time) error {
+func (p *Pipeline) renderFace(ctx context.Context, j *queue.Claim, o *order.Order, validUntil time.Time) error {
 	portraitPNG, err := p.store.Blob(ctx, j.ID, "portrait")
 	if err != nil {
 		return fmt.Errorf("portrait: %w", err)
@@ -429,7 +429,7 @@ func (p *Pipeline) renderFace(ctx context.Context, j *queue.Job, o *order.Order,
 
 // print sends the face to the printer, waiting out printer faults with the
 // station paused, and marks the order produced.
-func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) error {
+func (p *Pipeline) print(ctx context.Context, j *queue.Claim, log *slog.Logger) error {
 	start := p.now()
 	defer func() { p.metrics.observeStage("print", p.now().Sub(start)) }()
 	pdf, err := p.store.Blob(ctx, j.ID, "face_pdf")

@@ -11,7 +11,6 @@ import (
 	"id06/order"
 	"id06/personalize/emulator"
 	"id06/printer"
-	"id06/queue"
 )
 
 // realPhoto reads a portrait that expected.tsv says must pass.
@@ -29,7 +28,7 @@ func realPhoto(t testing.TB) []byte {
 	return nil
 }
 
-func waitState(t *testing.T, s *Server, id string, want order.State) *queue.Order {
+func waitState(t *testing.T, s *Server, id string, want order.State) *order.Record {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {

@@ -3,7 +3,6 @@ package station
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -463,45 +462,21 @@ func fmtLeft(d time.Duration) string {
 }
 
 type orderRow struct {
-	*queue.Order
+	*order.Record
 	Holder string
 }
 
-// holderOf reads the holder's name from the stored order document.
-func holderOf(doc []byte) (name string, delivery deliveryDoc) {
-	var d struct {
-		Holder struct {
-			FirstName string `json:"first_name"`
-			LastName  string `json:"last_name"`
-			PrintName string `json:"print_name"`
-		} `json:"holder"`
-		Delivery deliveryDoc `json:"delivery"`
-	}
-	json.Unmarshal(doc, &d)
-	name = d.Holder.PrintName
-	if name == "" {
-		name = strings.TrimSpace(d.Holder.FirstName + " " + d.Holder.LastName)
-	}
-	return name, d.Delivery
-}
-
-type deliveryDoc struct {
-	Name       string `json:"name"`
-	Street     string `json:"street"`
-	PostalCode string `json:"postal_code"`
-	City       string `json:"city"`
-	Country    string `json:"country"`
-	CostCenter string `json:"cost_center"`
-	Department string `json:"department"`
-}
-
-func rows(orders []*queue.Order) []orderRow {
+// rows reads the holder's name of each order from its stored document.
+func rows(orders []*order.Record) ([]orderRow, error) {
 	out := make([]orderRow, len(orders))
 	for i, o := range orders {
-		name, _ := holderOf(o.Doc)
-		out[i] = orderRow{o, name}
+		doc, err := o.Document()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = orderRow{o, doc.HolderName()}
 	}
-	return out
+	return out, nil
 }
 
 func (s *Server) uiOrders(w http.ResponseWriter, r *http.Request) {
@@ -519,8 +494,13 @@ func (s *Server) uiOrders(w http.ResponseWriter, r *http.Request) {
 	if len(orders) == f.Limit {
 		next = orders[len(orders)-1].ID
 	}
+	list, err := rows(orders)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, "orders", s.newPage(w, r, "nav_orders", map[string]any{
-		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": rows(orders), "Next": next}))
+		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": list, "Next": next}))
 }
 
 func (s *Server) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
@@ -529,7 +509,12 @@ func (s *Server) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "needsfix", s.newPage(w, r, "nav_needs_fix", map[string]any{"Orders": rows(orders), "Codes": imaging.Codes()}))
+	list, err := rows(orders)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "needsfix", s.newPage(w, r, "nav_needs_fix", map[string]any{"Orders": list, "Codes": imaging.Codes()}))
 }
 
 func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
@@ -555,9 +540,13 @@ func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	name, delivery := holderOf(o.Doc)
+	doc, err := o.Document()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, "order", s.newPage(w, r, "order", map[string]any{
-		"O": o, "Holder": name, "Delivery": delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
+		"O": o, "Holder": doc.HolderName(), "Delivery": doc.Delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
 		"CanRetry": o.State.In(order.Retryable), "CanReproduce": o.State.In(order.Reproducible),
 		"CanOverridePass": o.State.In(order.PhotoPassable), "CanOverrideFail": o.State.In(order.PhotoRefusable),
 		"CanCancel": o.State.In(order.Cancellable),
@@ -689,18 +678,9 @@ func (s *Server) uiCancel(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// shipmentDoc is the addressing of a parcel as stored with it.
-type shipmentDoc struct {
-	Orderer    string   `json:"orderer"`
-	Address    []string `json:"address"`
-	CostCenter string   `json:"cost_center"`
-	Department string   `json:"department"`
-}
-
 type shipmentRow struct {
-	*queue.Shipment
-	shipmentDoc
-	Cards []orderRow
+	*order.Shipment
+	Orders []orderRow
 }
 
 func (s *Server) uiShipments(w http.ResponseWriter, r *http.Request) {
@@ -710,16 +690,27 @@ func (s *Server) uiShipments(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var out []shipmentRow
-	for _, sh := range list {
-		_, orders, err := s.store.Shipment(ctx, sh.ID)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		row := shipmentRow{Shipment: sh, Cards: rows(orders)}
-		json.Unmarshal(sh.Doc, &row.shipmentDoc)
-		out = append(out, row)
+	ids := make([]string, len(list))
+	for i, sh := range list {
+		ids[i] = sh.ID
+	}
+	orders, err := s.store.ShipmentOrders(ctx, ids)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cards, err := rows(orders)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in := map[string][]orderRow{}
+	for _, c := range cards {
+		in[c.ShipmentID] = append(in[c.ShipmentID], c)
+	}
+	out := make([]shipmentRow, len(list))
+	for i, sh := range list {
+		out[i] = shipmentRow{Shipment: sh, Orders: in[sh.ID]}
 	}
 	unshipped, err := s.store.Unshipped(ctx)
 	if err != nil {
@@ -730,7 +721,8 @@ func (s *Server) uiShipments(w http.ResponseWriter, r *http.Request) {
 }
 
 // uiPack groups the produced, unpacked cards into parcels by delivery
-// address; each express card is a parcel of its own.
+// address, each express card a parcel of its own, and stores the whole run
+// at once.
 func (s *Server) uiPack(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	orders, err := s.store.Unshipped(ctx)
@@ -740,25 +732,19 @@ func (s *Server) uiPack(w http.ResponseWriter, r *http.Request) {
 	}
 	cards := make([]printer.ProducedCard, len(orders))
 	for i, o := range orders {
-		name, d := holderOf(o.Doc)
-		cards[i] = printer.ProducedCard{CardNumber: o.CardNumber, HolderName: name, OrderID: o.ID, Express: o.Express,
-			Orderer: d.Name, Address: []string{d.Name, d.Street, strings.TrimSpace(d.PostalCode + " " + d.City), d.Country},
-			CostCenter: d.CostCenter, Department: d.Department}
-	}
-	for _, sh := range printer.GroupShipments(cards, s.now()) {
-		doc, err := json.Marshal(shipmentDoc{Orderer: sh.Orderer, Address: sh.Address, CostCenter: sh.CostCenter, Department: sh.Department})
+		doc, err := o.Document()
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		ids := make([]string, len(sh.Cards))
-		for i, c := range sh.Cards {
-			ids[i] = c.OrderID
-		}
-		if err := s.store.CreateShipment(ctx, queue.Shipment{ID: sh.ID, Express: sh.Express, Doc: doc}, ids, actorOf(ctx)); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+		d := doc.Delivery
+		cards[i] = printer.ProducedCard{CardNumber: o.CardNumber, HolderName: doc.HolderName(), OrderID: o.ID, Express: o.Express,
+			Orderer: d.Name, Address: []string{d.Name, d.Street, strings.TrimSpace(d.PostalCode + " " + d.City), d.Country},
+			CostCenter: d.CostCenter, Department: d.Department}
+	}
+	if err := s.store.CreateShipments(ctx, printer.GroupShipments(cards, s.now()), actorOf(ctx)); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	s.audit(ctx, actorOf(ctx), "pack", fmt.Sprintf("%d cards packed", len(cards)))
 	s.broadcast()
@@ -771,14 +757,15 @@ func (s *Server) uiPackingList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var d shipmentDoc
-	json.Unmarshal(sh.Doc, &d)
-	ps := printer.Shipment{ID: sh.ID, Express: sh.Express, Orderer: d.Orderer, Address: d.Address,
-		CostCenter: d.CostCenter, Department: d.Department, CreatedAt: sh.CreatedAt}
-	for _, row := range rows(orders) {
-		ps.Cards = append(ps.Cards, printer.ShipmentCard{CardNumber: row.CardNumber, HolderName: row.Holder, OrderID: row.ID})
+	cards, err := rows(orders)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	pdf, err := printer.PackingList(ps)
+	for _, c := range cards {
+		sh.Cards = append(sh.Cards, order.ShipmentCard{CardNumber: c.CardNumber, HolderName: c.Holder, OrderID: c.ID})
+	}
+	pdf, err := printer.PackingList(*sh)
 	if err != nil {
 		s.uiErrorText(w, r, http.StatusConflict, "err_state", err.Error())
 		return

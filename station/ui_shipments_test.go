@@ -16,7 +16,7 @@ import (
 
 // opProduced drives an order through the store the way the pipeline does,
 // up to produced, with the given delivery address.
-func opProduced(t *testing.T, s *Server, id string, express bool, street string) *queue.Order {
+func opProduced(t *testing.T, s *Server, id string, express bool, street string) *order.Record {
 	t.Helper()
 	ctx := context.Background()
 	doc, _ := json.Marshal(map[string]any{
@@ -41,7 +41,7 @@ func opProduced(t *testing.T, s *Server, id string, express bool, street string)
 		t.Fatal(err)
 	}
 	o, _ := s.store.Get(ctx, id)
-	j = &queue.Job{Order: o, Owner: "w"}
+	j = &queue.Claim{Record: o, Owner: "w"}
 	uid := "04AABB" + strings.ToUpper(id[len(id)-2:])
 	if err := s.store.RecordChip(ctx, j, uid); err != nil {
 		t.Fatal(err)

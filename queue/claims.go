@@ -14,18 +14,18 @@ import (
 	"github.com/google/uuid"
 )
 
-// Job is a worker's claim on an order: every change it makes is guarded by
+// Claim is a worker's hold on an order: every change it makes is guarded by
 // the state, the attempt and the owner it claimed with, so a worker whose
 // lease was rescued (or whose order was cancelled) cannot overwrite anything.
-type Job struct {
-	*Order
+type Claim struct {
+	*order.Record
 	Owner string
 }
 
 // Claim takes the most urgent order in one of the keys of moves (express
 // first, then oldest holder approval), moves it to the mapped state and leases
 // it to owner — all in one UPDATE … RETURNING.
-func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*Job, error) {
+func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*Claim, error) {
 	// One indexed LIMIT 1 probe per source state, then the best of those:
 	// a single IN (…) ORDER BY would sort every waiting order on each claim.
 	var from []any
@@ -45,27 +45,27 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 		attempt = attempt + 1, updated_at = ?
 		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) ORDER BY express DESC, approved_at, created_at LIMIT 1)
 		RETURNING ` + orderColumns
-	var job *Job
+	var c *Claim
 	err := s.tx(ctx, func(tx *txn) error {
 		// The clock is read under the write lock so events stay in time order.
 		now := s.now()
 		args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
 		o, err := scanOrder(tx.QueryRowContext(ctx, q, args...))
 		if errors.Is(err, ErrNotFound) {
-			return ErrNoJob
+			return ErrNothingToClaim
 		}
 		if err != nil {
 			return err
 		}
-		job = &Job{Order: o, Owner: owner}
+		c = &Claim{Record: o, Owner: owner}
 		return addEvent(ctx, tx, o.ID, ms(now), o.State, owner, fmt.Sprintf("claimed (attempt %d)", o.Attempt))
 	})
-	return job, err
+	return c, err
 }
 
-// guarded runs fn in a transaction after checking that the job still holds its
+// guarded runs fn in a transaction after checking that the claim still holds its
 // lease on the order in the state it expects.
-func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *txn, now int64) error) error {
+func (s *Store) guarded(ctx context.Context, j *Claim, fn func(tx *txn, now int64) error) error {
 	return s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET updated_at = ? WHERE id = ? AND state = ? AND attempt = ? AND lease_owner = ?`,
@@ -80,16 +80,16 @@ func (s *Store) guarded(ctx context.Context, j *Job, fn func(tx *txn, now int64)
 	})
 }
 
-// Extend renews the job's lease.
-func (s *Store) Extend(ctx context.Context, j *Job, lease time.Duration) error {
+// Extend renews the claim's lease.
+func (s *Store) Extend(ctx context.Context, j *Claim, lease time.Duration) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET lease_until = ? WHERE id = ?`, now+lease.Milliseconds(), j.ID)
 		return err
 	})
 }
 
-// Advance moves the job to the next state, keeping the lease.
-func (s *Store) Advance(ctx context.Context, j *Job, to order.State, note string) error {
+// Advance moves the claim to the next state, keeping the lease.
+func (s *Store) Advance(ctx context.Context, j *Claim, to order.State, note string) error {
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ? WHERE id = ?`, to, j.ID); err != nil {
 			return err
@@ -102,9 +102,9 @@ func (s *Store) Advance(ctx context.Context, j *Job, to order.State, note string
 	return err
 }
 
-// Release gives the job back to the queue in its current state (e.g. when the
+// Release gives the claim back to the queue in its current state (e.g. when the
 // station pauses with a card not yet started).
-func (s *Store) Release(ctx context.Context, j *Job, to order.State, note string) error {
+func (s *Store) Release(ctx context.Context, j *Claim, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
 			return err
@@ -114,7 +114,7 @@ func (s *Store) Release(ctx context.Context, j *Job, to order.State, note string
 }
 
 // PhotoPassed stores the stage's products and moves the order to ready.
-func (s *Store) PhotoPassed(ctx context.Context, j *Job, blobs map[string][]byte, note string) error {
+func (s *Store) PhotoPassed(ctx context.Context, j *Claim, blobs map[string][]byte, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		for kind, data := range blobs {
 			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {
@@ -129,7 +129,7 @@ func (s *Store) PhotoPassed(ctx context.Context, j *Job, blobs map[string][]byte
 }
 
 // NeedsFixPhoto sends the order back to the orderer with the reasons.
-func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []order.Reason) error {
+func (s *Store) NeedsFixPhoto(ctx context.Context, j *Claim, reasons []order.Reason) error {
 	b, err := json.Marshal(reasons)
 	if err != nil {
 		return err
@@ -150,9 +150,9 @@ func (s *Store) NeedsFixPhoto(ctx context.Context, j *Job, reasons []order.Reaso
 	})
 }
 
-// AllocateCard hands the job a fresh card number and card UUID. Numbers come
+// AllocateCard hands the claim a fresh card number and card UUID. Numbers come
 // from a counter that only grows, so a number is never handed out twice.
-func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
+func (s *Store) AllocateCard(ctx context.Context, j *Claim, prefix string) error {
 	var number, id string
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		var seq int64
@@ -179,10 +179,10 @@ func (s *Store) AllocateCard(ctx context.Context, j *Job, prefix string) error {
 	return err
 }
 
-// RecordChip binds the chip in the reader to the job's card number. It is
+// RecordChip binds the chip in the reader to the claim's card number. It is
 // committed before the first write to the chip, so that after a crash the
 // station knows which physical blank carries this order's data.
-func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
+func (s *Store) RecordChip(ctx context.Context, j *Claim, uid string) error {
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET chip_uid = ? WHERE id = ?`, uid, j.ID); err != nil {
 			return err
@@ -201,7 +201,7 @@ func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
 // SpoilBlank records that the blank in hand is spoiled: its card number is
 // retired, and the order either tries again on a new blank (back to ready) or,
 // past maxBlanks, fails.
-func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks int) (failed bool, err error) {
+func (s *Store) SpoilBlank(ctx context.Context, j *Claim, reason string, maxBlanks int) (failed bool, err error) {
 	err = s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
 			j.ID, nullable(j.CardNumber), nullable(j.ChipUID), reason, now); err != nil {
@@ -233,8 +233,8 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 	return failed, err
 }
 
-// Fail ends the job as failed with a reason the supplier is told.
-func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
+// Fail ends the claim as failed with a reason the supplier is told.
+func (s *Store) Fail(ctx context.Context, j *Claim, reason string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, order.Failed, j.ID); err != nil {
 			return err
@@ -247,7 +247,7 @@ func (s *Store) Fail(ctx context.Context, j *Job, reason string) error {
 }
 
 // Encoded records what the chip carries once it is written and verified.
-func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil string, sealed []byte) error {
+func (s *Store) Encoded(ctx context.Context, j *Claim, certSerial, validUntil string, sealed []byte) error {
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, cert_serial = ?, valid_until = ?, sealed_secrets = ? WHERE id = ?`,
 			order.Printing, certSerial, validUntil, sealed, j.ID); err != nil {
@@ -262,7 +262,7 @@ func (s *Store) Encoded(ctx context.Context, j *Job, certSerial, validUntil stri
 }
 
 // Produced marks the card made and tells the supplier.
-func (s *Store) Produced(ctx context.Context, j *Job, note string) error {
+func (s *Store) Produced(ctx context.Context, j *Claim, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, produced_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
 			order.Produced, now, j.ID); err != nil {
