@@ -2,10 +2,11 @@ package imaging
 
 import (
 	"fmt"
-	"id06/order"
 	"image"
 	"log/slog"
 	"math"
+
+	"id06/order"
 )
 
 // Crop is where the portrait came from, in full-resolution source pixels

@@ -6,12 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"id06/order"
 	"slices"
 	"strings"
 	"time"
 
 	"codeberg.org/go-pdf/fpdf"
+
+	"id06/order"
 )
 
 // ProducedCard is a produced card waiting to be shipped, as the queue knows it.

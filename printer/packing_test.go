@@ -2,13 +2,14 @@ package printer
 
 import (
 	"fmt"
-	"id06/order"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 var packNow = time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)

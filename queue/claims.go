@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"id06/order"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"id06/order"
 )
 
 // Claim is a worker's hold on an order: every change it makes is guarded by

@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"id06/order"
 	"strings"
+
+	"id06/order"
 )
 
 const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,

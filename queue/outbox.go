@@ -76,19 +76,9 @@ func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, 
 	return out, rows.Err()
 }
 
-// DueNotices returns undelivered, live notices whose next attempt has come.
-func (s *Store) DueNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? ORDER BY id LIMIT ?`, ms(s.now()), limit)
-}
-
 // OrderNotices returns every notice about an order, oldest first.
 func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, error) {
 	return s.notices(ctx, `WHERE order_id = ? ORDER BY id`, orderID)
-}
-
-// DeadNotices returns notices that gave up, newest first.
-func (s *Store) DeadNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE dead = 1 ORDER BY id DESC LIMIT ?`, limit)
 }
 
 // NoticeDelivered marks a notice delivered.

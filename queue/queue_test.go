@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"id06/order"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 type clock struct {

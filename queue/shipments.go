@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"id06/order"
 	"strings"
+
+	"id06/order"
 )
 
 // Unshipped returns produced orders not yet in a shipment.

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"id06/order"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"id06/order"
 )
 
 // Config is everything `station serve` can be told. Every flag also reads

@@ -1,12 +1,16 @@
 package queue
 
+// The print floor: the operators' actions on produced cards and the figures
+// the operator page and the metrics show.
+
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"id06/order"
 	"strings"
 	"time"
+
+	"id06/order"
 )
 
 // Reproduce records the card of a produced order as spoiled (a smudged print,
@@ -104,8 +108,9 @@ func (s *Store) ExpressMissed(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// DueNoticesFor is DueNotices for the given suppliers only (those with a
-// webhook), so notices nobody can receive never crowd out the others.
+// DueNoticesFor returns undelivered, live notices whose next attempt has
+// come, for the given suppliers only (those with a webhook), so notices
+// nobody can receive never crowd out the others.
 func (s *Store) DueNoticesFor(ctx context.Context, suppliers []string, limit int) ([]*Notice, error) {
 	if len(suppliers) == 0 {
 		return nil, nil

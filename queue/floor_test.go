@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"id06/order"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 var deviceMovesTest = map[order.State]order.State{order.Ready: order.Encoding, order.Encoding: order.Encoding, order.Printing: order.Printing}
