@@ -55,7 +55,9 @@ func New(figures Figures, status func() (readerUp, printerUp bool)) *Metrics {
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
 // Stage records how long a pipeline stage took.
-func (m *Metrics) Stage(stage string, d time.Duration) { m.stage.WithLabelValues(stage).Observe(d.Seconds()) }
+func (m *Metrics) Stage(stage string, d time.Duration) {
+	m.stage.WithLabelValues(stage).Observe(d.Seconds())
+}
 
 // Spoiled counts a spoiled blank.
 func (m *Metrics) Spoiled() { m.spoiled.Inc() }
