@@ -29,25 +29,42 @@ var States = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Read
 // ValidState reports whether s names a state.
 func ValidState(s string) bool { return slices.Contains(States, State(s)) }
 
-// The states each action outside the pipeline may start from. The store
-// refuses the action in any other state; the pages offer it only in these.
-var (
-	// Cancellable: until the chip is touched an order can still be withdrawn.
-	Cancellable = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready}
-	// Retryable: a failed order may be sent back to the queue.
-	Retryable = []State{Failed}
-	// Reproducible: a produced, unshipped card may be spoiled and made again.
-	Reproducible = []State{Produced}
-	// PhotoReplaceable: the orderer may send a new photo until production starts.
-	PhotoReplaceable = []State{NeedsFix, Queued, AwaitingApproval}
-	// PhotoPassable: an operator may accept a photo the checks refused.
-	PhotoPassable = []State{NeedsFix}
-	// PhotoRefusable: an operator may refuse a photo until the chip is written.
-	PhotoRefusable = []State{Queued, Ready}
-)
+// The states each action outside the pipeline may start from: the one rule
+// the store enforces and the API and the pages offer.
 
-// In reports whether s is one of states.
-func (s State) In(states []State) bool { return slices.Contains(states, s) }
+// Cancellable reports whether an order in s can still be withdrawn, by its
+// supplier or an operator: until the chip is touched.
+func (s State) Cancellable() bool {
+	switch s {
+	case Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready:
+		return true
+	}
+	return false
+}
+
+// InDevice reports whether an order in s is at the card reader or the
+// printer: past cancelling, an operator can only stop it by spoiling its
+// blank.
+func (s State) InDevice() bool { return s == Encoding || s == Printing }
+
+// Retryable reports whether an order in s may be sent back to the queue.
+func (s State) Retryable() bool { return s == Failed }
+
+// Reproducible reports whether the card of an order in s may be spoiled and
+// made again: produced, not yet shipped.
+func (s State) Reproducible() bool { return s == Produced }
+
+// PhotoReplaceable reports whether the orderer may send a new photo: until
+// production starts.
+func (s State) PhotoReplaceable() bool { return s == NeedsFix || s == Queued || s == AwaitingApproval }
+
+// PhotoPassable reports whether an operator may accept a photo the checks
+// refused.
+func (s State) PhotoPassable() bool { return s == NeedsFix }
+
+// PhotoRefusable reports whether an operator may still refuse the photo:
+// until the chip is written.
+func (s State) PhotoRefusable() bool { return s == Queued || s == Ready }
 
 // ExpressWindow is the promise for express pick-up after holder approval.
 const ExpressWindow = 2 * time.Hour

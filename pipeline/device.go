@@ -183,9 +183,7 @@ func (p *Pipeline) print(ctx context.Context, c *queue.Claim, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("face pdf: %w", err)
 	}
-	// The job id names the card, not the attempt: a resumed print replaces
-	// the spooled file instead of adding a second one.
-	job := printer.Job{ID: c.ID + "_" + c.CardNumber, CardNumber: c.CardNumber, OrderID: c.ID, PDF: pdf}
+	job := printer.Job{ID: printer.JobID(c.ID, c.CardNumber), CardNumber: c.CardNumber, OrderID: c.ID, PDF: pdf}
 	var waited time.Duration
 	for tries := 0; ; tries++ {
 		err := p.printer.Print(ctx, job)
@@ -209,8 +207,19 @@ func (p *Pipeline) print(ctx context.Context, c *queue.Claim, log *slog.Logger) 
 			if err := p.waitPrinter(ctx); err != nil {
 				return err
 			}
+			// An operator may have stopped the order during the fault.
+			if err := p.store.Extend(ctx, c, p.cfg.Lease); err != nil {
+				return err
+			}
 			waited, tries = 0, -1
 			continue
+		case errors.Is(err, printer.ErrRefused):
+			// Retrying cannot help: the order fails now, and the encoded
+			// blank leaves the encoder so the next order gets a fresh one.
+			p.metrics.Spoiled()
+			p.eject(ctx)
+			log.Warn("printer refused the job; order failed", "card_number", c.CardNumber, "err", err)
+			return p.store.FailSpoiled(ctx, c, "the printer refused the job: "+err.Error())
 		case err != nil:
 			return err
 		}

@@ -50,6 +50,7 @@ type Store interface {
 	RecordChip(ctx context.Context, c *queue.Claim, uid string) error
 	SpoilBlank(ctx context.Context, c *queue.Claim, reason string, maxBlanks int) (failed bool, err error)
 	Fail(ctx context.Context, c *queue.Claim, reason string) error
+	FailSpoiled(ctx context.Context, c *queue.Claim, reason string) error
 	Encoded(ctx context.Context, c *queue.Claim, certSerial, validUntil string, sealed []byte) error
 	Produced(ctx context.Context, c *queue.Claim, note string) error
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
@@ -98,7 +99,7 @@ type Pipeline struct {
 	metrics  Metrics
 	now      func() time.Time
 	owner    string
-	wake     chan struct{}
+	work     signal
 
 	mu          sync.Mutex
 	paused      bool
@@ -112,16 +113,33 @@ func New(store Store, cfg Config, log *slog.Logger, photo PhotoChecker, reader C
 	prn CardPrinter, tmpl *printer.Template, m Metrics) *Pipeline {
 	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, reader: reader, chip: chip, printer: prn,
 		template: tmpl, metrics: m, now: time.Now, owner: "worker-" + uuid.NewString()[:8],
-		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+		work: signal{ch: make(chan struct{})}, changed: make(chan struct{})}
+}
+
+// signal wakes every goroutine waiting on it at once. A waiter takes the
+// channel before it looks for work, so a wake that comes while it looks is
+// not lost, and a woken waiter never re-arms it: idle workers sleep.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that closes at the next wake.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+func (s *signal) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.ch)
+	s.ch = make(chan struct{})
 }
 
 // Wake tells idle workers that there may be work.
-func (p *Pipeline) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Pipeline) Wake() { p.work.wake() }
 
 // Pause stops the device worker from starting new cards.
 func (p *Pipeline) Pause(message string) {
@@ -214,8 +232,11 @@ func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 	wg.Wait()
 }
 
+// loop runs once until it finds nothing to do, then sleeps until a Wake
+// (new work, a state change, the rescue loop's periodic look) or ctx ends.
 func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, error)) {
 	for ctx.Err() == nil {
+		woken := p.work.wait()
 		worked, err := once(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.log.Error("pipeline step failed", "err", err)
@@ -225,13 +246,14 @@ func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, e
 		}
 		select {
 		case <-ctx.Done():
-		case <-p.wake:
-			p.Wake() // pass it on to the other idle workers
-		case <-time.After(500 * time.Millisecond):
+		case <-woken:
 		}
 	}
 }
 
+// rescueLoop frees expired leases every half lease and then wakes the
+// workers, also when it freed none: that look picks up what other processes
+// changed in the database (station photo override) without anyone polling.
 func (p *Pipeline) rescueLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Lease / 2)
 	defer t.Stop()
@@ -244,8 +266,8 @@ func (p *Pipeline) rescueLoop(ctx context.Context) {
 				p.log.Error("rescue expired leases", "err", err)
 			} else if n > 0 {
 				p.log.Warn("rescued expired leases", "orders", n)
-				p.Wake()
 			}
+			p.Wake()
 		}
 	}
 }

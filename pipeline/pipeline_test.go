@@ -253,3 +253,43 @@ func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
 		t.Fatalf("%d spoiled blanks recorded, want 1", n)
 	}
 }
+
+// An order the printer refuses (here: an id from before the id rule) fails
+// at once, visibly, with its blank retired and ejected; it is not retried,
+// and the next order is produced on a fresh blank without spoiling any.
+func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
+	st := newStation(t, "sim", nil)
+	sim := st.printer.(*printer.SimDriver)
+	// Straight into the database, as an older station's intake (before the
+	// id rule) may have left it.
+	st.submit(t, "..")
+	st.run(t)
+	o := st.waitState(t, "..", order.Failed)
+	events, err := st.store.Events(t.Context(), "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "printer refused") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	numbers, _ := st.store.CardNumbers(t.Context(), "..")
+	if len(numbers) != 1 || o.CardNumber != "" {
+		t.Fatalf("card numbers %v, order keeps %q; want one, retired", numbers, o.CardNumber)
+	}
+	for n, state := range numbers {
+		if state != "spoiled" {
+			t.Fatalf("card %s is %s, want spoiled", n, state)
+		}
+	}
+	st.submit(t, "after-1")
+	st.waitState(t, "after-1", order.Produced)
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
+		t.Fatalf("%d blanks spoiled, want only the refused order's", n)
+	}
+	if got, _ := st.store.Get(t.Context(), ".."); got.State != order.Failed || got.Attempt != o.Attempt {
+		t.Fatalf("the refused order was taken up again: %s attempt %d (was %d)", got.State, got.Attempt, o.Attempt)
+	}
+	if len(sim.Jobs()) != 1 {
+		t.Fatalf("printer got %d jobs, want the good order's only", len(sim.Jobs()))
+	}
+}

@@ -23,7 +23,7 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order
 		if err != nil {
 			return err
 		}
-		if !st.In(order.Reproducible) {
+		if !st.Reproducible() {
 			return fmt.Errorf("%w: the order is %s; only a produced, unshipped card can be re-produced", ErrState, st)
 		}
 		var number, uid sql.NullString

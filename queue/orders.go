@@ -301,21 +301,21 @@ func (s *Store) CountByState(ctx context.Context) (map[order.State]int, error) {
 
 // Cancel withdraws an order that has not reached the chip yet.
 func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error) {
-	return s.operatorMove(ctx, id, supplier, order.Cancellable, order.Cancelled, actor, note, func(tx *txn, o string) error {
+	return s.operatorMove(ctx, id, supplier, order.State.Cancellable, order.Cancelled, actor, note, func(tx *txn, o string) error {
 		return s.enqueueNotice(ctx, tx, o, order.NoticeCancelled, map[string]any{"note": note})
 	})
 }
 
 // operatorMove changes state outside a worker's lease (cancel, overrides,
 // retries); the lease is dropped so a worker holding one loses its claim.
-func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []order.State, to order.State, actor, note string,
+func (s *Store) operatorMove(ctx context.Context, id, supplier string, may func(order.State) bool, to order.State, actor, note string,
 	also func(tx *txn, id string) error) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
 		}
-		if !st.In(from) {
+		if !may(st) {
 			return fmt.Errorf("%w: the order is %s", ErrState, st)
 		}
 		now := ms(s.now())
@@ -345,7 +345,7 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 		if err != nil {
 			return err
 		}
-		if !st.In(order.PhotoReplaceable) {
+		if !st.PhotoReplaceable() {
 			return fmt.Errorf("%w: the order is %s; a photo can be replaced only before production starts", ErrState, st)
 		}
 		if err := putBlob(ctx, tx, id, "photo", photo); err != nil {
@@ -374,9 +374,9 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 // OverridePhoto records an operator's verdict on a photo. "pass" sends a
 // needs_fix order on to production; "fail" sends a queued or ready order back.
 func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error) {
-	from, to := order.PhotoPassable, order.Queued
+	from, to := order.State.PhotoPassable, order.Queued
 	if verdict == "fail" {
-		from, to = order.PhotoRefusable, order.NeedsFix
+		from, to = order.State.PhotoRefusable, order.NeedsFix
 	} else if verdict != "pass" {
 		return nil, fmt.Errorf("%w: verdict must be pass or fail", ErrState)
 	}
@@ -402,7 +402,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 
 // Retry sends a failed order back to the queue (operator).
 func (s *Store) Retry(ctx context.Context, id, actor, note string) (*order.Record, error) {
-	return s.operatorMove(ctx, id, "", order.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
+	return s.operatorMove(ctx, id, "", order.State.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
 		return err
 	})
