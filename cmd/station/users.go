@@ -10,7 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"id06/queue"
-	"id06/station"
+	"id06/ui"
 )
 
 // runUserAdd creates an operator account. The password never appears on
@@ -25,7 +25,7 @@ func runUserAdd(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || *role == "" {
-		return errors.New("usage: station user add NAME --role operator|qa|admin (password from stdin or a prompt)")
+		return c.usageErr()
 	}
 	if !queue.ValidRole(*role) {
 		return fmt.Errorf("role %q: use operator, qa or admin", *role)
@@ -34,7 +34,7 @@ func runUserAdd(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	hash, err := station.HashPassword(password)
+	hash, err := ui.HashPassword(password)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"net/http"
 	"os"
@@ -14,30 +13,18 @@ import (
 	"strings"
 	"time"
 
+	"id06/api"
 	"id06/imaging"
+	"id06/internal/atomicfile"
 	"id06/order"
 	"id06/personalize"
 	"id06/personalize/pcsc"
 	"id06/personalize/vpcd"
+	"id06/pipeline"
 	"id06/printer"
 	"id06/queue"
 	"id06/station"
 )
-
-func runServe(c *cli, args []string) error {
-	cfg, err := station.ParseServeFlags(args, c.getenv)
-	if err != nil {
-		return err
-	}
-	s, err := station.Open(cfg, c.logger())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Run(c.ctx, c.cardCtx, func(addr string) {
-		fmt.Fprintf(c.stdout, "station listening on http://%s\n", addr)
-	})
-}
 
 // submitter pushes order files to a station's API.
 type submitter struct {
@@ -164,7 +151,7 @@ func runDBBackup(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("usage: station db backup [--data DIR] FILE")
+		return c.usageErr()
 	}
 	src := filepath.Join(dataDir(c, *data), "station.db")
 	if !fileExists(src) {
@@ -199,7 +186,7 @@ func runPhotoCheck(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return &exitError{2, errors.New("usage: station photo check IMG [--json]")}
+		return &exitError{2, c.usageErr()}
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -237,7 +224,7 @@ func runPhotoCrop(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || *out == "" {
-		return errors.New("usage: station photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]")
+		return c.usageErr()
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -251,11 +238,11 @@ func runPhotoCrop(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, png); err != nil {
+	if err := atomicfile.Write(*out, png, 0o644); err != nil {
 		return err
 	}
 	if *chip != "" {
-		if err := writeFileAtomic(*chip, res.ChipJPEG); err != nil {
+		if err := atomicfile.Write(*chip, res.ChipJPEG, 0o644); err != nil {
 			return err
 		}
 	}
@@ -273,44 +260,25 @@ func reasonCodes(res *imaging.Result) string {
 	return strings.Join(codes, ", ")
 }
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 func runPhotoOverride(c *cli, args []string) error {
 	fs := c.flags("photo override")
 	reason := fs.String("reason", "", "why the verdict is overridden (required)")
 	code := fs.String("code", "", "with fail: the reason code sent to the orderer (e.g. background_not_uniform)")
 	data := fs.String("data", "", "data directory (default ./var)")
-	operator := fs.String("operator", os.Getenv("USER"), "who overrides")
+	operator := fs.String("operator", c.getenv("USER"), "who overrides")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 || (pos[1] != "pass" && pos[1] != "fail") || strings.TrimSpace(*reason) == "" {
-		return errors.New("usage: station photo override ORDER-ID pass|fail --reason TEXT [--code CODE]")
-	}
-	var reasons []order.Reason
-	if pos[1] == "fail" {
-		if *code == "" {
-			return errors.New("a fail override needs --code naming the rule the photo breaks (one of " + strings.Join(imaging.Codes(), ", ") + ")")
-		}
-		r := imaging.ReasonFor(*code)
-		if r.MessageEN == "" {
-			return fmt.Errorf("unknown reason code %q; use one of %s", *code, strings.Join(imaging.Codes(), ", "))
-		}
-		reasons = []order.Reason{r}
+		return c.usageErr()
 	}
 	store, err := openStore(c, *data)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	o, err := store.OverridePhoto(c.ctx, pos[0], pos[1], "operator:"+*operator, *reason, reasons)
+	o, err := pipeline.OverridePhoto(c.ctx, store, pos[0], pipeline.PhotoVerdict{Verdict: pos[1], Code: *code, Reason: *reason}, "operator:"+*operator)
 	if err != nil {
 		return err
 	}
@@ -329,7 +297,7 @@ func runCardRender(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || *out == "" {
-		return errors.New("usage: station card render ORDER.json -o face.pdf [--png face.png]")
+		return c.usageErr()
 	}
 	body, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -345,7 +313,7 @@ func runCardRender(c *cli, args []string) error {
 			return err
 		}
 	}
-	if err := o.Validate(order.Checks{Now: time.Now(), Photo: imaging.CheckPhotoHeader, Logo: imaging.CheckLogoHeader, PrintName: tmpl.CheckName}); err != nil {
+	if err := o.Validate(api.Checks(tmpl, time.Now())); err != nil {
 		return err
 	}
 	photo := imaging.CheckPhoto(o.Photo)
@@ -355,28 +323,20 @@ func runCardRender(c *cli, args []string) error {
 	if photo.Verdict != "pass" {
 		fmt.Fprintf(c.stderr, "warning: the photo fails the ID06 rules (%s); rendered anyway\n", reasonCodes(photo))
 	}
-	var logo image.Image
-	if len(o.Company.Logo) > 0 {
-		if logo, err = imaging.PrepareLogo(o.Company.Logo, o.Company.ColorLogo); err != nil {
-			return err
-		}
-	}
 	if *number == "" {
 		*number, _ = order.FormatCardNumber("BB", 1)
 	} else if !order.ValidCardNumber(*number) {
 		return fmt.Errorf("card number %q is not of the form BB-NNNN-NNNNNN with a Luhn check digit", *number)
 	}
-	face, err := printer.Render(tmpl, printer.Card{CardType: o.CardType, PrintName: o.Holder.PrintName, Company: o.Company.Name,
-		OrgNumber: o.Company.OrgNumber, CardNumber: *number, Issuer: station.Defaults().Issuer, ValidUntil: o.ValidUntilDate(time.Now()),
-		Portrait: photo.Portrait, Logo: logo, ColorLogo: o.Company.ColorLogo})
+	face, err := pipeline.Face(tmpl, o, *number, station.Defaults().Issuer, o.ValidUntilDate(time.Now()), photo.Portrait, o.Company.Logo)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, face.PDF); err != nil {
+	if err := atomicfile.Write(*out, face.PDF, 0o644); err != nil {
 		return err
 	}
 	if *pngOut != "" {
-		return writeFileAtomic(*pngOut, face.FrontPNG)
+		return atomicfile.Write(*pngOut, face.FrontPNG, 0o644)
 	}
 	return nil
 }
@@ -474,6 +434,11 @@ func findOrder(c *cli, dir, cardNumber string) string {
 }
 
 func runReaders(c *cli, args []string) error {
+	if pos, err := parse(c.flags("readers"), args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return c.usageErr()
+	}
 	names, err := pcsc.Readers()
 	if err != nil {
 		return err
@@ -500,9 +465,9 @@ func runTokenCreate(c *cli, args []string) error {
 		return err
 	}
 	if strings.TrimSpace(*supplier) == "" {
-		return errors.New("usage: station token create --supplier NAME [--scope orders|operator]")
+		return c.usageErr()
 	}
-	scopes, err := station.ParseScopes(*scope)
+	scopes, err := api.ParseScopes(*scope)
 	if err != nil {
 		return err
 	}
@@ -511,7 +476,7 @@ func runTokenCreate(c *cli, args []string) error {
 		return err
 	}
 	defer store.Close()
-	token, err := station.NewToken()
+	token, err := api.NewToken()
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package station
+package api
 
 import (
 	_ "embed"

@@ -1,4 +1,4 @@
-package station
+package ui
 
 // labels are the operator page's texts: English, then Swedish.
 var labels = map[string][2]string{
@@ -31,6 +31,7 @@ var labels = map[string][2]string{
 	"err_not_found":  {"There is no such order, shipment or notice.", "Det finns ingen sådan beställning, försändelse eller avisering."},
 	"err_state":      {"The order is not in a state that allows this.", "Beställningen har inte ett tillstånd som tillåter detta."},
 	"err_internal":   {"The station could not do this. It was logged; try again or call support.", "Stationen kunde inte utföra detta. Det har loggats; försök igen eller kontakta support."},
+	"err_invalid":    {"The form was not filled in as the action needs; nothing was changed.", "Formuläret var inte ifyllt som åtgärden kräver; inget ändrades."},
 	"err_reason":     {"Give a reason (at most 500 characters).", "Ange ett skäl (högst 500 tecken)."},
 	"err_qa_running": {"Pause the station first: the QA check uses the encoder's reader.", "Pausa stationen först: kvalitetskontrollen använder kodarens läsare."},
 

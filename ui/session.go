@@ -1,4 +1,4 @@
-package station
+package ui
 
 import (
 	"context"
@@ -147,33 +147,33 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+func (u *UI) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/ui/", MaxAge: maxAge,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 }
 
 // requireSession admits requests of a logged-in operator; others go to the
 // login page (an action posted with an expired session is not applied).
-func (s *Server) requireSession(next http.Handler) http.Handler {
+func (u *UI) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
 		if err != nil || c.Value == "" {
-			s.toLogin(w, r, "")
+			u.toLogin(w, r, "")
 			return
 		}
-		sess, err := s.store.LookupSession(r.Context(), c.Value)
+		sess, err := u.store.LookupSession(r.Context(), c.Value)
 		switch {
 		case errors.Is(err, queue.ErrSessionExpired):
-			s.audit(r.Context(), "anonymous", "session_expired", r.Method+" "+r.URL.Path)
-			s.setCookie(w, r, sessionCookie, "", -1)
-			s.toLogin(w, r, "expired")
+			u.audit(r.Context(), "anonymous", "session_expired", r.Method+" "+r.URL.Path)
+			u.setCookie(w, r, sessionCookie, "", -1)
+			u.toLogin(w, r, "expired")
 			return
 		case errors.Is(err, queue.ErrNotFound):
-			s.setCookie(w, r, sessionCookie, "", -1)
-			s.toLogin(w, r, "")
+			u.setCookie(w, r, sessionCookie, "", -1)
+			u.toLogin(w, r, "")
 			return
 		case err != nil:
-			s.log.Error("session lookup failed", "err", err)
+			u.log.Error("session lookup failed", "err", err)
 			http.Error(w, "the station database is not answering; try again", http.StatusServiceUnavailable)
 			return
 		}
@@ -181,7 +181,7 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) toLogin(w http.ResponseWriter, r *http.Request, why string) {
+func (u *UI) toLogin(w http.ResponseWriter, r *http.Request, why string) {
 	q := url.Values{}
 	if r.Method == http.MethodGet && r.URL.Path != "/ui/events" {
 		q.Set("next", r.URL.RequestURI())
@@ -200,7 +200,7 @@ func (s *Server) toLogin(w http.ResponseWriter, r *http.Request, why string) {
 // checkCSRF refuses a state-changing request whose form does not carry the
 // session's CSRF token. SameSite=Strict already keeps other sites' forms
 // out; the token also stops a page injected into our own origin.
-func (s *Server) checkCSRF(next http.Handler) http.Handler {
+func (u *UI) checkCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			next.ServeHTTP(w, r)
@@ -213,8 +213,8 @@ func (s *Server) checkCSRF(next http.Handler) http.Handler {
 			token = r.Header.Get("X-CSRF-Token")
 		}
 		if sess == nil || token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.CSRF)) != 1 {
-			s.audit(r.Context(), actorOf(r.Context()), "csrf_refused", r.Method+" "+r.URL.Path)
-			s.uiError(w, r, http.StatusForbidden, "err_csrf")
+			u.audit(r.Context(), actorOf(r.Context()), "csrf_refused", r.Method+" "+r.URL.Path)
+			u.uiError(w, r, http.StatusForbidden, "err_csrf")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -241,13 +241,13 @@ func may(sess *queue.Session, action string) bool {
 }
 
 // requireRole refuses (and audits) a request above the operator's rights.
-func (s *Server) requireRole(action string) func(http.Handler) http.Handler {
+func (u *UI) requireRole(action string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sess := sessionOf(r.Context())
 			if !may(sess, action) {
-				s.audit(r.Context(), actorOf(r.Context()), "forbidden", fmt.Sprintf("%s %s needs %s rights", r.Method, r.URL.Path, action))
-				s.uiError(w, r, http.StatusForbidden, "err_forbidden")
+				u.audit(r.Context(), actorOf(r.Context()), "forbidden", fmt.Sprintf("%s %s needs %s rights", r.Method, r.URL.Path, action))
+				u.uiError(w, r, http.StatusForbidden, "err_forbidden")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -255,70 +255,45 @@ func (s *Server) requireRole(action string) func(http.Handler) http.Handler {
 	}
 }
 
-// requireScope admits API tokens that carry scope. It runs after
-// requireToken for /v1/ops; in front of the supplier API it lets requests
-// without a valid token through so that requireToken answers them.
-func (s *Server) requireScope(scope string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			t, err := s.store.LookupToken(r.Context(), token)
-			if err != nil {
-				next.ServeHTTP(w, r)
-				return
-			}
-			for _, sc := range t.Scopes {
-				if sc == scope {
-					next.ServeHTTP(w, r)
-					return
-				}
-			}
-			s.audit(r.Context(), "token:"+t.Supplier, "forbidden", r.Method+" "+r.URL.Path+" needs scope "+scope)
-			writeError(w, &apiError{Status: http.StatusForbidden, Code: "forbidden",
-				Message: "this API token lacks the " + scope + " scope; create one with: station token create --supplier NAME --scope " + scope})
-		})
-	}
-}
-
-func (s *Server) audit(ctx context.Context, actor, action, detail string) {
-	if err := s.store.Audit(context.WithoutCancel(ctx), actor, action, detail); err != nil {
-		s.log.Error("audit entry not written", "action", action, "err", err)
+func (u *UI) audit(ctx context.Context, actor, action, detail string) {
+	if err := u.store.Audit(context.WithoutCancel(ctx), actor, action, detail); err != nil {
+		u.log.Error("audit entry not written", "action", action, "err", err)
 	}
 }
 
 // login checks a name and password. The answer never says which was wrong.
-func (s *Server) login(ctx context.Context, name, password, ip string) (*queue.Session, string, error) {
+func (u *UI) login(ctx context.Context, name, password, ip string) (*queue.Session, string, error) {
 	key := throttleKey(ip, name)
-	u, err := s.store.User(ctx, name)
+	acct, err := u.store.User(ctx, name)
 	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		return nil, "", err
 	}
 	// The audit names the account only when there is one: an unknown
 	// "name" may be a password typed into the wrong box.
 	who := "an unknown user name (not recorded)"
-	if u != nil {
-		who = "user " + u.Name
+	if acct != nil {
+		who = "user " + acct.Name
 	}
-	if d := s.ops.throttle.wait(key); d > 0 {
-		s.audit(ctx, "anonymous", "login_throttled", who)
+	if d := u.throttle.wait(key); d > 0 {
+		u.audit(ctx, "anonymous", "login_throttled", who)
 		return nil, "", &throttled{wait: d}
 	}
 	hash := dummyHash()
-	if u != nil {
-		hash = u.PasswordHash
+	if acct != nil {
+		hash = acct.PasswordHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u == nil {
-		s.ops.throttle.fail(key)
-		s.audit(ctx, "anonymous", "login_failed", who)
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || acct == nil {
+		u.throttle.fail(key)
+		u.audit(ctx, "anonymous", "login_failed", who)
 		return nil, "", errBadLogin
 	}
-	s.ops.throttle.succeed(key)
+	u.throttle.succeed(key)
 	cookie := randomToken()
-	sess, err := s.store.CreateSession(ctx, cookie, u.Name, randomToken(), s.ops.sessionTTL)
+	sess, err := u.store.CreateSession(ctx, cookie, acct.Name, randomToken(), u.sessionTTL)
 	if err != nil {
 		return nil, "", err
 	}
-	s.audit(ctx, "operator:"+u.Name, "login", "role "+u.Role)
+	u.audit(ctx, "operator:"+acct.Name, "login", "role "+acct.Role)
 	return sess, cookie, nil
 }
 
@@ -330,28 +305,81 @@ func (t *throttled) Error() string {
 	return fmt.Sprintf("too many failed logins; try again in %s", t.wait.Round(time.Second))
 }
 
-// Token scopes: orders is the supplier API, operator the /v1/ops API.
-var tokenScopes = []string{"orders", "operator"}
+func (u *UI) uiLoginPage(w http.ResponseWriter, r *http.Request) {
+	token := randomToken()
+	u.setCookie(w, r, loginCSRFCookie, token, 3600)
+	p := u.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": safeNext(r.URL.Query().Get("next")), "Why": r.URL.Query().Get("why")})
+	u.render(w, r, http.StatusOK, "login", p)
+}
 
-// ParseScopes reads a comma-separated scope list (station token create).
-func ParseScopes(list string) ([]string, error) {
-	var out []string
-	for _, sc := range strings.Split(list, ",") {
-		sc = strings.TrimSpace(sc)
-		if sc == "" {
-			continue
-		}
-		ok := false
-		for _, known := range tokenScopes {
-			ok = ok || sc == known
-		}
-		if !ok {
-			return nil, fmt.Errorf("scope %q: use orders, operator or both (orders,operator)", sc)
-		}
-		out = append(out, sc)
+func (u *UI) uiLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	c, err := r.Cookie(loginCSRFCookie)
+	if err != nil || c.Value == "" || r.PostFormValue("csrf") != c.Value {
+		u.audit(r.Context(), "anonymous", "csrf_refused", "POST /ui/login")
+		u.uiError(w, r, http.StatusForbidden, "err_csrf")
+		return
 	}
-	if len(out) == 0 {
-		return nil, errors.New("give at least one scope: orders or operator")
+	next := safeNext(r.PostFormValue("next"))
+	_, cookie, err := u.login(r.Context(), strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password"), clientIP(r))
+	var th *throttled
+	switch {
+	case errors.As(err, &th):
+		w.Header().Set("Retry-After", fmt.Sprint(int(th.wait.Seconds())+1))
+		u.loginAgain(w, r, http.StatusTooManyRequests, "err_throttled", next)
+		return
+	case errors.Is(err, errBadLogin):
+		u.loginAgain(w, r, http.StatusUnauthorized, "err_login", next)
+		return
+	case err != nil:
+		u.fail(w, r, err)
+		return
 	}
-	return out, nil
+	u.setCookie(w, r, loginCSRFCookie, "", -1)
+	u.setCookie(w, r, sessionCookie, cookie, int(u.sessionTTL.Seconds()))
+	// Not http.Redirect: it cleans the path, and cleaning is what turned
+	// /ui/../\host into /\host, which browsers follow to another host.
+	w.Header().Set("Location", next)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// safeNext is where to go after logging in: next when it is a page of the
+// operator page (a path under /ui/, as the login link wrote it), else /ui/.
+// Refused: a scheme or host, a backslash (browsers read it as a slash), an
+// empty or dot segment (// is a host to a browser, .. climbs out of /ui/),
+// escaped or not, and anything url.Parse refuses (control characters).
+func safeNext(next string) string {
+	const home = "/ui/"
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || strings.Contains(next, `\`) {
+		return home
+	}
+	if !strings.HasPrefix(u.Path, home) || strings.Contains(u.Path, `\`) {
+		return home
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(u.Path[len(home):], "/"), "/") {
+		if seg == "." || seg == ".." || seg == "" && u.Path != home {
+			return home
+		}
+	}
+	if u.RawQuery != "" {
+		return u.EscapedPath() + "?" + u.RawQuery
+	}
+	return u.EscapedPath()
+}
+
+func (u *UI) loginAgain(w http.ResponseWriter, r *http.Request, status int, key, next string) {
+	token := randomToken()
+	u.setCookie(w, r, loginCSRFCookie, token, 3600)
+	p := u.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": next, "Error": key})
+	u.render(w, r, status, "login", p)
+}
+
+func (u *UI) uiLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		u.store.DeleteSession(r.Context(), c.Value)
+	}
+	u.audit(r.Context(), actorOf(r.Context()), "logout", "")
+	u.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }

@@ -1,0 +1,197 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"id06/imaging"
+	"id06/order"
+	"id06/pipeline"
+	"id06/queue"
+)
+
+type orderRow struct {
+	*order.Record
+	Holder string
+}
+
+// rows reads the holder's name of each order from its stored document.
+func rows(orders []*order.Record) ([]orderRow, error) {
+	out := make([]orderRow, len(orders))
+	for i, o := range orders {
+		doc, err := o.Document()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = orderRow{o, doc.HolderName()}
+	}
+	return out, nil
+}
+
+func (u *UI) uiOrders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := queue.Filter{Search: strings.TrimSpace(q.Get("q")), After: q.Get("after"), Limit: 100}
+	if st := q.Get("state"); order.ValidState(st) {
+		f.State = order.State(st)
+	}
+	orders, err := u.store.List(r.Context(), f)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	next := ""
+	if len(orders) == f.Limit {
+		next = orders[len(orders)-1].ID
+	}
+	list, err := rows(orders)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "orders", u.newPage(w, r, "nav_orders", map[string]any{
+		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": list, "Next": next}))
+}
+
+func (u *UI) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
+	orders, err := u.store.List(r.Context(), queue.Filter{State: order.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	list, err := rows(orders)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "needsfix", u.newPage(w, r, "nav_needs_fix", map[string]any{"Orders": list, "Codes": imaging.Codes()}))
+}
+
+func (u *UI) uiOrder(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := chi.URLParam(r, "id")
+	o, err := u.store.Get(ctx, id)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	events, err := u.store.Events(ctx, id)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	notices, err := u.store.OrderNotices(ctx, id)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	files, err := u.store.BlobKinds(ctx, id)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	doc, err := o.Document()
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "order", u.newPage(w, r, "order", map[string]any{
+		"O": o, "Holder": doc.HolderName(), "Delivery": doc.Delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
+		"CanRetry": o.State.Retryable(), "CanReproduce": o.State.Reproducible(),
+		"CanOverridePass": o.State.PhotoPassable(), "CanOverrideFail": o.State.PhotoRefusable(),
+		"CanCancel": o.State.Cancellable(),
+	}))
+}
+
+// blobTypes are the files the page may show, with their content types.
+var blobTypes = map[string]string{"photo": "", "portrait": "image/png", "face_png": "image/png", "face_back_png": "image/png", "face_pdf": "application/pdf"}
+
+func (u *UI) uiBlob(w http.ResponseWriter, r *http.Request) {
+	kind := chi.URLParam(r, "kind")
+	ct, ok := blobTypes[kind]
+	if !ok {
+		u.uiError(w, r, http.StatusNotFound, "err_not_found")
+		return
+	}
+	data, err := u.store.Blob(r.Context(), chi.URLParam(r, "id"), kind)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	if ct == "" {
+		ct = http.DetectContentType(data)
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Write(data)
+}
+
+// orderAction runs an operator action on an order and returns to its page.
+func (u *UI) orderAction(w http.ResponseWriter, r *http.Request, done string, fn func(ctx context.Context, id, actor string) error) {
+	id := chi.URLParam(r, "id")
+	if err := fn(r.Context(), id, actorOf(r.Context())); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.log.Info("operator action", "order", id, "action", done, "actor", actorOf(r.Context()))
+	u.pipeline.Wake()
+	u.Changed()
+	http.Redirect(w, r, "/ui/orders/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
+}
+
+// reasonField reads the free-text reason an action requires.
+func (u *UI) reasonField(w http.ResponseWriter, r *http.Request) (string, bool) {
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if reason == "" || len(reason) > 500 {
+		u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
+		return "", false
+	}
+	return reason, true
+}
+
+func (u *UI) uiOverride(w http.ResponseWriter, r *http.Request) {
+	reason, ok := u.reasonField(w, r)
+	if !ok {
+		return
+	}
+	verdict, code := r.PostFormValue("verdict"), r.PostFormValue("code")
+	u.orderAction(w, r, "overridden", func(ctx context.Context, id, actor string) error {
+		_, err := pipeline.OverridePhoto(ctx, u.store, id, pipeline.PhotoVerdict{Verdict: verdict, Code: code, Reason: reason}, actor)
+		return err
+	})
+}
+
+func (u *UI) uiRetry(w http.ResponseWriter, r *http.Request) {
+	reason, ok := u.reasonField(w, r)
+	if !ok {
+		return
+	}
+	u.orderAction(w, r, "retried", func(ctx context.Context, id, actor string) error {
+		_, err := u.store.Retry(ctx, id, actor, reason)
+		return err
+	})
+}
+
+func (u *UI) uiReproduce(w http.ResponseWriter, r *http.Request) {
+	reason, ok := u.reasonField(w, r)
+	if !ok {
+		return
+	}
+	u.orderAction(w, r, "reproduced", func(ctx context.Context, id, actor string) error {
+		_, err := u.pipeline.Reproduce(ctx, id, actor, reason)
+		return err
+	})
+}
+
+func (u *UI) uiCancel(w http.ResponseWriter, r *http.Request) {
+	reason, ok := u.reasonField(w, r)
+	if !ok {
+		return
+	}
+	u.orderAction(w, r, "cancelled", func(ctx context.Context, id, actor string) error {
+		_, err := u.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
+		return err
+	})
+}
