@@ -261,7 +261,7 @@ func BenchmarkIntake(b *testing.B) {
 }
 
 func queueFilterAll() queue.Filter { return queue.Filter{Limit: 500} }
-func opAPI(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
+func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -283,7 +283,7 @@ func opAPI(t *testing.T, method, url, token string, body any) (int, map[string]a
 	return resp.StatusCode, out, resp.Header
 }
 
-func opToken(t *testing.T, s *server, supplier string, scopes ...string) string {
+func newToken(t *testing.T, s *server, supplier string, scopes ...string) string {
 	t.Helper()
 	tok, err := NewToken()
 	if err != nil {
@@ -297,35 +297,35 @@ func opToken(t *testing.T, s *server, supplier string, scopes ...string) string 
 
 func TestOperatorAPIScopes(t *testing.T) {
 	s, hs, _ := testServer(t, nil)
-	orders := opToken(t, s, "acme", "orders")
-	operator := opToken(t, s, "floor", "operator")
-	both := opToken(t, s, "ops-and-orders", "orders", "operator")
+	orders := newToken(t, s, "acme", "orders")
+	operator := newToken(t, s, "floor", "operator")
+	both := newToken(t, s, "ops-and-orders", "orders", "operator")
 	queuetest.NeedsFix(t, s.store, "nf-1")
 
-	if st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/pause", orders, nil); st != http.StatusForbidden || !strings.Contains(opErrMessage(body), "--scope operator") {
+	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/pause", orders, nil); st != http.StatusForbidden || !strings.Contains(errMessage(body), "--scope operator") {
 		t.Fatalf("orders token on /v1/ops: %d %v", st, body)
 	}
 	if paused, _ := s.pipeline.Paused(); paused {
 		t.Fatal("an orders-scope token paused the station")
 	}
-	if st, _, _ := opAPI(t, "GET", hs.URL+"/v1/orders", operator, nil); st != http.StatusForbidden {
+	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", operator, nil); st != http.StatusForbidden {
 		t.Fatalf("operator token on the supplier API: %d, want 403", st)
 	}
-	if st, _, _ := opAPI(t, "POST", hs.URL+"/v1/ops/pause", "", nil); st != http.StatusUnauthorized {
+	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/pause", "", nil); st != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", st)
 	}
-	if st, _, _ := opAPI(t, "GET", hs.URL+"/v1/orders", both, nil); st != http.StatusOK {
+	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", both, nil); st != http.StatusOK {
 		t.Fatalf("two-scope token on the supplier API: %d", st)
 	}
 	if !stationtest.HasAudit(t, s.store, "token:acme forbidden") {
 		t.Fatalf("refusal not audited: %v", stationtest.Audit(t, s.store))
 	}
 
-	st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/pause", operator, map[string]string{"message": "Card stock low"})
+	st, body, _ := call(t, "POST", hs.URL+"/v1/ops/pause", operator, map[string]string{"message": "Card stock low"})
 	if st != http.StatusOK || body["paused"] != true || body["message"] != "Card stock low" {
 		t.Fatalf("pause: %d %v", st, body)
 	}
-	if st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/resume", operator, nil); st != http.StatusOK || body["paused"] != false {
+	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/resume", operator, nil); st != http.StatusOK || body["paused"] != false {
 		t.Fatalf("resume: %d %v", st, body)
 	}
 	if !stationtest.HasAudit(t, s.store, "api:floor pause") || !stationtest.HasAudit(t, s.store, "api:floor resume") {
@@ -344,60 +344,60 @@ func TestOperatorAPIScopes(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, tc.body)
-			if st != http.StatusUnprocessableEntity || !strings.Contains(opJSON(body), `"path":"`+tc.field+`"`) {
+			st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, tc.body)
+			if st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"`+tc.field+`"`) {
 				t.Fatalf("%d %v, want 422 naming %s", st, body, tc.field)
 			}
 		})
 	}
-	if st, _, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity {
+	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity {
 		t.Fatalf("unknown field: %d", st)
 	}
-	st, body, _ = opAPI(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "checked by hand"})
+	st, body, _ = call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "checked by hand"})
 	if st != http.StatusOK || body["state"] != "queued" {
 		t.Fatalf("pass verdict: %d %v", st, body)
 	}
-	st, body, _ = opAPI(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "fail", "reason": "cap", "code": "head_cut_off"})
-	if st != http.StatusOK || body["state"] != "needs_fix" || !strings.Contains(opJSON(body), "head_cut_off") {
+	st, body, _ = call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "fail", "reason": "cap", "code": "head_cut_off"})
+	if st != http.StatusOK || body["state"] != "needs_fix" || !strings.Contains(asJSON(body), "head_cut_off") {
 		t.Fatalf("fail verdict: %d %v", st, body)
 	}
 	events, _ := s.store.Events(context.Background(), "nf-1")
 	if a := events[len(events)-1].Actor; a != "api:floor" {
 		t.Fatalf("verdict recorded as %q", a)
 	}
-	if st, _, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/nope/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "x"}); st != http.StatusNotFound {
+	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nope/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "x"}); st != http.StatusNotFound {
 		t.Fatalf("unknown order: %d", st)
 	}
 }
 
-func opErrMessage(body map[string]any) string {
+func errMessage(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
 	m, _ := e["message"].(string)
 	return m
 }
 
-func opJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	s, hs, _ := testServer(t, func(c *Config) { c.RatePerSecond, c.RateBurst = 0.5, 3 })
-	tok := opToken(t, s, "acme", "orders")
-	other := opToken(t, s, "other", "orders")
+	tok := newToken(t, s, "acme", "orders")
+	other := newToken(t, s, "other", "orders")
 	for i := 0; i < 3; i++ {
-		if st, _, _ := opAPI(t, "GET", hs.URL+"/v1/orders", tok, nil); st != http.StatusOK {
+		if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", tok, nil); st != http.StatusOK {
 			t.Fatalf("request %d within the burst: %d", i, st)
 		}
 	}
-	st, body, h := opAPI(t, "GET", hs.URL+"/v1/orders", tok, nil)
+	st, body, h := call(t, "GET", hs.URL+"/v1/orders", tok, nil)
 	if st != http.StatusTooManyRequests {
 		t.Fatalf("over the burst: %d", st)
 	}
 	if ra, err := strconv.Atoi(h.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
 		t.Fatalf("Retry-After %q: want 1-2 s at 0.5 requests/s", h.Get("Retry-After"))
 	}
-	if opErrMessage(body) == "" {
+	if errMessage(body) == "" {
 		t.Fatal("429 without an error message")
 	}
-	if st, _, _ := opAPI(t, "GET", hs.URL+"/v1/orders", other, nil); st != http.StatusOK {
+	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", other, nil); st != http.StatusOK {
 		t.Fatalf("another supplier was limited too: %d", st)
 	}
 }

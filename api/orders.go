@@ -54,7 +54,7 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) error {
 	stored, created, err := a.store.Submit(r.Context(), queue.NewOrder{
 		ID: o.ID, Supplier: supplierOf(r.Context()), BodyHash: hex.EncodeToString(sum[:]), Doc: doc,
 		CardType: o.CardType, Express: o.Express, TradeOrgRequired: o.Company.TradeOrgApprovalRequired,
-		Approvals: o.Approvals, Photo: photo, Logo: logo,
+		HolderNames: o.HolderNames(), Approvals: o.Approvals, Photo: photo, Logo: logo,
 	}, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err

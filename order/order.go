@@ -151,6 +151,12 @@ func (o *Order) HolderName() string {
 	return strings.TrimSpace(o.Holder.FirstName + " " + o.Holder.LastName)
 }
 
+// HolderNames are the names an operator may search the order by: the
+// print name and the full name.
+func (o *Order) HolderNames() []string {
+	return []string{o.Holder.PrintName, strings.TrimSpace(o.Holder.FirstName + " " + o.Holder.LastName)}
+}
+
 // ReadyForProduction reports whether every approval the order needs is
 // present (see Approved).
 func (o *Order) ReadyForProduction() bool {

@@ -55,6 +55,7 @@ type NewOrder struct {
 	CardType         string
 	Express          bool
 	TradeOrgRequired bool
+	HolderNames      []string // what the operators' search finds the order by (order.Order.HolderNames)
 	Approvals        []order.Approval
 	Photo            []byte
 	Logo             []byte
@@ -78,8 +79,9 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.
 		created = true
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier, body_hash, doc, card_type, express,
-			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received, now, now); err != nil {
+			trade_org_required, state, holder_names, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received,
+			strings.Join(n.HolderNames, "\n"), now, now); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, n.ID, now, order.Received, actor, "order received"); err != nil {
@@ -217,10 +219,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR
-			json_extract(doc, '$.holder.print_name') LIKE ? ESCAPE '\' OR
-			(json_extract(doc, '$.holder.first_name') || ' ' || json_extract(doc, '$.holder.last_name')) LIKE ? ESCAPE '\')`)
-		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
+		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR holder_names LIKE ? ESCAPE '\')`)
+		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100

@@ -301,3 +301,55 @@ func BenchmarkClaimComplete(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
 }
+
+// Operators find an order by id, card number, chip UID or any part of the
+// holder's names as intake recorded them; % and _ are matched literally.
+func TestSearchFindsHolderNames(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	if _, _, err := s.Submit(ctx, NewOrder{ID: "o-1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
+		HolderNames: []string{"Anna Ł. Svensson", "Anna Łukasz-Svensson"}, Approvals: holder(c.now()), Photo: []byte("jpeg")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, s, "o-2", false, holder(c.now()))
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"o-1", 1}, {"Ł. Sv", 1}, {"Łukasz-Svensson", 1}, {"anna", 1}, {"Anna%", 0}, {"Ann_", 0}, {"Bertil", 0},
+	} {
+		got, err := s.List(ctx, Filter{Search: tc.q})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("search %q: %d orders (%v), want %d", tc.q, len(got), err, tc.want)
+		}
+	}
+}
+
+// Orders accepted before the holder_names column get their names from the
+// stored document when the migration runs.
+func TestHolderNamesMigrationFillsOldOrders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "station.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	doc := []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"A. Svensson"}}`)
+	if _, _, err := s.Submit(ctx, NewOrder{ID: "old-1", Supplier: "sup", BodyHash: "h", Doc: doc, CardType: "id06", Photo: []byte("j")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	if _, err := s.w.ExecContext(ctx, `ALTER TABLE orders DROP COLUMN holder_names; DELETE FROM schema_migrations WHERE version = '003_holder_names'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, q := range []string{"A. Svensson", "Anna Svensson"} {
+		if got, err := s.List(ctx, Filter{Search: q}); err != nil || len(got) != 1 {
+			t.Errorf("search %q after the migration: %d orders (%v)", q, len(got), err)
+		}
+	}
+}

@@ -31,8 +31,10 @@ var (
 	ErrState          = errors.New("the order is not in a state that allows this")
 )
 
-// Store is the station's database. Write transactions take turns in Go so
-// that SQLite never has to arbitrate writers; reads use a pool.
+// Store is the station's database. Write transactions (tx) take turns on
+// txMu so that SQLite never has to arbitrate them; single-statement writes
+// (outbox marks, users, sessions, audit, tokens) go straight to the write
+// pool and wait for SQLite's lock within the busy timeout. Reads use a pool.
 type Store struct {
 	w, r  *sql.DB
 	now   func() time.Time

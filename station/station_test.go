@@ -97,9 +97,9 @@ func runStation(t *testing.T, mutate func(*Config)) (*Station, string, string) {
 
 // runStationLogged is runStation that keeps what the station logged, for
 // privacy checks.
-func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, string, *opLog) {
+func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, string, *logBuffer) {
 	t.Helper()
-	logs := &opLog{}
+	logs := &logBuffer{}
 	s, token := testStationLogged(t, mutate, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
@@ -120,7 +120,7 @@ func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, str
 	return nil, "", "", nil
 }
 
-func opUser(t testing.TB, s *Station, name, role, password string) {
+func addUser(t testing.TB, s *Station, name, role, password string) {
 	t.Helper()
 	hash, err := ui.HashPassword(password)
 	if err != nil {
@@ -161,7 +161,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		OpenAPI string                                `json:"openapi"`
 		Paths   map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	raw := []byte(opGet(t, hs.URL+"/v1/openapi.json"))
+	raw := []byte(get(t, hs.URL+"/v1/openapi.json"))
 	if err := json.Unmarshal(raw, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("document: %v, openapi %q", err, doc.OpenAPI)
 	}
@@ -228,7 +228,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 }
 
 // selfSigned writes a certificate and key for 127.0.0.1.
-func opSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -252,19 +252,19 @@ func opSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x50
 	return certFile, keyFile, pool
 }
 
-// opLog keeps what a running station logged, for privacy checks.
-type opLog struct {
+// logBuffer keeps what a running station logged, for privacy checks.
+type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *opLog) Write(p []byte) (int, error) {
+func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
-func (l *opLog) String() string {
+func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
@@ -272,7 +272,7 @@ func (l *opLog) String() string {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, pool := opSelfSigned(t, dir)
+	certFile, keyFile, pool := selfSigned(t, dir)
 	s, addr, _ := runStation(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
@@ -286,7 +286,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal("plain HTTP answered on the TLS port")
 	}
 	// Session cookies are Secure under TLS.
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := &stationtest.Browser{T: t, Base: "https://" + addr, Client: client}
 	r := b.Post("/ui/login", url.Values{"csrf": {b.CSRF("/ui/login")}, "user": {"eva"}, "password": {stationtest.Password}})
 	if r.Status != http.StatusSeeOther {
@@ -313,7 +313,7 @@ func TestStopEndsEventStreams(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, ctx, func(a string) { addr <- a }) }()
 	base := "http://" + <-addr
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, base)
 	b.LoggedIn("eva", stationtest.Password)
 	// Shorter than the server's 10 s shutdown grace: a stream the server
@@ -383,7 +383,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 	if !stationtest.HasAudit(t, s.Store, "station webhook_dead") {
 		t.Fatalf("dead letters not audited: %v", stationtest.Audit(t, s.Store))
 	}
-	if m := opGet(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead"} 2`) {
+	if m := get(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead"} 2`) {
 		t.Fatalf("dead counter: %s", m)
 	}
 	// The daemon kept serving throughout.
@@ -393,7 +393,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 
 	// The receiver is fixed; an operator redelivers from the page.
 	broken.SetScript("200")
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
 	page := b.Get("/ui/webhooks").Body
@@ -410,7 +410,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 	if r := b.Post("/ui/notices/"+hookID(dead.ID)+"/redeliver", url.Values{"csrf": {token}}); r.Status != http.StatusConflict {
 		t.Fatalf("redelivering a delivered notice: %d, want 409", r.Status)
 	}
-	metrics := opGet(t, hs.URL+"/metrics")
+	metrics := get(t, hs.URL+"/metrics")
 	for _, want := range []string{`station_webhook_deliveries_total{result="dead"} 2`, `station_webhook_outbox{status="dead"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -420,7 +420,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 
 func hookID(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
-func opGet(t *testing.T, url string) string {
+func get(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -438,8 +438,8 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	s, addr, token := runStation(t, func(c *Config) {
 		c.Suppliers = []webhook.Supplier{{Name: "dev", WebhookURL: rc.URL, WebhookSecret: "dev-secret"}}
 	})
-	opSubmit(t, "http://"+addr, token, opExample(t, "hook-1", "pass_london_005_03.jpg", false))
-	o := opWait(t, s, "hook-1", order.Produced)
+	submit(t, "http://"+addr, token, example(t, "hook-1", "pass_london_005_03.jpg", false))
+	o := waitState(t, s, "hook-1", order.Produced)
 	n := webhooktest.Wait(t, s.Store, "hook-1", func(n *queue.Notice) bool { return n.Delivered })
 	var got *webhooktest.Delivery
 	for _, d := range rc.Deliveries() {
@@ -462,7 +462,7 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
 	}
 	// The floor's figures are all on /metrics.
-	metrics := opGet(t, "http://"+addr+"/metrics")
+	metrics := get(t, "http://"+addr+"/metrics")
 	for _, want := range []string{`station_orders{state="produced"} 1`, `station_stage_seconds_count{stage="photo"}`,
 		`station_stage_seconds_count{stage="encode"}`, `station_stage_seconds_count{stage="print"}`, "station_cards_produced_total 1",
 		"station_spoiled_blanks_total 0", `station_webhook_deliveries_total{result="delivered"}`, `station_webhook_outbox{status="dead"} 0`,
@@ -473,11 +473,11 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	}
 }
 
-var opUpdateDocs = flag.Bool("update-docs", false, "rewrite docs/dashboard.png from the browser test")
+var updateDocs = flag.Bool("update-docs", false, "rewrite docs/dashboard.png from the browser test")
 
 // needBrowser returns Debian's chromium, or skips when it is missing, unless
 // STATION_REQUIRE_INTEGRATION=1 (CI) makes that a failure.
-func opNeedBrowser(t *testing.T) string {
+func needBrowser(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if _, err := os.Stat(p); err == nil {
@@ -494,13 +494,13 @@ func opNeedBrowser(t *testing.T) string {
 	return ""
 }
 
-func opRepoRoot(t *testing.T) string { return filepath.Dir(stationtest.RepoFile(t, "go.mod")) }
+func repoRoot(t *testing.T) string { return filepath.Dir(stationtest.RepoFile(t, "go.mod")) }
 
 // exampleWithPhoto is examples/order.json with its id, photo, express flag
 // and approval time replaced.
-func opExample(t *testing.T, id, photo string, express bool) []byte {
+func example(t *testing.T, id, photo string, express bool) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(opRepoRoot(t), "examples", "order.json"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "order.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func opExample(t *testing.T, id, photo string, express bool) []byte {
 	return out
 }
 
-func opSubmit(t *testing.T, base, token string, body []byte) {
+func submit(t *testing.T, base, token string, body []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/orders", strings.NewReader(string(body)))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -530,7 +530,7 @@ func opSubmit(t *testing.T, base, token string, body []byte) {
 	}
 }
 
-func opWait(t *testing.T, s *Station, id string, want order.State) *order.Record {
+func waitState(t *testing.T, s *Station, id string, want order.State) *order.Record {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -548,16 +548,16 @@ func opWait(t *testing.T, s *Station, id string, want order.State) *order.Record
 // untilJS waits until a JavaScript expression is true in the page. The
 // page is never reloaded by the test: what it waits for must arrive by the
 // page's own server-sent events.
-func opUntil(expr string) chromedp.Action[chromedp.Void] {
+func until(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(90*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))
 }
 
-func opCount(state string, n int) chromedp.Action[chromedp.Void] {
-	return opUntil(fmt.Sprintf(`(document.querySelector('#count-%s .n') || {}).textContent === '%d'`, state, n))
+func count(state string, n int) chromedp.Action[chromedp.Void] {
+	return until(fmt.Sprintf(`(document.querySelector('#count-%s .n') || {}).textContent === '%d'`, state, n))
 }
 
 func TestBrowserOperatorFlows(t *testing.T) {
-	chromium := opNeedBrowser(t)
+	chromium := needBrowser(t)
 	s, addr, supplierToken, logs := runStationLogged(t, func(c *Config) { c.Printer = "spool" })
 	cfg := s.Config
 	t.Cleanup(func() {
@@ -566,8 +566,8 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		}
 	})
 	base := "http://" + addr
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	opUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -623,7 +623,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 			chromedp.SendKeys(chromedp.ID("password"), stationtest.Password),
 			chromedp.Click(chromedp.ID("login")),
 			chromedp.WaitVisible(chromedp.ID("station-state")),
-			opUntil(`document.documentElement.dataset.live === 'connected'`))
+			until(`document.documentElement.dataset.live === 'connected'`))
 	}
 	logout := func() {
 		t.Helper()
@@ -641,13 +641,13 @@ func TestBrowserOperatorFlows(t *testing.T) {
 
 	// Log in, and watch an order go to produced without reloading.
 	login("eva")
-	opSubmit(t, base, supplierToken, opExample(t, "web-0001", "pass_london_001_03.jpg", false))
-	do("order produced on the dashboard", opCount("produced", 1), opUntil(`document.querySelector('#produced-today').textContent.trim() === '1'`))
-	produced := opWait(t, s, "web-0001", order.Produced)
+	submit(t, base, supplierToken, example(t, "web-0001", "pass_london_001_03.jpg", false))
+	do("order produced on the dashboard", count("produced", 1), until(`document.querySelector('#produced-today').textContent.trim() === '1'`))
+	produced := waitState(t, s, "web-0001", order.Produced)
 
 	// A photo the checks refuse appears in needs_fix, live as well.
-	opSubmit(t, base, supplierToken, opExample(t, "web-0002", "fail_zoom60cm_busy_bg.jpg", false))
-	do("needs_fix on the dashboard", opCount("needs_fix", 1))
+	submit(t, base, supplierToken, example(t, "web-0002", "fail_zoom60cm_busy_bg.jpg", false))
+	do("needs_fix on the dashboard", count("needs_fix", 1))
 
 	// Pause with a message for the floor; an express order waits, with its
 	// deadline on the dashboard.
@@ -659,14 +659,14 @@ func TestBrowserOperatorFlows(t *testing.T) {
 	if paused, msg := s.Pipeline.Paused(); !paused || msg != "Byte av färgband / ribbon change" {
 		t.Fatalf("station paused=%v %q", paused, msg)
 	}
-	opSubmit(t, base, supplierToken, opExample(t, "web-0003", "pass_london_004_03.jpg", true))
-	do("express order waits while paused", opCount("ready", 1), chromedp.WaitVisible(chromedp.CSS("#express tbody tr")))
+	submit(t, base, supplierToken, example(t, "web-0003", "pass_london_004_03.jpg", true))
+	do("express order waits while paused", count("ready", 1), chromedp.WaitVisible(chromedp.CSS("#express tbody tr")))
 	if left := text("#express .left"); !strings.HasPrefix(left, "1:5") && !strings.HasPrefix(left, "2:00") {
 		t.Fatalf("express time left %q, want about 1:59", left)
 	}
 	shot := screenshot("dashboard.png")
-	if *opUpdateDocs {
-		if err := os.WriteFile(filepath.Join(opRepoRoot(t), "docs", "dashboard.png"), shot, 0o644); err != nil {
+	if *updateDocs {
+		if err := os.WriteFile(filepath.Join(repoRoot(t), "docs", "dashboard.png"), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -681,11 +681,11 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("override-reason"), "Background acceptable after review"),
 		chromedp.Click(chromedp.ID("override-pass")),
 		chromedp.WaitVisible(chromedp.ID("done")))
-	overridden := opWait(t, s, "web-0002", order.Ready)
+	overridden := waitState(t, s, "web-0002", order.Ready)
 	if overridden.PhotoOverride != "pass" {
 		t.Fatalf("override %q", overridden.PhotoOverride)
 	}
-	do("order page follows the order live", opUntil(`document.querySelector('#order-state').dataset.state === 'ready'`),
+	do("order page follows the order live", until(`document.querySelector('#order-state').dataset.state === 'ready'`),
 		chromedp.WaitVisible(chromedp.ID("img-portrait")))
 	screenshot("order.png")
 	if timeline := text("#events"); !strings.Contains(timeline, "operator:eva") || !strings.Contains(timeline, "Background acceptable after review") {
@@ -731,16 +731,16 @@ func TestBrowserOperatorFlows(t *testing.T) {
 
 	// Resume in Swedish; both waiting orders are produced, live.
 	login("eva")
-	do("svenska", chromedp.Click(chromedp.ID("lang-sv")), chromedp.WaitVisible(chromedp.CSS("#lang-sv.on")), opUntil(`document.querySelector('nav a[href="/ui/"]').textContent === 'Översikt'`))
+	do("svenska", chromedp.Click(chromedp.ID("lang-sv")), chromedp.WaitVisible(chromedp.CSS("#lang-sv.on")), until(`document.querySelector('nav a[href="/ui/"]').textContent === 'Översikt'`))
 	do("resume",
 		chromedp.Click(chromedp.ID("resume")),
 		chromedp.WaitVisible(chromedp.ID("pause")),
-		opCount("produced", 3),
-		opUntil(`document.querySelectorAll('#express tbody tr').length === 0`))
+		count("produced", 3),
+		until(`document.querySelectorAll('#express tbody tr').length === 0`))
 	if got := text("#station-state .big"); got != "I drift" {
 		t.Fatalf("station state label %q, want I drift", got)
 	}
-	express := opWait(t, s, "web-0003", order.Produced)
+	express := waitState(t, s, "web-0003", order.Produced)
 	if express.ProducedAt.After(express.Deadline) {
 		t.Fatal("express order missed its deadline in the test")
 	}

@@ -40,7 +40,7 @@ type testStation struct {
 	dbPath   string
 }
 
-func opStation(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httptest.Server) {
+func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httptest.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -73,7 +73,7 @@ func opStation(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpt
 	return s, hs
 }
 
-func opUser(t testing.TB, s *testStation, name, role, password string) {
+func addUser(t testing.TB, s *testStation, name, role, password string) {
 	t.Helper()
 	hash, err := HashPassword(password)
 	if err != nil {
@@ -85,8 +85,8 @@ func opUser(t testing.TB, s *testStation, name, role, password string) {
 }
 
 func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	tests := []struct{ name, user, password string }{
 		{"wrong password", "eva", "wrong password!"},
 		{"unknown user", "nobody", stationtest.Password},
@@ -121,8 +121,8 @@ func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
 }
 
 func TestLoginThrottled(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	s.throttle.now = func() time.Time { return now }
 	b := stationtest.NewBrowser(t, hs.URL)
@@ -139,7 +139,7 @@ func TestLoginThrottled(t *testing.T) {
 		t.Fatal("throttled answer does not say why")
 	}
 	// Someone else behind the same address is not held up by eva's lock.
-	opUser(t, s, "olle", queue.RoleQA, stationtest.Password)
+	addUser(t, s, "olle", queue.RoleQA, stationtest.Password)
 	if r := stationtest.NewBrowser(t, hs.URL).Login("olle", stationtest.Password); r.Status != http.StatusSeeOther {
 		t.Fatalf("olle: %d", r.Status)
 	}
@@ -156,9 +156,9 @@ func TestLoginThrottled(t *testing.T) {
 // lock out the others behind it (an office NAT), and a stranger guessing a
 // name does not lock its owner out; the guesser waits longer each time.
 func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
-	s, _ := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	opUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
+	s, _ := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	s.throttle.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -204,8 +204,8 @@ func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
 // A failed login records the typed user name only when it names an
 // account: otherwise it may be a password typed into the wrong box.
 func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	const typo = "Tr0ub4dor&3-in-the-user-box"
 	b := stationtest.NewBrowser(t, hs.URL)
 	for i := 0; i <= s.throttle.free; i++ { // the last one is throttled
@@ -230,8 +230,8 @@ func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
 }
 
 func TestSessionCookie(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/ui/login", strings.NewReader(url.Values{
 		"csrf": {b.CSRF("/ui/login")}, "user": {"eva"}, "password": {stationtest.Password}}.Encode()))
@@ -261,12 +261,12 @@ func TestSessionCookie(t *testing.T) {
 }
 
 func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
 	other := stationtest.NewBrowser(t, hs.URL)
-	opUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
 	otherToken := other.LoggedIn("olle", stationtest.Password)
 	tests := []struct {
 		name string
@@ -313,8 +313,8 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 }
 
 func TestExpiredSessionAppliesNothing(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	ctx := context.Background()
 	if _, err := s.store.CreateSession(ctx, "expired-cookie", "eva", "expired-csrf", -time.Minute); err != nil {
 		t.Fatal(err)
@@ -343,10 +343,10 @@ func TestExpiredSessionAppliesNothing(t *testing.T) {
 }
 
 func TestRolesAreEnforcedOnTheServer(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	opUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
-	opUser(t, s, "ada", queue.RoleAdmin, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	addUser(t, s, "ada", queue.RoleAdmin, stationtest.Password)
 	tests := []struct {
 		user, method, path string
 		want               int
@@ -389,8 +389,8 @@ func TestRolesAreEnforcedOnTheServer(t *testing.T) {
 }
 
 func TestOrderActionsFromThePage(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	queuetest.NeedsFix(t, s.store, "nf-1")
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
@@ -443,9 +443,9 @@ func TestOrderActionsFromThePage(t *testing.T) {
 }
 
 func TestEventStreamAnnouncesChanges(t *testing.T) {
-	s, hs := opStation(t, nil)
+	s, hs := testPage(t, nil)
 	s.poll = 50 * time.Millisecond
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -500,8 +500,8 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 // operator page; anything a browser could take to another host, or that
 // climbs out of /ui/, goes to the dashboard instead.
 func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
 	tests := []struct{ next, want string }{
 		{"/ui/orders?state=failed", "/ui/orders?state=failed"},
 		{"/ui/orders/e2e-001", "/ui/orders/e2e-001"},
@@ -543,9 +543,9 @@ func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
 	}
 }
 func TestShipmentsAndReproduction(t *testing.T) {
-	s, hs := opStation(t, nil)
-	opUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	opUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
 	a1 := queuetest.Produced(t, s.store, "ord-01", false, "Storgatan 1")
 	queuetest.Produced(t, s.store, "ord-02", false, "Storgatan 1")
 	queuetest.Produced(t, s.store, "ord-03", false, "Kungsgatan 9")
@@ -634,7 +634,7 @@ func TestShipmentsAndReproduction(t *testing.T) {
 // BenchmarkDashboard renders the live dashboard over HTTP with 2000 orders
 // in the database: the cost of one SSE-triggered refresh.
 func BenchmarkDashboard(b *testing.B) {
-	s, hs := opStation(b, nil)
+	s, hs := testPage(b, nil)
 	ctx := context.Background()
 	for i := range 2000 {
 		if _, _, err := s.store.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o-%05d", i), Supplier: "dev", BodyHash: "h", Doc: []byte(`{}`),
@@ -643,7 +643,7 @@ func BenchmarkDashboard(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	opUser(b, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(b, s, "eva", queue.RoleOperator, stationtest.Password)
 	br := stationtest.NewBrowser(b, hs.URL)
 	br.LoggedIn("eva", stationtest.Password)
 	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/ui/", nil)

@@ -38,7 +38,8 @@ func NeedsFix(t testing.TB, s *queue.Store, id string) {
 	ctx := context.Background()
 	_, _, err := s.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
 		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
-		Approvals: Approved(), Photo: []byte("jpeg")}, "supplier:dev")
+		HolderNames: []string{"Anna Svensson", "Anna Svensson"},
+		Approvals:   Approved(), Photo: []byte("jpeg")}, "supplier:dev")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,8 @@ func Produced(t testing.TB, s *queue.Store, id string, express bool, street stri
 		"delivery": map[string]string{"name": "Bygg AB", "street": street, "postal_code": "111 22", "city": "Stockholm", "country": "SE"},
 	})
 	if _, _, err := s.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id, Doc: doc, CardType: "id06", Express: express,
-		Approvals: Approved(), Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
+		HolderNames: []string{"Anna Svensson " + id, "Anna Svensson"},
+		Approvals:   Approved(), Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
