@@ -6,7 +6,7 @@ package imaging
 
 import "id06/order"
 
-// Reason codes (DESIGN §4). The lead stores and transmits these strings; they
+// Reason codes (docs/design.md §4). The lead stores and transmits these strings; they
 // are part of the API.
 const (
 	CodeUnreadable         = "unreadable_image"

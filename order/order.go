@@ -1,5 +1,5 @@
 // Package order is the domain of the station: the supplier's order (its
-// JSON, DESIGN §7, strict decoding, and every validation rule of DESIGN §8,
+// JSON, docs/design.md §7, strict decoding, and every validation rule of docs/design.md §8,
 // including the check digits of Swedish and foreign ID numbers), and the
 // order's life at the station (lifecycle.go: its states and which actions
 // each state allows, the approval rule, the reasons, events and notices a
@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Order is exactly the JSON of DESIGN §7; fields beyond these are refused.
+// Order is exactly the JSON of docs/design.md §7; fields beyond these are refused.
 type Order struct {
 	ID         string     `json:"id"`
 	CardType   string     `json:"card_type"`
@@ -164,7 +164,7 @@ func (o *Order) ReadyForProduction() bool {
 	return missing == ""
 }
 
-// MaxValidityYears is the longest validity of an ID06 card (DESIGN §1).
+// MaxValidityYears is the longest validity of an ID06 card (docs/design.md §1).
 const MaxValidityYears = 5
 
 // ValidUntilDate is the card's expiry for a card produced on productionDay:
