@@ -52,6 +52,7 @@ type Production interface {
 	Pause(message string)
 	Resume()
 	Paused() (bool, string)
+	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
 }
 
 // API serves the HTTP JSON API.

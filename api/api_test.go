@@ -401,3 +401,78 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 		t.Fatalf("another supplier was limited too: %d", st)
 	}
 }
+
+// An order stuck at the printer (or reader) cannot be cancelled, but an
+// operator can stop it through the operator API: the blank's card number is
+// retired as spoiled, the order fails with who and why.
+func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
+	s, hs, _ := testServer(t, nil)
+	ctx := context.Background()
+	operator := newToken(t, s, "floor", "operator")
+	o := queuetest.Printing(t, s.store, "stuck-2")
+	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{}); st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"reason"`) {
+		t.Fatalf("no reason: %d %v", st, body)
+	}
+	st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{"reason": "encoder keeps failing"})
+	if st != http.StatusOK || body["state"] != "failed" || body["card_number"] != "" {
+		t.Fatalf("stop: %d %v", st, body)
+	}
+	if numbers, _ := s.store.CardNumbers(ctx, "stuck-2"); numbers[o.CardNumber] != "spoiled" {
+		t.Fatalf("card %s: %q", o.CardNumber, numbers[o.CardNumber])
+	}
+	events, _ := s.store.Events(ctx, "stuck-2")
+	if a := events[len(events)-1].Actor; a != "api:floor" {
+		t.Fatalf("stop recorded as %q", a)
+	}
+	queuetest.NeedsFix(t, s.store, "nf-1")
+	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusConflict {
+		t.Fatalf("stop of a needs_fix order: %d %v, want 409", st, body)
+	}
+	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nope/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusNotFound {
+		t.Fatalf("unknown order: %d", st)
+	}
+}
+
+// A photo cut short in transfer used to be accepted (201) and printed with a
+// grey block from the cut down. Both ways a photo comes in refuse it with
+// 422 naming the photo, and nothing is stored.
+func TestIntakeRefusesIncompletePhoto(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	good := noisyJPEG(t, 600, 800)
+	cut := good[:len(good)*7/10]
+	status, out := stationtest.Post(t, hs.URL+"/v1/orders", token, stationtest.MustJSON(t, stationtest.ExampleOrder(t, "cut-1", cut)))
+	wantIncompletePhoto(t, status, out)
+	if orders, err := s.store.List(t.Context(), queueFilterAll()); err != nil || len(orders) != 0 {
+		t.Fatalf("the refused order was stored: %d (%v)", len(orders), err)
+	}
+
+	if status, out := stationtest.Post(t, hs.URL+"/v1/orders", token, stationtest.MustJSON(t, stationtest.ExampleOrder(t, "cut-2", good))); status != http.StatusCreated {
+		t.Fatalf("good order: %d %v", status, out)
+	}
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/orders/cut-2/photo", bytes.NewReader(cut))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "image/jpeg")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out = nil
+	json.NewDecoder(resp.Body).Decode(&out)
+	wantIncompletePhoto(t, resp.StatusCode, out)
+}
+
+func wantIncompletePhoto(t *testing.T, status int, out map[string]any) {
+	t.Helper()
+	if status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422: %v", status, out)
+	}
+	e, _ := out["error"].(map[string]any)
+	fields, _ := e["fields"].([]any)
+	for _, f := range fields {
+		if m := f.(map[string]any); m["path"] == "photo" && strings.Contains(m["message"].(string), "the file is incomplete or damaged") {
+			return
+		}
+	}
+	t.Fatalf("the answer does not say the photo is incomplete: %v", out)
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"id06/order"
 	"id06/pipeline"
 	"id06/queue"
 )
@@ -17,6 +18,7 @@ import (
 func (a *API) opsRoutes(r chi.Router) {
 	r.Use(a.requireToken, a.requireScope("operator"))
 	r.Post("/orders/{id}/photo-verdict", a.h(a.opsPhotoVerdict))
+	r.Post("/orders/{id}/spoil", a.h(a.opsSpoil))
 	r.Post("/pause", a.h(a.opsPause))
 	r.Post("/resume", a.h(a.opsResume))
 }
@@ -59,6 +61,32 @@ func (a *API) opsPhotoVerdict(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.Info("photo verdict overridden", "order", id, "verdict", req.Verdict, "actor", opsActor(r))
 	a.pipeline.Wake()
+	a.changed()
+	return a.writeOrder(w, r, http.StatusOK, o)
+}
+
+// opsSpoil stops an order at the reader or printer: its blank is retired
+// with the card number and the order fails.
+func (a *API) opsSpoil(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := a.decodeOps(w, r, &req, `{"reason": "…"}`); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the order cannot be stopped without a reason",
+			Fields: []order.FieldError{{Path: "reason", Message: "say why the order is stopped (1 to 500 characters)"}}}
+	}
+	id := chi.URLParam(r, "id")
+	o, err := a.pipeline.SpoilAndFail(r.Context(), id, opsActor(r), req.Reason)
+	if errors.Is(err, queue.ErrNotFound) {
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order"}
+	}
+	if err != nil {
+		return err
+	}
+	a.log.Info("order stopped and its blank spoiled", "order", id, "actor", opsActor(r))
 	a.changed()
 	return a.writeOrder(w, r, http.StatusOK, o)
 }

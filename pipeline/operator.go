@@ -64,3 +64,14 @@ func (p *Pipeline) Reproduce(ctx context.Context, id, actor, reason string) (*or
 	p.Wake()
 	return o, nil
 }
+
+// SpoilAndFail stops an order at the reader or printer for an operator: its
+// blank is retired with the card number and the order fails.
+func (p *Pipeline) SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error) {
+	o, err := p.store.SpoilAndFail(ctx, id, actor, "stopped by an operator: "+reason)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics.Spoiled()
+	return o, nil
+}

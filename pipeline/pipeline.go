@@ -54,6 +54,7 @@ type Store interface {
 	Encoded(ctx context.Context, c *queue.Claim, certSerial, validUntil string, sealed []byte) error
 	Produced(ctx context.Context, c *queue.Claim, note string) error
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
 }
 
 // Metrics is told how long stages take and what came of them.

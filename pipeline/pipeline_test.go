@@ -293,3 +293,30 @@ func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
 		t.Fatalf("printer got %d jobs, want the good order's only", len(sim.Jobs()))
 	}
 }
+
+// Card data the chip cannot take (here: a portrait too large for the card
+// stock) fails the order with the reason before any blank is touched; it
+// is neither a reader fault that pauses the station nor retried.
+func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
+	st := newStation(t, "spool", nil)
+	stock := personalize.DefaultStock()
+	stock.MaxObject = 3000 // some stock holds ~3 KB per object
+	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.p.chip = chip
+	st.run(t)
+	st.submit(t, "big-1")
+	st.waitState(t, "big-1", order.Failed)
+	events, _ := st.store.Events(t.Context(), "big-1")
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "Facial Image") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	if paused, msg := st.p.Paused(); paused || !st.p.ReaderUp() {
+		t.Fatalf("the station paused for an order's data: %q", msg)
+	}
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for data refused before writing", n)
+	}
+}

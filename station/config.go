@@ -36,6 +36,9 @@ type Config struct {
 	// Suppliers with their webhook settings; tokens are created with
 	// `station token create`.
 	Suppliers []webhook.Supplier `json:"suppliers"`
+	// Production refuses to start with the development CA or the development
+	// sealing key, and makes no dev token.
+	Production bool `json:"production"`
 
 	Lease           time.Duration `json:"-"` // how long a worker's claim holds unless extended
 	PrinterPatience time.Duration `json:"-"` // how long a busy printer is retried before the station pauses
@@ -60,6 +63,14 @@ func Defaults() Config {
 	}
 }
 
+// DevelopmentCA reports whether cards are signed by the development CA that
+// the station made itself in DATA/pki: no relying party trusts it.
+func (c Config) DevelopmentCA() bool { return c.CACert == "" }
+
+// DevelopmentSeal reports whether PIN and PUK are sealed to the development
+// age key, whose private half lies next to them in DATA/pki.
+func (c Config) DevelopmentSeal() bool { return c.SealTo == "" }
+
 // Validate refuses a configuration the station cannot run with.
 func (c Config) Validate() error {
 	var errs []error
@@ -78,6 +89,17 @@ func (c Config) Validate() error {
 	if c.RatePerSecond <= 0 || c.RateBurst < 1 {
 		errs = append(errs, errors.New("rate_per_second and rate_burst must be positive"))
 	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, errors.New("ca_cert and ca_key go together"))
+	}
+	if c.Production {
+		if c.DevelopmentCA() || c.CAKey == "" {
+			errs = append(errs, errors.New("production: configure ca_cert and ca_key, the issuing CA's certificate and key (PEM); without them cards would be signed by a development CA"))
+		}
+		if c.DevelopmentSeal() {
+			errs = append(errs, errors.New("production: configure seal_to, the supplier's age recipient (age1…); without it PIN and PUK would be sealed to a development key kept in the data directory"))
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key go together"))
 	}
@@ -87,6 +109,11 @@ func (c Config) Validate() error {
 		}
 		if s.WebhookURL != "" && s.WebhookSecret == "" {
 			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
+		}
+		if s.WebhookURL != "" {
+			if err := webhook.CheckURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
+				errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url %w", i, s.Name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -57,7 +57,8 @@ func New(cfg Config, parts Parts, log *slog.Logger) *Station {
 		MaxBlanks: cfg.MaxBlanks, Issuer: cfg.Issuer, PrinterPatience: cfg.PrinterPatience},
 		log, imaging.CheckPhoto, parts.Reader, parts.Chip, parts.Printer, parts.Template, s.Metrics)
 	s.Deliverer = webhook.New(parts.Store, cfg.Suppliers, log, s.Metrics)
-	s.UI = ui.New(parts.Store, s.Pipeline, s.Deliverer, ui.Devices{Reader: parts.Reader, Chip: parts.Chip, Printer: parts.Printer}, log)
+	s.UI = ui.New(parts.Store, s.Pipeline, s.Deliverer, ui.Devices{Reader: parts.Reader, Chip: parts.Chip, Printer: parts.Printer},
+		ui.Keys{DevelopmentCA: cfg.DevelopmentCA(), DevelopmentSeal: cfg.DevelopmentSeal()}, log)
 	s.API = api.New(api.Config{MaxBodyBytes: cfg.MaxBodyBytes, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst},
 		parts.Store, s.Pipeline, parts.Template, s.UI.Changed, log)
 	return s

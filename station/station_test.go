@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/chromedp/chromedp"
 	"github.com/go-chi/chi/v5"
 
@@ -70,7 +71,8 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim")); err != nil {
 		t.Fatal(err)
 	}
-	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), Issuer: cfg.Issuer}); err != nil {
+	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
 		t.Fatal(err)
 	}
 	if parts.Printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
@@ -755,5 +757,86 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log contains %q", secret)
 		}
+	}
+}
+
+// Webhook URLs are checked at start-up: http(s) only, and no link-local or
+// cloud metadata address unless the supplier's config opts in. Loopback and
+// private networks stay allowed (a receiver on the same host or LAN).
+func TestWebhookURLsAreCheckedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		allow bool
+		bad   string // what the error must say; "" = accepted
+	}{
+		{"https://erp.example.com/hooks/station", false, ""},
+		{"http://127.0.0.1:9999/hook", false, ""},
+		{"http://[::1]:9999/hook", false, ""},
+		{"http://10.1.2.3/hook", false, ""},
+		{"http://169.254.169.254/latest/meta-data/", true, ""},
+		{"file:///etc/passwd", false, "must be an http or https URL"},
+		{"gopher://erp.example.com:70/", false, "http or https"},
+		{"ftp://erp.example.com/", false, "http or https"},
+		{"erp.example.com/hook", false, "http or https"},
+		{"http:///hook", false, "no host"},
+		{"http://169.254.169.254/latest/meta-data/", false, "link-local"},
+		{"http://169.254.170.2/v2/credentials", false, "link-local"},
+		{"http://[fe80::1%25eth0]/", false, "link-local"},
+		{"http://[::ffff:169.254.169.254]/", false, "link-local"},
+		{"http://[fd00:ec2::254]/", false, "metadata"},
+		{"http://metadata.google.internal/computeMetadata/v1/", false, "metadata"},
+		{"http://METADATA.google.internal./", false, "metadata"},
+		{"http://100.100.100.200/latest/meta-data/", false, "metadata"},
+		{"http://0.0.0.0:9999/", false, "unspecified"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.Suppliers = []webhook.Supplier{{Name: "acme", WebhookURL: tc.url, WebhookSecret: "s", AllowLinkLocalWebhook: tc.allow}}
+			err := cfg.Validate()
+			if tc.bad == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.bad) || !strings.Contains(err.Error(), "acme") {
+				t.Fatalf("error %v: want one naming the supplier acme and saying %q", err, tc.bad)
+			}
+		})
+	}
+}
+
+// The dashboard says when the station runs on development keys, and says
+// nothing once real ones are configured.
+func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
+	s, _ := testStation(t, nil)
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	b := stationtest.NewBrowser(t, hs.URL)
+	b.LoggedIn("eva", stationtest.Password)
+	page := b.Get("/ui/?lang=en").Body
+	if !strings.Contains(page, `id="dev-keys"`) || !strings.Contains(page, "development CA") || !strings.Contains(page, "development age key") {
+		t.Fatal("the dashboard does not warn of the development CA and sealing key")
+	}
+
+	pki := t.TempDir()
+	if _, err := personalize.New(personalize.Config{PKIDir: pki, Issuer: "Real CA AB"}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ = testStation(t, func(c *Config) {
+		c.CACert, c.CAKey, c.SealTo = filepath.Join(pki, "ca.pem"), filepath.Join(pki, "ca-key.pem"), id.Recipient().String()
+	})
+	hs = httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	b = stationtest.NewBrowser(t, hs.URL)
+	b.LoggedIn("eva", stationtest.Password)
+	if page := b.Get("/ui/").Body; strings.Contains(page, `id="dev-keys"`) {
+		t.Fatal("the dashboard warns although real keys are configured")
 	}
 }

@@ -19,8 +19,10 @@ type dashboard struct {
 	Reader        string
 	PrinterReady  bool
 	PrinterMsg    string
-	Hooks         int // suppliers with a webhook
-	Pending, Dead int // their notices
+	Hooks         int  // suppliers with a webhook
+	Pending, Dead int  // their notices
+	DevCA         bool // cards signed by the development CA
+	DevSeal       bool // PIN/PUK sealed to the development age key
 }
 
 type stateCount struct {
@@ -38,7 +40,7 @@ type expressRow struct {
 
 func (u *UI) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	d := dashboard{Reader: u.devices.Reader.Name()}
+	d := dashboard{Reader: u.devices.Reader.Name(), DevCA: u.keys.DevelopmentCA, DevSeal: u.keys.DevelopmentSeal}
 	counts, err := u.store.CountByState(ctx)
 	if err != nil {
 		u.fail(w, r, err)

@@ -102,7 +102,7 @@ func (u *UI) uiOrder(w http.ResponseWriter, r *http.Request) {
 		"O": o, "Holder": doc.HolderName(), "Delivery": doc.Delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
 		"CanRetry": o.State.Retryable(), "CanReproduce": o.State.Reproducible(),
 		"CanOverridePass": o.State.PhotoPassable(), "CanOverrideFail": o.State.PhotoRefusable(),
-		"CanCancel": o.State.Cancellable(),
+		"CanCancel": o.State.Cancellable(), "CanSpoil": o.State.InDevice(),
 	}))
 }
 
@@ -192,6 +192,17 @@ func (u *UI) uiCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	u.orderAction(w, r, "cancelled", func(ctx context.Context, id, actor string) error {
 		_, err := u.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
+		return err
+	})
+}
+
+func (u *UI) uiSpoil(w http.ResponseWriter, r *http.Request) {
+	reason, ok := u.reasonField(w, r)
+	if !ok {
+		return
+	}
+	u.orderAction(w, r, "spoiled", func(ctx context.Context, id, actor string) error {
+		_, err := u.pipeline.SpoilAndFail(ctx, id, actor, reason)
 		return err
 	})
 }

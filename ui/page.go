@@ -76,6 +76,7 @@ type Production interface {
 	Resume()
 	Paused() (bool, string)
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
 }
 
 // Deliverer is the webhook delivery the page shows and wakes.
@@ -100,8 +101,16 @@ type Devices struct {
 	}
 }
 
+// Keys says which of the station's keys are development keys; the
+// dashboard warns while any is.
+type Keys struct {
+	DevelopmentCA   bool // cards signed by the development CA
+	DevelopmentSeal bool // PIN and PUK sealed to the development age key
+}
+
 // UI serves the operator page.
 type UI struct {
+	keys       Keys
 	store      Store
 	pipeline   Production
 	deliverer  Deliverer
@@ -120,12 +129,12 @@ type UI struct {
 var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error"}
 
 // New makes the operator page.
-func New(store Store, pipeline Production, deliverer Deliverer, devices Devices, log *slog.Logger) *UI {
+func New(store Store, pipeline Production, deliverer Deliverer, devices Devices, keys Keys, log *slog.Logger) *UI {
 	loc, err := time.LoadLocation("Europe/Stockholm")
 	if err != nil {
 		loc = time.UTC
 	}
-	u := &UI{store: store, pipeline: pipeline, deliverer: deliverer, devices: devices, log: log, now: time.Now,
+	u := &UI{keys: keys, store: store, pipeline: pipeline, deliverer: deliverer, devices: devices, log: log, now: time.Now,
 		pages: map[string]*template.Template{}, throttle: newLoginThrottle(time.Now),
 		sessionTTL: defaultSessionTT, poll: time.Second, loc: loc, hub: newHub(), stopping: make(chan struct{})}
 	funcs := template.FuncMap{
@@ -187,6 +196,7 @@ func (u *UI) Routes(r chi.Router) {
 			r.Post("/orders/{id}/retry", u.uiRetry)
 			r.Post("/orders/{id}/reproduce", u.uiReproduce)
 			r.Post("/orders/{id}/cancel", u.uiCancel)
+			r.Post("/orders/{id}/spoil", u.uiSpoil)
 			r.Post("/shipments", u.uiPack)
 			r.Post("/shipments/{id}/shipped", u.uiShipped)
 			r.Post("/notices/{id}/redeliver", u.uiRedeliver)

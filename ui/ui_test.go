@@ -65,7 +65,7 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 	t.Cleanup(func() { prn.Close() })
 	m := metrics.New(s.store, func() (bool, bool) { return true, true })
 	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, reader, chip, prn, printer.DefaultTemplate(), m)
-	s.UI = New(s.store, s.pipeline, webhook.New(s.store, suppliers, log, m), Devices{Reader: reader, Chip: chip, Printer: prn}, log)
+	s.UI = New(s.store, s.pipeline, webhook.New(s.store, suppliers, log, m), Devices{Reader: reader, Chip: chip, Printer: prn}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
 	r := chi.NewRouter()
 	r.Route("/ui", s.Routes)
 	hs := httptest.NewServer(r)
@@ -654,5 +654,63 @@ func BenchmarkDashboard(b *testing.B) {
 		if r := br.Do(req); r.Status != http.StatusOK {
 			b.Fatal(r.Status)
 		}
+	}
+}
+
+// An order stuck at the printer (or reader) cannot be cancelled, but an
+// operator can stop it from the page: the blank's card number is retired as
+// spoiled, the order fails with who and why.
+func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	ctx := context.Background()
+
+	o := queuetest.Printing(t, s.store, "stuck-1")
+	b := stationtest.NewBrowser(t, hs.URL)
+	token := b.LoggedIn("eva", stationtest.Password)
+	page := b.Get("/ui/orders/stuck-1").Body
+	if !strings.Contains(page, `id="spoil"`) || strings.Contains(page, `id="cancel"`) {
+		t.Fatal("the page of a printing order must offer stop-and-spoil, not cancel")
+	}
+	if r := b.Post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {token}}); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("stop without a reason: %d, want 422", r.Status)
+	}
+	qa := stationtest.NewBrowser(t, hs.URL)
+	if r := qa.Post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {qa.LoggedIn("quinn", stationtest.Password)}, "reason": {"x"}}); r.Status != http.StatusForbidden {
+		t.Fatalf("QA stopped an order: %d", r.Status)
+	}
+	if r := b.Post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {token}, "reason": {"printer jams on this card"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("stop: %d %s", r.Status, r.Body)
+	}
+	got, _ := s.store.Get(ctx, "stuck-1")
+	numbers, _ := s.store.CardNumbers(ctx, "stuck-1")
+	if got.State != order.Failed || numbers[o.CardNumber] != "spoiled" {
+		t.Fatalf("after stop: %s, card %s %q", got.State, o.CardNumber, numbers[o.CardNumber])
+	}
+	events, _ := s.store.Events(ctx, "stuck-1")
+	if last := events[len(events)-1]; last.Actor != "operator:eva" || !strings.Contains(last.Note, "printer jams on this card") {
+		t.Fatalf("last event %+v", last)
+	}
+	if page := b.Get("/ui/orders/stuck-1").Body; !strings.Contains(page, `id="retry"`) {
+		t.Fatal("a stopped order offers no retry")
+	}
+}
+
+// The dashboard says when the station runs on development keys, and says
+// nothing once real ones are configured (the station tells the page which
+// keys are development keys: TestDashboardWarnsOfDevelopmentKeys in station).
+func TestDashboardShowsDevelopmentKeys(t *testing.T) {
+	s, hs := testPage(t, nil)
+	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	b := stationtest.NewBrowser(t, hs.URL)
+	b.LoggedIn("eva", stationtest.Password)
+	page := b.Get("/ui/?lang=en").Body
+	if !strings.Contains(page, `id="dev-keys"`) || !strings.Contains(page, "development CA") || !strings.Contains(page, "development age key") {
+		t.Fatal("the dashboard does not warn of the development CA and sealing key")
+	}
+	s.keys = Keys{}
+	if page := b.Get("/ui/").Body; strings.Contains(page, `id="dev-keys"`) {
+		t.Fatal("the dashboard warns although real keys are configured")
 	}
 }

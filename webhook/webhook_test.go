@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +146,41 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 		if n, err := d.DeliverDue(ctx, "acme"); err != nil || n != 1 {
 			b.Fatalf("delivered %d: %v", n, err)
 		}
+	}
+}
+
+// The address a webhook connects to is checked again when it connects, so
+// a name that resolves to a metadata address later (DNS rebinding) is
+// refused as well.
+func TestWebhookDialRefusesLinkLocal(t *testing.T) {
+	s := queuetest.Open(t)
+	// As if erp.example.com now resolved to the metadata address: Validate
+	// passed the name, the dial sees the address.
+	d := hookDeliverer(s, []Supplier{{Name: "acme", WebhookURL: "http://169.254.169.254:80/hook", WebhookSecret: "s"}}, &counts{})
+	d.SetTimeout(10 * time.Second)
+	queuetest.Cancelled(t, s, "acme", "rebind-1")
+	start := time.Now()
+	if _, err := d.DeliverDue(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	n := webhooktest.Notice(t, s, "rebind-1")
+	if n.Delivered || !strings.Contains(n.LastError, "link-local") {
+		t.Fatalf("delivered %v, last error %q: want refused as link-local", n.Delivered, n.LastError)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the station tried to reach the address before refusing it")
+	}
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:80", "[fd00:ec2::254]:80", "[::ffff:169.254.169.254]:80", "100.100.100.200:80"} {
+		if err := checkDial(false)("tcp", addr, nil); err == nil {
+			t.Errorf("dial to %s allowed", addr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:80", "[::1]:443", "192.0.2.10:443"} {
+		if err := checkDial(false)("tcp", addr, nil); err != nil {
+			t.Errorf("dial to %s refused: %v", addr, err)
+		}
+	}
+	if err := checkDial(true)("tcp", "169.254.169.254:80", nil); err != nil {
+		t.Errorf("opted-in supplier refused: %v", err)
 	}
 }

@@ -31,7 +31,7 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim]", "run the station daemon", runServe},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim] [--production]", "run the station daemon", runServe},
 	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
 	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
@@ -42,6 +42,8 @@ var verbs = map[string]verb{
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
 	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX] [--state FILE] [--remove-after-writes N] [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
+	"token list":     {"token list [--data DIR]", "list the API tokens: id, supplier, scopes, created (never the token)", runTokenList},
+	"token revoke":   {"token revoke ID [--data DIR]", "revoke an API token by the id token list shows; it is refused at once", runTokenRevoke},
 	"user add":       {"user add NAME --role operator|qa|admin [--data DIR]", "create an operator account for the operator page (password from stdin or a prompt)", runUserAdd},
 	"help":           {"help", "list the verbs", nil},
 }

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -32,8 +34,15 @@ func runServe(c *cli, args []string) error {
 		return err
 	}
 	defer closeParts()
+	sd := sdNotifier{socket: c.getenv("NOTIFY_SOCKET"), log: log}
+	defer context.AfterFunc(c.ctx, func() { sd.notify("STOPPING=1") })()
+	// ready runs once the devices are open and the listener accepts; the
+	// pipeline starts right after it.
 	return station.New(cfg, parts, log).Run(c.ctx, c.cardCtx, func(addr string) {
 		fmt.Fprintf(c.stdout, "station listening on http://%s\n", addr)
+		if c.ctx.Err() == nil {
+			sd.notify("READY=1\nSTATUS=listening on " + addr)
+		}
 	})
 }
 
@@ -48,6 +57,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	data := fs.String("data", "", "data directory (default ./var)")
 	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
 	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
+	production := fs.Bool("production", false, "refuse to start until real keys are configured (ca_cert, ca_key, seal_to)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -77,6 +87,16 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
+	pick(&cfg.CACert, "", "STATION_CA_CERT")
+	pick(&cfg.CAKey, "", "STATION_CA_KEY")
+	if v := getenv("STATION_PRODUCTION"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("STATION_PRODUCTION=%q: use true or false", v)
+		}
+		cfg.Production = on
+	}
+	cfg.Production = cfg.Production || *production
 	return cfg, cfg.Validate()
 }
 
@@ -86,11 +106,15 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 // template, the reader, the chip writer and the printer. closeParts closes
 // them all.
 func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, closeParts func() error, err error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return parts, nil, err
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
+		return parts, nil, err
+	}
+	if err := ownerOnly(cfg.DataDir, log); err != nil {
+		lock.Close()
 		return parts, nil, err
 	}
 	closers := []func() error{lock.Close}
@@ -115,8 +139,10 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 	} else if n > 0 {
 		log.Warn("resuming orders left in progress by the previous run", "orders", n)
 	}
-	if err := ensureDevToken(parts.Store, cfg.DevTokenPath()); err != nil {
-		return parts, nil, err
+	if !cfg.Production {
+		if err := ensureDevToken(parts.Store, cfg.DevTokenPath()); err != nil {
+			return parts, nil, err
+		}
 	}
 	if parts.Template, err = loadTemplate(cfg.Template); err != nil {
 		return parts, nil, err
@@ -130,6 +156,15 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
 		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
 		return parts, nil, err
+	}
+	// Said at every start, so that nobody runs on them by oversight.
+	if cfg.DevelopmentCA() {
+		log.Warn("DEVELOPMENT KEYS: cards are signed by the development CA the station made in " + filepath.Join(cfg.DataDir, "pki") +
+			"; no relying party trusts it. Configure ca_cert and ca_key (and production: true) for real cards")
+	}
+	if cfg.DevelopmentSeal() {
+		log.Warn("DEVELOPMENT KEYS: PIN and PUK are sealed to the development age key whose private half is in " +
+			filepath.Join(cfg.DataDir, "pki") + "; anyone who can read the data directory can open them. Configure seal_to with the supplier's age recipient")
 	}
 	if parts.Printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
 		return parts, nil, fmt.Errorf("printer %q: %w", cfg.Printer, err)
@@ -147,6 +182,52 @@ func loadTemplate(path string) (*printer.Template, error) {
 		return nil, fmt.Errorf("card template %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// ensureDataDir creates the data directory for the station's user alone:
+// it holds the database, keys, photos and the dev token.
+func ensureDataDir(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+// secretPaths are what the station keeps in the data directory besides the
+// database (whose modes queue.Open sets) and the spool folder (shared with
+// the printer's watcher through the group, see hardware.md).
+var secretPaths = []string{"dev-token", "pki", "sim"}
+
+// publicFiles in those are certificates, for anyone to read.
+var publicFiles = map[string]bool{"ca.pem": true, "content-signer.pem": true}
+
+// ownerOnly closes the station's secret files and folders to other users
+// when an older version, a copy or an admin left them open: new ones are
+// created owner-only, but a file written in place keeps its old mode.
+func ownerOnly(dataDir string, log *slog.Logger) error {
+	for _, name := range secretPaths {
+		root := filepath.Join(dataDir, name)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return nil
+			}
+			if err != nil || d.Type()&fs.ModeSymlink != 0 || publicFiles[d.Name()] {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			want := fs.FileMode(0o600)
+			if d.IsDir() {
+				want = 0o700
+			}
+			if fi.Mode().Perm()&0o077 == 0 {
+				return nil
+			}
+			log.Warn("data file was open to other users; made owner-only", "path", path, "was", fi.Mode().Perm().String())
+			return os.Chmod(path, want)
+		})
+		if err != nil {
+			return fmt.Errorf("data directory %s: %w", dataDir, err)
+		}
+	}
+	return nil
 }
 
 // lockDataDir makes sure one station owns a data directory: a second one

@@ -238,11 +238,11 @@ func runPhotoCrop(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(*out, png, 0o644); err != nil {
+	if err := atomicfile.Write(*out, png, 0o600); err != nil {
 		return err
 	}
 	if *chip != "" {
-		if err := atomicfile.Write(*chip, res.ChipJPEG, 0o644); err != nil {
+		if err := atomicfile.Write(*chip, res.ChipJPEG, 0o600); err != nil {
 			return err
 		}
 	}
@@ -332,11 +332,11 @@ func runCardRender(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(*out, face.PDF, 0o644); err != nil {
+	if err := atomicfile.Write(*out, face.PDF, 0o600); err != nil {
 		return err
 	}
 	if *pngOut != "" {
-		return atomicfile.Write(*pngOut, face.FrontPNG, 0o644)
+		return atomicfile.Write(*pngOut, face.FrontPNG, 0o600)
 	}
 	return nil
 }
@@ -409,7 +409,7 @@ func runVerify(c *cli, args []string) error {
 // when new), for the verbs that work on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := ensureDataDir(dir); err != nil {
 		return nil, err
 	}
 	return queue.Open(filepath.Join(dir, "station.db"))
@@ -484,6 +484,65 @@ func runTokenCreate(c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s\n", token)
-	fmt.Fprintln(c.stderr, "This token is shown once; the station keeps only its hash.")
+	fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
+	return nil
+}
+
+func runTokenList(c *cli, args []string) error {
+	fs := c.flags("token list")
+	data := fs.String("data", "", "data directory (default ./var)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(c, *data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tokens, err := store.Tokens(c.ctx)
+	if err != nil {
+		return err
+	}
+	if len(tokens) == 0 {
+		fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
+	for _, t := range tokens {
+		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
+	}
+	return nil
+}
+
+func runTokenRevoke(c *cli, args []string) error {
+	fs := c.flags("token revoke")
+	data := fs.String("data", "", "data directory (default ./var)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return c.usageErr()
+	}
+	store, err := openStore(c, *data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	t, err := store.RevokeToken(c.ctx, pos[0])
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return fmt.Errorf("no token has id %s; station token list shows the ids", pos[0])
+	case err != nil:
+		return err
+	}
+	// The station re-adds the dev token from its file at every start.
+	devToken := filepath.Join(dataDir(c, *data), "dev-token")
+	if b, err := os.ReadFile(devToken); err == nil && queue.TokenID(strings.TrimSpace(string(b))) == t.ID {
+		if err := os.Remove(devToken); err != nil {
+			return fmt.Errorf("token revoked, but its file %s stays and the next start would accept it again: %w", devToken, err)
+		}
+	}
+	fmt.Fprintf(c.stdout, "revoked token %s of %s (%s); requests with it are refused from now on\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","))
 	return nil
 }

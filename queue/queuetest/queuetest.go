@@ -109,3 +109,40 @@ func Cancelled(t testing.TB, s *queue.Store, supplier, id string) {
 		t.Fatal(err)
 	}
 }
+
+// Printing puts an order of the supplier "dev" in printing with a card and
+// chip bound, the way the device worker leaves one whose print cannot go on.
+func Printing(t testing.TB, s *queue.Store, id string) *order.Record {
+	t.Helper()
+	ctx := context.Background()
+	_, _, err := s.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
+		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
+		HolderNames: []string{"Anna Svensson", "Anna Svensson"}, Approvals: Approved(), Photo: []byte("jpeg")}, "supplier:dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PhotoPassed(ctx, c, nil, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Ready: order.Encoding}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllocateCard(ctx, c, "BB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordChip(ctx, c, "04A1B2C3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Encoded(ctx, c, "1", "2031-01-01", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
