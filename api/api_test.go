@@ -24,6 +24,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"id06/metrics"
 	"id06/pipeline"
 	"id06/printer"
 	"id06/queue"
@@ -49,7 +50,7 @@ func testServer(t testing.TB, mutate func(*Config)) (*server, *httptest.Server, 
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := &server{store: queuetest.Open(t)}
-	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, nil, nil)
+	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, nil, metrics.New(s.store, func() (bool, bool) { return true, true }))
 	r := chi.NewRouter()
 	New(cfg, s.store, s.pipeline, printer.DefaultTemplate(), func() {}, log).Routes(r)
 	hs := httptest.NewServer(r)
