@@ -262,28 +262,6 @@ func BenchmarkIntake(b *testing.B) {
 }
 
 func queueFilterAll() queue.Filter { return queue.Filter{Limit: 500} }
-func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out, resp.Header
-}
-
 func newToken(t *testing.T, s *server, supplier string, scopes ...string) string {
 	t.Helper()
 	tok, err := NewToken()
@@ -303,30 +281,30 @@ func TestOperatorAPIScopes(t *testing.T) {
 	both := newToken(t, s, "ops-and-orders", "orders", "operator")
 	queuetest.NeedsFix(t, s.store, "nf-1")
 
-	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/pause", orders, nil); st != http.StatusForbidden || !strings.Contains(errMessage(body), "--scope operator") {
+	if st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/pause", orders, nil); st != http.StatusForbidden || !strings.Contains(errMessage(body), "--scope operator") {
 		t.Fatalf("orders token on /v1/ops: %d %v", st, body)
 	}
 	if paused, _ := s.pipeline.Paused(); paused {
 		t.Fatal("an orders-scope token paused the station")
 	}
-	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", operator, nil); st != http.StatusForbidden {
+	if st, _, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders", operator, nil); st != http.StatusForbidden {
 		t.Fatalf("operator token on the supplier API: %d, want 403", st)
 	}
-	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/pause", "", nil); st != http.StatusUnauthorized {
+	if st, _, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/pause", "", nil); st != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", st)
 	}
-	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", both, nil); st != http.StatusOK {
+	if st, _, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders", both, nil); st != http.StatusOK {
 		t.Fatalf("two-scope token on the supplier API: %d", st)
 	}
 	if !stationtest.HasAudit(t, s.store, "token:acme forbidden") {
 		t.Fatalf("refusal not audited: %v", stationtest.Audit(t, s.store))
 	}
 
-	st, body, _ := call(t, "POST", hs.URL+"/v1/ops/pause", operator, map[string]string{"message": "Card stock low"})
+	st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/pause", operator, map[string]string{"message": "Card stock low"})
 	if st != http.StatusOK || body["paused"] != true || body["message"] != "Card stock low" {
 		t.Fatalf("pause: %d %v", st, body)
 	}
-	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/resume", operator, nil); st != http.StatusOK || body["paused"] != false {
+	if st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/resume", operator, nil); st != http.StatusOK || body["paused"] != false {
 		t.Fatalf("resume: %d %v", st, body)
 	}
 	if !stationtest.HasAudit(t, s.store, "api:floor pause") || !stationtest.HasAudit(t, s.store, "api:floor resume") {
@@ -345,20 +323,20 @@ func TestOperatorAPIScopes(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, tc.body)
+			st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, tc.body)
 			if st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"`+tc.field+`"`) {
 				t.Fatalf("%d %v, want 422 naming %s", st, body, tc.field)
 			}
 		})
 	}
-	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity {
+	if st, _, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity {
 		t.Fatalf("unknown field: %d", st)
 	}
-	st, body, _ = call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "checked by hand"})
+	st, body, _ = stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "checked by hand"})
 	if st != http.StatusOK || body["state"] != "queued" {
 		t.Fatalf("pass verdict: %d %v", st, body)
 	}
-	st, body, _ = call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "fail", "reason": "cap", "code": "head_cut_off"})
+	st, body, _ = stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "fail", "reason": "cap", "code": "head_cut_off"})
 	if st != http.StatusOK || body["state"] != "needs_fix" || !strings.Contains(asJSON(body), "head_cut_off") {
 		t.Fatalf("fail verdict: %d %v", st, body)
 	}
@@ -366,7 +344,7 @@ func TestOperatorAPIScopes(t *testing.T) {
 	if a := events[len(events)-1].Actor; a != "api:floor" {
 		t.Fatalf("verdict recorded as %q", a)
 	}
-	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nope/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "x"}); st != http.StatusNotFound {
+	if st, _, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nope/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "x"}); st != http.StatusNotFound {
 		t.Fatalf("unknown order: %d", st)
 	}
 }
@@ -384,11 +362,11 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	tok := newToken(t, s, "acme", "orders")
 	other := newToken(t, s, "other", "orders")
 	for i := 0; i < 3; i++ {
-		if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", tok, nil); st != http.StatusOK {
+		if st, _, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders", tok, nil); st != http.StatusOK {
 			t.Fatalf("request %d within the burst: %d", i, st)
 		}
 	}
-	st, body, h := call(t, "GET", hs.URL+"/v1/orders", tok, nil)
+	st, body, h := stationtest.Call(t, "GET", hs.URL+"/v1/orders", tok, nil)
 	if st != http.StatusTooManyRequests {
 		t.Fatalf("over the burst: %d", st)
 	}
@@ -398,7 +376,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	if errMessage(body) == "" {
 		t.Fatal("429 without an error message")
 	}
-	if st, _, _ := call(t, "GET", hs.URL+"/v1/orders", other, nil); st != http.StatusOK {
+	if st, _, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders", other, nil); st != http.StatusOK {
 		t.Fatalf("another supplier was limited too: %d", st)
 	}
 }
@@ -411,10 +389,10 @@ func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
 	ctx := context.Background()
 	operator := newToken(t, s, "floor", "operator")
 	o := queuetest.Printing(t, s.store, "stuck-2")
-	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{}); st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"reason"`) {
+	if st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{}); st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"reason"`) {
 		t.Fatalf("no reason: %d %v", st, body)
 	}
-	st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{"reason": "encoder keeps failing"})
+	st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{"reason": "encoder keeps failing"})
 	if st != http.StatusOK || body["state"] != "failed" || body["card_number"] != "" {
 		t.Fatalf("stop: %d %v", st, body)
 	}
@@ -426,10 +404,10 @@ func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
 		t.Fatalf("stop recorded as %q", a)
 	}
 	queuetest.NeedsFix(t, s.store, "nf-1")
-	if st, body, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusConflict {
+	if st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusConflict {
 		t.Fatalf("stop of a needs_fix order: %d %v, want 409", st, body)
 	}
-	if st, _, _ := call(t, "POST", hs.URL+"/v1/ops/orders/nope/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusNotFound {
+	if st, _, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nope/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusNotFound {
 		t.Fatalf("unknown order: %d", st)
 	}
 }

@@ -24,11 +24,8 @@ var deviceMoves = map[order.State]order.State{order.Ready: order.Encoding, order
 
 // deviceOnce takes one order through encoding and printing.
 func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
-	c, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, deviceMoves)
-	if errors.Is(err, queue.ErrNothingToClaim) {
-		return false, nil
-	}
-	if err != nil {
+	c, err := p.claim(ctx, deviceMoves)
+	if c == nil {
 		return false, err
 	}
 	stop := p.keepLease(ctx, c)

@@ -2,23 +2,18 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"id06/imaging"
 	"id06/order"
-	"id06/queue"
 )
 
 var photoMoves = map[order.State]order.State{order.Queued: order.Imaging, order.Imaging: order.Imaging}
 
 // photoOnce checks one order's photo and crops its portrait.
 func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
-	c, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, photoMoves)
-	if errors.Is(err, queue.ErrNothingToClaim) {
-		return false, nil
-	}
-	if err != nil {
+	c, err := p.claim(ctx, photoMoves)
+	if c == nil {
 		return false, err
 	}
 	start := p.now()

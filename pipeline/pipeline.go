@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -256,41 +257,51 @@ func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, e
 // workers, also when it freed none: that look picks up what other processes
 // changed in the database (station photo override) without anyone polling.
 func (p *Pipeline) rescueLoop(ctx context.Context) {
-	t := time.NewTicker(p.cfg.Lease / 2)
+	every(ctx, p.cfg.Lease/2, func() {
+		if n, err := p.store.Rescue(ctx, false); err != nil {
+			p.log.Error("rescue expired leases", "err", err)
+		} else if n > 0 {
+			p.log.Warn("rescued expired leases", "orders", n)
+		}
+		p.Wake()
+	})
+}
+
+// keepLease extends a claim's lease until stop is called.
+func (p *Pipeline) keepLease(ctx context.Context, c *queue.Claim) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		every(ctx, p.cfg.Lease/3, func() {
+			if err := p.store.Extend(ctx, c, p.cfg.Lease); err != nil && ctx.Err() == nil {
+				p.log.Warn("lease extension failed", "order", c.ID, "err", err)
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := p.store.Rescue(ctx, false); err != nil {
-				p.log.Error("rescue expired leases", "err", err)
-			} else if n > 0 {
-				p.log.Warn("rescued expired leases", "orders", n)
-			}
-			p.Wake()
+			fn()
 		}
 	}
 }
 
-// keepLease extends a job's lease until stop is called.
-func (p *Pipeline) keepLease(ctx context.Context, c *queue.Claim) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(p.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := p.store.Extend(ctx, c, p.cfg.Lease); err != nil && ctx.Err() == nil {
-					p.log.Warn("lease extension failed", "order", c.ID, "err", err)
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+// claim takes the most urgent order in one of the states moves starts
+// from; nil when there is none.
+func (p *Pipeline) claim(ctx context.Context, moves map[order.State]order.State) (*queue.Claim, error) {
+	c, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, moves)
+	if errors.Is(err, queue.ErrNothingToClaim) {
+		return nil, nil
+	}
+	return c, err
 }

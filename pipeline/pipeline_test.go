@@ -143,13 +143,19 @@ func (st *station) waitPaused(t *testing.T, what string) string {
 	}
 }
 
+// faultyPrinter runs a station whose simulated printer reports a fault.
+func faultyPrinter(t *testing.T, fault string, mutate func(*Config)) (*station, *printer.SimDriver) {
+	st := newStation(t, "sim", mutate)
+	sim := st.printer.(*printer.SimDriver)
+	sim.SetFault(fault)
+	st.run(t)
+	return st, sim
+}
+
 // A printer fault pauses the station with the operator's message; the card
 // waits in printing, and is produced once the fault clears.
 func TestPrinterFaultPausesAndResumes(t *testing.T) {
-	st := newStation(t, "sim", nil)
-	sim := st.printer.(*printer.SimDriver)
-	sim.SetFault("media-empty")
-	st.run(t)
+	st, sim := faultyPrinter(t, "media-empty", nil)
 	st.submit(t, "fault-1")
 	st.waitState(t, "fault-1", order.Printing)
 	if msg := st.waitPaused(t, "the printer fault"); !strings.Contains(strings.ToLower(msg), "out of cards") {
@@ -171,10 +177,7 @@ func TestPrinterFaultPausesAndResumes(t *testing.T) {
 // A busy printer will be ready by itself: the card waits without pausing the
 // station. Only a printer busy for longer than the patience pauses it.
 func TestBusyPrinterDoesNotPause(t *testing.T) {
-	st := newStation(t, "sim", nil)
-	sim := st.printer.(*printer.SimDriver)
-	sim.SetFault("busy")
-	st.run(t)
+	st, sim := faultyPrinter(t, "busy", nil)
 	st.submit(t, "busy-1")
 	st.waitState(t, "busy-1", order.Printing)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -188,10 +191,7 @@ func TestBusyPrinterDoesNotPause(t *testing.T) {
 		t.Fatal("station paused after a busy spell")
 	}
 
-	st = newStation(t, "sim", func(c *Config) { c.PrinterPatience = 2 * time.Second })
-	sim = st.printer.(*printer.SimDriver)
-	sim.SetFault("busy")
-	st.run(t)
+	st, sim = faultyPrinter(t, "busy", func(c *Config) { c.PrinterPatience = 2 * time.Second })
 	st.submit(t, "busy-2")
 	if msg := st.waitPaused(t, "a printer busy past the patience"); !strings.Contains(msg, "busy") {
 		t.Fatalf("pause message %q does not say the printer is busy", msg)

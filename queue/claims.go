@@ -243,15 +243,8 @@ func (s *Store) FailSpoiled(ctx context.Context, j *Claim, reason string) error 
 // worker still holding it loses its claim.
 func (s *Store) SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
-		st, err := stateOf(ctx, tx, id, "")
+		number, chip, err := boundCard(ctx, tx, id, order.State.InDevice, "only an order at the reader or printer is stopped this way")
 		if err != nil {
-			return err
-		}
-		if !st.InDevice() {
-			return fmt.Errorf("%w: the order is %s; only an order at the reader or printer is stopped this way", ErrState, st)
-		}
-		var number, chip sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT card_number, chip_uid FROM orders WHERE id = ?`, id).Scan(&number, &chip); err != nil {
 			return err
 		}
 		return s.failWithBlank(ctx, tx, id, number.String, chip.String, actor, reason, ms(s.now()))
@@ -282,6 +275,20 @@ func (s *Store) failWithBlank(ctx context.Context, tx *txn, id, number, chip, ac
 		return err
 	}
 	return s.enqueueNotice(ctx, tx, id, order.NoticeFailed, map[string]any{"reason": reason})
+}
+
+// boundCard reads the card number and chip bound to an order, after
+// checking that its state allows the action (else ErrState saying why not).
+func boundCard(ctx context.Context, tx *txn, id string, may func(order.State) bool, why string) (number, chip sql.NullString, err error) {
+	st, err := stateOf(ctx, tx, id, "")
+	if err != nil {
+		return number, chip, err
+	}
+	if !may(st) {
+		return number, chip, fmt.Errorf("%w: the order is %s; %s", ErrState, st, why)
+	}
+	err = tx.QueryRowContext(ctx, `SELECT card_number, chip_uid FROM orders WHERE id = ?`, id).Scan(&number, &chip)
+	return number, chip, err
 }
 
 // retireBlank records the blank bound to an order as spoiled, takes its card

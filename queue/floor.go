@@ -5,7 +5,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -19,15 +18,8 @@ import (
 // reused. The supplier is told the old card number is void.
 func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
-		st, err := stateOf(ctx, tx, id, "")
+		number, uid, err := boundCard(ctx, tx, id, order.State.Reproducible, "only a produced, unshipped card can be re-produced")
 		if err != nil {
-			return err
-		}
-		if !st.Reproducible() {
-			return fmt.Errorf("%w: the order is %s; only a produced, unshipped card can be re-produced", ErrState, st)
-		}
-		var number, uid sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT card_number, chip_uid FROM orders WHERE id = ?`, id).Scan(&number, &uid); err != nil {
 			return err
 		}
 		now := ms(s.now())

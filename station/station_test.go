@@ -1,7 +1,6 @@
 package station
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,7 +26,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +40,6 @@ import (
 	"id06/queue"
 	"id06/queue/queuetest"
 	"id06/station/stationtest"
-	"id06/ui"
 	"id06/webhook"
 	"id06/webhook/webhooktest"
 )
@@ -99,9 +96,9 @@ func runStation(t *testing.T, mutate func(*Config)) (*Station, string, string) {
 
 // runStationLogged is runStation that keeps what the station logged, for
 // privacy checks.
-func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, string, *logBuffer) {
+func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, string, *stationtest.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &stationtest.LogBuffer{}
 	s, token := testStationLogged(t, mutate, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
@@ -120,17 +117,6 @@ func runStationLogged(t *testing.T, mutate func(*Config)) (*Station, string, str
 		t.Fatalf("station did not start: %v", err)
 	}
 	return nil, "", "", nil
-}
-
-func addUser(t testing.TB, s *Station, name, role, password string) {
-	t.Helper()
-	hash, err := ui.HashPassword(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Store.AddUser(context.Background(), name, role, hash); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The OpenAPI document names exactly the routes the router serves (the
@@ -254,24 +240,6 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	return certFile, keyFile, pool
 }
 
-// logBuffer keeps what a running station logged, for privacy checks.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
@@ -288,7 +256,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal("plain HTTP answered on the TLS port")
 	}
 	// Session cookies are Secure under TLS.
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
 	b := &stationtest.Browser{T: t, Base: "https://" + addr, Client: client}
 	r := b.Post("/ui/login", url.Values{"csrf": {b.CSRF("/ui/login")}, "user": {"eva"}, "password": {stationtest.Password}})
 	if r.Status != http.StatusSeeOther {
@@ -315,7 +283,7 @@ func TestStopEndsEventStreams(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, ctx, func(a string) { addr <- a }) }()
 	base := "http://" + <-addr
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, base)
 	b.LoggedIn("eva", stationtest.Password)
 	// Shorter than the server's 10 s shutdown grace: a stream the server
@@ -395,7 +363,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 
 	// The receiver is fixed; an operator redelivers from the page.
 	broken.SetScript("200")
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
 	page := b.Get("/ui/webhooks").Body
@@ -568,8 +536,8 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		}
 	})
 	base := "http://" + addr
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "quinn", queue.RoleQA, stationtest.Password)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -812,7 +780,7 @@ func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
 	s, _ := testStation(t, nil)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	page := b.Get("/ui/?lang=en").Body
@@ -833,7 +801,7 @@ func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
 	})
 	hs = httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
 	b = stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	if page := b.Get("/ui/").Body; strings.Contains(page, `id="dev-keys"`) {

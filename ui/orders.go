@@ -128,81 +128,45 @@ func (u *UI) uiBlob(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// orderAction runs an operator action on an order and returns to its page.
-func (u *UI) orderAction(w http.ResponseWriter, r *http.Request, done string, fn func(ctx context.Context, id, actor string) error) {
-	id := chi.URLParam(r, "id")
-	if err := fn(r.Context(), id, actorOf(r.Context())); err != nil {
-		u.fail(w, r, err)
-		return
+// orderAction is an operator action on an order that needs a reason: it
+// reads the reason, runs the action and returns to the order's page with a
+// note of what was done.
+func (u *UI) orderAction(done string, fn func(ctx context.Context, r *http.Request, id, actor, reason string) (*order.Record, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		reason := strings.TrimSpace(r.PostFormValue("reason"))
+		if reason == "" || len(reason) > 500 {
+			u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
+			return
+		}
+		id := chi.URLParam(r, "id")
+		if _, err := fn(r.Context(), r, id, actorOf(r.Context()), reason); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		u.log.Info("operator action", "order", id, "action", done, "actor", actorOf(r.Context()))
+		u.pipeline.Wake()
+		u.Changed()
+		http.Redirect(w, r, "/ui/orders/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
 	}
-	u.log.Info("operator action", "order", id, "action", done, "actor", actorOf(r.Context()))
-	u.pipeline.Wake()
-	u.Changed()
-	http.Redirect(w, r, "/ui/orders/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
 }
 
-// reasonField reads the free-text reason an action requires.
-func (u *UI) reasonField(w http.ResponseWriter, r *http.Request) (string, bool) {
-	reason := strings.TrimSpace(r.PostFormValue("reason"))
-	if reason == "" || len(reason) > 500 {
-		u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
-		return "", false
-	}
-	return reason, true
+func (u *UI) override(ctx context.Context, r *http.Request, id, actor, reason string) (*order.Record, error) {
+	v := pipeline.PhotoVerdict{Verdict: r.PostFormValue("verdict"), Code: r.PostFormValue("code"), Reason: reason}
+	return pipeline.OverridePhoto(ctx, u.store, id, v, actor)
 }
 
-func (u *UI) uiOverride(w http.ResponseWriter, r *http.Request) {
-	reason, ok := u.reasonField(w, r)
-	if !ok {
-		return
-	}
-	verdict, code := r.PostFormValue("verdict"), r.PostFormValue("code")
-	u.orderAction(w, r, "overridden", func(ctx context.Context, id, actor string) error {
-		_, err := pipeline.OverridePhoto(ctx, u.store, id, pipeline.PhotoVerdict{Verdict: verdict, Code: code, Reason: reason}, actor)
-		return err
-	})
+func (u *UI) retry(ctx context.Context, _ *http.Request, id, actor, reason string) (*order.Record, error) {
+	return u.store.Retry(ctx, id, actor, reason)
 }
 
-func (u *UI) uiRetry(w http.ResponseWriter, r *http.Request) {
-	reason, ok := u.reasonField(w, r)
-	if !ok {
-		return
-	}
-	u.orderAction(w, r, "retried", func(ctx context.Context, id, actor string) error {
-		_, err := u.store.Retry(ctx, id, actor, reason)
-		return err
-	})
+func (u *UI) reproduce(ctx context.Context, _ *http.Request, id, actor, reason string) (*order.Record, error) {
+	return u.pipeline.Reproduce(ctx, id, actor, reason)
 }
 
-func (u *UI) uiReproduce(w http.ResponseWriter, r *http.Request) {
-	reason, ok := u.reasonField(w, r)
-	if !ok {
-		return
-	}
-	u.orderAction(w, r, "reproduced", func(ctx context.Context, id, actor string) error {
-		_, err := u.pipeline.Reproduce(ctx, id, actor, reason)
-		return err
-	})
+func (u *UI) cancel(ctx context.Context, _ *http.Request, id, actor, reason string) (*order.Record, error) {
+	return u.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
 }
 
-func (u *UI) uiCancel(w http.ResponseWriter, r *http.Request) {
-	reason, ok := u.reasonField(w, r)
-	if !ok {
-		return
-	}
-	u.orderAction(w, r, "cancelled", func(ctx context.Context, id, actor string) error {
-		_, err := u.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
-		return err
-	})
-}
-
-func (u *UI) uiSpoil(w http.ResponseWriter, r *http.Request) {
-	reason, ok := u.reasonField(w, r)
-	if !ok {
-		return
-	}
-	u.orderAction(w, r, "spoiled", func(ctx context.Context, id, actor string) error {
-		_, err := u.pipeline.SpoilAndFail(ctx, id, actor, reason)
-		return err
-	})
+func (u *UI) spoil(ctx context.Context, _ *http.Request, id, actor, reason string) (*order.Record, error) {
+	return u.pipeline.SpoilAndFail(ctx, id, actor, reason)
 }

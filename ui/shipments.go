@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,11 +18,20 @@ type shipmentRow struct {
 }
 
 func (u *UI) uiShipments(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	list, err := u.store.Shipments(ctx, 100)
+	list, unshipped, err := u.shipments(r.Context())
 	if err != nil {
 		u.fail(w, r, err)
 		return
+	}
+	u.render(w, r, http.StatusOK, "shipments", u.newPage(w, r, "nav_shipments", map[string]any{"Shipments": list, "Unshipped": unshipped}))
+}
+
+// shipments reads the newest parcels with their cards (two queries, however
+// many parcels) and counts the produced cards not yet packed.
+func (u *UI) shipments(ctx context.Context) ([]shipmentRow, int, error) {
+	list, err := u.store.Shipments(ctx, 100)
+	if err != nil {
+		return nil, 0, err
 	}
 	ids := make([]string, len(list))
 	for i, sh := range list {
@@ -29,13 +39,11 @@ func (u *UI) uiShipments(w http.ResponseWriter, r *http.Request) {
 	}
 	orders, err := u.store.ShipmentOrders(ctx, ids)
 	if err != nil {
-		u.fail(w, r, err)
-		return
+		return nil, 0, err
 	}
 	cards, err := rows(orders)
 	if err != nil {
-		u.fail(w, r, err)
-		return
+		return nil, 0, err
 	}
 	in := map[string][]orderRow{}
 	for _, c := range cards {
@@ -46,11 +54,7 @@ func (u *UI) uiShipments(w http.ResponseWriter, r *http.Request) {
 		out[i] = shipmentRow{Shipment: sh, Orders: in[sh.ID]}
 	}
 	unshipped, err := u.store.Unshipped(ctx)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "shipments", u.newPage(w, r, "nav_shipments", map[string]any{"Shipments": out, "Unshipped": len(unshipped)}))
+	return out, len(unshipped), err
 }
 
 // uiPack groups the produced, unpacked cards into parcels by delivery
@@ -86,11 +90,10 @@ func (u *UI) uiPack(w http.ResponseWriter, r *http.Request) {
 
 func (u *UI) uiPackingList(w http.ResponseWriter, r *http.Request) {
 	sh, orders, err := u.store.Shipment(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		u.fail(w, r, err)
-		return
+	var cards []orderRow
+	if err == nil {
+		cards, err = rows(orders)
 	}
-	cards, err := rows(orders)
 	if err != nil {
 		u.fail(w, r, err)
 		return

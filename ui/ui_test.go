@@ -73,20 +73,9 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 	return s, hs
 }
 
-func addUser(t testing.TB, s *testStation, name, role, password string) {
-	t.Helper()
-	hash, err := HashPassword(password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.AddUser(context.Background(), name, role, hash); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	tests := []struct{ name, user, password string }{
 		{"wrong password", "eva", "wrong password!"},
 		{"unknown user", "nobody", stationtest.Password},
@@ -122,7 +111,7 @@ func TestLoginGivesNoHintWhichPartWasWrong(t *testing.T) {
 
 func TestLoginThrottled(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	s.throttle.now = func() time.Time { return now }
 	b := stationtest.NewBrowser(t, hs.URL)
@@ -139,7 +128,7 @@ func TestLoginThrottled(t *testing.T) {
 		t.Fatal("throttled answer does not say why")
 	}
 	// Someone else behind the same address is not held up by eva's lock.
-	addUser(t, s, "olle", queue.RoleQA, stationtest.Password)
+	stationtest.AddUser(t, s.store, "olle", queue.RoleQA, stationtest.Password)
 	if r := stationtest.NewBrowser(t, hs.URL).Login("olle", stationtest.Password); r.Status != http.StatusSeeOther {
 		t.Fatalf("olle: %d", r.Status)
 	}
@@ -157,8 +146,8 @@ func TestLoginThrottled(t *testing.T) {
 // name does not lock its owner out; the guesser waits longer each time.
 func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
 	s, _ := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	addUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "olle", queue.RoleOperator, stationtest.Password)
 	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	s.throttle.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -205,7 +194,7 @@ func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
 // account: otherwise it may be a password typed into the wrong box.
 func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	const typo = "Tr0ub4dor&3-in-the-user-box"
 	b := stationtest.NewBrowser(t, hs.URL)
 	for i := 0; i <= s.throttle.free; i++ { // the last one is throttled
@@ -231,7 +220,7 @@ func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
 
 func TestSessionCookie(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/ui/login", strings.NewReader(url.Values{
 		"csrf": {b.CSRF("/ui/login")}, "user": {"eva"}, "password": {stationtest.Password}}.Encode()))
@@ -262,11 +251,11 @@ func TestSessionCookie(t *testing.T) {
 
 func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
 	other := stationtest.NewBrowser(t, hs.URL)
-	addUser(t, s, "olle", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "olle", queue.RoleOperator, stationtest.Password)
 	otherToken := other.LoggedIn("olle", stationtest.Password)
 	tests := []struct {
 		name string
@@ -314,7 +303,7 @@ func TestFormsNeedTheSessionCSRFToken(t *testing.T) {
 
 func TestExpiredSessionAppliesNothing(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	ctx := context.Background()
 	if _, err := s.store.CreateSession(ctx, "expired-cookie", "eva", "expired-csrf", -time.Minute); err != nil {
 		t.Fatal(err)
@@ -344,9 +333,9 @@ func TestExpiredSessionAppliesNothing(t *testing.T) {
 
 func TestRolesAreEnforcedOnTheServer(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
-	addUser(t, s, "ada", queue.RoleAdmin, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "quinn", queue.RoleQA, stationtest.Password)
+	stationtest.AddUser(t, s.store, "ada", queue.RoleAdmin, stationtest.Password)
 	tests := []struct {
 		user, method, path string
 		want               int
@@ -390,7 +379,7 @@ func TestRolesAreEnforcedOnTheServer(t *testing.T) {
 
 func TestOrderActionsFromThePage(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	queuetest.NeedsFix(t, s.store, "nf-1")
 	b := stationtest.NewBrowser(t, hs.URL)
 	token := b.LoggedIn("eva", stationtest.Password)
@@ -445,7 +434,7 @@ func TestOrderActionsFromThePage(t *testing.T) {
 func TestEventStreamAnnouncesChanges(t *testing.T) {
 	s, hs := testPage(t, nil)
 	s.poll = 50 * time.Millisecond
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -501,7 +490,7 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 // climbs out of /ui/, goes to the dashboard instead.
 func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	tests := []struct{ next, want string }{
 		{"/ui/orders?state=failed", "/ui/orders?state=failed"},
 		{"/ui/orders/e2e-001", "/ui/orders/e2e-001"},
@@ -544,8 +533,8 @@ func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
 }
 func TestShipmentsAndReproduction(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "quinn", queue.RoleQA, stationtest.Password)
 	a1 := queuetest.Produced(t, s.store, "ord-01", false, "Storgatan 1")
 	queuetest.Produced(t, s.store, "ord-02", false, "Storgatan 1")
 	queuetest.Produced(t, s.store, "ord-03", false, "Kungsgatan 9")
@@ -643,7 +632,7 @@ func BenchmarkDashboard(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	addUser(b, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(b, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	br := stationtest.NewBrowser(b, hs.URL)
 	br.LoggedIn("eva", stationtest.Password)
 	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/ui/", nil)
@@ -662,8 +651,8 @@ func BenchmarkDashboard(b *testing.B) {
 // spoiled, the order fails with who and why.
 func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
-	addUser(t, s, "quinn", queue.RoleQA, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "quinn", queue.RoleQA, stationtest.Password)
 	ctx := context.Background()
 
 	o := queuetest.Printing(t, s.store, "stuck-1")
@@ -702,7 +691,7 @@ func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
 // keys are development keys: TestDashboardWarnsOfDevelopmentKeys in station).
 func TestDashboardShowsDevelopmentKeys(t *testing.T) {
 	s, hs := testPage(t, nil)
-	addUser(t, s, "eva", queue.RoleOperator, stationtest.Password)
+	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
 	b := stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	page := b.Get("/ui/?lang=en").Body

@@ -117,6 +117,24 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	return fs
 }
 
+// args parses the verb's flags and wants n positional arguments (any number
+// when n < 0) and every check in want to hold once the flags are read;
+// otherwise it says how the verb is called.
+func (c *cli) args(fs *flag.FlagSet, args []string, n int, want ...func() bool) ([]string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	ok := n < 0 || len(pos) == n
+	for _, w := range want {
+		ok = ok && w()
+	}
+	if !ok {
+		return nil, c.usageErr()
+	}
+	return pos, nil
+}
+
 // parse parses flags wherever they stand among the positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string

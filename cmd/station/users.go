@@ -20,12 +20,9 @@ func runUserAdd(c *cli, args []string) error {
 	fs := c.flags("user add")
 	role := fs.String("role", "", "operator, qa or admin")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1, func() bool { return *role != "" })
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 || *role == "" {
-		return c.usageErr()
 	}
 	if !queue.ValidRole(*role) {
 		return fmt.Errorf("role %q: use operator, qa or admin", *role)

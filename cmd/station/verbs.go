@@ -146,12 +146,9 @@ func withPhoto(body []byte, photoPath string) ([]byte, error) {
 func runDBBackup(c *cli, args []string) error {
 	fs := c.flags("db backup")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return c.usageErr()
 	}
 	src := filepath.Join(dataDir(c, *data), "station.db")
 	if !fileExists(src) {
@@ -219,12 +216,9 @@ func runPhotoCrop(c *cli, args []string) error {
 	fs := c.flags("photo crop")
 	out := fs.String("o", "", "output PNG (300x380, 8-bit gray, 300 dpi)")
 	chip := fs.String("chip-jpeg", "", "also write the chip's facial image JPEG here")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1, func() bool { return *out != "" })
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 || *out == "" {
-		return c.usageErr()
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -266,24 +260,18 @@ func runPhotoOverride(c *cli, args []string) error {
 	code := fs.String("code", "", "with fail: the reason code sent to the orderer (e.g. background_not_uniform)")
 	data := fs.String("data", "", "data directory (default ./var)")
 	operator := fs.String("operator", c.getenv("USER"), "who overrides")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 2, func() bool { return strings.TrimSpace(*reason) != "" })
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 || (pos[1] != "pass" && pos[1] != "fail") || strings.TrimSpace(*reason) == "" {
-		return c.usageErr()
-	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	o, err := pipeline.OverridePhoto(c.ctx, store, pos[0], pipeline.PhotoVerdict{Verdict: pos[1], Code: *code, Reason: *reason}, "operator:"+*operator)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s %s\n", o.ID, o.State)
-	return nil
+	return c.withStore(*data, func(store *queue.Store) error {
+		o, err := pipeline.OverridePhoto(c.ctx, store, pos[0], pipeline.PhotoVerdict{Verdict: pos[1], Code: *code, Reason: *reason}, "operator:"+*operator)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s %s\n", o.ID, o.State)
+		return nil
+	})
 }
 
 func runCardRender(c *cli, args []string) error {
@@ -292,12 +280,9 @@ func runCardRender(c *cli, args []string) error {
 	pngOut := fs.String("png", "", "also write the front as a 300 dpi PNG")
 	tmplPath := fs.String("template", "", "card template (default: the built-in ID06 template)")
 	number := fs.String("card-number", "", "card number to print (default: a sample number)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1, func() bool { return *out != "" })
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 || *out == "" {
-		return c.usageErr()
 	}
 	body, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -405,6 +390,17 @@ func runVerify(c *cli, args []string) error {
 	return nil
 }
 
+// withStore runs fn on the station database of a data directory (see
+// openStore) and closes it.
+func (c *cli) withStore(data string, fn func(*queue.Store) error) error {
+	store, err := openStore(c, data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
 // openStore opens the station database of a data directory (creating both
 // when new), for the verbs that work on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
@@ -461,68 +457,56 @@ func runTokenCreate(c *cli, args []string) error {
 	supplier := fs.String("supplier", "", "the supplier system the token is for")
 	scope := fs.String("scope", "orders", "what the token may do: orders (supplier API) or operator (/v1/ops); comma-separated for both")
 	data := fs.String("data", "", "data directory (default ./var)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := c.args(fs, args, 0, func() bool { return strings.TrimSpace(*supplier) != "" }); err != nil {
 		return err
-	}
-	if strings.TrimSpace(*supplier) == "" {
-		return c.usageErr()
 	}
 	scopes, err := api.ParseScopes(*scope)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	token, err := api.NewToken()
-	if err != nil {
-		return err
-	}
-	if err := store.AddToken(c.ctx, *supplier, token, scopes); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s\n", token)
-	fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
-	return nil
+	return c.withStore(*data, func(store *queue.Store) error {
+		token, err := api.NewToken()
+		if err != nil {
+			return err
+		}
+		if err := store.AddToken(c.ctx, *supplier, token, scopes); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", token)
+		fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
+		return nil
+	})
 }
 
 func runTokenList(c *cli, args []string) error {
 	fs := c.flags("token list")
 	data := fs.String("data", "", "data directory (default ./var)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := c.args(fs, args, 0); err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	tokens, err := store.Tokens(c.ctx)
-	if err != nil {
-		return err
-	}
-	if len(tokens) == 0 {
-		fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+	return c.withStore(*data, func(store *queue.Store) error {
+		tokens, err := store.Tokens(c.ctx)
+		if err != nil {
+			return err
+		}
+		if len(tokens) == 0 {
+			fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+			return nil
+		}
+		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
+		for _, t := range tokens {
+			fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
+		}
 		return nil
-	}
-	fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
-	for _, t := range tokens {
-		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
-	}
-	return nil
+	})
 }
 
 func runTokenRevoke(c *cli, args []string) error {
 	fs := c.flags("token revoke")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return c.usageErr()
 	}
 	store, err := openStore(c, *data)
 	if err != nil {

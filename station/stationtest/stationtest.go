@@ -16,10 +16,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"id06/queue"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Browser is a cookie-keeping client that does not follow redirects, so
@@ -181,7 +184,27 @@ func MustJSON(t testing.TB, v any) []byte {
 // Post sends a JSON body with a bearer token and decodes the JSON answer.
 func Post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	status, out, _ := Call(t, http.MethodPost, url, token, body)
+	return status, out
+}
+
+// Call sends body (bytes as they are, anything else as JSON, nothing when
+// nil) with a bearer token (none when empty) and decodes the JSON answer.
+func Call(t testing.TB, method, url, token string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, url, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -193,5 +216,36 @@ func Post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	defer resp.Body.Close()
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
+}
+
+// LogBuffer keeps what a running station logged or printed, for checks of
+// what it said (and never said); safe for concurrent writers.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// AddUser creates an operator account with a bcrypt hash of password.
+func AddUser(t testing.TB, s *queue.Store, name, role, password string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser(context.Background(), name, role, hash); err != nil {
+		t.Fatal(err)
+	}
 }
