@@ -117,6 +117,15 @@ func (a *API) ownOrder(r *http.Request) (*order.Record, error) {
 	return o, nil
 }
 
+// ownOrderBody reads the body of a request about one of the calling
+// supplier's orders, after checking the order is theirs.
+func (a *API) ownOrderBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if _, err := a.ownOrder(r); err != nil {
+		return nil, err
+	}
+	return a.readBody(w, r)
+}
+
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) error {
 	o, err := a.ownOrder(r)
 	if err != nil {
@@ -174,10 +183,7 @@ func joinStates() string {
 // putPhoto takes a replacement photo: the raw image (Content-Type image/jpeg
 // or image/png) or JSON {"photo": "<base64>"}.
 func (a *API) putPhoto(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.ownOrder(r); err != nil {
-		return err
-	}
-	body, err := a.readBody(w, r)
+	body, err := a.ownOrderBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -208,10 +214,7 @@ func (a *API) putPhoto(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) postApproval(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.ownOrder(r); err != nil {
-		return err
-	}
-	body, err := a.readBody(w, r)
+	body, err := a.ownOrderBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -233,10 +236,7 @@ func (a *API) postApproval(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) postCancel(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.ownOrder(r); err != nil {
-		return err
-	}
-	body, err := a.readBody(w, r)
+	body, err := a.ownOrderBody(w, r)
 	if err != nil {
 		return err
 	}

@@ -32,22 +32,27 @@ func rows(orders []*order.Record) ([]orderRow, error) {
 	return out, nil
 }
 
+// list finds orders and reads their holders' names; next is the id to page
+// on from when the page is full.
+func (u *UI) list(ctx context.Context, f queue.Filter) (list []orderRow, next string, err error) {
+	orders, err := u.store.List(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(orders) == f.Limit {
+		next = orders[len(orders)-1].ID
+	}
+	list, err = rows(orders)
+	return list, next, err
+}
+
 func (u *UI) uiOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := queue.Filter{Search: strings.TrimSpace(q.Get("q")), After: q.Get("after"), Limit: 100}
 	if st := q.Get("state"); order.ValidState(st) {
 		f.State = order.State(st)
 	}
-	orders, err := u.store.List(r.Context(), f)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	next := ""
-	if len(orders) == f.Limit {
-		next = orders[len(orders)-1].ID
-	}
-	list, err := rows(orders)
+	list, next, err := u.list(r.Context(), f)
 	if err != nil {
 		u.fail(w, r, err)
 		return
@@ -57,12 +62,7 @@ func (u *UI) uiOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
-	orders, err := u.store.List(r.Context(), queue.Filter{State: order.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	list, err := rows(orders)
+	list, _, err := u.list(r.Context(), queue.Filter{State: order.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
 	if err != nil {
 		u.fail(w, r, err)
 		return
@@ -71,39 +71,39 @@ func (u *UI) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) uiOrder(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id := chi.URLParam(r, "id")
+	data, err := u.order(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "order", u.newPage(w, r, "order", data))
+}
+
+// order reads what the order page shows: the order and its document, its
+// timeline, the notices sent about it, its files, and the actions its
+// state allows.
+func (u *UI) order(ctx context.Context, id string) (map[string]any, error) {
 	o, err := u.store.Get(ctx, id)
 	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	events, err := u.store.Events(ctx, id)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	notices, err := u.store.OrderNotices(ctx, id)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	files, err := u.store.BlobKinds(ctx, id)
-	if err != nil {
-		u.fail(w, r, err)
-		return
+		return nil, err
 	}
 	doc, err := o.Document()
 	if err != nil {
-		u.fail(w, r, err)
-		return
+		return nil, err
 	}
-	u.render(w, r, http.StatusOK, "order", u.newPage(w, r, "order", map[string]any{
-		"O": o, "Holder": doc.HolderName(), "Delivery": doc.Delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
+	data := map[string]any{"O": o, "Holder": doc.HolderName(), "Delivery": doc.Delivery, "Codes": imaging.Codes(),
 		"CanRetry": o.State.Retryable(), "CanReproduce": o.State.Reproducible(),
 		"CanOverridePass": o.State.PhotoPassable(), "CanOverrideFail": o.State.PhotoRefusable(),
 		"CanCancel": o.State.Cancellable(), "CanSpoil": o.State.InDevice(),
-	}))
+	}
+	if data["Events"], err = u.store.Events(ctx, id); err != nil {
+		return nil, err
+	}
+	if data["Notices"], err = u.store.OrderNotices(ctx, id); err != nil {
+		return nil, err
+	}
+	data["Files"], err = u.store.BlobKinds(ctx, id)
+	return data, err
 }
 
 // blobTypes are the files the page may show, with their content types.

@@ -685,21 +685,3 @@ func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
 		t.Fatal("a stopped order offers no retry")
 	}
 }
-
-// The dashboard says when the station runs on development keys, and says
-// nothing once real ones are configured (the station tells the page which
-// keys are development keys: TestDashboardWarnsOfDevelopmentKeys in station).
-func TestDashboardShowsDevelopmentKeys(t *testing.T) {
-	s, hs := testPage(t, nil)
-	stationtest.AddUser(t, s.store, "eva", queue.RoleOperator, stationtest.Password)
-	b := stationtest.NewBrowser(t, hs.URL)
-	b.LoggedIn("eva", stationtest.Password)
-	page := b.Get("/ui/?lang=en").Body
-	if !strings.Contains(page, `id="dev-keys"`) || !strings.Contains(page, "development CA") || !strings.Contains(page, "development age key") {
-		t.Fatal("the dashboard does not warn of the development CA and sealing key")
-	}
-	s.keys = Keys{}
-	if page := b.Get("/ui/").Body; strings.Contains(page, `id="dev-keys"`) {
-		t.Fatal("the dashboard warns although real keys are configured")
-	}
-}

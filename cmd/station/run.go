@@ -135,6 +135,17 @@ func (c *cli) args(fs *flag.FlagSet, args []string, n int, want ...func() bool) 
 	return pos, nil
 }
 
+// file parses the verb's flags, wants one positional argument and reads
+// the file it names.
+func (c *cli) file(fs *flag.FlagSet, args []string, want ...func() bool) (name string, data []byte, err error) {
+	pos, err := c.args(fs, args, 1, want...)
+	if err != nil {
+		return "", nil, err
+	}
+	data, err = os.ReadFile(pos[0])
+	return pos[0], data, err
+}
+
 // parse parses flags wherever they stand among the positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string

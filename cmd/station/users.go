@@ -35,18 +35,15 @@ func runUserAdd(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := store.AddUser(c.ctx, pos[0], *role, hash); err != nil {
-		if errors.Is(err, queue.ErrUserExists) {
+	err = c.withStore(*data, func(store *queue.Store) error {
+		if err := store.AddUser(c.ctx, pos[0], *role, hash); errors.Is(err, queue.ErrUserExists) {
 			return fmt.Errorf("user %q exists already; pick another name", pos[0])
+		} else if err != nil {
+			return err
 		}
-		return err
-	}
-	if err := store.Audit(c.ctx, "cli", "user_add", pos[0]+" as "+*role); err != nil {
+		return store.Audit(c.ctx, "cli", "user_add", pos[0]+" as "+*role)
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "user %s added with role %s\n", pos[0], *role)

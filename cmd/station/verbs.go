@@ -216,17 +216,13 @@ func runPhotoCrop(c *cli, args []string) error {
 	fs := c.flags("photo crop")
 	out := fs.String("o", "", "output PNG (300x380, 8-bit gray, 300 dpi)")
 	chip := fs.String("chip-jpeg", "", "also write the chip's facial image JPEG here")
-	pos, err := c.args(fs, args, 1, func() bool { return *out != "" })
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(pos[0])
+	name, data, err := c.file(fs, args, func() bool { return *out != "" })
 	if err != nil {
 		return err
 	}
 	res := imaging.CheckPhoto(data)
 	if res.Portrait == nil {
-		return &exitError{2, fmt.Errorf("%s cannot be cropped: %s", pos[0], reasonCodes(res))}
+		return &exitError{2, fmt.Errorf("%s cannot be cropped: %s", name, reasonCodes(res))}
 	}
 	png, err := imaging.EncodePNG(res.Portrait, 300)
 	if err != nil {
@@ -280,11 +276,7 @@ func runCardRender(c *cli, args []string) error {
 	pngOut := fs.String("png", "", "also write the front as a 300 dpi PNG")
 	tmplPath := fs.String("template", "", "card template (default: the built-in ID06 template)")
 	number := fs.String("card-number", "", "card number to print (default: a sample number)")
-	pos, err := c.args(fs, args, 1, func() bool { return *out != "" })
-	if err != nil {
-		return err
-	}
-	body, err := os.ReadFile(pos[0])
+	_, body, err := c.file(fs, args, func() bool { return *out != "" })
 	if err != nil {
 		return err
 	}
@@ -508,20 +500,21 @@ func runTokenRevoke(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	t, err := store.RevokeToken(c.ctx, pos[0])
+	return c.withStore(*data, func(store *queue.Store) error { return c.revokeToken(store, *data, pos[0]) })
+}
+
+// revokeToken revokes a token by its id; the development token's file goes
+// with it, else the next start would accept the token again.
+func (c *cli) revokeToken(store *queue.Store, data, id string) error {
+	t, err := store.RevokeToken(c.ctx, id)
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
-		return fmt.Errorf("no token has id %s; station token list shows the ids", pos[0])
+		return fmt.Errorf("no token has id %s; station token list shows the ids", id)
 	case err != nil:
 		return err
 	}
 	// The station re-adds the dev token from its file at every start.
-	devToken := filepath.Join(dataDir(c, *data), "dev-token")
+	devToken := filepath.Join(dataDir(c, data), "dev-token")
 	if b, err := os.ReadFile(devToken); err == nil && queue.TokenID(strings.TrimSpace(string(b))) == t.ID {
 		if err := os.Remove(devToken); err != nil {
 			return fmt.Errorf("token revoked, but its file %s stays and the next start would accept it again: %w", devToken, err)

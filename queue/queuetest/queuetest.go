@@ -56,14 +56,35 @@ func NeedsFix(t testing.TB, s *queue.Store, id string) {
 // the pipeline does, up to produced, with the given delivery street.
 func Produced(t testing.TB, s *queue.Store, id string, express bool, street string) *order.Record {
 	t.Helper()
-	ctx := context.Background()
 	doc, _ := json.Marshal(map[string]any{
 		"holder":   map[string]string{"first_name": "Anna", "last_name": "Svensson", "print_name": "Anna Svensson " + id},
 		"delivery": map[string]string{"name": "Bygg AB", "street": street, "postal_code": "111 22", "city": "Stockholm", "country": "SE"},
 	})
-	if _, _, err := s.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id, Doc: doc, CardType: "id06", Express: express,
-		HolderNames: []string{"Anna Svensson " + id, "Anna Svensson"},
-		Approvals:   Approved(), Photo: []byte("jpeg")}, "supplier:dev"); err != nil {
+	uid := "04AABB" + strings.ToUpper(id[len(id)-2:])
+	c := toPrinting(t, s, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id, Doc: doc, CardType: "id06", Express: express,
+		HolderNames: []string{"Anna Svensson " + id, "Anna Svensson"}, Approvals: Approved(), Photo: []byte("jpeg")}, uid)
+	if err := s.Produced(context.Background(), c, "printed"); err != nil {
+		t.Fatal(err)
+	}
+	return get(t, s, id)
+}
+
+// Printing puts an order of the supplier "dev" in printing with a card and
+// chip bound, the way the device worker leaves one whose print cannot go on.
+func Printing(t testing.TB, s *queue.Store, id string) *order.Record {
+	t.Helper()
+	toPrinting(t, s, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
+		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
+		HolderNames: []string{"Anna Svensson", "Anna Svensson"}, Approvals: Approved(), Photo: []byte("jpeg")}, "04A1B2C3")
+	return get(t, s, id)
+}
+
+// toPrinting submits n and takes it through the photo stage, a card number,
+// the chip uid and its encoding, as the pipeline would.
+func toPrinting(t testing.TB, s *queue.Store, n queue.NewOrder, uid string) *queue.Claim {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := s.Submit(ctx, n, "supplier:"+n.Supplier); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
@@ -79,17 +100,18 @@ func Produced(t testing.TB, s *queue.Store, id string, express bool, street stri
 	if err := s.AllocateCard(ctx, c, "BB"); err != nil {
 		t.Fatal(err)
 	}
-	uid := "04AABB" + strings.ToUpper(id[len(id)-2:])
 	if err := s.RecordChip(ctx, c, uid); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Encoded(ctx, c, "01", "2031-11-22", []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Produced(ctx, c, "printed"); err != nil {
-		t.Fatal(err)
-	}
-	o, err := s.Get(ctx, id)
+	return c
+}
+
+func get(t testing.TB, s *queue.Store, id string) *order.Record {
+	t.Helper()
+	o, err := s.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,41 +130,4 @@ func Cancelled(t testing.TB, s *queue.Store, supplier, id string) {
 	if _, err := s.Cancel(ctx, id, supplier, "supplier:"+supplier, "test"); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Printing puts an order of the supplier "dev" in printing with a card and
-// chip bound, the way the device worker leaves one whose print cannot go on.
-func Printing(t testing.TB, s *queue.Store, id string) *order.Record {
-	t.Helper()
-	ctx := context.Background()
-	_, _, err := s.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
-		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
-		HolderNames: []string{"Anna Svensson", "Anna Svensson"}, Approvals: Approved(), Photo: []byte("jpeg")}, "supplier:dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Imaging})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PhotoPassed(ctx, c, nil, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if c, err = s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Ready: order.Encoding}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AllocateCard(ctx, c, "BB"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordChip(ctx, c, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Encoded(ctx, c, "1", "2031-01-01", []byte("sealed")); err != nil {
-		t.Fatal(err)
-	}
-	o, err := s.Get(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
 }
