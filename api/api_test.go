@@ -193,15 +193,8 @@ func TestSuppliersSeeOnlyTheirOrders(t *testing.T) {
 	if err := s.store.AddToken(t.Context(), "other", "st_other", []string{"orders"}); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/v1/orders/mine-1", nil)
-	req.Header.Set("Authorization", "Bearer st_other")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("another supplier read the order: %d", resp.StatusCode)
+	if status, _, _ := stationtest.Call(t, http.MethodGet, hs.URL+"/v1/orders/mine-1", "st_other", nil); status != http.StatusNotFound {
+		t.Fatalf("another supplier read the order: %d", status)
 	}
 }
 
@@ -428,17 +421,8 @@ func TestIntakeRefusesIncompletePhoto(t *testing.T) {
 	if status, out := stationtest.Post(t, hs.URL+"/v1/orders", token, stationtest.MustJSON(t, stationtest.ExampleOrder(t, "cut-2", good))); status != http.StatusCreated {
 		t.Fatalf("good order: %d %v", status, out)
 	}
-	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/orders/cut-2/photo", bytes.NewReader(cut))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/jpeg")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out = nil
-	json.NewDecoder(resp.Body).Decode(&out)
-	wantIncompletePhoto(t, resp.StatusCode, out)
+	status, out, _ = stationtest.Send(t, http.MethodPut, hs.URL+"/v1/orders/cut-2/photo", token, "image/jpeg", bytes.NewReader(cut))
+	wantIncompletePhoto(t, status, out)
 }
 
 func wantIncompletePhoto(t *testing.T, status int, out map[string]any) {

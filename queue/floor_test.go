@@ -18,36 +18,11 @@ var deviceMovesTest = map[order.State]order.State{order.Ready: order.Encoding, o
 func produce(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *order.Record {
 	t.Helper()
 	ctx := context.Background()
-	submit(t, s, id, express, holder(approvedAt))
-	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-	if err != nil || j.ID != id {
-		t.Fatalf("claim photo: %v", err)
-	}
-	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil && !errors.Is(err, ErrNothingToClaim) {
-		t.Fatal(err)
-	}
-	o, _ := s.Get(ctx, id)
-	j = &Claim{Record: o, Owner: "w"}
-	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
-	j.ChipUID = "04A1B2C3"
-	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
-		t.Fatal(err)
-	}
+	j := printing(t, s, id, express, approvedAt)
 	if err := s.Produced(ctx, j, "printed"); err != nil {
 		t.Fatal(err)
 	}
-	o, err = s.Get(ctx, id)
+	o, err := s.Get(ctx, id)
 	if err != nil || o.State != order.Produced {
 		t.Fatalf("produce %s: %v state %v", id, err, o.State)
 	}
@@ -275,12 +250,18 @@ func BenchmarkChanges(b *testing.B) {
 // toPrinting takes an order to printing with a chip bound, as the device
 // worker leaves it when the printer will not take the job.
 func toPrinting(t *testing.T, s *Store, id string, c *clock) *Claim {
+	return printing(t, s, id, false, c.now())
+}
+
+// printing submits an approved order and takes it through the photo stage,
+// a card number, the chip and its encoding, as the pipeline would.
+func printing(t *testing.T, s *Store, id string, express bool, approvedAt time.Time) *Claim {
 	t.Helper()
 	ctx := context.Background()
-	submit(t, s, id, false, holder(c.now()))
+	submit(t, s, id, express, holder(approvedAt))
 	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || j.ID != id {
+		t.Fatalf("claim photo: %v", err)
 	}
 	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
 		t.Fatal(err)

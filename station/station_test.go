@@ -487,16 +487,8 @@ func example(t *testing.T, id, photo string, express bool) []byte {
 
 func submit(t *testing.T, base, token string, body []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/orders", strings.NewReader(string(body)))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("submit: %d", resp.StatusCode)
+	if status, _ := stationtest.Post(t, base+"/v1/orders", token, body); status != http.StatusCreated {
+		t.Fatalf("submit: %d", status)
 	}
 }
 

@@ -204,11 +204,18 @@ func Call(t testing.TB, method, url, token string, body any) (int, map[string]an
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, url, rd)
+	return Send(t, method, url, token, "application/json", rd)
+}
+
+// Send sends a body of a content type with a bearer token (none when
+// empty) and decodes the JSON answer.
+func Send(t testing.TB, method, url, token, contentType string, body io.Reader) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
