@@ -68,20 +68,7 @@ func (s *Store) ExpressOpen(ctx context.Context) ([]*order.Record, error) {
 }
 
 func (s *Store) orders(ctx context.Context, where string, args ...any) ([]*order.Record, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*order.Record
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanOrder, `SELECT `+orderColumns+` FROM orders `+where, args...)
 }
 
 // ProducedSince counts the cards produced since t.

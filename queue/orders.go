@@ -234,22 +234,13 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 
 // Events returns an order's audit trail, oldest first.
 func (s *Store) Events(ctx context.Context, id string) ([]order.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []order.Event
-	for rows.Next() {
+	return collect(ctx, s.r, func(row scanner) (order.Event, error) {
 		var e order.Event
 		var at sql.NullInt64
-		if err := rows.Scan(&at, &e.State, &e.Actor, &e.Note); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&at, &e.State, &e.Actor, &e.Note)
 		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, err
+	}, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
 }
 
 // Approvals returns the approvals recorded for an order.
@@ -257,27 +248,14 @@ func (s *Store) Approvals(ctx context.Context, id string) ([]order.Approval, err
 	return approvalsOf(ctx, s.r, id)
 }
 
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 func approvalsOf(ctx context.Context, q querier, id string) ([]order.Approval, error) {
-	rows, err := q.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []order.Approval
-	for rows.Next() {
+	return collect(ctx, q, func(row scanner) (order.Approval, error) {
 		var a order.Approval
 		var at sql.NullInt64
-		if err := rows.Scan(&a.Kind, &a.Method, &at); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&a.Kind, &a.Method, &at)
 		a.At = fromMS(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, err
+	}, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
 }
 
 // CountByState returns how many orders are in each state.

@@ -60,20 +60,7 @@ func scanNotice(row scanner) (*Notice, error) {
 }
 
 func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Notice
-	for rows.Next() {
-		n, err := scanNotice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(ctx, s.r, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
 }
 
 // OrderNotices returns every notice about an order, oldest first.

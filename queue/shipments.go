@@ -88,21 +88,8 @@ func scanShipment(row scanner) (*order.Shipment, error) {
 // Shipments returns parcels, those still to ship first, then newest first,
 // without their cards (see ShipmentOrders).
 func (s *Store) Shipments(ctx context.Context, limit int) ([]*order.Shipment, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+shipmentColumns+` FROM shipments
+	return collect(ctx, s.r, scanShipment, `SELECT `+shipmentColumns+` FROM shipments
 		ORDER BY shipped_at IS NOT NULL, express DESC, created_at DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*order.Shipment
-	for rows.Next() {
-		sh, err := scanShipment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sh)
-	}
-	return out, rows.Err()
 }
 
 // ShipmentOrders returns the orders in the given parcels in one query,

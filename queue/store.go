@@ -270,6 +270,29 @@ func (s *Store) Backup(ctx context.Context, dest string, progress func(done, tot
 	})
 }
 
+// querier is the read pool or a write transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// collect runs a query and scans each row it returns with scan.
+func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v sql.NullInt64) time.Time {
