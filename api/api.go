@@ -91,6 +91,8 @@ func Checks(tmpl *printer.Template, now time.Time) order.Checks {
 	return order.Checks{Now: now, Photo: imaging.CheckPhotoHeader, Logo: imaging.CheckLogoHeader, PrintName: tmpl.CheckName}
 }
 
+// readyz says whether the station can take and make orders: the database
+// answers, and production is not paused (with the reason when it is).
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.Ping(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
