@@ -37,6 +37,7 @@ type Store interface {
 	Audit(ctx context.Context, actor, action, detail string) error
 	Submit(ctx context.Context, n queue.NewOrder, actor string) (*order.Record, bool, error)
 	Get(ctx context.Context, id string) (*order.Record, error)
+	SupplierOrder(ctx context.Context, supplier, id string) (*order.Record, error)
 	List(ctx context.Context, f queue.Filter) ([]*order.Record, error)
 	Events(ctx context.Context, id string) ([]order.Event, error)
 	ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*order.Record, error)

@@ -322,8 +322,8 @@ func TestOperatorAPIScopes(t *testing.T) {
 			}
 		})
 	}
-	if st, _, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity {
-		t.Fatalf("unknown field: %d", st)
+	if st, body, _ := stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]any{"verdict": "pass", "reason": "x", "extra": 1}); st != http.StatusUnprocessableEntity || !strings.Contains(asJSON(body), `"path":"extra"`) {
+		t.Fatalf("unknown field: %d %v, want 422 naming extra", st, body)
 	}
 	st, body, _ = stationtest.Call(t, "POST", hs.URL+"/v1/ops/orders/nf-1/photo-verdict", operator, map[string]string{"verdict": "pass", "reason": "checked by hand"})
 	if st != http.StatusOK || body["state"] != "queued" {
@@ -438,4 +438,57 @@ func wantIncompletePhoto(t *testing.T, status int, out map[string]any) {
 		}
 	}
 	t.Fatalf("the answer does not say the photo is incomplete: %v", out)
+}
+
+// PUT /v1/orders/{id}/photo takes a JPEG or PNG labelled as what it is, or
+// JSON naming any field it does not know; anything else gets a clear 4xx.
+func TestPutPhotoChecksTheContentType(t *testing.T) {
+	_, hs, token := testServer(t, nil)
+	jpg, png := noisyJPEG(t, 600, 800), grayPNG(t, 300, 410)
+	if status, out := stationtest.Post(t, hs.URL+"/v1/orders", token, stationtest.MustJSON(t, stationtest.ExampleOrder(t, "photo-1", png))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	jsonBody := func(extra string) []byte {
+		return []byte(`{"photo":"` + base64.StdEncoding.EncodeToString(png) + `"` + extra + `}`)
+	}
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+		field    string // a field the answer must name
+	}{
+		{"jpeg", "image/jpeg", jpg, 200, ""},
+		{"png", "image/png", png, 200, ""},
+		{"json", "application/json; charset=utf-8", jsonBody(""), 200, ""},
+		{"no content type", "", jpg, 415, ""},
+		{"text", "text/plain", jpg, 415, ""},
+		{"gif", "image/gif", []byte("GIF89a\x01\x00\x01\x00"), 415, ""},
+		{"form", "application/x-www-form-urlencoded", []byte("photo=x"), 415, ""},
+		{"png labelled jpeg", "image/jpeg", png, 422, "photo"},
+		{"jpeg labelled png", "image/png", jpg, 422, "photo"},
+		{"text labelled jpeg", "image/jpeg", []byte("hello, not a photo"), 422, "photo"},
+		{"json with an unknown field", "application/json", jsonBody(`,"caption":"me"`), 422, "caption"},
+		{"json not base64", "application/json", []byte(`{"photo":"@@@"}`), 422, "photo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out, _ := stationtest.Send(t, http.MethodPut, hs.URL+"/v1/orders/photo-1/photo", token, tc.ct, bytes.NewReader(tc.body))
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, out)
+			}
+			if tc.status >= 400 {
+				e, _ := out["error"].(map[string]any)
+				if e == nil || e["message"] == "" {
+					t.Fatalf("no error message: %v", out)
+				}
+				named := false
+				fields, _ := e["fields"].([]any)
+				for _, f := range fields {
+					named = named || f.(map[string]any)["path"] == tc.field
+				}
+				if tc.field != "" && !named {
+					t.Fatalf("answer does not name %s: %v", tc.field, e)
+				}
+			}
+		})
+	}
 }

@@ -9,7 +9,8 @@ import (
 // accepted (Doc, without the photo and logo, which are stored apart), its
 // state, and what production recorded on the way (card number, chip, lease).
 type Record struct {
-	ID               string
+	ID               string // the station's key: events, files, card numbers, the operator page
+	SupplierOrderID  string // the supplier's id, unique per supplier
 	Supplier         string
 	BodyHash         string
 	Doc              []byte

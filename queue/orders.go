@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +13,7 @@ import (
 	"id06/order"
 )
 
-const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,
+const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
 	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
 	created_at, updated_at, produced_at`
@@ -26,7 +28,7 @@ func scanOrder(row scanner) (*order.Record, error) {
 		override, leaseOwner, shipment                             sql.NullString
 		reasons                                                    string
 	)
-	err := row.Scan(&o.ID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
+	err := row.Scan(&o.ID, &o.SupplierOrderID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
 		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
 		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
 		&created, &updated, &produced)
@@ -63,12 +65,17 @@ type NewOrder struct {
 
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
+// The id is the supplier's (NewOrder.ID, unique per supplier); the order's
+// station-wide key (order.Record.ID) is that id when no other supplier took
+// it first.
 func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.Record, created bool, err error) {
+	var key string
 	err = s.tx(ctx, func(tx *txn) error {
-		var hash, supplier string
-		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT id, body_hash FROM orders WHERE supplier = ? AND supplier_order_id = ?`,
+			n.Supplier, n.ID).Scan(&key, &hash)
 		if err == nil {
-			if hash != n.BodyHash || supplier != n.Supplier {
+			if hash != n.BodyHash {
 				return ErrConflict
 			}
 			return nil
@@ -76,37 +83,69 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if key, err = freeKey(ctx, tx, n.ID, n.Supplier); err != nil {
+			return err
+		}
 		created = true
 		now := ms(s.now())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier, body_hash, doc, card_type, express,
-			trade_org_required, state, holder_names, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier_order_id, supplier, body_hash, doc, card_type, express,
+			trade_org_required, state, holder_names, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key, n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received,
 			strings.Join(n.HolderNames, "\n"), now, now); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, n.ID, now, order.Received, actor, "order received"); err != nil {
+		if err := addEvent(ctx, tx, key, now, order.Received, actor, "order received"); err != nil {
 			return err
 		}
 		for _, a := range n.Approvals {
-			if err := insertApproval(ctx, tx, n.ID, a); err != nil {
+			if err := insertApproval(ctx, tx, key, a); err != nil {
 				return err
 			}
 		}
-		if err := putBlob(ctx, tx, n.ID, "photo", n.Photo); err != nil {
+		if err := putBlob(ctx, tx, key, "photo", n.Photo); err != nil {
 			return err
 		}
 		if len(n.Logo) > 0 {
-			if err := putBlob(ctx, tx, n.ID, "logo", n.Logo); err != nil {
+			if err := putBlob(ctx, tx, key, "logo", n.Logo); err != nil {
 				return err
 			}
 		}
-		return s.promoteIfApproved(ctx, tx, n.ID, order.Received, actor)
+		return s.promoteIfApproved(ctx, tx, key, order.Received, actor)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	o, err = s.Get(ctx, n.ID)
+	o, err = s.Get(ctx, key)
 	return o, created, err
+}
+
+// freeKey picks the station-wide key of a new order: the supplier's id
+// when it is free, else that id with a suffix from the supplier's name. It
+// keeps to the order id rule (order.CheckID) when id does: the key names
+// print jobs and files.
+func freeKey(ctx context.Context, tx *txn, id, supplier string) (string, error) {
+	sum := sha256.Sum256([]byte(supplier))
+	base := id[:min(len(id), 50)] + "-" + hex.EncodeToString(sum[:4])
+	for i := 0; i < 100; i++ {
+		key := id
+		switch {
+		case i == 1:
+			key = base
+		case i > 1:
+			key = fmt.Sprintf("%s-%d", base, i)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE id = ?`, key).Scan(&n); err != nil || n == 0 {
+			return key, err
+		}
+	}
+	return "", fmt.Errorf("order %s: no free key after 100 tries", id)
+}
+
+// SupplierOrder finds an order by its supplier's id, as the supplier API
+// names it; ErrNotFound when the supplier has none by that id.
+func (s *Store) SupplierOrder(ctx context.Context, supplier, id string) (*order.Record, error) {
+	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE supplier = ? AND supplier_order_id = ?`, supplier, id))
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
@@ -214,13 +253,18 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	if f.State != "" {
 		where, args = append(where, "state = ?"), append(args, f.State)
 	}
+	// A supplier sees its own ids and pages by them; operators the keys.
+	key := "id"
+	if f.Supplier != "" {
+		key = "supplier_order_id"
+	}
 	if f.After != "" {
-		where, args = append(where, "id > ?"), append(args, f.After)
+		where, args = append(where, key+" > ?"), append(args, f.After)
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR holder_names LIKE ? ESCAPE '\')`)
-		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like)
+		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR holder_names LIKE ? ESCAPE '\')`)
+		args = append(args, f.Search, f.Search, f.Search, strings.ToUpper(f.Search), like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
@@ -229,7 +273,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	if len(where) > 0 {
 		clause = "WHERE " + strings.Join(where, " AND ")
 	}
-	return s.orders(ctx, clause+" ORDER BY id LIMIT ?", append(args, f.Limit)...)
+	return s.orders(ctx, clause+" ORDER BY "+key+" LIMIT ?", append(args, f.Limit)...)
 }
 
 // Events returns an order's audit trail, oldest first.

@@ -800,3 +800,56 @@ func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
 		t.Fatal("the dashboard warns although real keys are configured")
 	}
 }
+
+// Order ids are unique per supplier: a supplier using an id another one
+// used gets its own order (not 409), finds it by that id, and never sees or
+// touches the other supplier's. Operators see both, told apart.
+func TestOrderIDsArePerSupplier(t *testing.T) {
+	s, devToken := testStation(t, nil)
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	stationtest.AddUser(t, s.Store, "eva", queue.RoleOperator, stationtest.Password)
+	bygg, err := api.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.AddToken(context.Background(), "bygg", bygg, []string{"orders"}); err != nil {
+		t.Fatal(err)
+	}
+	photo := stationtest.Photo(t, "pass_london_001_03.jpg")
+	if status, out := stationtest.Post(t, hs.URL+"/v1/orders", devToken, stationtest.MustJSON(t, stationtest.ExampleOrder(t, "po-1", photo))); status != 201 {
+		t.Fatalf("dev: %d %v", status, out)
+	}
+	theirs := stationtest.ExampleOrder(t, "po-1", photo)
+	theirs["express"] = true
+	status, out := stationtest.Post(t, hs.URL+"/v1/orders", bygg, stationtest.MustJSON(t, theirs))
+	if status != http.StatusCreated || out["id"] != "po-1" || out["express"] != true {
+		t.Fatalf("bygg with dev's id: %d %v, want 201 for its own order", status, out)
+	}
+	if status, _ := stationtest.Post(t, hs.URL+"/v1/orders", bygg, stationtest.MustJSON(t, theirs)); status != http.StatusOK {
+		t.Fatalf("bygg resubmits: %d, want 200", status)
+	}
+	for token, express := range map[string]bool{devToken: false, bygg: true} {
+		st, o, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders/po-1", token, nil)
+		if st != http.StatusOK || o["id"] != "po-1" || o["express"] != express {
+			t.Fatalf("GET po-1 (express %v): %d %v", express, st, o)
+		}
+		st, list, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders", token, nil)
+		if orders, _ := list["orders"].([]any); st != http.StatusOK || len(orders) != 1 || orders[0].(map[string]any)["id"] != "po-1" {
+			t.Fatalf("list: %d %v", st, list)
+		}
+	}
+	if st, o, _ := stationtest.Call(t, "POST", hs.URL+"/v1/orders/po-1/cancel", bygg, nil); st != http.StatusOK || o["state"] != "cancelled" {
+		t.Fatalf("bygg cancels its po-1: %d %v", st, o)
+	}
+	if st, o, _ := stationtest.Call(t, "GET", hs.URL+"/v1/orders/po-1", devToken, nil); st != http.StatusOK || o["state"] == "cancelled" {
+		t.Fatalf("dev's po-1 after bygg's cancel: %d %v", st, o)
+	}
+	// The operator page lists both, each with its supplier.
+	b := stationtest.NewBrowser(t, hs.URL)
+	b.LoggedIn("eva", stationtest.Password)
+	page := b.Get("/ui/orders?q=po-1").Body
+	if strings.Count(page, `href="/ui/orders/po-1`) != 2 || !strings.Contains(page, "bygg") || !strings.Contains(page, "dev") {
+		t.Fatalf("the operator list does not show both po-1 with their suppliers:\n%s", page)
+	}
+}
