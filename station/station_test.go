@@ -65,6 +65,10 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { parts.Store.Close() })
+	// As cmd/station does at every start.
+	if _, err := parts.Store.Rescue(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
 	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim")); err != nil {
 		t.Fatal(err)
 	}
