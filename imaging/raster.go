@@ -90,9 +90,13 @@ type reducer struct {
 	d, w, h int
 	r       image.Rectangle
 	sum     []uint16 // 3 per output pixel; denom <= 8 keeps 64*255 in 16 bits
+	out     *rgb     // at denom 1 pixels go straight here, without sums
 }
 
 func newReducer(w, h, denom int, r image.Rectangle) *reducer {
+	if denom == 1 {
+		return &reducer{d: 1, w: w, h: h, r: r, out: newRGB(r.Dx(), r.Dy())}
+	}
 	return &reducer{d: denom, w: w, h: h, r: r, sum: make([]uint16, 3*r.Dx()*r.Dy())}
 }
 
@@ -108,9 +112,30 @@ func (red *reducer) add(y int, pix []uint8, x0, dx int) {
 	if !red.wantRow(y) {
 		return
 	}
+	if red.out != nil {
+		red.copyRow(y, pix, x0, dx)
+		return
+	}
 	rw := red.r.Dx()
 	out := red.sum[3*(y/red.d-red.r.Min.Y)*rw : 3*(y/red.d-red.r.Min.Y+1)*rw]
 	lo, hi := red.r.Min.X*red.d, min(red.r.Max.X*red.d, red.w)
+	if dx == 1 { // a whole row: sum each block's pixels, then add once
+		hi = min(hi, x0+len(pix)/3)
+		for ox := red.r.Min.X; ox < red.r.Max.X; ox++ {
+			var r, g, b uint16
+			for x := max(ox*red.d, x0, lo); x < min(ox*red.d+red.d, hi); x++ {
+				p := pix[3*(x-x0) : 3*(x-x0)+3 : 3*(x-x0)+3]
+				r += uint16(p[0])
+				g += uint16(p[1])
+				b += uint16(p[2])
+			}
+			s := out[3*(ox-red.r.Min.X) : 3*(ox-red.r.Min.X)+3 : 3*(ox-red.r.Min.X)+3]
+			s[0] += r
+			s[1] += g
+			s[2] += b
+		}
+		return
+	}
 	i := 0
 	if x0 < lo { // first pixel at or after lo
 		i = (lo - x0 + dx - 1) / dx
@@ -125,8 +150,28 @@ func (red *reducer) add(y int, pix []uint8, x0, dx int) {
 	}
 }
 
+// copyRow is add at denom 1: pixels are copied, not summed.
+func (red *reducer) copyRow(y int, pix []uint8, x0, dx int) {
+	row := red.out.pix[3*(y-red.r.Min.Y)*red.out.w : 3*(y-red.r.Min.Y+1)*red.out.w]
+	if dx == 1 {
+		lo, hi := max(red.r.Min.X, x0), min(red.r.Max.X, x0+len(pix)/3)
+		if lo < hi {
+			copy(row[3*(lo-red.r.Min.X):], pix[3*(lo-x0):3*(hi-x0)])
+		}
+		return
+	}
+	for i := 0; 3*i+2 < len(pix); i++ {
+		if x := x0 + i*dx - red.r.Min.X; x >= 0 && x < red.out.w {
+			copy(row[3*x:3*x+3], pix[3*i:3*i+3])
+		}
+	}
+}
+
 // result divides every sum by the number of pixels its block has.
 func (red *reducer) result() *rgb {
+	if red.out != nil {
+		return red.out
+	}
 	m := newRGB(red.r.Dx(), red.r.Dy())
 	for oy := 0; oy < m.h; oy++ {
 		bh := min(red.d, red.h-(red.r.Min.Y+oy)*red.d)

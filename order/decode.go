@@ -14,7 +14,7 @@ import (
 	// The JSON v2 design (encoding/json/v2 behind GOEXPERIMENT=jsonv2 in Go
 	// 1.26) reports every error with a JSON pointer, refuses duplicate names
 	// and trailing data and matches names case-sensitively: exactly the strict
-	// decoding DESIGN §7 asks for, without a hand-written tokenizer.
+	// decoding docs/design.md §7 asks for, without a hand-written tokenizer.
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -22,7 +22,7 @@ import (
 // Decode parses an order body strictly: unknown fields, duplicate fields,
 // wrong types, bad base64, bad times and trailing data are refused with the
 // path of the field. Every error it returns is a *ValidationError. Decode does
-// not apply the rules of DESIGN §8: call Validate.
+// not apply the rules of docs/design.md §8: call Validate.
 func Decode(body []byte) (*Order, error) {
 	var o Order
 	if err := decodeStrict(body, &o, "order"); err != nil {
@@ -40,6 +40,12 @@ func DecodeApproval(body []byte) (*Approval, error) {
 	}
 	return &a, nil
 }
+
+// DecodeStrict decodes any other JSON body of the API (a photo upload, say)
+// as strictly as Decode: every error is a *ValidationError naming the field
+// at fault, the unknown field itself when there is one. subject names the
+// body in messages.
+func DecodeStrict(body []byte, v any, subject string) error { return decodeStrict(body, v, subject) }
 
 func decodeStrict(body []byte, v any, subject string) error {
 	switch trimmed := bytes.TrimSpace(body); {
@@ -171,12 +177,17 @@ func kindName(k jsontext.Kind) string {
 // object names are told apart. It also returns the type of the innermost
 // container, to list the fields allowed there. A name that does not look like
 // a field name (it could be anything, a personnummer say) ends the path and
-// sets hidden, so that it is never repeated in a message.
+// sets hidden, so that it is never repeated in a message. The path ends, too,
+// one name past the order's own types: what lies below an unknown or
+// mistyped member is the sender's, and may be nested thousands deep.
 func fieldPath(root reflect.Type, ptr jsontext.Pointer) (path string, parent reflect.Type, hidden bool) {
 	var b strings.Builder
 	t := root
 	parent = root
 	for tok := range ptr.Tokens() {
+		if t == nil {
+			break
+		}
 		parent = t
 		if t != nil && t.Kind() == reflect.Slice && t != bytesType {
 			if _, err := strconv.Atoi(tok); err == nil {

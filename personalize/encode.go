@@ -12,7 +12,7 @@ import (
 	"id06/personalize/apdu"
 )
 
-// Personalize runs DESIGN §6 steps 1–6 on card. recordUID is called with
+// Personalize runs docs/design.md §6 steps 1–6 on card. recordUID is called with
 // the chip UID before the first write to the chip; if it returns an error
 // nothing is written. A card that is not blank is refused with ErrNotBlank
 // unless its UID equals d.ExpectedUID (resume after a crash: the profile is
@@ -183,7 +183,7 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	for _, o := range written {
 		// The certificate is not built yet; it is far below any limit.
 		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
-			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
+			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo): %w", o, n, p.stock.MaxObject, ErrCardData)
 		}
 	}
 	return containers, nil

@@ -513,8 +513,8 @@ func TestCardDataValidation(t *testing.T) {
 			d := f.data
 			tt.edit(&d)
 			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, func([]byte) error { return nil })
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrCardData) {
+				t.Fatalf("error %v, want ErrCardData mentioning %q", err, tt.want)
 			}
 			if n := objectCount(t, mustMarshal(t, reader.Card())); n != objectCount(t, mustMarshal(t, emulator.New(emulator.DefaultStock()))) {
 				t.Error("bad card data wrote to the chip")
@@ -596,8 +596,8 @@ func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	recorded := false
 	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { recorded = true; return nil })
-	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "Facial Image") {
-		t.Fatalf("error %v, want a non-spoiled error naming the Facial Image", err)
+	if err == nil || errors.Is(err, ErrSpoiled) || !errors.Is(err, ErrCardData) || !strings.Contains(err.Error(), "Facial Image") {
+		t.Fatalf("error %v, want ErrCardData (not spoiled) naming the Facial Image", err)
 	}
 	if recorded {
 		t.Error("UID recorded for a card that was never written")
@@ -708,6 +708,10 @@ func TestOpenReader(t *testing.T) {
 		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
+	}
+	// No pcscd here, or no such reader: an error and no reader to Close.
+	if r, err := OpenReader("pcsc:no-such-reader-anywhere", ""); err == nil || r != nil {
+		t.Errorf("OpenReader(pcsc:no-such-reader-anywhere) = %v, %v; want nil and an error", r, err)
 	}
 	for _, spec := range []string{"sim:apdu-delay=fast", "sim:apdu-delay=-1ms", "sim:apdu-delay=2s"} {
 		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {

@@ -13,8 +13,9 @@ import (
 	"id06/order"
 )
 
-// Job is one card face to print. The ID names the card (not the attempt):
-// PrintOnce prints each ID once, however often it is called.
+// Job is the print job of one card. ID names the card, not the attempt
+// (see JobID): a resumed print sends the same ID again, and PrintOnce
+// prints each ID once, however often it is called.
 type Job struct {
 	ID         string
 	CardNumber string
@@ -185,6 +186,15 @@ func AsFault(err error) (*Fault, bool) {
 	return f, ok
 }
 
+// driverOrNil keeps a failed constructor's nil pointer out of the Driver
+// interface, where it would not compare equal to nil.
+func driverOrNil[D Driver](d D, err error) (Driver, error) {
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // Dirs are where drivers keep their files when the spec names none.
 type Dirs struct {
 	Spool string // the hot folder of a bare "spool"
@@ -208,12 +218,12 @@ func Open(spec string, dirs Dirs) (Driver, error) {
 	}
 	switch p.kind {
 	case "spool":
-		return NewSpoolDriver(p.arg)
+		return driverOrNil(NewSpoolDriver(p.arg))
 	case "ipp":
-		return NewIPPDriver(p.arg)
+		return driverOrNil(NewIPPDriver(p.arg))
 	}
 	p.sim.StateDir = dirs.Sim
-	return OpenSimDriver(p.sim)
+	return driverOrNil(OpenSimDriver(p.sim))
 }
 
 // Identity names the device a spec drives, so that two lanes are never

@@ -45,6 +45,7 @@ func TestOpenDriver(t *testing.T) {
 		{"sim:cards=5:cards=6", "given twice", true},
 		{"sim:print-time=forever", "print-time=forever", true},
 		{"sim:speed=2", `unknown simulator option "speed"`, true},
+		{"spool:/proc/no-spool-here", "spool", true},
 		{"laser", `unknown kind "laser"`, true},
 	}
 	for _, tc := range tests {
@@ -53,6 +54,9 @@ func TestOpenDriver(t *testing.T) {
 			if tc.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("OpenDriver(%q) error = %v, want %q", tc.spec, err, tc.want)
+				}
+				if d != nil {
+					t.Fatalf("OpenDriver(%q) failed but returned a non-nil %T, which its caller would Close", tc.spec, d)
 				}
 				return
 			}

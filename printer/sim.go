@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"id06/internal/atomicfile"
 )
 
 // SimOptions shape a simulated card printer (the printer spec
@@ -129,7 +131,7 @@ func (s *SimDriver) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.opt.StateDir, simStateFile, b); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.opt.StateDir, simStateFile), b, 0o640); err != nil {
 		return fmt.Errorf("simulated printer: saving its state: %w", err)
 	}
 	return nil

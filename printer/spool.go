@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"id06/internal/atomicfile"
 )
 
 // SpoolDriver hands cards to a hot folder that the printer's own software
@@ -115,14 +117,14 @@ func (s *SpoolDriver) Submit(ctx context.Context, job Job) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.dir, job.ID+".json", append(side, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, job.ID+".json"), append(side, '\n'), 0o640); err != nil {
 		return s.ioFault(err)
 	}
 	tmp := filepath.Join(s.dir, "."+job.ID+".pdf.tmp")
 	if err := writeSynced(tmp, job.PDF); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(filepath.Join(s.dir, ".sent"), job.ID, nil); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, ".sent", job.ID), nil, 0o640); err != nil {
 		_ = os.Remove(tmp)
 		return s.ioFault(err)
 	}
@@ -145,20 +147,6 @@ func (s *SpoolDriver) place(tmp, name string) error {
 // retryable offline fault so that the station pauses instead of failing cards.
 func (s *SpoolDriver) ioFault(err error) error {
 	return &Fault{Code: FaultOffline, Message: fmt.Sprintf("Spool folder %s is not writable: %v", s.dir, err), Retryable: true}
-}
-
-// writeAtomic writes DIR/.NAME.tmp, syncs it and renames it to DIR/NAME.
-func writeAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := writeSynced(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
 }
 
 // writeSynced writes a file and syncs it to disk; on failure it leaves none.

@@ -28,13 +28,14 @@ type Notice struct {
 // enqueueNotice writes a notice in the caller's transaction, so the supplier
 // hears of a state change exactly when it commits.
 func (s *Store) enqueueNotice(ctx context.Context, tx *txn, orderID, typ string, fields map[string]any) error {
-	var supplier string
-	if err := tx.QueryRowContext(ctx, `SELECT supplier FROM orders WHERE id = ?`, orderID).Scan(&supplier); err != nil {
+	// The supplier knows the order by its own id.
+	var supplier, supplierOrderID string
+	if err := tx.QueryRowContext(ctx, `SELECT supplier, coalesce(supplier_order_id, id) FROM orders WHERE id = ?`, orderID).Scan(&supplier, &supplierOrderID); err != nil {
 		return err
 	}
 	now := s.now()
 	eventID := uuid.NewString()
-	body := map[string]any{"event_id": eventID, "type": typ, "order_id": orderID, "at": now.UTC().Format(time.RFC3339Nano)}
+	body := map[string]any{"event_id": eventID, "type": typ, "order_id": supplierOrderID, "at": now.UTC().Format(time.RFC3339Nano)}
 	for k, v := range fields {
 		body[k] = v
 	}
@@ -60,35 +61,12 @@ func scanNotice(row scanner) (*Notice, error) {
 }
 
 func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Notice
-	for rows.Next() {
-		n, err := scanNotice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
-}
-
-// DueNotices returns undelivered, live notices whose next attempt has come.
-func (s *Store) DueNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? ORDER BY id LIMIT ?`, ms(s.now()), limit)
+	return collect(ctx, s.r, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
 }
 
 // OrderNotices returns every notice about an order, oldest first.
 func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, error) {
 	return s.notices(ctx, `WHERE order_id = ? ORDER BY id`, orderID)
-}
-
-// DeadNotices returns notices that gave up, newest first.
-func (s *Store) DeadNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE dead = 1 ORDER BY id DESC LIMIT ?`, limit)
 }
 
 // NoticeDelivered marks a notice delivered.

@@ -1,20 +1,19 @@
-// Package station runs the production pipeline and serves the supplier API
-// and the operator page.
 package station
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"id06/order"
+	"id06/webhook"
 )
 
-// Config is everything `station serve` can be told. Every flag also reads
-// STATION_<FLAG> from the environment; a --config JSON file sets the rest.
+// Config is everything `station serve` can be told: the JSON of its
+// --config file, over which the flags and STATION_* variables go (see
+// cmd/station).
 type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
@@ -36,84 +35,47 @@ type Config struct {
 	RateBurst     int     `json:"rate_burst"`
 	// Suppliers with their webhook settings; tokens are created with
 	// `station token create`.
-	Suppliers []SupplierConfig `json:"suppliers"`
+	Suppliers []webhook.Supplier `json:"suppliers"`
+	// Production refuses to start with the development CA or the development
+	// sealing key, and makes no dev token.
+	Production bool `json:"production"`
 
-	Lease time.Duration `json:"-"`
+	Lease           time.Duration `json:"-"` // how long a worker's claim holds unless extended
+	PrinterPatience time.Duration `json:"-"` // how long a busy printer is retried before the station pauses
 }
 
-// SupplierConfig is one supplier system that pushes orders and gets webhooks.
-type SupplierConfig struct {
-	Name          string `json:"name"`
-	WebhookURL    string `json:"webhook_url"`
-	WebhookSecret string `json:"webhook_secret"`
-}
-
-// Defaults are the embedded defaults of DESIGN §7.
+// Defaults are the embedded defaults of docs/design.md §7.
 func Defaults() Config {
 	return Config{
-		Listen:        "127.0.0.1:8080",
-		DataDir:       "./var",
-		Reader:        "sim",
-		Printer:       "spool",
-		CardPrefix:    "BB",
-		Issuer:        "ID06 Card Supplier AB",
-		MaxBlanks:     3,
-		PhotoWorkers:  2,
-		MaxBodyBytes:  32 << 20,
-		RatePerSecond: 100,
-		RateBurst:     500,
-		Lease:         30 * time.Second,
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./var",
+		Reader:          "sim",
+		Printer:         "spool",
+		CardPrefix:      "BB",
+		Issuer:          "ID06 Card Supplier AB",
+		MaxBlanks:       3,
+		PhotoWorkers:    2,
+		MaxBodyBytes:    32 << 20,
+		RatePerSecond:   100,
+		RateBurst:       500,
+		Lease:           30 * time.Second,
+		PrinterPatience: time.Minute,
 	}
 }
 
-// ParseServeFlags reads `station serve` flags over env over the config file
-// over the defaults.
-func ParseServeFlags(args []string, getenv func(string) string) (Config, error) {
-	cfg := Defaults()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
-	configFile := fs.String("config", getenv("STATION_CONFIG"), "configuration file (JSON)")
-	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
-	data := fs.String("data", "", "data directory (default ./var)")
-	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
-	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
-	if err := fs.Parse(args); err != nil {
-		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim)", err)
-	}
-	if *configFile != "" {
-		b, err := os.ReadFile(*configFile)
-		if err != nil {
-			return cfg, fmt.Errorf("config: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
-		}
-	}
-	pick := func(dst *string, flagVal, env string) {
-		if v := getenv(env); v != "" {
-			*dst = v
-		}
-		if flagVal != "" {
-			*dst = flagVal
-		}
-	}
-	pick(&cfg.Listen, *listen, "STATION_LISTEN")
-	pick(&cfg.DataDir, *data, "STATION_DATA")
-	pick(&cfg.Reader, *reader, "STATION_READER")
-	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
-	pick(&cfg.Template, "", "STATION_TEMPLATE")
-	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
-	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
-	return cfg, cfg.Validate()
-}
+// DevelopmentCA reports whether cards are signed by the development CA that
+// the station made itself in DATA/pki: no relying party trusts it.
+func (c Config) DevelopmentCA() bool { return c.CACert == "" }
+
+// DevelopmentSeal reports whether PIN and PUK are sealed to the development
+// age key, whose private half lies next to them in DATA/pki.
+func (c Config) DevelopmentSeal() bool { return c.SealTo == "" }
 
 // Validate refuses a configuration the station cannot run with.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.CardPrefix) != 2 || strings.ToUpper(c.CardPrefix) != c.CardPrefix {
-		errs = append(errs, fmt.Errorf("card_prefix %q: must be the supplier's two capital letters", c.CardPrefix))
+	if err := order.CheckCardPrefix(c.CardPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("card_prefix: %w", err))
 	}
 	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
 		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))
@@ -127,6 +89,17 @@ func (c Config) Validate() error {
 	if c.RatePerSecond <= 0 || c.RateBurst < 1 {
 		errs = append(errs, errors.New("rate_per_second and rate_burst must be positive"))
 	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, errors.New("ca_cert and ca_key go together"))
+	}
+	if c.Production {
+		if c.DevelopmentCA() || c.CAKey == "" {
+			errs = append(errs, errors.New("production: configure ca_cert and ca_key, the issuing CA's certificate and key (PEM); without them cards would be signed by a development CA"))
+		}
+		if c.DevelopmentSeal() {
+			errs = append(errs, errors.New("production: configure seal_to, the supplier's age recipient (age1…); without it PIN and PUK would be sealed to a development key kept in the data directory"))
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key go together"))
 	}
@@ -136,6 +109,11 @@ func (c Config) Validate() error {
 		}
 		if s.WebhookURL != "" && s.WebhookSecret == "" {
 			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
+		}
+		if s.WebhookURL != "" {
+			if err := webhook.CheckURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
+				errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url %w", i, s.Name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
