@@ -214,8 +214,9 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Claim, reason string, maxBlan
 		if failed {
 			next, note = order.Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
-			next, spoiled, j.ID); err != nil {
+		// Back to ready the order is any lane's again.
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lane = CASE WHEN ? THEN lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, failed, j.ID); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, j.ID, now, next, j.Owner, note); err != nil {
@@ -303,7 +304,9 @@ func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, 
 			return err
 		}
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL WHERE id = ?`, id)
+	// The print job named the retired card: it goes with it.
+	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL,
+		print_printer = NULL, print_job = NULL WHERE id = ?`, id)
 	return err
 }
 
