@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"id06/imaging"
+	"id06/lane"
 	"id06/order"
 	"id06/printer"
 	"id06/queue"
@@ -54,6 +55,11 @@ type Production interface {
 	Resume()
 	Paused() (bool, string)
 	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	Lanes(ctx context.Context) []lane.Snapshot
+	PauseLane(name, reason string) error
+	ResumeLane(ctx context.Context, name string) error
+	DrainLane(name string) error
+	SpoilLane(ctx context.Context, name, actor, reason string) (*order.Record, error)
 }
 
 // API serves the HTTP JSON API.

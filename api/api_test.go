@@ -50,7 +50,7 @@ func testServer(t testing.TB, mutate func(*Config)) (*server, *httptest.Server, 
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := &server{store: queuetest.Open(t)}
-	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, nil, metrics.New(s.store, func() (bool, bool) { return true, true }))
+	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, metrics.New(s.store, nil, func() []metrics.Lane { return nil }))
 	r := chi.NewRouter()
 	New(cfg, s.store, s.pipeline, printer.DefaultTemplate(), func() {}, log).Routes(r)
 	hs := httptest.NewServer(r)

@@ -202,15 +202,21 @@ type laneDirs struct {
 
 // dirs keeps lane Main where a one-lane station always kept its files
 // (DATA/sim, DATA/spool), so a station upgraded with a card in hand finds
-// it; other lanes live under DATA/lanes/NAME.
+// it. Other lanes keep simulator state under DATA/sim/lanes/NAME (with the
+// station's other owner-only files) and a bare spool folder in
+// DATA/lanes/NAME/spool (shared with the printer's watcher).
 func (c Config) dirs(dataDir string) laneDirs {
-	root := dataDir
-	if c.Name != Main {
-		root = filepath.Join(dataDir, "lanes", c.Name)
+	if c.Name == Main {
+		return laneDirs{
+			readerSim:  filepath.Join(dataDir, "sim"),
+			printerSim: filepath.Join(dataDir, "sim", "printer"),
+			spool:      filepath.Join(dataDir, "spool"),
+		}
 	}
+	sim := filepath.Join(dataDir, "sim", "lanes", c.Name)
 	return laneDirs{
-		readerSim:  filepath.Join(root, "sim"),
-		printerSim: filepath.Join(root, "sim", "printer"),
-		spool:      filepath.Join(root, "spool"),
+		readerSim:  sim,
+		printerSim: filepath.Join(sim, "printer"),
+		spool:      filepath.Join(dataDir, "lanes", c.Name, "spool"),
 	}
 }

@@ -139,7 +139,7 @@ func TestDirs(t *testing.T) {
 	if d := (Config{Name: Main}).dirs("/data"); d != (laneDirs{"/data/sim", "/data/sim/printer", "/data/spool"}) {
 		t.Errorf("lane main dirs = %+v: a one-lane station's files must stay where they were", d)
 	}
-	if d := (Config{Name: "b"}).dirs("/data"); d != (laneDirs{"/data/lanes/b/sim", "/data/lanes/b/sim/printer", "/data/lanes/b/spool"}) {
+	if d := (Config{Name: "b"}).dirs("/data"); d != (laneDirs{"/data/sim/lanes/b", "/data/sim/lanes/b/printer", "/data/lanes/b/spool"}) {
 		t.Errorf("lane b dirs = %+v", d)
 	}
 }

@@ -13,6 +13,9 @@ type Devices struct {
 	Reader    personalize.Reader
 	Printer   printer.Driver
 	Transport printer.Transport
+	// PrinterID names the printer in print records: its hot folder or URI,
+	// or the lane's simulator.
+	PrinterID string
 }
 
 // Open opens a lane's devices, keeping their files under dataDir (see
@@ -33,7 +36,15 @@ func Open(c Config, dataDir string) (*Devices, error) {
 		p.Close()
 		return nil, fmt.Errorf("lane %s: %w", c.Name, err)
 	}
-	return &Devices{Reader: r, Printer: p, Transport: t}, nil
+	id, err := printer.Identity(c.Printer, d.spool)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("lane %s: %w", c.Name, err)
+	}
+	if id == "" {
+		id = "sim:" + c.Name
+	}
+	return &Devices{Reader: r, Printer: p, Transport: t, PrinterID: id}, nil
 }
 
 // Close releases the devices (a sim transport is the printer itself).

@@ -28,8 +28,10 @@ type Lane struct {
 	now     func() time.Time
 
 	mu        sync.Mutex
-	opPause   string // the operator's reason; "" = not paused by an operator
-	fault     string // the device fault that pauses the lane; "" = none
+	opPause   string                     // the operator's reason; "" = not paused by an operator
+	fault     string                     // the device fault that pauses the lane; "" = none
+	faulty    string                     // the device at fault: reader, printer or transport
+	ready     func(context.Context) bool // reports the faulty device ready again; nil: an operator must resume
 	lastFault string
 	faultAt   time.Time
 	draining  bool
@@ -75,23 +77,45 @@ func (l *Lane) Pause(reason string) {
 	l.notify()
 }
 
-// Fault pauses the lane for a device fault, until ClearFault or Resume.
-func (l *Lane) Fault(reason string) {
+// Fault pauses the lane for a fault of a device (reader, printer or
+// transport) until ready reports the device ready again (see Recheck), or
+// an operator resumes the lane; nil ready leaves it to the operator.
+func (l *Lane) Fault(device, reason string, ready func(context.Context) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fault, l.lastFault, l.faultAt = reason, reason, l.now()
+	l.fault, l.faulty, l.ready, l.lastFault, l.faultAt = reason, device, ready, reason, l.now()
 	l.notify()
 }
 
-// ClearFault is the device reporting ready again. It never ends an
-// operator's pause.
-func (l *Lane) ClearFault() {
+// Recheck asks a faulty device whether it is ready again, and ends the
+// fault if it is. It never ends an operator's pause.
+func (l *Lane) Recheck(ctx context.Context) {
+	l.mu.Lock()
+	ready := l.ready
+	l.mu.Unlock()
+	if ready == nil || !ready(ctx) {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.fault != "" {
-		l.fault = ""
-		l.notify()
-	}
+	l.fault, l.faulty, l.ready = "", "", nil
+	l.notify()
+}
+
+// Poke wakes whoever waits on the lane, to look again (at the database:
+// an operator changed the card in its hand).
+func (l *Lane) Poke() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.notify()
+}
+
+// Running reports whether the lane may go on with the card in hand: no
+// fault and no operator's pause.
+func (l *Lane) Running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opPause == "" && l.fault == ""
 }
 
 // Drain lets the card in hand finish and takes no new one: the lane goes
@@ -122,19 +146,19 @@ func (l *Lane) Resume(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.opPause, l.draining = "", false
+	l.fault, l.faulty, l.ready = "", "", nil
 	if err != nil {
-		l.fault, l.lastFault, l.faultAt = err.Error(), err.Error(), l.now()
-	} else {
-		l.fault = ""
+		l.fault, l.faulty, l.lastFault, l.faultAt = err.Error(), "transport", err.Error(), l.now()
 	}
 	l.notify()
 	return err
 }
 
 // WaitReady blocks until the lane may take a new card: not paused, not
-// draining.
+// draining. A faulty device is asked every second whether it is ready again.
 func (l *Lane) WaitReady(ctx context.Context) error {
 	for {
+		l.Recheck(ctx)
 		l.mu.Lock()
 		ready, ch := l.opPause == "" && l.fault == "" && !l.draining, l.changed
 		l.mu.Unlock()
@@ -145,24 +169,7 @@ func (l *Lane) WaitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ch:
-		}
-	}
-}
-
-// WaitRunning blocks while the lane is paused; a card in hand goes on
-// through a drain.
-func (l *Lane) WaitRunning(ctx context.Context) error {
-	for {
-		l.mu.Lock()
-		running, ch := l.opPause == "" && l.fault == "", l.changed
-		l.mu.Unlock()
-		if running {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -222,7 +229,8 @@ type Snapshot struct {
 	Card          *Card     `json:"card,omitempty"`
 	CardsThisHour int       `json:"cards_this_hour"`
 	Spoiled       int       `json:"spoiled"`
-	Blanks        int       `json:"blanks"` // -1: the printer does not say
+	Blanks        int       `json:"blanks"`          // -1: the printer does not say
+	Fault         string    `json:"fault,omitempty"` // the device at fault: reader, printer or transport
 	LastFault     string    `json:"last_fault,omitempty"`
 	LastFaultAt   time.Time `json:"last_fault_at,omitzero"`
 }
@@ -242,6 +250,9 @@ func (l *Lane) Snapshot(ctx context.Context) Snapshot {
 	if l.card.Order != "" {
 		card := l.card
 		s.Card = &card
+	}
+	if l.fault != "" {
+		s.Fault = l.faulty
 	}
 	switch {
 	case l.opPause != "":

@@ -25,11 +25,7 @@ func ready(l *Lane) bool {
 	return l.WaitReady(ctx) == nil
 }
 
-func running(l *Lane) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-	defer cancel()
-	return l.WaitRunning(ctx) == nil
-}
+func running(l *Lane) bool { return l.Running() }
 
 func TestLaneStates(t *testing.T) {
 	ctx := context.Background()
@@ -54,8 +50,8 @@ func TestLaneStates(t *testing.T) {
 	}
 
 	// A device fault pauses the lane with its reason; the card stays.
-	l.Fault("Out of cards: refill the card hopper")
-	if s := snap(); s.State != Paused || s.Reason != "Out of cards: refill the card hopper" || s.Card == nil || s.LastFaultAt != clock {
+	l.Fault("transport", "Out of cards: refill the card hopper", nil)
+	if s := snap(); s.State != Paused || s.Reason != "Out of cards: refill the card hopper" || s.Card == nil || s.LastFaultAt != clock || s.Fault != "transport" {
 		t.Fatalf("faulted lane = %+v", s)
 	}
 	if running(l) || ready(l) {
@@ -63,7 +59,8 @@ func TestLaneStates(t *testing.T) {
 	}
 	// An operator pause on top: the device recovering does not end it.
 	l.Pause("")
-	l.ClearFault()
+	l.Fault("printer", "Printer offline", func(context.Context) bool { return true })
+	l.Recheck(ctx)
 	if s := snap(); s.State != Paused || s.Reason != "Paused by an operator" {
 		t.Fatalf("device recovered under an operator's pause = %+v", s)
 	}
@@ -76,7 +73,7 @@ func TestLaneStates(t *testing.T) {
 	if !running(l) || !ready(l) {
 		t.Fatal("resumed lane does not run")
 	}
-	if s := snap(); s.LastFault != "Out of cards: refill the card hopper" || s.Reason != "" {
+	if s := snap(); s.LastFault != "Printer offline" || s.Reason != "" {
 		t.Fatalf("resumed lane = %+v: the last fault stays for the operator", s)
 	}
 
@@ -122,7 +119,7 @@ func TestLaneResumeRefills(t *testing.T) {
 	if f, ok := printer.AsFault(err); !ok || f.Code != printer.FaultMediaEmpty {
 		t.Fatalf("Feed from an empty hopper = %v", err)
 	}
-	l.Fault(err.Error())
+	l.Fault("transport", err.Error(), nil)
 	if err := l.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}

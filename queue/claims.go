@@ -104,11 +104,13 @@ func (s *Store) Advance(ctx context.Context, j *Claim, to order.State, note stri
 	return err
 }
 
-// Release gives the claim back to the queue in its current state (e.g. when the
-// station pauses with a card not yet started).
+// Release gives the claim back to the queue in state to (e.g. when a lane
+// pauses before its card was started). Back to ready the order is any
+// lane's again.
 func (s *Store) Release(ctx context.Context, j *Claim, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lane = CASE WHEN ? = 'ready' THEN NULL ELSE lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, to, j.ID); err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)
