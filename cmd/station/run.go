@@ -31,7 +31,7 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim] [--production]", "run the station daemon", runServe},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim[:OPTIONS]] [--lane NAME=READER,PRINTER[,TRANSPORT]]... [--production]", "run the station daemon", runServe},
 	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
 	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
