@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"id06/lane"
+	"id06/queue"
+	"id06/station/stationtest"
+)
+
+// opsToken makes an operator-scope token before the daemon starts.
+func opsToken(t *testing.T, dir string) string {
+	t.Helper()
+	out, stderr, code := runIn(t, "", "token", "create", "--supplier", "floor", "--scope", "operator", "--data", dir)
+	if code != 0 {
+		t.Fatalf("token create: %s", stderr)
+	}
+	return strings.TrimSpace(out)
+}
+
+// ops calls the operator API with token.
+func (d *daemon) ops(t *testing.T, token, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
+	saved := d.token
+	d.token = token
+	defer func() { d.token = saved }()
+	code, out, err := d.do(method, path, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, out
+}
+
+func (d *daemon) lanes(t *testing.T, token string) map[string]lane.Snapshot {
+	t.Helper()
+	code, b := d.ops(t, token, http.MethodGet, "/v1/ops/lanes", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/ops/lanes: %d %s", code, b)
+	}
+	var list struct{ Lanes []lane.Snapshot }
+	if err := json.Unmarshal(b, &list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]lane.Snapshot{}
+	for _, l := range list.Lanes {
+		out[l.Name] = l
+	}
+	return out
+}
+
+// submitAll posts the orders concurrently, as a supplier's system does.
+func (d *daemon) submitAll(t *testing.T, ids []string) {
+	t.Helper()
+	photos := passPhotos(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids))
+	for i, id := range ids {
+		wg.Go(func() {
+			code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, id, photos[i%len(photos)], i%10 == 3))
+			if err != nil || code != http.StatusCreated {
+				errs <- fmt.Errorf("order %s: %d %s %v", id, code, b, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// simJobs reads how often each job was submitted to a lane's simulated
+// printer, from the printer's own state.
+func simJobs(t *testing.T, dir, laneName string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "sim", "lanes", laneName, "printer", "printer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Jobs map[string]struct{ Submitted int }
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for id, j := range st.Jobs {
+		out[id] = j.Submitted
+	}
+	return out
+}
+
+// Three simulated lanes, 60 orders, lane b's hopper holds 5 blanks: b
+// pauses out of cards after 5 cards while a and c make the rest; resuming
+// b refills it and puts it back to work; every order is produced once, and
+// the order (API and page) and its trail name the card's lane.
+func TestThreeLanes60Orders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	dir := t.TempDir()
+	ops := opsToken(t, dir)
+	store, err := queue.Open(filepath.Join(dir, "station.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stationtest.AddUser(t, store, "eva", queue.RoleOperator, stationtest.Password)
+	store.Close()
+	d := startDaemon(t, dir, "--lane", "a=sim,sim:print-time=150ms", "--lane", "b=sim,sim:cards=5:print-time=150ms",
+		"--lane", "c=sim,sim:print-time=150ms")
+	const n = 60
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("lanes-%02d", i)
+	}
+	d.submitAll(t, ids)
+
+	// Lane b pauses with "out of cards" after its 5 blanks.
+	var b lane.Snapshot
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if b = d.lanes(t, ops)["b"]; b.State == lane.Paused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lane b never paused: %+v\n%s", b, d.stderr.String())
+		}
+	}
+	if !strings.Contains(b.Reason, "Out of cards") || b.Blanks != 0 || b.Fault != "transport" {
+		t.Fatalf("lane b paused with %+v, want out of cards", b)
+	}
+	if b.Card != nil {
+		t.Fatalf("lane b holds %+v: an order it could not feed must go to another lane", b.Card)
+	}
+	// a and c make the rest while b waits for an operator.
+	orders := d.waitFinal(ids, 5*time.Minute)
+	if l := d.lanes(t, ops)["b"]; l.State != lane.Paused {
+		t.Fatalf("lane b left its pause by itself: %+v", l)
+	}
+	code, body := d.ops(t, ops, http.MethodPost, "/v1/ops/lanes/b/resume", nil)
+	if code != http.StatusOK {
+		t.Fatalf("resume b: %d %s", code, body)
+	}
+	var resumed lane.Snapshot
+	if err := json.Unmarshal(body, &resumed); err != nil || resumed.State == lane.Paused || resumed.Blanks != 5 {
+		t.Fatalf("lane b after the resume: %+v %v; want its hopper refilled", resumed, err)
+	}
+	more := []string{"more-0", "more-1", "more-2", "more-3", "more-4", "more-5", "more-6", "more-7", "more-8"}
+	d.submitAll(t, more)
+	after := d.waitFinal(more, 2*time.Minute)
+
+	byLane := map[string]int{}
+	cards := map[string]string{}
+	jobs := map[string]map[string]int{}
+	for _, name := range []string{"a", "b", "c"} {
+		jobs[name] = simJobs(t, dir, name)
+	}
+	for id, o := range orders {
+		if o.State != "produced" {
+			t.Errorf("%s ended %s", id, o.State)
+			continue
+		}
+		byLane[o.Lane]++
+		if prev, dup := cards[o.CardNumber]; dup {
+			t.Errorf("card %s made for %s and %s", o.CardNumber, prev, id)
+		}
+		cards[o.CardNumber] = id
+		produced, claimed, printed := 0, false, false
+		for _, e := range o.Events {
+			produced += map[bool]int{true: 1}[e.State == "produced"]
+			claimed = claimed || strings.HasPrefix(e.Note, "claimed on lane "+o.Lane)
+			printed = printed || e.Note == "card "+o.CardNumber+" printed on lane "+o.Lane
+		}
+		if produced != 1 || !claimed || !printed {
+			t.Errorf("%s: %d produced events, lane %q named when claimed %v and printed %v", id, produced, o.Lane, claimed, printed)
+		}
+		job := id + "_" + o.CardNumber
+		if jobs[o.Lane][job] != 1 {
+			t.Errorf("%s: job %s submitted %d times to lane %s's printer", id, job, jobs[o.Lane][job], o.Lane)
+		}
+	}
+	if byLane["b"] != 5 || byLane["a"]+byLane["c"] != n-5 || byLane["a"] == 0 || byLane["c"] == 0 {
+		t.Errorf("cards by lane %v: want b exactly its 5 blanks (resumed only after the 60), a and c the rest", byLane)
+	}
+	resumedB := 0
+	for _, o := range after {
+		if o.State == "produced" && o.Lane == "b" {
+			resumedB++
+		}
+	}
+	if resumedB == 0 {
+		t.Errorf("lane b made none of the orders after its resume: %v", after)
+	}
+	// The operator page names the lane too.
+	br := stationtest.NewBrowser(t, d.url)
+	br.LoggedIn("eva", stationtest.Password)
+	page := br.Get("/ui/orders/lanes-07")
+	if want := `id="lane">` + orders["lanes-07"].Lane + `<`; page.Status != http.StatusOK || !strings.Contains(page.Body, want) {
+		t.Errorf("order page: %d, lacks %s", page.Status, want)
+	}
+	resp, err := http.Get(d.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{fmt.Sprintf(`station_cards_produced_total{lane="b"} %d`, 5+resumedB), `station_lane_state{lane="b",state="idle"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	d.stop()
+}
