@@ -1,9 +1,11 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -222,4 +224,98 @@ func TestThreeLanes60Orders(t *testing.T) {
 		}
 	}
 	d.stop()
+}
+
+// kill -9 the real station again and again while three lanes produce, with
+// chips and printers as slow as real ones so that kills land mid-encoding
+// and mid-print: no order lost, no card printed twice, card numbers
+// distinct, every spoiled blank explained in the log.
+func TestKill9ThreeLanes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	dir := t.TempDir()
+	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=300ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=300ms",
+		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=300ms"}
+	const n = 30
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("k9-%02d", i)
+	}
+	d := startDaemon(t, dir, args...)
+	d.submitAll(t, ids)
+	var logs strings.Builder
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	for round := range 8 {
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		d.kill()
+		logs.WriteString(d.stderr.String())
+		t.Logf("round %d: killed", round)
+		d = startDaemon(t, dir, args...)
+	}
+	orders := d.waitFinal(ids, 5*time.Minute)
+	d.stop()
+	logs.WriteString(d.stderr.String())
+
+	cards := map[string]string{}
+	midPrint := 0
+	for _, id := range ids {
+		o := orders[id]
+		if o.State != "produced" {
+			t.Errorf("%s ended %s", id, o.State)
+		}
+		for _, e := range o.Events {
+			// A lane taking back its card in printing: a kill caught it there.
+			if e.State == "printing" && strings.HasPrefix(e.Note, "claimed on lane") {
+				midPrint++
+			}
+		}
+		if prev, dup := cards[o.CardNumber]; dup {
+			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)
+		}
+		cards[o.CardNumber] = id
+	}
+	// Each printer's own record: every order's card printed once, on one
+	// printer, and no job submitted twice.
+	printed := map[string]int{}
+	for _, name := range []string{"a", "b", "c"} {
+		for job, times := range simJobs(t, dir, name) {
+			if times != 1 {
+				t.Errorf("lane %s printed job %s %d times", name, job, times)
+			}
+			printed[strings.SplitN(job, "_", 2)[0]]++
+		}
+	}
+	for _, id := range ids {
+		if printed[id] != 1 {
+			t.Errorf("%s: %d cards printed, want 1", id, printed[id])
+		}
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "station.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT order_id, coalesce(card_number, ''), reason FROM spoiled_blanks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	spoiled := 0
+	for rows.Next() {
+		var id, number, why string
+		if err := rows.Scan(&id, &number, &why); err != nil {
+			t.Fatal(err)
+		}
+		spoiled++
+		t.Logf("%s: card %s spoiled because %s", id, number, why)
+		if why == "" || !strings.Contains(logs.String(), `msg="blank spoiled" order=`+id) {
+			t.Errorf("spoiled blank %s of %s (%q) is not explained in the log", number, id, why)
+		}
+	}
+	midEncode := strings.Count(logs.String(), "resuming the card in the encoder")
+	t.Logf("%d orders, 8 kills: %d cards taken back mid-encoding, %d mid-print, %d blanks spoiled", n, midEncode, midPrint, spoiled)
+	if midEncode == 0 || midPrint == 0 {
+		t.Errorf("the kills never caught a card mid-encoding (%d) or mid-print (%d)", midEncode, midPrint)
+	}
 }
