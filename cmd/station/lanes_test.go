@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"id06/lane"
+	"id06/personalize/pcscdtest"
+	"id06/printer/ippetest"
 	"id06/queue"
 	"id06/station/stationtest"
 )
@@ -317,5 +320,70 @@ func TestKill9ThreeLanes(t *testing.T) {
 	t.Logf("%d orders, 8 kills: %d cards taken back mid-encoding, %d mid-print, %d blanks spoiled", n, midEncode, midPrint, spoiled)
 	if midEncode == 0 || midPrint == 0 {
 		t.Errorf("the kills never caught a card mid-encoding (%d) or mid-print (%d)", midEncode, midPrint)
+	}
+}
+
+// One lane through the real pcscd (the emulator behind vpcd) and a real IPP
+// printer (ippeveprinter), beside two simulated lanes: the pcscd lane's
+// card passes QA's `station verify`. vpcd holds one card, so the lane is
+// drained once it has taken its first.
+func TestPCSCDLaneWithSimLanes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pcscd, ippeveprinter and the real binary")
+	}
+	bin := stationBinary(t)
+	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
+	eve := ippetest.Start(t)
+	dir := t.TempDir()
+	ops := opsToken(t, dir)
+	d := startDaemonEnv(t, dir, env.Environ(), "--lane", "p=pcsc:"+pcscdtest.ReaderName+",ipp:"+eve.URI,
+		"--lane", "a=sim,sim:print-time=200ms", "--lane", "b=sim,sim:print-time=200ms")
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("mixed-%02d", i)
+	}
+	d.submitAll(t, ids)
+	var inHand *lane.Card
+	for deadline := time.Now().Add(2 * time.Minute); inHand == nil; time.Sleep(20 * time.Millisecond) {
+		inHand = d.lanes(t, ops)["p"].Card
+		if time.Now().After(deadline) {
+			t.Fatalf("lane p never took a card\n%s", d.stderr.String())
+		}
+	}
+	if code, b := d.ops(t, ops, http.MethodPost, "/v1/ops/lanes/p/drain", nil); code != http.StatusOK {
+		t.Fatalf("drain p: %d %s", code, b)
+	}
+	orders := d.waitFinal(ids, 3*time.Minute)
+	if p := d.lanes(t, ops)["p"]; p.State != lane.Off || p.CardsThisHour != 1 {
+		t.Fatalf("lane p after its card = %+v, want off with one card", p)
+	}
+	d.stop()
+	byLane := map[string][]string{}
+	for _, id := range ids {
+		o := orders[id]
+		if o.State != "produced" {
+			t.Fatalf("%s ended %s: %+v\n%s", id, o.State, o.Events, d.stderr.String())
+		}
+		byLane[o.Lane] = append(byLane[o.Lane], id)
+	}
+	if len(byLane["p"]) != 1 || byLane["p"][0] != inHand.Order || len(byLane["a"]) == 0 || len(byLane["b"]) == 0 {
+		t.Fatalf("orders by lane %v: want p's one card %s, the rest on a and b", byLane, inHand.Order)
+	}
+	if n := len(eve.Received(t)); n != 1 {
+		t.Fatalf("the IPP printer received %d documents, want lane p's one card", n)
+	}
+	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir)
+	cmd.Env = env.Environ()
+	out, err := cmd.Output()
+	var rep struct {
+		OK         bool
+		CardNumber string `json:"card_number"`
+		Order      string
+	}
+	if jerr := json.Unmarshal(out, &rep); err != nil || jerr != nil || !rep.OK {
+		t.Fatalf("station verify of lane p's card: %v %v\n%s", err, jerr, out)
+	}
+	if p := orders[inHand.Order]; rep.Order != inHand.Order || rep.CardNumber != p.CardNumber {
+		t.Fatalf("verify read card %s of %s, want lane p's %s of %s", rep.CardNumber, rep.Order, p.CardNumber, inHand.Order)
 	}
 }
