@@ -70,8 +70,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if s.w, err = sql.Open("sqlite3", dsn); err != nil {
 		return nil, err
 	}
-	// Write transactions take turns on txMu; the second connection is for
-	// preparing a statement while a transaction holds the first.
+	// Write transactions take turns on txMu; the second connection serves
+	// single-statement writes and preparing statements between transactions.
 	s.w.SetMaxOpenConns(2)
 	if s.r, err = sql.Open("sqlite3", dsn); err != nil {
 		s.w.Close()
@@ -137,70 +137,79 @@ func (s *Store) tx(ctx context.Context, fn func(*txn) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(&txn{tx: tx, s: s}); err != nil {
+	t := &txn{tx: tx, s: s}
+	err = fn(t)
+	if err != nil {
 		tx.Rollback()
-		return err
+	} else {
+		err = tx.Commit()
 	}
-	return tx.Commit()
+	s.prepare(ctx, t.unprepared)
+	return err
+}
+
+// prepare caches prepared statements for queries a transaction ran
+// unprepared. It runs outside any transaction: preparing inside one would
+// need the write pool's second connection, which a single-statement write
+// may hold while it waits for the transaction's lock.
+func (s *Store) prepare(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			continue // the query ran in its transaction; it is prepared next time
+		}
+		s.mu.Lock()
+		if _, raced := s.stmts[q]; raced {
+			st.Close()
+		} else {
+			s.stmts[q] = st
+		}
+		s.mu.Unlock()
+	}
 }
 
 // txn is a write transaction whose statements are prepared once per Store:
 // SQLite spends more time parsing the claim query than running it.
 type txn struct {
-	tx *sql.Tx
-	s  *Store
+	tx         *sql.Tx
+	s          *Store
+	unprepared []string // queries run without a cached statement, to prepare after the transaction
 }
 
-func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+// stmt returns the cached statement for query on the transaction, or nil
+// when there is none yet (the query then runs unprepared, once).
+func (t *txn) stmt(ctx context.Context, query string) *sql.Stmt {
 	t.s.mu.Lock()
 	st, ok := t.s.stmts[query]
 	t.s.mu.Unlock()
 	if !ok {
-		var err error
-		if st, err = t.s.w.PrepareContext(ctx, query); err != nil {
-			return nil, err
-		}
-		t.s.mu.Lock()
-		if prev, raced := t.s.stmts[query]; raced {
-			st.Close()
-			st = prev
-		} else {
-			t.s.stmts[query] = st
-		}
-		t.s.mu.Unlock()
+		t.unprepared = append(t.unprepared, query)
+		return nil
 	}
-	return t.tx.StmtContext(ctx, st), nil
+	return t.tx.StmtContext(ctx, st)
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
-	return st.ExecContext(ctx, args...)
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
-	return st.QueryContext(ctx, args...)
+	return t.tx.QueryContext(ctx, query, args...)
 }
 
-// QueryRowContext is sql.Tx's, with a prepared statement; a preparation
-// error comes back from Scan, as database/sql does.
+// QueryRowContext is sql.Tx's, with the cached statement when there is one.
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) scanner {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
 
 // Backup writes a consistent copy of the live database to dest with
 // SQLite's online backup, a chunk of pages at a time, telling progress how
