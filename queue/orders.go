@@ -93,6 +93,7 @@ type Order struct {
 	BlanksSpoiled    int
 	LeaseOwner       string
 	LeaseUntil       time.Time
+	Station          string // the station that holds the order, or last worked it
 	ShipmentID       string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
@@ -102,7 +103,7 @@ type Order struct {
 const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
 	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
-	created_at, updated_at, produced_at`
+	created_at, updated_at, produced_at, station`
 
 type scanner interface{ Scan(...any) error }
 
@@ -111,13 +112,13 @@ func scanOrder(row scanner) (*Order, error) {
 		o                                                          Order
 		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
 		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
-		override, leaseOwner, shipment                             sql.NullString
+		override, leaseOwner, shipment, station                    sql.NullString
 		reasons                                                    string
 	)
 	err := row.Scan(&o.ID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
 		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
 		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
-		&created, &updated, &produced)
+		&created, &updated, &produced, &station)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -128,6 +129,7 @@ func scanOrder(row scanner) (*Order, error) {
 	o.CreatedAt, o.UpdatedAt, o.ProducedAt = fromMS(created), fromMS(updated), fromMS(produced)
 	o.ValidUntil, o.CardNumber, o.CardUUID, o.ChipUID = validUntil.String, cardNumber.String, cardUUID.String, chipUID.String
 	o.CertSerial, o.PhotoOverride, o.LeaseOwner, o.ShipmentID = certSerial.String, override.String, leaseOwner.String, shipment.String
+	o.Station = station.String
 	if err := json.Unmarshal([]byte(reasons), &o.Reasons); err != nil {
 		return nil, fmt.Errorf("order %s: reasons: %w", o.ID, err)
 	}
@@ -151,7 +153,8 @@ type NewOrder struct {
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
 func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
-	err = s.tx(ctx, func(tx *txn) error {
+	intake := func(tx *txn) error {
+		created = false
 		var hash, supplier string
 		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
 		if err == nil {
@@ -187,7 +190,13 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 			}
 		}
 		return s.promoteIfApproved(ctx, tx, n.ID, Received, actor)
-	})
+	}
+	err = s.tx(ctx, intake)
+	if err != nil && s.d.unique(err) {
+		// Another station stored the same id between our look and our
+		// insert: look again, and answer as for a repeated submission.
+		err = s.tx(ctx, intake)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -217,7 +226,8 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 }
 
 func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
 		id, a.Kind, a.Method, ms(a.At))
 	return err
 }
@@ -263,6 +273,9 @@ func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from 
 	return addEvent(ctx, tx, id, now, Queued, actor, "approved by the holder; queued for production")
 }
 
+// stateOf reads an order's state in a write transaction and, on
+// PostgreSQL, locks its row until the transaction ends, so that what the
+// caller decides from the state still holds when it writes.
 func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
 	var st State
 	q := `SELECT state FROM orders WHERE id = ?`
@@ -271,7 +284,7 @@ func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
 		q += ` AND supplier = ?`
 		args = append(args, supplier)
 	}
-	err := tx.QueryRowContext(ctx, q, args...).Scan(&st)
+	err := tx.QueryRowContext(ctx, q+tx.s.d.forUpdate, args...).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -286,7 +299,7 @@ func addEvent(ctx context.Context, tx *txn, id string, at int64, st State, actor
 
 // Get returns an order by id.
 func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
-	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+	return scanOrder(s.queryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 }
 
 // Filter selects orders for List.
@@ -313,9 +326,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR
-			json_extract(doc, '$.holder.print_name') LIKE ? ESCAPE '\' OR
-			(json_extract(doc, '$.holder.first_name') || ' ' || json_extract(doc, '$.holder.last_name')) LIKE ? ESCAPE '\')`)
+		j := s.d.jsonText
+		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR `+s.d.ilike(j("doc", "holder", "print_name"))+` OR
+			`+s.d.ilike(`(`+j("doc", "holder", "first_name")+` || ' ' || `+j("doc", "holder", "last_name")+`)`)+`)`)
 		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
@@ -330,7 +343,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 
 // Events returns an order's audit trail, oldest first.
 func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
+	rows, err := s.query(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +363,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
 
 // Approvals returns the approvals recorded for an order.
 func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
+	rows, err := s.query(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +383,7 @@ func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
 
 // CountByState returns how many orders are in each state.
 func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
+	rows, err := s.query(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}

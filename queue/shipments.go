@@ -72,7 +72,7 @@ func scanShipment(row scanner) (*Shipment, error) {
 
 // Shipments returns parcels, those still to ship first, then newest first.
 func (s *Store) Shipments(ctx context.Context, limit int) ([]*Shipment, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+shipmentColumns+` FROM shipments
+	rows, err := s.query(ctx, `SELECT `+shipmentColumns+` FROM shipments
 		ORDER BY shipped_at IS NOT NULL, express DESC, created_at DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func (s *Store) Shipments(ctx context.Context, limit int) ([]*Shipment, error) {
 
 // Shipment returns one parcel with its orders.
 func (s *Store) Shipment(ctx context.Context, id string) (*Shipment, []*Order, error) {
-	sh, err := scanShipment(s.r.QueryRowContext(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE id = ?`, id))
+	sh, err := scanShipment(s.queryRow(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE id = ?`, id))
 	if err != nil {
 		return nil, nil, err
 	}

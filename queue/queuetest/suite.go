@@ -1,0 +1,501 @@
+// Package queuetest is the storage contract's conformance suite: every
+// behaviour the pipeline, the API, the webhooks and the operator page rely
+// on, written once and run against each database the store supports
+// (SQLite and PostgreSQL), as River runs one suite against its drivers.
+//
+//	func TestConformance(t *testing.T) { queuetest.Run(t, newDB) }
+//
+// newDB makes a new, empty database for one test and returns what
+// queue.Open takes: a SQLite path or a postgres:// URL. Tests that need a
+// fleet open several stores, one per station name, on that one database.
+package queuetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"id06/queue"
+)
+
+// Run runs the suite against the databases newDB makes.
+func Run(t *testing.T, newDB func(t testing.TB) string) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.fn(t, &env{t: t, dsn: newDB(t), clock: &clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}})
+		})
+	}
+}
+
+var cases = []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+}{
+	{"SubmitIsIdempotent", testSubmitIsIdempotent},
+	{"SubmitSameIDConcurrently", testSubmitSameIDConcurrently},
+	{"UnapprovedOrdersWait", testUnapprovedOrdersWait},
+	{"TradeOrgApprovalRequired", testTradeOrgApprovalRequired},
+	{"ClaimPriority", testClaimPriority},
+	{"ClaimedOnceAcrossStations", testClaimedOnceAcrossStations},
+	{"FinishingIsGuarded", testFinishingIsGuarded},
+	{"OperatorMovesAreGuarded", testOperatorMovesAreGuarded},
+	{"RescueAndStaleWorker", testRescueAndStaleWorker},
+	{"LeasesBelongToStations", testLeasesBelongToStations},
+	{"CardNumbersNeverReused", testCardNumbersNeverReused},
+	{"CardNumbersDistinctAcrossStations", testCardNumbersDistinctAcrossStations},
+	{"ReproduceRetiresTheCard", testReproduceRetiresTheCard},
+	{"ShipmentLifecycle", testShipmentLifecycle},
+	{"ExpressFigures", testExpressFigures},
+	{"ClaimNoticesSkipsOtherSuppliers", testClaimNoticesSkipsOtherSuppliers},
+	{"NoticeHasOneClaimerAtATime", testNoticeHasOneClaimerAtATime},
+	{"NoticeRetriesAndDeath", testNoticeRetriesAndDeath},
+	{"UsersAndSessions", testUsersAndSessions},
+	{"Tokens", testTokens},
+	{"Blobs", testBlobs},
+	{"ListAndSearch", testListAndSearch},
+	{"PhotoVerdicts", testPhotoVerdicts},
+	{"Stations", testStations},
+	{"MigrationsOnceUnderConcurrentOpens", testMigrationsOnceUnderConcurrentOpens},
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is one test's database; every store opened on it shares one clock.
+type env struct {
+	t     *testing.T
+	dsn   string
+	clock *clock
+	main  *queue.Store
+}
+
+// open opens a store on the test's database for the named station.
+func (e *env) open(station string) *queue.Store {
+	e.t.Helper()
+	s, err := queue.Open(e.dsn, queue.WithClock(e.clock.now), queue.WithStation(station))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// first is the store of station "st-a", the one most tests need.
+func (e *env) first() (*queue.Store, *clock) {
+	if e.main == nil {
+		e.main = e.open("st-a")
+	}
+	return e.main, e.clock
+}
+
+func holder(at time.Time) []queue.Approval {
+	return []queue.Approval{{Kind: "holder", Method: "bankid", At: at}}
+}
+
+func submit(t testing.TB, s *queue.Store, id string, express bool, approvals []queue.Approval) *queue.Order {
+	t.Helper()
+	o, _, err := s.Submit(context.Background(), queue.NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
+		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+var (
+	photoMoves  = map[queue.State]queue.State{queue.Queued: queue.Imaging, queue.Imaging: queue.Imaging}
+	deviceMoves = map[queue.State]queue.State{queue.Ready: queue.Encoding, queue.Encoding: queue.Encoding, queue.Printing: queue.Printing}
+)
+
+func testSubmitIsIdempotent(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	n := queue.NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}
+	first, created, err := s.Submit(ctx, n, "api")
+	if err != nil || !created || first.State != queue.Queued {
+		t.Fatalf("first submit: %v created=%v state=%v", err, created, first.State)
+	}
+	again, created, err := s.Submit(ctx, n, "api")
+	if err != nil || created || again.State != queue.Queued {
+		t.Fatalf("same body again: %v created=%v", err, created)
+	}
+	n.BodyHash = "other"
+	if _, _, err := s.Submit(ctx, n, "api"); !errors.Is(err, queue.ErrConflict) {
+		t.Fatalf("different body: got %v, want queue.ErrConflict", err)
+	}
+	ev, _ := s.Events(ctx, "o1")
+	if len(ev) != 2 || ev[0].State != queue.Received || ev[1].State != queue.Queued {
+		t.Fatalf("events = %+v", ev)
+	}
+}
+
+func testUnapprovedOrdersWait(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	o := submit(t, s, "o1", false, nil)
+	if o.State != queue.AwaitingApproval {
+		t.Fatalf("state = %s", o.State)
+	}
+	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, queue.ErrNoJob) {
+		t.Fatalf("claimed an unapproved order: %v", err)
+	}
+	o, err := s.AddApproval(ctx, "o1", "sup", holder(c.now())[0], "api")
+	if err != nil || o.State != queue.Queued {
+		t.Fatalf("after approval: %v %s", err, o.State)
+	}
+}
+
+func testTradeOrgApprovalRequired(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	o, _, err := s.Submit(ctx, queue.NewOrder{ID: "t1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
+		TradeOrgRequired: true, Approvals: holder(c.now()), Photo: []byte("p")}, "api")
+	if err != nil || o.State != queue.AwaitingApproval {
+		t.Fatalf("%v %s", err, o.State)
+	}
+	o, err = s.AddApproval(ctx, "t1", "sup", queue.Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
+	if err != nil || o.State != queue.Queued {
+		t.Fatalf("%v %s", err, o.State)
+	}
+}
+
+func testClaimPriority(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	base := c.now()
+	submit(t, s, "old", false, holder(base.Add(-3*time.Hour)))
+	submit(t, s, "new", false, holder(base.Add(-1*time.Hour)))
+	submit(t, s, "express", true, holder(base.Add(-10*time.Minute)))
+	var got []string
+	for {
+		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+		if errors.Is(err, queue.ErrNoJob) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, j.ID)
+	}
+	want := []string{"express", "old", "new"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claim order = %v, want %v", got, want)
+	}
+	o, _ := s.Get(ctx, "express")
+	if want := base.Add(-10 * time.Minute).Add(queue.ExpressWindow); !o.Deadline.Equal(want) {
+		t.Fatalf("deadline = %v, want %v", o.Deadline, want)
+	}
+}
+
+func testFinishingIsGuarded(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	j, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, "o1", "sup", "api", "holder left"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PhotoPassed(ctx, j, nil, "ok"); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("finishing a cancelled order: %v", err)
+	}
+	o, _ := s.Get(ctx, "o1")
+	if o.State != queue.Cancelled {
+		t.Fatalf("state = %s", o.State)
+	}
+}
+
+func testRescueAndStaleWorker(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	stale, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Rescue(ctx, false); n != 0 {
+		t.Fatalf("rescued a live lease")
+	}
+	c.add(2 * time.Minute)
+	if n, _ := s.Rescue(ctx, false); n != 1 {
+		t.Fatalf("expired lease not rescued")
+	}
+	fresh, err := s.Claim(ctx, "w2", time.Minute, photoMoves)
+	if err != nil || fresh.ID != "o1" || fresh.Attempt != 2 {
+		t.Fatalf("reclaim: %v %+v", err, fresh)
+	}
+	if err := s.PhotoPassed(ctx, stale, nil, "late"); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("stale worker finished: %v", err)
+	}
+	if err := s.PhotoPassed(ctx, fresh, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Blob(ctx, "o1", "portrait"); err != nil || string(b) != "png" {
+		t.Fatalf("blob: %q %v", b, err)
+	}
+}
+
+func testCardNumbersNeverReused(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	submit(t, s, "o1", false, holder(c.now()))
+	moves := map[queue.State]queue.State{queue.Queued: queue.Encoding}
+	j, err := s.Claim(ctx, "w", time.Minute, moves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		if err := s.AllocateCard(ctx, j, "BB"); err != nil {
+			t.Fatal(err)
+		}
+		if seen[j.CardNumber] || !queue.ValidCardNumber(j.CardNumber) {
+			t.Fatalf("card number %s reused or invalid", j.CardNumber)
+		}
+		seen[j.CardNumber] = true
+		if err := s.RecordChip(ctx, j, fmt.Sprintf("04AABBCCDDEE%02X", i)); err != nil {
+			t.Fatal(err)
+		}
+		failed, err := s.SpoilBlank(ctx, j, "verify failed", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failed != (i == 2) {
+			t.Fatalf("blank %d: failed=%v", i, failed)
+		}
+		if !failed {
+			if j, err = s.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Ready: queue.Encoding}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	nums, _ := s.CardNumbers(ctx, "o1")
+	if len(nums) != 3 {
+		t.Fatalf("card numbers = %v", nums)
+	}
+	for n, st := range nums {
+		if st != "spoiled" {
+			t.Fatalf("%s is %s", n, st)
+		}
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	if len(notices) != 1 || notices[0].Type != "order.failed" {
+		t.Fatalf("notices = %+v", notices)
+	}
+}
+
+
+// produce takes an approved order through every stage the way the pipeline does.
+func produce(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Order {
+	t.Helper()
+	ctx := context.Background()
+	submit(t, s, id, express, holder(approvedAt))
+	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+	if err != nil || j.ID != id {
+		t.Fatalf("claim photo: %v", err)
+	}
+	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMoves); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMoves); err != nil && !errors.Is(err, queue.ErrNoJob) {
+		t.Fatal(err)
+	}
+	o, _ := s.Get(ctx, id)
+	j = &queue.Job{Order: o, Owner: "w"}
+	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
+		t.Fatal(err)
+	}
+	j.ChipUID = "04A1B2C3"
+	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Produced(ctx, j, "printed"); err != nil {
+		t.Fatal(err)
+	}
+	o, err = s.Get(ctx, id)
+	if err != nil || o.State != queue.Produced {
+		t.Fatalf("produce %s: %v state %v", id, err, o.State)
+	}
+	return o
+}
+
+func testReproduceRetiresTheCard(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	o := produce(t, s, "o1", false, c.now())
+	old := o.CardNumber
+	if _, err := s.Reproduce(ctx, "o1", "operator:eva", "print smudged"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Get(ctx, "o1")
+	if got.State != queue.Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
+		t.Fatalf("after reproduce: state %s card %q chip %q", got.State, got.CardNumber, got.ChipUID)
+	}
+	numbers, _ := s.CardNumbers(ctx, "o1")
+	if numbers[old] != "spoiled" {
+		t.Fatalf("old card %s status %q, want spoiled", old, numbers[old])
+	}
+	ev, _ := s.Events(ctx, "o1")
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != queue.Ready {
+		t.Fatalf("last event %+v", last)
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	if n := notices[len(notices)-1]; n.Type != "order.card_spoiled" {
+		t.Fatalf("last notice %s", n.Type)
+	}
+	if _, err := s.Reproduce(ctx, "o1", "operator:eva", "again"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("reproduce of a ready order: %v, want queue.ErrState", err)
+	}
+}
+
+func testShipmentLifecycle(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	produce(t, s, "o1", false, c.now())
+	produce(t, s, "o2", false, c.now())
+	un, err := s.Unshipped(ctx)
+	if err != nil || len(un) != 2 {
+		t.Fatalf("unshipped = %d, %v", len(un), err)
+	}
+	doc, _ := json.Marshal(map[string]any{"address": []string{"Storgatan 1"}})
+	if err := s.CreateShipment(ctx, queue.Shipment{ID: "SHP-1", Doc: doc}, []string{"o1", "o2"}, "operator:eva"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateShipment(ctx, queue.Shipment{ID: "SHP-2", Doc: doc}, []string{"o1"}, "operator:eva"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("packing a packed card again: %v, want queue.ErrState", err)
+	}
+	if _, err := s.Reproduce(ctx, "o2", "operator:eva", "scratched"); err != nil {
+		t.Fatal(err)
+	}
+	_, orders, err := s.Shipment(ctx, "SHP-1")
+	if err != nil || len(orders) != 1 || orders[0].ID != "o1" {
+		t.Fatalf("shipment after reproducing o2: %d orders, %v", len(orders), err)
+	}
+	n, err := s.MarkShipped(ctx, "SHP-1", "operator:eva")
+	if err != nil || n != 1 {
+		t.Fatalf("mark shipped: %d, %v", n, err)
+	}
+	o1, _ := s.Get(ctx, "o1")
+	if o1.State != queue.Shipped {
+		t.Fatalf("o1 state %s", o1.State)
+	}
+	notices, _ := s.OrderNotices(ctx, "o1")
+	var body map[string]any
+	json.Unmarshal(notices[len(notices)-1].Payload, &body)
+	if body["type"] != "order.shipped" || body["shipment_id"] != "SHP-1" || body["card_number"] != o1.CardNumber {
+		t.Fatalf("shipped notice %v", body)
+	}
+	if _, err := s.MarkShipped(ctx, "SHP-1", "operator:eva"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("shipping twice: %v", err)
+	}
+	if _, err := s.MarkShipped(ctx, "SHP-404", "operator:eva"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("unknown shipment: %v", err)
+	}
+}
+
+func testExpressFigures(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	start := c.now()
+	produce(t, s, "on-time", true, start)
+	submit(t, s, "late", true, holder(start))
+	submit(t, s, "standard", false, holder(start))
+	open, err := s.ExpressOpen(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != "late" {
+		t.Fatalf("express open = %v, %v", open, err)
+	}
+	if n, _ := s.ExpressMissed(ctx); n != 0 {
+		t.Fatalf("missed before the deadline = %d", n)
+	}
+	c.add(queue.ExpressWindow + time.Minute)
+	if n, _ := s.ExpressMissed(ctx); n != 1 {
+		t.Fatalf("missed after the deadline = %d, want 1 (the one still open)", n)
+	}
+	if n, _ := s.ProducedSince(ctx, start); n != 1 {
+		t.Fatalf("produced since start = %d", n)
+	}
+	before, _ := s.Changes(ctx)
+	if _, err := s.Cancel(ctx, "standard", "", "operator:eva", "withdrawn"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Changes(ctx); after == before {
+		t.Fatal("Changes did not move after a cancel")
+	}
+}
+
+func testClaimNoticesSkipsOtherSuppliers(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	produce(t, s, "o1", false, c.now())
+	if due, _ := s.ClaimNotices(ctx, []string{"someone-else"}, 10, time.Minute); len(due) != 0 {
+		t.Fatalf("due for another supplier: %d", len(due))
+	}
+	due, err := s.ClaimNotices(ctx, []string{"someone-else", "sup"}, 10, time.Minute)
+	if err != nil || len(due) != 1 || due[0].Type != "order.produced" {
+		t.Fatalf("due = %v, %v", due, err)
+	}
+}
+
+func testUsersAndSessions(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	if err := s.AddUser(ctx, "eva", queue.RoleOperator, []byte("hash")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, role string }{{"eva", queue.RoleQA}, {"bad name", queue.RoleQA}, {"olle", "root"}} {
+		if err := s.AddUser(ctx, tc.name, tc.role, []byte("h")); err == nil {
+			t.Errorf("AddUser(%q, %q) accepted", tc.name, tc.role)
+		}
+	}
+	if _, err := s.CreateSession(ctx, "cookie", "nobody", "csrf", time.Hour); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("session for an unknown user: %v", err)
+	}
+	if _, err := s.CreateSession(ctx, "cookie", "eva", "csrf", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.LookupSession(ctx, "cookie")
+	if err != nil || sess.User != "eva" || sess.Role != queue.RoleOperator || sess.CSRF != "csrf" {
+		t.Fatalf("lookup = %+v, %v", sess, err)
+	}
+	if _, err := s.LookupSession(ctx, "other"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("unknown cookie: %v", err)
+	}
+	c.add(2 * time.Hour)
+	if _, err := s.LookupSession(ctx, "cookie"); !errors.Is(err, queue.ErrSessionExpired) {
+		t.Fatalf("expired cookie: %v", err)
+	}
+	s.CreateSession(ctx, "cookie2", "eva", "c2", time.Hour)
+	if err := s.SetPassword(ctx, "eva", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupSession(ctx, "cookie2"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("session survived a password change: %v", err)
+	}
+	s.Audit(ctx, "operator:eva", "pause", "lunch")
+	log, _ := s.AuditLog(ctx, 10)
+	if len(log) != 1 || log[0].Actor != "operator:eva" || log[0].Action != "pause" {
+		t.Fatalf("audit log %+v", log)
+	}
+}
+
