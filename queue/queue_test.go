@@ -126,4 +126,3 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal("backup overwrote an existing file")
 	}
 }
-

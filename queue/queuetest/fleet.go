@@ -410,11 +410,11 @@ func testListAndSearch(t *testing.T, e *env) {
 		{queue.Filter{After: "o0", Limit: 1}, []string{"o1"}},
 		{queue.Filter{State: queue.AwaitingApproval}, []string{"no-holder"}},
 		{queue.Filter{State: queue.Queued, Supplier: "other"}, []string{"o2"}},
-		{queue.Filter{Search: "ann"}, []string{"o0", "o2"}},   // case does not matter
-		{queue.Filter{Search: "łukasz"}, []string{"o0"}},      // in the print name
-		{queue.Filter{Search: "Bo Ek"}, []string{"o1"}},       // first and last name
-		{queue.Filter{Search: "o2"}, []string{"o2"}},          // order id
-		{queue.Filter{Search: "100%"}, nil},                   // LIKE characters are literal
+		{queue.Filter{Search: "ann"}, []string{"o0", "o2"}}, // case does not matter
+		{queue.Filter{Search: "łukasz"}, []string{"o0"}},    // in the print name
+		{queue.Filter{Search: "Bo Ek"}, []string{"o1"}},     // first and last name
+		{queue.Filter{Search: "o2"}, []string{"o2"}},        // order id
+		{queue.Filter{Search: "100%"}, nil},                 // LIKE characters are literal
 		{queue.Filter{State: queue.Shipped}, nil},
 	} {
 		if got := ids(tc.f); !slices.Equal(got, tc.want) {

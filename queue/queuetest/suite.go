@@ -299,7 +299,6 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 	}
 }
 
-
 // produce takes an approved order through every stage the way the pipeline does.
 func produce(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Order {
 	t.Helper()
@@ -498,4 +497,3 @@ func testUsersAndSessions(t *testing.T, e *env) {
 		t.Fatalf("audit log %+v", log)
 	}
 }
-
