@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,5 +126,81 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	if err := s.Backup(context.Background(), dest, nil); err == nil {
 		t.Fatal("backup overwrote an existing file")
+	}
+}
+
+// The database holds photos and personnummer: its files are the owner's
+// alone however the directory came to be and whatever the umask.
+func TestDatabaseFilesOwnerOnly(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	for _, tc := range []struct {
+		name string
+		prep func(t *testing.T, path string)
+	}{
+		{"new directory", func(*testing.T, string) {}},
+		{"directory open to all", func(t *testing.T, path string) { os.Chmod(filepath.Dir(path), 0o777) }},
+		{"files made readable by an older version", func(t *testing.T, path string) {
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit(t, s, "o0", false, nil)
+			s.Close()
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				os.WriteFile(p, nil, 0o644) // no-op when it exists
+				os.Chmod(p, 0o644)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "data", "station.db")
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.prep(t, path)
+			s, err := Open("sqlite:" + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			submit(t, s, "o1", false, nil) // writes the WAL and its index
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: mode %v, want -rw-------", filepath.Base(p), fi.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+// Every migration exists for both databases, so neither falls behind.
+func TestMigrationsForEveryDialect(t *testing.T) {
+	var versions [2][]string
+	for i, d := range []string{"sqlite", "postgres"} {
+		names, err := migrationNames(d)
+		if err != nil || len(names) == 0 {
+			t.Fatalf("%s: %v %v", d, names, err)
+		}
+		for _, n := range names {
+			versions[i] = append(versions[i], filepath.Base(n))
+		}
+	}
+	if !slices.Equal(versions[0], versions[1]) {
+		t.Fatalf("sqlite migrations %v, postgres %v: add the missing one to the other", versions[0], versions[1])
+	}
+}
+
+func TestPlaceholdersNumberedForPostgres(t *testing.T) {
+	d := newPostgresDialect()
+	if got := d.q(`UPDATE t SET a = ?, b = ? WHERE c IN (?, ?)`); got != `UPDATE t SET a = $1, b = $2 WHERE c IN ($3, $4)` {
+		t.Fatal(got)
+	}
+	if got := newSQLiteDialect().q(`SELECT ?`); got != `SELECT ?` {
+		t.Fatal(got)
 	}
 }
