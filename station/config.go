@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"id06/queue"
 )
 
 // Config is everything `station serve` can be told. Every flag also reads
@@ -18,6 +20,8 @@ import (
 type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
+	DB           string `json:"db"`            // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
+	Name         string `json:"name"`          // this station's name in a fleet; "" = the host name
 	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
 	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
 	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template
@@ -50,8 +54,10 @@ type SupplierConfig struct {
 
 // Defaults are the embedded defaults of DESIGN §7.
 func Defaults() Config {
+	host, _ := os.Hostname()
 	return Config{
 		Listen:        "127.0.0.1:8080",
+		Name:          host,
 		DataDir:       "./var",
 		Reader:        "sim",
 		Printer:       "spool",
@@ -77,8 +83,10 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	data := fs.String("data", "", "data directory (default ./var)")
 	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
 	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
+	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
+	name := fs.String("name", "", "this station's name in a fleet (default the host name)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim)", err)
+		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim --db sqlite:PATH|postgres://… --name NAME)", err)
 	}
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
@@ -103,6 +111,8 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pick(&cfg.DataDir, *data, "STATION_DATA")
 	pick(&cfg.Reader, *reader, "STATION_READER")
 	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
+	pick(&cfg.DB, *db, "STATION_DB")
+	pick(&cfg.Name, *name, "STATION_NAME")
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
@@ -120,6 +130,12 @@ func (c Config) Validate() error {
 	}
 	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
 		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "sqlite:") && !queue.IsPostgres(c.DB) {
+		errs = append(errs, fmt.Errorf("db %q: use sqlite:PATH or postgres://USER@HOST/DATABASE", c.DB))
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, " /\t\n") || len(c.Name) > 64 {
+		errs = append(errs, fmt.Errorf("name %q: one word naming this station in the fleet", c.Name))
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))
@@ -141,8 +157,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DBPath is where the database lives.
-func (c Config) DBPath() string { return filepath.Join(c.DataDir, "station.db") }
+// Database names the database: the db setting, else the SQLite file in
+// the data directory.
+func (c Config) Database() string { return DatabaseOf(c.DB, c.DataDir) }
+
+// DatabaseOf is the database a --db value names, with the data
+// directory's SQLite file when it is empty.
+func DatabaseOf(db, dataDir string) string {
+	if db != "" {
+		return db
+	}
+	return "sqlite:" + filepath.Join(dataDir, "station.db")
+}
 
 // DevTokenPath is where the development supplier token is written.
 func (c Config) DevTokenPath() string { return filepath.Join(c.DataDir, "dev-token") }

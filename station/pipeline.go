@@ -63,6 +63,8 @@ type Pipeline struct {
 	paused      bool
 	message     string // why the station is paused, for the operator
 	readerFault string // the last reader error, until a card is written again
+	dbFault     string // why the database does not answer; no claims until it does
+	inHand      string // the order of the card in the encoder or printer
 	changed     chan struct{}
 }
 
@@ -120,17 +122,49 @@ func (p *Pipeline) ReaderUp() bool {
 	return p.readerFault == ""
 }
 
-// Paused reports whether the station is paused and why.
+// Paused reports whether the station is paused and why; a database that
+// does not answer pauses it too, whatever an operator said.
 func (p *Pipeline) Paused() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dbFault != "" {
+		return true, p.dbFault
+	}
 	return p.paused, p.message
+}
+
+// databaseFault pauses claims while the database does not answer (message
+// non-empty) and lets them go on when it does again ("").
+func (p *Pipeline) databaseFault(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dbFault == message {
+		return
+	}
+	p.dbFault = message
+	p.notify()
+	if message == "" {
+		p.Wake()
+	}
+}
+
+// CardInHand is the order whose card is in the encoder or printer, if any.
+func (p *Pipeline) CardInHand() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inHand
+}
+
+func (p *Pipeline) holding(orderID string) {
+	p.mu.Lock()
+	p.inHand = orderID
+	p.mu.Unlock()
 }
 
 func (p *Pipeline) waitUnpaused(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		paused, ch := p.paused, p.changed
+		paused, ch := p.paused || p.dbFault != "", p.changed
 		p.mu.Unlock()
 		if !paused {
 			return nil
@@ -286,6 +320,8 @@ func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
 	}
 	stop := p.keepLease(ctx, j)
 	defer stop()
+	p.holding(j.ID)
+	defer p.holding("")
 	log := p.log.With("order", j.ID)
 	if j.State == queue.Encoding {
 		done, err := p.encode(ctx, j, log)
@@ -379,7 +415,29 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	p.readerFault = ""
 	p.mu.Unlock()
 	log.Info("chip written and verified", "chip", j.ChipUID, "apdus", res.APDUs)
-	return true, p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	return true, p.durably(ctx, "chip written", func() error {
+		return p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	})
+}
+
+// durably records what a device did and cannot undo (a chip written, a
+// card printed): while the database does not answer it tries again, for as
+// long as the lease would have lasted, instead of leaving the order to be
+// done a second time. A lost lease or a changed order is final.
+func (p *Pipeline) durably(ctx context.Context, what string, write func() error) error {
+	deadline := p.now().Add(p.cfg.Lease)
+	for {
+		err := write()
+		if err == nil || errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrState) || ctx.Err() != nil || p.now().After(deadline) {
+			return err
+		}
+		p.log.Warn("recording failed; trying again", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // spoil retires the blank in hand and ejects it when the reader can.
@@ -460,7 +518,7 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 		break
 	}
 	p.eject(ctx)
-	if err := p.store.Produced(ctx, j, "card "+j.CardNumber+" printed"); err != nil {
+	if err := p.durably(ctx, "card printed", func() error { return p.store.Produced(ctx, j, "card "+j.CardNumber+" printed") }); err != nil {
 		return err
 	}
 	p.metrics.produced.Inc()

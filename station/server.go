@@ -44,24 +44,30 @@ type Server struct {
 }
 
 // Open prepares a station from its configuration: it takes the data
-// directory's lock, opens the database, rescues the leases of a previous run
-// and opens the devices.
+// directory's lock (a SQLite database; PostgreSQL is shared by a fleet),
+// opens the database, registers the station's name, rescues the leases of
+// its previous run and opens the devices.
 func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, lock: lock, limiter: newRateLimiter(cfg.RatePerSecond, cfg.RateBurst), hub: newHub()}
+	s := &Server{cfg: cfg, log: log, now: time.Now, limiter: newRateLimiter(cfg.RatePerSecond, cfg.RateBurst), hub: newHub()}
 	ok := false
 	defer func() {
 		if !ok {
 			s.Close()
 		}
 	}()
-	if s.store, err = queue.Open(cfg.DBPath()); err != nil {
+	var err error
+	if !queue.IsPostgres(cfg.Database()) {
+		if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if s.store, err = queue.Open(cfg.Database(), queue.WithStation(cfg.Name)); err != nil {
+		return nil, err
+	}
+	if err := s.register(context.Background()); err != nil {
 		return nil, err
 	}
 	if n, err := s.store.Rescue(context.Background(), true); err != nil {
@@ -236,6 +242,11 @@ func (s *Server) Run(ctx, cardCtx context.Context, ready func(addr string)) erro
 	go func() {
 		defer wg.Done()
 		s.ops.run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.heartbeat(ctx)
 	}()
 	select {
 	case <-ctx.Done():

@@ -221,7 +221,7 @@ func TestSessionCookie(t *testing.T) {
 	if _, err := s.store.LookupSession(context.Background(), sess.Value); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := os.ReadFile(s.cfg.DBPath())
+	raw, _ := os.ReadFile(strings.TrimPrefix(s.cfg.Database(), "sqlite:"))
 	if strings.Contains(string(raw), sess.Value) {
 		t.Fatal("the session cookie value is stored in the database")
 	}
