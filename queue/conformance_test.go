@@ -9,7 +9,12 @@ import (
 	"id06/queue/queuetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if url := os.Getenv(envClaimer); url != "" {
+		os.Exit(runClaimer(url, os.Getenv("QUEUE_TEST_STATION")))
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 func sqliteDB(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "station.db") }
 
