@@ -32,42 +32,12 @@ func TestPostgresTwoProcessesClaimEachOrderOnce(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	const orders = 1500
-	for i := range orders {
-		submitted, _, err := s.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o%05d", i), Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`),
-			CardType: "id06", Express: i%10 == 0, Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("p")}, "api")
-		if err != nil || submitted.State != queue.Queued {
-			t.Fatalf("submit: %v", err)
-		}
-	}
-	var wg sync.WaitGroup
-	outs := make([]bytes.Buffer, 2)
-	for i := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envClaimer+"="+url, "QUEUE_TEST_STATION=st-"+string(rune('a'+i)))
-		cmd.Stdout = &outs[i]
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("claimer %d: %v: %s", i, err, stderr.String())
-			}
-		}()
-	}
-	wg.Wait()
+	seed(t, s, orders)
 	claimedBy := map[string][]string{}
 	perStation := map[string]int{}
-	for i := range outs {
-		sc := bufio.NewScanner(&outs[i])
-		for sc.Scan() {
-			id, who, _ := strings.Cut(sc.Text(), " ")
-			claimedBy[id] = append(claimedBy[id], who)
-			perStation[strings.Split(who, "/")[0]]++
-		}
+	for _, c := range runClaimers(t, url, 2, 8) {
+		claimedBy[c.order] = append(claimedBy[c.order], c.by)
+		perStation[strings.Split(c.by, "/")[0]]++
 	}
 	if len(claimedBy) != orders {
 		t.Errorf("%d of %d orders claimed", len(claimedBy), orders)
@@ -95,15 +65,86 @@ func TestPostgresTwoProcessesClaimEachOrderOnce(t *testing.T) {
 		t.Errorf("%d orders were claimed more than once by the database's own count", twice)
 	}
 	t.Logf("claims per station: %v", perStation)
-	if perStation["st-a"] == 0 || perStation["st-b"] == 0 {
+	if perStation["st-0"] == 0 || perStation["st-1"] == 0 {
 		t.Errorf("the two processes did not overlap: %v", perStation)
 	}
 }
 
-// runClaimer is a station process of the race test: 8 workers claim and
-// finish photo jobs until none is left, printing "ORDER STATION/WORKER"
-// for each claim.
+// seed queues n approved orders, every tenth express, from 8 goroutines.
+func seed(t testing.TB, s *queue.Store, n int) {
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				o, _, err := s.Submit(context.Background(), queue.NewOrder{ID: fmt.Sprintf("o%07d", i), Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`),
+					CardType: "id06", Express: i%10 == 0, Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("p")}, "api")
+				if err != nil || o.State != queue.Queued {
+					t.Errorf("submit: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// claim is one line of a claimer process's output.
+type claim struct {
+	order, by string
+	took      time.Duration
+}
+
+// runClaimers runs station processes (the test binary again, in
+// runClaimer) with workers each on the queue at url until it is empty.
+func runClaimers(t testing.TB, url string, stations, workers int) []claim {
+	var wg sync.WaitGroup
+	outs := make([]bytes.Buffer, stations)
+	for i := range stations {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envClaimer+"="+url, fmt.Sprintf("QUEUE_TEST_STATION=st-%d", i), fmt.Sprintf("QUEUE_TEST_WORKERS=%d", workers))
+		cmd.Stdout = &outs[i]
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("claimer %d: %v: %s", i, err, stderr.String())
+			}
+		}()
+	}
+	wg.Wait()
+	var out []claim
+	for i := range outs {
+		sc := bufio.NewScanner(&outs[i])
+		for sc.Scan() {
+			var c claim
+			var us int64
+			if _, err := fmt.Sscan(sc.Text(), &c.order, &c.by, &us); err != nil {
+				t.Fatalf("claimer output %q: %v", sc.Text(), err)
+			}
+			c.took = time.Duration(us) * time.Microsecond
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runClaimer is a station process of the race test and the fleet
+// benchmark: workers (8 unless QUEUE_TEST_WORKERS says) claim and finish
+// photo jobs until none is left, printing "ORDER STATION/WORKER
+// MICROSECONDS" for each claim, the time the claim took.
 func runClaimer(url, station string) int {
+	workers := 8
+	fmt.Sscan(os.Getenv("QUEUE_TEST_WORKERS"), &workers)
 	s, err := queue.Open(url, queue.WithStation(station))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -117,19 +158,21 @@ func runClaimer(url, station string) int {
 	defer out.Flush()
 	failed := false
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			owner := fmt.Sprintf("w%d", w)
 			for {
+				start := time.Now()
 				j, err := s.Claim(ctx, owner, time.Minute, moves)
+				took := time.Since(start)
 				if errors.Is(err, queue.ErrNoJob) {
 					return
 				}
 				if err == nil {
 					mu.Lock()
-					fmt.Fprintf(out, "%s %s/%s\n", j.ID, station, owner)
+					fmt.Fprintf(out, "%s %s/%s %d\n", j.ID, station, owner, took.Microseconds())
 					mu.Unlock()
 					err = s.PhotoPassed(ctx, j, nil, "ok")
 				}

@@ -106,6 +106,11 @@ func BinDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w (make test-deps installs it)", err)
 	}
+	// A link on the PATH points into the version's own directory, where
+	// its other programs are.
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		p = real
+	}
 	return filepath.Dir(p), nil
 }
 
