@@ -268,7 +268,7 @@ func back(w http.ResponseWriter, r *http.Request, fallback, done string) {
 func (s *Server) uiLoginPage(w http.ResponseWriter, r *http.Request) {
 	token := randomToken()
 	s.setCookie(w, r, loginCSRFCookie, token, 3600)
-	p := s.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": r.URL.Query().Get("next"), "Why": r.URL.Query().Get("why")})
+	p := s.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": safeNext(r.URL.Query().Get("next")), "Why": r.URL.Query().Get("why")})
 	s.render(w, r, http.StatusOK, "login", p)
 }
 
@@ -280,10 +280,7 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 		s.uiError(w, r, http.StatusForbidden, "err_csrf")
 		return
 	}
-	next := r.PostFormValue("next")
-	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") {
-		next = "/ui/"
-	}
+	next := safeNext(r.PostFormValue("next"))
 	_, cookie, err := s.login(r.Context(), strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password"), clientIP(r))
 	var th *throttled
 	switch {
@@ -300,7 +297,35 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setCookie(w, r, loginCSRFCookie, "", -1)
 	s.setCookie(w, r, sessionCookie, cookie, int(s.ops.sessionTTL.Seconds()))
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	// Not http.Redirect: it cleans the path, and cleaning is what turned
+	// /ui/../\host into /\host, which browsers follow to another host.
+	w.Header().Set("Location", next)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// safeNext is where to go after logging in: next when it is a page of the
+// operator page (a path under /ui/, as the login link wrote it), else /ui/.
+// Refused: a scheme or host, a backslash (browsers read it as a slash), an
+// empty or dot segment (// is a host to a browser, .. climbs out of /ui/),
+// escaped or not, and anything url.Parse refuses (control characters).
+func safeNext(next string) string {
+	const home = "/ui/"
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || strings.Contains(next, `\`) {
+		return home
+	}
+	if !strings.HasPrefix(u.Path, home) || strings.Contains(u.Path, `\`) {
+		return home
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(u.Path[len(home):], "/"), "/") {
+		if seg == "." || seg == ".." || seg == "" && u.Path != home {
+			return home
+		}
+	}
+	if u.RawQuery != "" {
+		return u.EscapedPath() + "?" + u.RawQuery
+	}
+	return u.EscapedPath()
 }
 
 func (s *Server) loginAgain(w http.ResponseWriter, r *http.Request, status int, key, next string) {
