@@ -15,7 +15,7 @@ import (
 // leases a live twin may hold. On SQLite the data directory's lock already
 // proves no other station uses the database.
 func (s *Server) register(ctx context.Context) error {
-	stale := s.cfg.Lease
+	stale := nameStale
 	if s.lock != nil {
 		stale = 0
 	}
@@ -36,8 +36,11 @@ func (s *Server) register(ctx context.Context) error {
 }
 
 // heartbeatEvery is how often a station reports to the fleet and checks
-// that its database answers.
-const heartbeatEvery = time.Second
+// that its database answers; a name silent for nameStale is free again.
+const (
+	heartbeatEvery = time.Second
+	nameStale      = 10 * heartbeatEvery
+)
 
 // heartbeat reports the station's state to the fleet each second until ctx
 // ends. A database that does not answer pauses claims (the page and

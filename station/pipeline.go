@@ -411,16 +411,18 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	if j.ChipUID != "" {
 		data.ExpectedUID, _ = hex.DecodeString(j.ChipUID)
 	}
+	var recordErr error // the database's answer, not the reader's
 	res, err := p.chip.Personalize(ctx, card, data, func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if j.ChipUID == u {
 			return nil
 		}
-		return p.store.RecordChip(ctx, j, u)
+		recordErr = p.durably(ctx, "chip bound", func() error { return p.store.RecordChip(ctx, j, u) })
+		return recordErr
 	})
 	switch {
 	case err == nil:
-	case errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
+	case recordErr != nil || errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
 		return false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, p.spoil(ctx, j, card, err.Error())
