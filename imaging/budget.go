@@ -83,10 +83,21 @@ func firstDenom(h header) int {
 	return 1
 }
 
-// checkPhotoCost refuses a photo whose decode would cost more than a photo
-// may use, with what to do about it.
-func checkPhotoCost(h header) *HeaderError {
-	need := stageCost(h, firstDenom(h))
+// logoDenom is the reduction for a logo: the 354x118 box needs no more
+// than four times its pixels, even after a wide border is trimmed.
+func logoDenom(h header) int {
+	for _, d := range []int{8, 4, 2} {
+		if w, ht := scaledSize(h.w, h.h, d); w >= 4*LogoBoxW && ht >= 4*LogoBoxH {
+			return d
+		}
+	}
+	return 1
+}
+
+// checkCost refuses an image whose decode at 1/denom would cost more than a
+// photo may use, with what to do about it.
+func checkCost(h header, denom int) *HeaderError {
+	need := stageCost(h, denom)
 	if need <= photoMemoryLimit {
 		return nil
 	}
@@ -95,7 +106,7 @@ func checkPhotoCost(h header) *HeaderError {
 		what = "progressive JPEG"
 	}
 	return &HeaderError{Code: CodeTooLarge, Message: fmt.Sprintf(
-		"decoding this %dx%d %s would take about %d MB of memory, more than the %d MB a photo may use; "+
+		"decoding this %dx%d %s would take about %d MB of memory, more than the %d MB one image may use; "+
 			"save it as a standard (baseline) JPEG, or with fewer pixels",
 		h.w, h.h, what, need>>20, photoMemoryLimit>>20)}
 }

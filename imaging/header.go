@@ -106,7 +106,7 @@ func CheckPhotoHeader(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPhotoCost(h); err != nil {
+	if err := checkCost(h, firstDenom(h)); err != nil {
 		return err
 	}
 	if w, ht := h.orientedSize(); w < MinPhotoW || ht < MinPhotoH {
@@ -117,10 +117,14 @@ func CheckPhotoHeader(data []byte) error {
 }
 
 // CheckLogoHeader is the intake check for an employer logo: JPEG or PNG,
-// within the upload limits and at least 354x118 pixels (30x10 mm at 300 dpi).
+// complete, within the upload limits and the memory its decode may take,
+// and at least 354x118 pixels (30x10 mm at 300 dpi).
 func CheckLogoHeader(data []byte) error {
 	h, err := parseHeader(data)
 	if err != nil {
+		return err
+	}
+	if err := checkCost(h, logoDenom(h)); err != nil {
 		return err
 	}
 	if w, ht := h.orientedSize(); w < MinLogoW || ht < MinLogoH {
@@ -203,8 +207,9 @@ func parseJPEGHeader(data []byte) (header, *HeaderError) {
 // are refused without decoding a pixel; bytes after EOI are allowed (some
 // cameras append data there). A damaged entropy segment in a complete file
 // has no such sign (JPEG has no checksum): the decoder finds it in the
-// photo stage. The walk is one bytes.IndexByte pass for 0xFF over the
-// file. It also records whether the first scan holds every component; if
+// photo stage. The walk is a bytes.IndexByte search for each 0xFF in the
+// file (BenchmarkIntakeCheck: about 0.3 ms for a 300 KB portrait, a 1/8
+// decode would take 10 ms). It also records whether the first scan holds every component; if
 // not, as in a progressive file, decoders buffer the whole image.
 func checkJPEGStructure(data []byte, h *header) error {
 	errEnd := errors.New("the JPEG data ends before its end-of-image marker")
@@ -256,25 +261,31 @@ func checkJPEGStructure(data []byte, h *header) error {
 		scans++
 		// Entropy-coded data runs to the next marker: 0xFF followed by
 		// anything but a stuffed 0x00, a restart marker or more fill.
-		for {
-			k := bytes.IndexByte(data[i:], 0xFF)
-			if k < 0 {
-				return errEnd
-			}
-			j := i + k + 1
-			for j < len(data) && data[j] == 0xFF {
-				j++
-			}
-			if j >= len(data) {
-				return errEnd
-			}
-			if b := data[j]; b == 0x00 || (b >= 0xD0 && b <= 0xD7) {
-				i = j + 1
-				continue
-			}
-			i = j - 1 // the last 0xFF before the marker
-			break
+		if i = nextMarker(data, i); i < 0 {
+			return errEnd
 		}
+	}
+}
+
+// nextMarker returns the index of the 0xFF that starts the marker ending
+// the entropy-coded data at data[i:], or -1 if the data ends first.
+func nextMarker(data []byte, i int) int {
+	for {
+		k := bytes.IndexByte(data[i:], 0xFF)
+		if k < 0 {
+			return -1
+		}
+		j := i + k + 1
+		for j < len(data) && data[j] == 0xFF {
+			j++
+		}
+		if j >= len(data) {
+			return -1
+		}
+		if b := data[j]; b != 0x00 && (b < 0xD0 || b > 0xD7) {
+			return j - 1 // the last 0xFF before the marker
+		}
+		i = j + 1
 	}
 }
 

@@ -124,6 +124,12 @@ func TestCheckPhotoHeader(t *testing.T) {
 		{"jpeg truncated in segment", encodeJPEG(t, gray(300, 410))[:20], CodeUnreadable},
 		{"png truncated", encodePNG(t, gray(300, 410))[:12], CodeUnreadable},
 		{"png zero width", pngHeaderOnly(0, 500), CodeUnreadable},
+		{"jpeg cut short", encodeJPEG(t, gray(300, 410))[:300], CodeUnreadable},
+		{"png without IEND", encodePNG(t, gray(300, 410))[:60], CodeUnreadable},
+		// 300 MB of coefficients for libjpeg, more than a photo may use.
+		{"50 MP progressive JPEG 4:4:4", progressiveBomb(1), CodeTooLarge},
+		{"50 MP progressive JPEG 4:2:0", progressiveBomb(2), map[bool]string{true: "", false: CodeTooLarge}[turboAvailable]}, // image/jpeg keeps 4 bytes per coefficient
+		{"50 MP 16-bit PNG, decoded streaming", pngBomb(), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -174,6 +174,9 @@ func TestBombMemory(t *testing.T) {
 		{"progressive", 2, memoryBudget + 32<<20},
 	} {
 		t.Run(fmt.Sprintf("%s x%d", tc.file, tc.n), func(t *testing.T) {
+			if tc.file == "progressive" && !turboAvailable {
+				t.Skip("image/jpeg would keep 4 bytes per coefficient: refused unread as image_too_large")
+			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBombMemoryChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), "IMAGING_BOMB="+filepath.Join(dir, tc.file), "IMAGING_BOMB_N="+strconv.Itoa(tc.n))
 			out, err := cmd.CombinedOutput()

@@ -104,7 +104,7 @@ const decodeLongSide = 1600
 func checkPhoto(data []byte, res *Result) {
 	h, herr := parseHeader(data)
 	if herr == nil {
-		herr = checkPhotoCost(h)
+		herr = checkCost(h, firstDenom(h))
 	}
 	if herr != nil {
 		res.Verdict = VerdictUnreadable

@@ -187,8 +187,15 @@ func unfilter(row, prev []uint8, bpp int) error {
 			cdat[i] += cdat[i-bpp]
 		}
 	case 2:
-		for i, v := range pdat {
-			cdat[i] += v
+		// Eight bytes at a time, without carries between them.
+		const hi = 0x8080808080808080
+		i := 0
+		for ; i+8 <= len(cdat); i += 8 {
+			a, b := binary.LittleEndian.Uint64(cdat[i:]), binary.LittleEndian.Uint64(pdat[i:])
+			binary.LittleEndian.PutUint64(cdat[i:], ((a&^hi)+(b&^hi))^((a^b)&hi))
+		}
+		for ; i < len(cdat); i++ {
+			cdat[i] += pdat[i]
 		}
 	case 3:
 		for i := 0; i < bpp && i < len(cdat); i++ {
@@ -225,8 +232,7 @@ func unfilter(row, prev []uint8, bpp int) error {
 // does (8-bit results within 1 of the Go decoder's path).
 func (p *pngInfo) toRGB(src []uint8, n int, dst []uint8) {
 	ch := pngChannels[p.colorType]
-	if p.depth == 8 && p.colorType == 2 && p.transKey == nil { // the usual photo: no work
-		copy(dst, src[:3*n])
+	if p.transKey == nil && p.fastRGB(src, n, dst) {
 		return
 	}
 	for x := 0; x < n; x++ {
@@ -268,6 +274,47 @@ func (p *pngInfo) toRGB(src []uint8, n int, dst []uint8) {
 			dst[3*x+k] = uint8((c[k]*a/0xFFFF + 0xFFFF - a) >> 8)
 		}
 	}
+}
+
+// fastRGB converts the common layouts without transparency keys directly
+// (the same arithmetic as the general loop of toRGB) and reports whether it did.
+func (p *pngInfo) fastRGB(src []uint8, n int, dst []uint8) bool {
+	switch {
+	case p.depth == 8 && p.colorType == 2:
+		copy(dst, src[:3*n])
+	case p.depth == 8 && p.colorType == 0:
+		for x, v := range src[:n] {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v
+		}
+	case p.depth == 8 && p.colorType == 6:
+		for x := 0; x < n; x++ {
+			s, d := src[4*x:4*x+4:4*x+4], dst[3*x:3*x+3:3*x+3]
+			a := uint32(s[3]) * 0x101
+			for k := 0; k < 3; k++ {
+				d[k] = uint8((uint32(s[k])*0x101*a/0xFFFF + 0xFFFF - a) >> 8)
+			}
+		}
+	case p.depth == 16 && (p.colorType == 2 || p.colorType == 6):
+		ch := pngChannels[p.colorType]
+		for x := 0; x < n; x++ {
+			s, d := src[2*ch*x:2*ch*(x+1)], dst[3*x:3*x+3:3*x+3]
+			a := uint32(0xFFFF)
+			if ch == 4 {
+				a = uint32(s[6])<<8 | uint32(s[7])
+			}
+			if a == 0xFFFF { // opaque: the high bytes
+				d[0], d[1], d[2] = s[0], s[2], s[4]
+				continue
+			}
+			for k := 0; k < 3; k++ {
+				v := uint32(s[2*k])<<8 | uint32(s[2*k+1])
+				d[k] = uint8((v*a/0xFFFF + 0xFFFF - a) >> 8)
+			}
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // sample returns the i-th sample of a row at the image's bit depth.

@@ -111,6 +111,23 @@ func (red *reducer) add(y int, pix []uint8, x0, dx int) {
 	rw := red.r.Dx()
 	out := red.sum[3*(y/red.d-red.r.Min.Y)*rw : 3*(y/red.d-red.r.Min.Y+1)*rw]
 	lo, hi := red.r.Min.X*red.d, min(red.r.Max.X*red.d, red.w)
+	if dx == 1 { // a whole row: sum each block's pixels, then add once
+		hi = min(hi, x0+len(pix)/3)
+		for ox := red.r.Min.X; ox < red.r.Max.X; ox++ {
+			var r, g, b uint16
+			for x := max(ox*red.d, x0, lo); x < min(ox*red.d+red.d, hi); x++ {
+				p := pix[3*(x-x0) : 3*(x-x0)+3 : 3*(x-x0)+3]
+				r += uint16(p[0])
+				g += uint16(p[1])
+				b += uint16(p[2])
+			}
+			s := out[3*(ox-red.r.Min.X) : 3*(ox-red.r.Min.X)+3 : 3*(ox-red.r.Min.X)+3]
+			s[0] += r
+			s[1] += g
+			s[2] += b
+		}
+		return
+	}
 	i := 0
 	if x0 < lo { // first pixel at or after lo
 		i = (lo - x0 + dx - 1) / dx

@@ -183,7 +183,7 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	for _, o := range written {
 		// The certificate is not built yet; it is far below any limit.
 		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
-			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
+			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo): %w", o, n, p.stock.MaxObject, ErrCardData)
 		}
 	}
 	return containers, nil

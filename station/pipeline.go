@@ -426,6 +426,11 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		return false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, p.spoil(ctx, j, card, err.Error())
+	case errors.Is(err, personalize.ErrCardData):
+		// Found before the card is touched; another blank would fare no
+		// better, so the order fails instead of pausing the station.
+		log.Warn("the chip cannot take this order's data; order failed", "err", err)
+		return false, p.store.Fail(ctx, j, "the chip cannot take this order's data: "+err.Error())
 	default:
 		// A reader or transport fault says nothing about the blank: the order
 		// keeps its card number and chip, and resumes on the same card once an

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"id06/order"
+	"id06/personalize"
 	"id06/personalize/emulator"
 	"id06/printer"
 	"id06/queue"
@@ -217,5 +218,34 @@ func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
 	}
 	if len(sim.Jobs()) != 1 {
 		t.Fatalf("printer got %d jobs, want the good order's only", len(sim.Jobs()))
+	}
+}
+
+// Card data the chip cannot take (here: a portrait too large for the card
+// stock) fails the order with the reason before any blank is touched; it
+// is neither a reader fault that pauses the station nor retried.
+func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	stock := personalize.DefaultStock()
+	stock.MaxObject = 3000 // some stock holds ~3 KB per object
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(s.cfg.DataDir, "pki"), Stock: stock, Issuer: s.cfg.Issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pipeline.chip = chip
+	runPipeline(t, s)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "big-1", realPhoto(t)))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	waitState(t, s, "big-1", queue.Failed)
+	events, _ := s.store.Events(t.Context(), "big-1")
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "Facial Image") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	if paused, msg := s.pipeline.Paused(); paused || !s.pipeline.ReaderUp() {
+		t.Fatalf("the station paused for an order's data: %q", msg)
+	}
+	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for data refused before writing", n)
 	}
 }

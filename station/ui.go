@@ -114,6 +114,7 @@ func (s *Server) uiRoutes(r chi.Router) {
 			r.Post("/orders/{id}/retry", s.uiRetry)
 			r.Post("/orders/{id}/reproduce", s.uiReproduce)
 			r.Post("/orders/{id}/cancel", s.uiCancel)
+			r.Post("/orders/{id}/spoil", s.uiSpoil)
 			r.Post("/shipments", s.uiPack)
 			r.Post("/shipments/{id}/shipped", s.uiShipped)
 			r.Post("/notices/{id}/redeliver", s.uiRedeliver)
@@ -412,8 +413,10 @@ type dashboard struct {
 	Reader        string
 	PrinterReady  bool
 	PrinterMsg    string
-	Hooks         int // suppliers with a webhook
-	Pending, Dead int // their notices
+	Hooks         int  // suppliers with a webhook
+	Pending, Dead int  // their notices
+	DevCA         bool // cards signed by the development CA
+	DevSeal       bool // PIN/PUK sealed to the development age key
 }
 
 type stateCount struct {
@@ -431,7 +434,7 @@ type expressRow struct {
 
 func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	d := dashboard{Reader: s.reader.Name()}
+	d := dashboard{Reader: s.reader.Name(), DevCA: s.cfg.DevelopmentCA(), DevSeal: s.cfg.DevelopmentSeal()}
 	counts, err := s.store.CountByState(ctx)
 	if err != nil {
 		s.fail(w, r, err)
@@ -584,16 +587,8 @@ func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
 		"O": o, "Holder": name, "Delivery": delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
 		"CanRetry": o.State == queue.Failed, "CanReproduce": o.State == queue.Produced,
 		"CanOverridePass": o.State == queue.NeedsFix, "CanOverrideFail": o.State == queue.Queued || o.State == queue.Ready,
-		"CanCancel": cancellableState(o.State),
+		"CanCancel": queue.Cancellable(o.State), "CanSpoil": queue.InDevice(o.State),
 	}))
-}
-
-func cancellableState(st queue.State) bool {
-	switch st {
-	case queue.Received, queue.AwaitingApproval, queue.Queued, queue.Imaging, queue.NeedsFix, queue.Ready:
-		return true
-	}
-	return false
 }
 
 // blobTypes are the files the page may show, with their content types.
@@ -720,6 +715,25 @@ func (s *Server) uiCancel(w http.ResponseWriter, r *http.Request) {
 		_, err := s.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
 		return err
 	})
+}
+
+func (s *Server) uiSpoil(w http.ResponseWriter, r *http.Request) {
+	reason, ok := s.reasonField(w, r)
+	if !ok {
+		return
+	}
+	s.orderAction(w, r, "spoiled", func(ctx context.Context, id, actor string) error {
+		return s.spoilAndFail(ctx, id, actor, reason)
+	})
+}
+
+// spoilAndFail stops an order at the devices (page and operator API).
+func (s *Server) spoilAndFail(ctx context.Context, id, actor, reason string) error {
+	_, err := s.store.SpoilAndFail(ctx, id, actor, "stopped by an operator: "+reason)
+	if err == nil {
+		s.metrics.spoiled.Inc()
+	}
+	return err
 }
 
 // shipmentDoc is the addressing of a parcel as stored with it.

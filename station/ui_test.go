@@ -9,11 +9,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
+	"id06/personalize"
 	"id06/queue"
 )
 
@@ -603,5 +607,36 @@ func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
 				t.Fatalf("next %q: %d Location %q, want 303 %q", tc.next, r.status, r.location, tc.want)
 			}
 		})
+	}
+}
+
+// The dashboard says when the station runs on development keys, and says
+// nothing once real ones are configured.
+func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	page := b.get("/ui/?lang=en").body
+	if !strings.Contains(page, `id="dev-keys"`) || !strings.Contains(page, "development CA") || !strings.Contains(page, "development age key") {
+		t.Fatal("the dashboard does not warn of the development CA and sealing key")
+	}
+
+	pki := t.TempDir()
+	if _, err := personalize.New(personalize.Config{PKIDir: pki, Issuer: "Real CA AB"}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, hs = opStation(t, func(c *Config) {
+		c.CACert, c.CAKey, c.SealTo = filepath.Join(pki, "ca.pem"), filepath.Join(pki, "ca-key.pem"), id.Recipient().String()
+	})
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b = newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	if page := b.get("/ui/").body; strings.Contains(page, `id="dev-keys"`) {
+		t.Fatal("the dashboard warns although real keys are configured")
 	}
 }

@@ -97,7 +97,12 @@ func TestPhotoCropWritesPortrait(t *testing.T) {
 	for _, f := range []string{out, chip} {
 		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v: a portrait is personal data, for the user alone", f, fi.Mode().Perm())
 		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 
