@@ -173,27 +173,7 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	t.Logf("PostgreSQL restarted with %d of %d produced", before, n)
 
 	orders := stations[2].d.waitFinal(ids, 5*time.Minute)
-	cards := map[string]string{}
-	for _, id := range ids {
-		o := orders[id]
-		if o.State != "produced" {
-			t.Errorf("%s ended %s", id, o.State)
-			continue
-		}
-		if prev, dup := cards[o.CardNumber]; dup {
-			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)
-		}
-		cards[o.CardNumber] = id
-		produced := 0
-		for _, e := range o.Events {
-			if e.State == "produced" {
-				produced++
-			}
-		}
-		if produced != 1 {
-			t.Errorf("%s has %d produced events", id, produced)
-		}
-	}
+	producedOnce(t, ids, orders)
 	// The database's own record: one produced card per order, every other
 	// number it was given spoiled.
 	if c := count(`SELECT count(*) FROM card_numbers WHERE status = 'produced'`); c != n {

@@ -31,7 +31,7 @@ func benchClaimComplete(b *testing.B, dsn string) {
 	s, c := benchOpen(b, dsn)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		submit(b, s, fmt.Sprintf("o%09d", i), false, holder(c.now()))
+		Submit(b, s, fmt.Sprintf("o%09d", i), false, Holder(c.now()))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -55,7 +55,7 @@ func benchIntake(b *testing.B, dsn string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, _, err := s.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o%09d", i), Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`),
-			CardType: "id06", Approvals: holder(c.now()), Photo: photo}, "api"); err != nil {
+			CardType: "id06", Approvals: Holder(c.now()), Photo: photo}, "api"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,7 +68,7 @@ func benchChanges(b *testing.B, dsn string) {
 	ctx := context.Background()
 	for i := range 5000 {
 		id := fmt.Sprintf("o-%05d", i)
-		submit(b, s, id, false, holder(c.now()))
+		Submit(b, s, id, false, Holder(c.now()))
 		if _, err := s.Cancel(ctx, id, "", "op", "bench"); err != nil {
 			b.Fatal(err)
 		}

@@ -52,7 +52,7 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 	ctx := context.Background()
 	const orders = 60
 	for i := range orders {
-		submit(t, a, fmt.Sprintf("o%03d", i), i%7 == 0, holder(c.now().Add(time.Duration(i)*time.Second)))
+		Submit(t, a, fmt.Sprintf("o%03d", i), i%7 == 0, Holder(c.now().Add(time.Duration(i)*time.Second)))
 	}
 	var mu sync.Mutex
 	claims := map[string][]string{}
@@ -101,7 +101,7 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 func testOperatorMovesAreGuarded(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +148,8 @@ func testLeasesBelongToStations(t *testing.T, e *env) {
 	a, c := e.first()
 	b := e.open("st-b")
 	ctx := context.Background()
-	submit(t, a, "photo", false, holder(c.now()))
-	submit(t, a, "chip", false, holder(c.now().Add(time.Second)))
+	Submit(t, a, "photo", false, Holder(c.now()))
+	Submit(t, a, "chip", false, Holder(c.now().Add(time.Second)))
 	pj, err := a.Claim(ctx, "w", time.Minute, photoMoves)
 	if err != nil || pj.ID != "photo" {
 		t.Fatalf("claim: %v %v", pj, err)
@@ -198,7 +198,7 @@ func testCardNumbersDistinctAcrossStations(t *testing.T, e *env) {
 	ctx := context.Background()
 	const orders = 30
 	for i := range orders {
-		submit(t, a, fmt.Sprintf("o%02d", i), false, holder(c.now()))
+		Submit(t, a, fmt.Sprintf("o%02d", i), false, Holder(c.now()))
 	}
 	var mu sync.Mutex
 	seen := map[string]string{}
@@ -340,7 +340,7 @@ func testTokens(t *testing.T, e *env) {
 func testBlobs(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	if _, err := s.Blob(ctx, "o1", "portrait"); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("absent blob: %v", err)
 	}
@@ -379,12 +379,12 @@ func testBlobs(t *testing.T, e *env) {
 func testListAndSearch(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "no-holder", false, nil) // a document without the fields searched
+	Submit(t, s, "no-holder", false, nil) // a document without the fields searched
 	for i, name := range []string{"Anna Łukasz-Svensson", "Bo Ek", "Anneli Berg"} {
 		first, last, _ := strings.Cut(name, " ")
 		doc, _ := json.Marshal(map[string]any{"holder": map[string]string{"first_name": first, "last_name": last, "print_name": name}})
 		_, _, err := s.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o%d", i), Supplier: []string{"sup", "sup", "other"}[i],
-			BodyHash: "h", Doc: doc, CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}, "api")
+			BodyHash: "h", Doc: doc, CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}, "api")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,7 +429,7 @@ func testListAndSearch(t *testing.T, e *env) {
 func testPhotoVerdicts(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	reasons := []queue.Reason{{Code: "eyes_closed", MessageEN: "eyes closed", MessageSV: "ögonen stängda"}}
 	o, err := s.OverridePhoto(ctx, "o1", "fail", "operator:eva", "looks away", reasons)
 	if err != nil || o.State != queue.NeedsFix || len(o.Reasons) != 1 || o.Reasons[0] != reasons[0] {
@@ -516,5 +516,5 @@ func testMigrationsOnceUnderConcurrentOpens(t *testing.T, e *env) {
 	if err != nil || len(versions) < 3 || versions[0] != "001_init" || !slices.IsSorted(versions) {
 		t.Fatalf("migrations = %v, %v", versions, err)
 	}
-	submit(t, s, "o1", false, nil)
+	Submit(t, s, "o1", false, nil)
 }

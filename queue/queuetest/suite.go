@@ -104,11 +104,13 @@ func (e *env) first() (*queue.Store, *clock) {
 	return e.main, e.clock
 }
 
-func holder(at time.Time) []queue.Approval {
+// Holder is a holder approval at the given time.
+func Holder(at time.Time) []queue.Approval {
 	return []queue.Approval{{Kind: "holder", Method: "bankid", At: at}}
 }
 
-func submit(t testing.TB, s *queue.Store, id string, express bool, approvals []queue.Approval) *queue.Order {
+// Submit stores an order of supplier "sup" with the approvals.
+func Submit(t testing.TB, s *queue.Store, id string, express bool, approvals []queue.Approval) *queue.Order {
 	t.Helper()
 	o, _, err := s.Submit(context.Background(), queue.NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
 		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
@@ -126,7 +128,7 @@ var (
 func testSubmitIsIdempotent(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	n := queue.NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}
+	n := queue.NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}
 	first, created, err := s.Submit(ctx, n, "api")
 	if err != nil || !created || first.State != queue.Queued {
 		t.Fatalf("first submit: %v created=%v state=%v", err, created, first.State)
@@ -148,14 +150,14 @@ func testSubmitIsIdempotent(t *testing.T, e *env) {
 func testUnapprovedOrdersWait(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	o := submit(t, s, "o1", false, nil)
+	o := Submit(t, s, "o1", false, nil)
 	if o.State != queue.AwaitingApproval {
 		t.Fatalf("state = %s", o.State)
 	}
 	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, queue.ErrNoJob) {
 		t.Fatalf("claimed an unapproved order: %v", err)
 	}
-	o, err := s.AddApproval(ctx, "o1", "sup", holder(c.now())[0], "api")
+	o, err := s.AddApproval(ctx, "o1", "sup", Holder(c.now())[0], "api")
 	if err != nil || o.State != queue.Queued {
 		t.Fatalf("after approval: %v %s", err, o.State)
 	}
@@ -165,7 +167,7 @@ func testTradeOrgApprovalRequired(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
 	o, _, err := s.Submit(ctx, queue.NewOrder{ID: "t1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
-		TradeOrgRequired: true, Approvals: holder(c.now()), Photo: []byte("p")}, "api")
+		TradeOrgRequired: true, Approvals: Holder(c.now()), Photo: []byte("p")}, "api")
 	if err != nil || o.State != queue.AwaitingApproval {
 		t.Fatalf("%v %s", err, o.State)
 	}
@@ -179,9 +181,9 @@ func testClaimPriority(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
 	base := c.now()
-	submit(t, s, "old", false, holder(base.Add(-3*time.Hour)))
-	submit(t, s, "new", false, holder(base.Add(-1*time.Hour)))
-	submit(t, s, "express", true, holder(base.Add(-10*time.Minute)))
+	Submit(t, s, "old", false, Holder(base.Add(-3*time.Hour)))
+	Submit(t, s, "new", false, Holder(base.Add(-1*time.Hour)))
+	Submit(t, s, "express", true, Holder(base.Add(-10*time.Minute)))
 	var got []string
 	for {
 		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
@@ -206,7 +208,7 @@ func testClaimPriority(t *testing.T, e *env) {
 func testFinishingIsGuarded(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	j, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +228,7 @@ func testFinishingIsGuarded(t *testing.T, e *env) {
 func testRescueAndStaleWorker(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	stale, err := s.Claim(ctx, "w1", time.Minute, photoMoves)
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +258,7 @@ func testRescueAndStaleWorker(t *testing.T, e *env) {
 func testCardNumbersNeverReused(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	submit(t, s, "o1", false, holder(c.now()))
+	Submit(t, s, "o1", false, Holder(c.now()))
 	moves := map[queue.State]queue.State{queue.Queued: queue.Encoding}
 	j, err := s.Claim(ctx, "w", time.Minute, moves)
 	if err != nil {
@@ -306,36 +308,11 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 func produce(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Order {
 	t.Helper()
 	ctx := context.Background()
-	submit(t, s, id, express, holder(approvedAt))
-	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-	if err != nil || j.ID != id {
-		t.Fatalf("claim photo: %v", err)
-	}
-	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMoves); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMoves); err != nil && !errors.Is(err, queue.ErrNoJob) {
-		t.Fatal(err)
-	}
-	o, _ := s.Get(ctx, id)
-	j = &queue.Job{Order: o, Owner: "w"}
-	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
-	j.ChipUID = "04A1B2C3"
-	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
-		t.Fatal(err)
-	}
+	j := toPrinting(t, s, id, express, approvedAt)
 	if err := s.Produced(ctx, j, "printed"); err != nil {
 		t.Fatal(err)
 	}
-	o, err = s.Get(ctx, id)
+	o, err := s.Get(ctx, id)
 	if err != nil || o.State != queue.Produced {
 		t.Fatalf("produce %s: %v state %v", id, err, o.State)
 	}
@@ -421,8 +398,8 @@ func testExpressFigures(t *testing.T, e *env) {
 	ctx := context.Background()
 	start := c.now()
 	produce(t, s, "on-time", true, start)
-	submit(t, s, "late", true, holder(start))
-	submit(t, s, "standard", false, holder(start))
+	Submit(t, s, "late", true, Holder(start))
+	Submit(t, s, "standard", false, Holder(start))
 	open, err := s.ExpressOpen(ctx)
 	if err != nil || len(open) != 1 || open[0].ID != "late" {
 		t.Fatalf("express open = %v, %v", open, err)
@@ -503,10 +480,10 @@ func testUsersAndSessions(t *testing.T, e *env) {
 
 // toPrinting takes an order to printing with a chip bound, as the device
 // worker leaves it when the printer will not take the job.
-func toPrinting(t *testing.T, s *queue.Store, id string, c *clock) *queue.Job {
+func toPrinting(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Job {
 	t.Helper()
 	ctx := context.Background()
-	submit(t, s, id, false, holder(c.now()))
+	Submit(t, s, id, express, Holder(approvedAt))
 	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
 	if err != nil {
 		t.Fatal(err)
@@ -536,7 +513,7 @@ func toPrinting(t *testing.T, s *queue.Store, id string, c *clock) *queue.Job {
 func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	j := toPrinting(t, s, "stuck-1", c)
+	j := toPrinting(t, s, "stuck-1", false, c.now())
 	card := j.CardNumber
 	o, err := s.SpoilAndFail(ctx, "stuck-1", "operator:eva", "printer refuses the job")
 	if err != nil {
@@ -561,7 +538,7 @@ func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 	if err := s.Produced(ctx, j, "printed"); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("the worker's claim survived the stop: %v", err)
 	}
-	submit(t, s, "queued-1", false, holder(c.now()))
+	Submit(t, s, "queued-1", false, Holder(c.now()))
 	if _, err := s.SpoilAndFail(ctx, "queued-1", "operator:eva", "x"); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("stop of a queued order: %v, want queue.ErrState (cancel it instead)", err)
 	}
@@ -576,7 +553,7 @@ func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 func testRefusedOrderFailsInsteadOfLooping(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	j := toPrinting(t, s, "refused-1", c)
+	j := toPrinting(t, s, "refused-1", false, c.now())
 	card := j.CardNumber
 	if err := s.FailSpoiled(ctx, j, "the printer refused the job: bad id"); err != nil {
 		t.Fatal(err)
