@@ -366,7 +366,10 @@ func (s *Store) Rescue(ctx context.Context, own bool) (int, error) {
 		q := `SELECT id, state, lease_owner, coalesce(station, '') FROM orders WHERE lease_owner IS NOT NULL AND
 			(lease_until < ? AND (chip_uid IS NULL OR ` + mine + `))`
 		args := []any{now, s.station}
-		if own {
+		switch {
+		case own && s.sole:
+			q += ` OR lease_owner IS NOT NULL`
+		case own:
 			q += ` OR (lease_owner IS NOT NULL AND ` + mine + `)`
 			args = append(args, s.station)
 		}

@@ -47,6 +47,7 @@ type Store struct {
 	path     string // the SQLite file; "" on PostgreSQL
 	url      string // the PostgreSQL URL; "" on SQLite
 	station  string // this station's name: it owns the leases its workers take
+	sole     bool   // no other station uses the database: every lease is this station's
 	instance string // this process, to tell a restart from a second station of the same name
 	txMu     sync.Mutex
 	mu       sync.Mutex
@@ -63,6 +64,12 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // name). Leases belong to a station: at start-up it takes back its own
 // leases from its previous run and leaves other stations' live ones alone.
 func WithStation(name string) Option { return func(s *Store) { s.station = name } }
+
+// WithSoleStation says that no other station uses the database (a SQLite
+// file under its data directory's lock), so every lease in it is this
+// station's own: at start-up it takes back even those of a previous run
+// under another name.
+func WithSoleStation() Option { return func(s *Store) { s.sole = true } }
 
 // Open opens (creating if needed) and migrates the database that dsn names:
 // postgres://… (or postgresql://…) for PostgreSQL; sqlite:PATH or a plain

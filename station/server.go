@@ -63,12 +63,14 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}()
 	var err error
+	opts := []queue.Option{queue.WithStation(cfg.Name)}
 	if !queue.IsPostgres(cfg.Database()) {
 		if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
+		opts = append(opts, queue.WithSoleStation())
 	}
-	if s.store, err = queue.Open(cfg.Database(), queue.WithStation(cfg.Name)); err != nil {
+	if s.store, err = queue.Open(cfg.Database(), opts...); err != nil {
 		return nil, err
 	}
 	if err := s.register(context.Background()); err != nil {

@@ -189,6 +189,16 @@ func testLeasesBelongToStations(t *testing.T, e *env) {
 	if err := a.Produced(ctx, cj, "stale worker"); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("the old run's worker wrote after the restart: %v", err)
 	}
+	// The sole station of a database (SQLite under its directory's lock)
+	// takes back every lease at start, whatever name took it.
+	sole, err := queue.Open(e.dsn, queue.WithClock(e.clock.now), queue.WithStation("renamed"), queue.WithSoleStation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sole.Close()
+	if n, err := sole.Rescue(ctx, true); err != nil || n != 2 {
+		t.Fatalf("the sole station freed %d leases (%v), want both live ones (a2's and b's)", n, err)
+	}
 }
 
 // Card numbers allocated by many stations at once are all distinct.
