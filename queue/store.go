@@ -83,9 +83,12 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 		s.station, _ = os.Hostname()
 	}
 	var err error
-	if IsPostgres(dsn) {
+	switch {
+	case IsPostgres(dsn):
 		err = s.openPostgres(dsn)
-	} else {
+	case strings.Contains(dsn, "://"):
+		return nil, fmt.Errorf("database %q: use sqlite:PATH or postgres://USER@HOST/DATABASE", dsn)
+	default:
 		err = s.openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
 	}
 	if err != nil {
