@@ -1,4 +1,4 @@
--- sqlite/003_fleet.sql in PostgreSQL's types.
+-- sqlite/004_fleet.sql in PostgreSQL's types.
 ALTER TABLE orders ADD COLUMN station TEXT;
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
 
