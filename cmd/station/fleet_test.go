@@ -239,3 +239,58 @@ func TestDBVerbsOnPostgres(t *testing.T) {
 		t.Fatalf("db migrate accepted a database it cannot use: %q", errOut)
 	}
 }
+
+// BenchmarkFleetIntake posts orders with real portraits through the APIs of
+// 1 or 3 real stations on one PostgreSQL (and 1 on SQLite), 4 clients at
+// once, round robin, while the stations also work the orders they take. Run
+// with a fixed count under the API's burst, e.g. -benchtime=300x.
+func BenchmarkFleetIntake(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		stations int
+		pg       bool
+	}{{"postgres/stations=1", 1, true}, {"postgres/stations=3", 3, true}, {"sqlite/stations=1", 1, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var args []string
+			if tc.pg {
+				args = []string{"--db", pgtest.URL(b)}
+			}
+			daemons := make([]*daemon, tc.stations)
+			for i := range daemons {
+				name := fmt.Sprintf("bench-%d", i)
+				daemons[i] = startDaemon(b, filepath.Join(b.TempDir(), name), append([]string{"--name", name}, args...)...)
+			}
+			photos := passPhotos(b)
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				bodies[i] = orderJSON(b, fmt.Sprintf("intake-%06d", i), photos[i%len(photos)], false)
+			}
+			next := make(chan int, b.N)
+			for i := range b.N {
+				next <- i
+			}
+			close(next)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range next {
+						code, body, err := daemons[i%len(daemons)].do(http.MethodPost, "/v1/orders", bodies[i])
+						if err != nil || code != http.StatusCreated {
+							b.Errorf("order %d: %d %s %v", i, code, body, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+			b.StopTimer()
+			for _, d := range daemons {
+				d.kill()
+			}
+		})
+	}
+}
