@@ -12,7 +12,7 @@ import (
 	"id06/personalize/apdu"
 )
 
-// Personalize runs DESIGN §6 steps 1–6 on card. recordUID is called with
+// Personalize runs docs/design.md §6 steps 1–6 on card. recordUID is called with
 // the chip UID before the first write to the chip; if it returns an error
 // nothing is written. A card that is not blank is refused with ErrNotBlank
 // unless its UID equals d.ExpectedUID (resume after a crash: the profile is

@@ -1,5 +1,5 @@
 // Package personalize encodes the ID06 PIV profile onto a blank chip and
-// verifies it (DESIGN §6): management key authentication, key generation in
+// verifies it (docs/design.md §6): management key authentication, key generation in
 // slot 9A, the PIV Authentication certificate from the issuing CA, CHUID,
 // CCC, Printed Information, Facial Image, Security Object, random PIN/PUK
 // sealed to the supplier, and read-back verification.
@@ -33,7 +33,7 @@ type StockProfile struct {
 	MaxObject int
 }
 
-// DefaultStock is the emulator's (and the DESIGN's) default blank stock.
+// DefaultStock is the emulator's (and docs/design.md §6's) default blank stock.
 func DefaultStock() StockProfile {
 	s := emulator.DefaultStock()
 	return StockProfile{PIN: s.PIN, PUK: s.PUK, MgmtKey: s.MgmtKey, MgmtAlg: s.MgmtAlg, ExtendedLength: true}

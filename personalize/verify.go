@@ -310,7 +310,7 @@ const (
 	checkKey = "key 9A (sign a challenge)"
 )
 
-// Verify runs the read-only QA checks of DESIGN §6 step 6 on any card. The
+// Verify runs the read-only QA checks of docs/design.md §6 step 6 on any card. The
 // PIN is optional: without it the Facial Image and Printed Information
 // cannot be read and the key cannot be exercised; those checks are
 // reported as skipped. An error is returned only when the card cannot be

@@ -37,10 +37,10 @@ type dialect struct {
 	// numbered: placeholders are $1, $2, … instead of ?.
 	numbered bool
 	rebound  sync.Map // query → query with numbered placeholders
-	// jsonText extracts a text field of a JSON document column.
-	jsonText func(col string, path ...string) string
 	// unique reports a unique-constraint violation.
 	unique func(error) bool
+	// busy reports that the database was locked by another connection.
+	busy func(error) bool
 	// lockMigrations makes sure one process at a time migrates.
 	lockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
 }
@@ -76,12 +76,13 @@ func newSQLiteDialect() *dialect {
 		prepare:      true,
 		ilike:        func(expr string) string { return "fold(coalesce(" + expr + ", '')) LIKE fold(?) ESCAPE '\\'" },
 		nextCardSeq:  `UPDATE counters SET value = value + 1 WHERE name = 'card_number' RETURNING value`,
-		jsonText: func(col string, path ...string) string {
-			return "json_extract(" + col + ", '$." + strings.Join(path, ".") + "')"
-		},
 		unique: func(err error) bool {
 			var se sqlite3.Error
 			return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || se.ExtendedCode == sqlite3.ErrConstraintUnique)
+		},
+		busy: func(err error) bool {
+			var se sqlite3.Error
+			return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 		},
 		lockMigrations: func(context.Context, *sql.Conn) (func(), error) { return func() {}, nil },
 	}
@@ -99,13 +100,11 @@ func newPostgresDialect() *dialect {
 		ilike:       func(expr string) string { return expr + " ILIKE ? ESCAPE '\\'" },
 		nextCardSeq: `SELECT nextval('card_number_seq')`,
 		numbered:    true,
-		jsonText: func(col string, path ...string) string {
-			return "(convert_from(" + col + ", 'UTF8')::jsonb #>> '{" + strings.Join(path, ",") + "}')"
-		},
 		unique: func(err error) bool {
 			var pe *pgconn.PgError
 			return errors.As(err, &pe) && pe.Code == "23505"
 		},
+		busy: func(error) bool { return false },
 		lockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
 			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 				return nil, err

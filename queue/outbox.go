@@ -64,20 +64,7 @@ func scanNotice(row scanner) (*Notice, error) {
 }
 
 func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
-	rows, err := s.query(ctx, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Notice
-	for rows.Next() {
-		n, err := scanNotice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(ctx, s, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
 }
 
 // ClaimNotices takes up to limit due notices of the given suppliers, oldest
@@ -119,11 +106,6 @@ func (s *Store) ClaimNotices(ctx context.Context, suppliers []string, limit int,
 // OrderNotices returns every notice about an order, oldest first.
 func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, error) {
 	return s.notices(ctx, `WHERE order_id = ? ORDER BY id`, orderID)
-}
-
-// DeadNotices returns notices that gave up, newest first.
-func (s *Store) DeadNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE dead ORDER BY id DESC LIMIT ?`, limit)
 }
 
 // NoticeDelivered marks a notice delivered.

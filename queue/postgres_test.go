@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 	"id06/queue/pgtest"
 )
@@ -27,7 +28,7 @@ func TestPostgresBackupRestores(t *testing.T) {
 	for _, id := range []string{"o1", "o2"} {
 		submit(t, s, id, false, holder(time.Now()))
 	}
-	moves := map[queue.State]queue.State{queue.Queued: queue.Encoding}
+	moves := map[order.State]order.State{order.Queued: order.Encoding}
 	j, err := s.Claim(ctx, "w", time.Minute, moves)
 	if err == nil {
 		err = s.AllocateCard(ctx, j, "BB")
@@ -60,14 +61,14 @@ func TestPostgresBackupRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	if o, err := cp.Get(ctx, "o2"); err != nil || o.State != queue.Queued {
+	if o, err := cp.Get(ctx, "o2"); err != nil || o.State != order.Queued {
 		t.Fatalf("restored order: %v %v", o, err)
 	}
 	// The card number sequence comes back where it was: no number reused.
 	if j, err = cp.Claim(ctx, "w", time.Minute, moves); err != nil {
 		t.Fatal(err)
 	}
-	second, _ := queue.FormatCardNumber("BB", 2)
+	second, _ := order.FormatCardNumber("BB", 2)
 	if err := cp.AllocateCard(ctx, j, "BB"); err != nil || j.CardNumber != second {
 		t.Fatalf("first card after restore: %s %v, want %s", j.CardNumber, err, second)
 	}

@@ -1,38 +1,11 @@
 package queue
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"testing"
 )
-
-func TestCardNumberFormat(t *testing.T) {
-	for _, tc := range []struct {
-		prefix string
-		seq    int64
-		want   string
-		err    bool
-	}{
-		{"BB", 1, "BB-0000-000018", false},
-		{"NX", 123456789, "NX-1234-567897", false},
-		{"bb", 1, "", true},
-		{"BB", 0, "", true},
-		{"BB", 1_000_000_000, "", true},
-	} {
-		got, err := FormatCardNumber(tc.prefix, tc.seq)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("FormatCardNumber(%q, %d) = %q, %v; want %q", tc.prefix, tc.seq, got, err, tc.want)
-		}
-		if !tc.err && !ValidCardNumber(got) {
-			t.Errorf("%s does not validate", got)
-		}
-	}
-	for _, bad := range []string{"BB-0000-000019", "BB-0000-00001", "B1-0000-000018", "BB00000000018"} {
-		if ValidCardNumber(bad) {
-			t.Errorf("%s validated", bad)
-		}
-	}
-}
 
 // Every migration exists for both databases, so neither falls behind.
 func TestMigrationsForEveryDialect(t *testing.T) {
@@ -61,20 +34,31 @@ func TestPlaceholdersNumberedForPostgres(t *testing.T) {
 	}
 }
 
-// One rule says which states may still be cancelled and which are at the
-// devices; the two never overlap and the final states are in neither.
-func TestCancellableAndDeviceStates(t *testing.T) {
-	for _, st := range States {
-		c, d := Cancellable(st), InDevice(st)
-		if c && d {
-			t.Errorf("%s is both cancellable and in the device", st)
-		}
-		final := st == Produced || st == Shipped || st == Failed || st == Cancelled
-		if final && (c || d) {
-			t.Errorf("final state %s offers cancel %v or stop %v", st, c, d)
-		}
+// Orders accepted before the holder_names column get their names from the
+// stored document when the migration runs.
+func TestHolderNamesMigrationFillsOldOrders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "station.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !Cancellable(Ready) || Cancellable(Encoding) || !InDevice(Encoding) || !InDevice(Printing) {
-		t.Error("ready must be cancellable; encoding and printing are at the devices")
+	ctx := context.Background()
+	doc := []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"A. Svensson"}}`)
+	if _, _, err := s.Submit(ctx, NewOrder{ID: "old-1", Supplier: "sup", BodyHash: "h", Doc: doc, CardType: "id06", Photo: []byte("j")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	if _, err := s.w.ExecContext(ctx, `ALTER TABLE orders DROP COLUMN holder_names; DELETE FROM schema_migrations WHERE version = '004_holder_names'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, q := range []string{"A. Svensson", "Anna Svensson"} {
+		if got, err := s.List(ctx, Filter{Search: q}); err != nil || len(got) != 1 {
+			t.Errorf("search %q after the migration: %d orders (%v)", q, len(got), err)
+		}
 	}
 }

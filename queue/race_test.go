@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 	"id06/queue/pgtest"
 )
@@ -48,7 +49,7 @@ func TestPostgresTwoProcessesClaimEachOrderOnce(t *testing.T) {
 		}
 	}
 	counts, err := s.CountByState(ctx)
-	if err != nil || counts[queue.Ready] != orders {
+	if err != nil || counts[order.Ready] != orders {
 		t.Errorf("states after the run: %v (%v); want all %d ready", counts, err, orders)
 	}
 	var twice int
@@ -79,8 +80,8 @@ func seed(t testing.TB, s *queue.Store, n int) {
 			defer wg.Done()
 			for i := g; i < n; i += 8 {
 				o, _, err := s.Submit(context.Background(), queue.NewOrder{ID: fmt.Sprintf("o%07d", i), Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`),
-					CardType: "id06", Express: i%10 == 0, Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("p")}, "api")
-				if err != nil || o.State != queue.Queued {
+					CardType: "id06", Express: i%10 == 0, Approvals: []order.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("p")}, "api")
+				if err != nil || o.State != order.Queued {
 					t.Errorf("submit: %v", err)
 					return
 				}
@@ -152,7 +153,7 @@ func runClaimer(url, station string) int {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	moves := map[queue.State]queue.State{queue.Queued: queue.Imaging, queue.Imaging: queue.Imaging}
+	moves := map[order.State]order.State{order.Queued: order.Imaging, order.Imaging: order.Imaging}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
@@ -167,7 +168,7 @@ func runClaimer(url, station string) int {
 				start := time.Now()
 				j, err := s.Claim(ctx, owner, time.Minute, moves)
 				took := time.Since(start)
-				if errors.Is(err, queue.ErrNoJob) {
+				if errors.Is(err, queue.ErrNothingToClaim) {
 					return
 				}
 				if err == nil {

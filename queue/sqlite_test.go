@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 	"id06/queue/queuetest"
 )
@@ -81,7 +82,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	if o, err := cp.Get(context.Background(), "o199"); err != nil || o.State != queue.Queued {
+	if o, err := cp.Get(context.Background(), "o199"); err != nil || o.State != order.Queued {
 		t.Fatalf("backup copy lacks an order: %v", err)
 	}
 	if err := s.Backup(context.Background(), dest, nil); err == nil {

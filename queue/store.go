@@ -28,11 +28,11 @@ import (
 var migrations embed.FS
 
 var (
-	ErrNotFound  = errors.New("order not found")
-	ErrConflict  = errors.New("an order with this id exists with a different body")
-	ErrNoJob     = errors.New("no job to claim")
-	ErrLeaseLost = errors.New("lease lost: the order changed state or another worker took it")
-	ErrState     = errors.New("the order is not in a state that allows this")
+	ErrNotFound       = errors.New("order not found")
+	ErrConflict       = errors.New("an order with this id exists with a different body")
+	ErrNothingToClaim = errors.New("no order to claim")
+	ErrLeaseLost      = errors.New("lease lost: the order changed state or another worker took it")
+	ErrState          = errors.New("the order is not in a state that allows this")
 )
 
 // Store is the station's database: one SQLite file for a station on its
@@ -147,6 +147,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		defer s.txMu.Unlock()
 	}
 	conn, err := s.w.Conn(ctx)
+	// A new SQLite file turns to WAL on each first connection; another
+	// process (or store) doing the same at that moment makes SQLite answer
+	// busy at once, without its busy timeout.
+	for tries := 0; err != nil && s.d.busy(err) && tries < 200; tries++ {
+		time.Sleep(25 * time.Millisecond)
+		conn, err = s.w.Conn(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -327,6 +334,34 @@ func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) sc
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// querier is the store's read pool or a write transaction; both write the
+// query in the dialect's placeholders.
+type querier interface {
+	query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (t *txn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.QueryContext(ctx, query, args...)
+}
+
+// collect runs a query and scans each row it returns with scan.
+func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 

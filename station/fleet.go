@@ -4,29 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"time"
 
 	"id06/queue"
 )
 
-// register claims the station's name in the database. On a fleet database
-// the name's previous process may still look alive (killed a moment ago):
-// the station waits for its heartbeat to go stale rather than take over
-// leases a live twin may hold. On SQLite the data directory's lock already
-// proves no other station uses the database.
-func (s *Server) register(ctx context.Context) error {
+// Register claims the station's name in the database before its leases
+// are rescued. On a fleet database the name's previous process may still
+// look alive (killed a moment ago): the station waits for its heartbeat to
+// go stale rather than take over leases a live twin may hold. sole says no
+// other station can use the database (SQLite under the data directory's
+// lock), so there is nothing to wait for.
+func Register(ctx context.Context, store *queue.Store, sole bool, log *slog.Logger) error {
 	stale := nameStale
-	if s.lock != nil {
+	if sole {
 		stale = 0
 	}
 	deadline := time.Now().Add(stale + 5*time.Second)
 	for {
-		seen, err := s.store.RegisterStation(ctx, stale)
+		seen, err := store.RegisterStation(ctx, stale)
 		if !errors.Is(err, queue.ErrStationRunning) || time.Now().After(deadline) {
 			return err
 		}
-		s.log.Warn("another process reported under this station's name lately; waiting for it to go quiet",
-			"name", s.cfg.Name, "last_seen", seen)
+		log.Warn("another process reported under this station's name lately; waiting for it to go quiet",
+			"name", store.Station(), "last_seen", seen)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -46,26 +48,26 @@ const (
 // ends. A database that does not answer pauses claims (the page and
 // /readyz say so) until it answers again; a name taken over by another
 // process pauses the station for good.
-func (s *Server) heartbeat(ctx context.Context) {
+func (s *Station) heartbeat(ctx context.Context) {
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
 	for {
-		err := s.store.Heartbeat(ctx, s.stationStatus("ready"))
+		err := s.Store.Heartbeat(ctx, s.stationStatus("ready"))
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, queue.ErrStationRunning):
-			s.log.Error("another process took this station's name; stopping work", "name", s.cfg.Name)
-			s.pipeline.Pause("Another process runs under this station's name (" + s.cfg.Name + "); give each station its own --name")
+			s.log.Error("another process took this station's name; stopping work", "name", s.Config.Name)
+			s.Pipeline.Pause("Another process runs under this station's name (" + s.Config.Name + "); give each station its own --name")
 		case err != nil:
 			s.log.Warn("database does not answer; claims paused", "err", err)
-			s.pipeline.databaseFault("Database unavailable; claims paused until it answers")
+			s.Pipeline.DatabaseFault("Database unavailable; claims paused until it answers")
 		default:
-			s.pipeline.databaseFault("")
+			s.Pipeline.DatabaseFault("")
 		}
 		select {
 		case <-ctx.Done():
 			stop, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			s.store.Heartbeat(stop, s.stationStatus("stopped"))
+			s.Store.Heartbeat(stop, s.stationStatus("stopped"))
 			cancel()
 			return
 		case <-t.C:
@@ -83,10 +85,10 @@ type lane struct {
 	CardInHand string `json:"card_in_hand,omitempty"`
 }
 
-func (s *Server) stationStatus(running string) queue.StationStatus {
-	paused, msg := s.pipeline.Paused()
-	card := s.pipeline.CardInHand()
-	l := lane{Name: "main", Reader: s.cfg.Reader, Printer: s.cfg.Printer, State: "idle", CardInHand: card}
+func (s *Station) stationStatus(running string) queue.StationStatus {
+	paused, msg := s.Pipeline.Paused()
+	card := s.Pipeline.CardInHand()
+	l := lane{Name: "main", Reader: s.Config.Reader, Printer: s.Config.Printer, State: "idle", CardInHand: card}
 	status := running
 	switch {
 	case paused:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -12,10 +11,8 @@ func runDBMigrate(c *cli, args []string) error {
 	fs := c.flags("db migrate")
 	data := fs.String("data", "", "data directory (default ./var)")
 	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
-	if pos, err := parse(fs, args); err != nil {
+	if _, err := c.args(fs, args, 0); err != nil {
 		return err
-	} else if len(pos) != 0 {
-		return errors.New("usage: station db migrate [--data DIR] [--db URL]")
 	}
 	// Opening migrates: once, under a lock every station takes.
 	store, err := queue.Open(database(c, *data, *db))

@@ -17,7 +17,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"id06/queue/pgtest"
-	"id06/station"
+	"id06/webhook/signature"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -38,7 +38,7 @@ func newReceiver(t *testing.T, secret string) (*receiver, string) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
-		if err := station.VerifySignature(rc.secret, r.Header.Get(station.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+		if err := signature.Verify(rc.secret, r.Header.Get(signature.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
 			rc.bad++
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -65,7 +66,7 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 			owner := fmt.Sprintf("w%d", w)
 			for {
 				j, err := s.Claim(ctx, owner, time.Minute, photoMoves)
-				if errors.Is(err, queue.ErrNoJob) {
+				if errors.Is(err, queue.ErrNothingToClaim) {
 					return
 				}
 				if err != nil {
@@ -91,7 +92,7 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 			t.Errorf("%s claimed %d times: %v", id, len(by), by)
 		}
 		o, _ := a.Get(ctx, id)
-		if o.State != queue.Ready || o.Station != strings.Split(by[0], "/")[0] {
+		if o.State != order.Ready || o.Station != strings.Split(by[0], "/")[0] {
 			t.Errorf("%s: state %s station %q, claimed by %v", id, o.State, o.Station, by)
 		}
 	}
@@ -106,7 +107,7 @@ func testOperatorMovesAreGuarded(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.NeedsFixPhoto(ctx, j, []queue.Reason{{Code: "blurred", MessageEN: "blurred", MessageSV: "suddig"}}); err != nil {
+	if err := s.NeedsFixPhoto(ctx, j, []order.Reason{{Code: "blurred", MessageEN: "blurred", MessageSV: "suddig"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Retry(ctx, "o1", "operator:eva", "again"); !errors.Is(err, queue.ErrState) {
@@ -129,13 +130,13 @@ func testOperatorMovesAreGuarded(t *testing.T, e *env) {
 		t.Fatalf("extending a failed order's lease: %v", err)
 	}
 	o, err := s.Retry(ctx, "o1", "operator:eva", "printer fixed")
-	if err != nil || o.State != queue.Queued || o.LeaseOwner != "" {
+	if err != nil || o.State != order.Queued || o.LeaseOwner != "" {
 		t.Fatalf("retry: %v %+v", err, o)
 	}
 	if _, err := s.Cancel(ctx, "o1", "other-supplier", "api", "x"); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("another supplier cancelled: %v", err)
 	}
-	if counts, _ := s.CountByState(ctx); counts[queue.Queued] != 1 {
+	if counts, _ := s.CountByState(ctx); counts[order.Queued] != 1 {
 		t.Fatalf("counts = %v", counts)
 	}
 }
@@ -154,7 +155,7 @@ func testLeasesBelongToStations(t *testing.T, e *env) {
 	if err != nil || pj.ID != "photo" {
 		t.Fatalf("claim: %v %v", pj, err)
 	}
-	cj, err := a.Claim(ctx, "w2", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Encoding})
+	cj, err := a.Claim(ctx, "w2", time.Minute, map[order.State]order.State{order.Queued: order.Encoding})
 	if err != nil || cj.ID != "chip" {
 		t.Fatal(err)
 	}
@@ -218,8 +219,8 @@ func testCardNumbersDistinctAcrossStations(t *testing.T, e *env) {
 		go func() {
 			defer wg.Done()
 			for {
-				j, err := s.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Encoding})
-				if errors.Is(err, queue.ErrNoJob) {
+				j, err := s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Queued: order.Encoding})
+				if errors.Is(err, queue.ErrNothingToClaim) {
 					return
 				}
 				if err == nil {
@@ -309,8 +310,8 @@ func testNoticeRetriesAndDeath(t *testing.T, e *env) {
 	if pending, dead, _ := s.OutboxCounts(ctx, "sup"); pending != 0 || dead != 1 {
 		t.Fatalf("counts %d pending %d dead", pending, dead)
 	}
-	if d, _ := s.DeadNotices(ctx, 10); len(d) != 1 || !d[0].Dead {
-		t.Fatalf("dead notices %+v", d)
+	if d, _ := s.RecentNotices(ctx, 10); len(d) != 1 || !d[0].Dead {
+		t.Fatalf("recent notices %+v", d)
 	}
 	if err := s.Redeliver(ctx, due[0].ID); err != nil {
 		t.Fatal(err)
@@ -394,7 +395,7 @@ func testListAndSearch(t *testing.T, e *env) {
 		first, last, _ := strings.Cut(name, " ")
 		doc, _ := json.Marshal(map[string]any{"holder": map[string]string{"first_name": first, "last_name": last, "print_name": name}})
 		_, _, err := s.Submit(ctx, queue.NewOrder{ID: fmt.Sprintf("o%d", i), Supplier: []string{"sup", "sup", "other"}[i],
-			BodyHash: "h", Doc: doc, CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}, "api")
+			BodyHash: "h", Doc: doc, HolderNames: []string{name, first + " " + last}, CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}, "api")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,14 +419,14 @@ func testListAndSearch(t *testing.T, e *env) {
 		{queue.Filter{}, []string{"no-holder", "o0", "o1", "o2"}},
 		{queue.Filter{Supplier: "sup"}, []string{"no-holder", "o0", "o1"}},
 		{queue.Filter{After: "o0", Limit: 1}, []string{"o1"}},
-		{queue.Filter{State: queue.AwaitingApproval}, []string{"no-holder"}},
-		{queue.Filter{State: queue.Queued, Supplier: "other"}, []string{"o2"}},
+		{queue.Filter{State: order.AwaitingApproval}, []string{"no-holder"}},
+		{queue.Filter{State: order.Queued, Supplier: "other"}, []string{"o2"}},
 		{queue.Filter{Search: "ann"}, []string{"o0", "o2"}}, // case does not matter
 		{queue.Filter{Search: "łukasz"}, []string{"o0"}},    // in the print name
 		{queue.Filter{Search: "Bo Ek"}, []string{"o1"}},     // first and last name
 		{queue.Filter{Search: "o2"}, []string{"o2"}},        // order id
 		{queue.Filter{Search: "100%"}, nil},                 // LIKE characters are literal
-		{queue.Filter{State: queue.Shipped}, nil},
+		{queue.Filter{State: order.Shipped}, nil},
 	} {
 		if got := ids(tc.f); !slices.Equal(got, tc.want) {
 			t.Errorf("List(%+v) = %v, want %v", tc.f, got, tc.want)
@@ -440,16 +441,16 @@ func testPhotoVerdicts(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
 	Submit(t, s, "o1", false, Holder(c.now()))
-	reasons := []queue.Reason{{Code: "eyes_closed", MessageEN: "eyes closed", MessageSV: "ögonen stängda"}}
+	reasons := []order.Reason{{Code: "eyes_closed", MessageEN: "eyes closed", MessageSV: "ögonen stängda"}}
 	o, err := s.OverridePhoto(ctx, "o1", "fail", "operator:eva", "looks away", reasons)
-	if err != nil || o.State != queue.NeedsFix || len(o.Reasons) != 1 || o.Reasons[0] != reasons[0] {
+	if err != nil || o.State != order.NeedsFix || len(o.Reasons) != 1 || o.Reasons[0] != reasons[0] {
 		t.Fatalf("fail verdict: %v %+v", err, o)
 	}
 	if _, err := s.OverridePhoto(ctx, "o1", "maybe", "operator:eva", "", nil); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("bad verdict: %v", err)
 	}
 	o, err = s.OverridePhoto(ctx, "o1", "pass", "operator:eva", "fine after all", nil)
-	if err != nil || o.State != queue.Queued || o.PhotoOverride != "pass" || len(o.Reasons) != 0 {
+	if err != nil || o.State != order.Queued || o.PhotoOverride != "pass" || len(o.Reasons) != 0 {
 		t.Fatalf("pass verdict: %v %+v", err, o)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")

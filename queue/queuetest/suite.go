@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
 	"id06/queue"
 )
 
@@ -52,6 +53,7 @@ var cases = []struct {
 	{"CardNumbersDistinctAcrossStations", testCardNumbersDistinctAcrossStations},
 	{"ReproduceRetiresTheCard", testReproduceRetiresTheCard},
 	{"ShipmentLifecycle", testShipmentLifecycle},
+	{"PackingRunIsAtomic", testPackingRunIsAtomic},
 	{"OperatorStopsAnOrderInTheDevice", testOperatorStopsAnOrderInTheDevice},
 	{"RefusedOrderFailsInsteadOfLooping", testRefusedOrderFailsInsteadOfLooping},
 	{"ExpressFigures", testExpressFigures},
@@ -62,6 +64,7 @@ var cases = []struct {
 	{"Tokens", testTokens},
 	{"Blobs", testBlobs},
 	{"ListAndSearch", testListAndSearch},
+	{"SearchFindsHolderNames", testSearchFindsHolderNames},
 	{"PhotoVerdicts", testPhotoVerdicts},
 	{"Stations", testStations},
 	{"MigrationsOnceUnderConcurrentOpens", testMigrationsOnceUnderConcurrentOpens},
@@ -107,12 +110,12 @@ func (e *env) first() (*queue.Store, *clock) {
 }
 
 // Holder is a holder approval at the given time.
-func Holder(at time.Time) []queue.Approval {
-	return []queue.Approval{{Kind: "holder", Method: "bankid", At: at}}
+func Holder(at time.Time) []order.Approval {
+	return []order.Approval{{Kind: "holder", Method: "bankid", At: at}}
 }
 
 // Submit stores an order of supplier "sup" with the approvals.
-func Submit(t testing.TB, s *queue.Store, id string, express bool, approvals []queue.Approval) *queue.Order {
+func Submit(t testing.TB, s *queue.Store, id string, express bool, approvals []order.Approval) *order.Record {
 	t.Helper()
 	o, _, err := s.Submit(context.Background(), queue.NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
 		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
@@ -123,8 +126,8 @@ func Submit(t testing.TB, s *queue.Store, id string, express bool, approvals []q
 }
 
 var (
-	photoMoves  = map[queue.State]queue.State{queue.Queued: queue.Imaging, queue.Imaging: queue.Imaging}
-	deviceMoves = map[queue.State]queue.State{queue.Ready: queue.Encoding, queue.Encoding: queue.Encoding, queue.Printing: queue.Printing}
+	photoMoves  = map[order.State]order.State{order.Queued: order.Imaging, order.Imaging: order.Imaging}
+	deviceMoves = map[order.State]order.State{order.Ready: order.Encoding, order.Encoding: order.Encoding, order.Printing: order.Printing}
 )
 
 func testSubmitIsIdempotent(t *testing.T, e *env) {
@@ -132,11 +135,11 @@ func testSubmitIsIdempotent(t *testing.T, e *env) {
 	ctx := context.Background()
 	n := queue.NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}
 	first, created, err := s.Submit(ctx, n, "api")
-	if err != nil || !created || first.State != queue.Queued {
+	if err != nil || !created || first.State != order.Queued {
 		t.Fatalf("first submit: %v created=%v state=%v", err, created, first.State)
 	}
 	again, created, err := s.Submit(ctx, n, "api")
-	if err != nil || created || again.State != queue.Queued {
+	if err != nil || created || again.State != order.Queued {
 		t.Fatalf("same body again: %v created=%v", err, created)
 	}
 	n.BodyHash = "other"
@@ -144,7 +147,7 @@ func testSubmitIsIdempotent(t *testing.T, e *env) {
 		t.Fatalf("different body: got %v, want queue.ErrConflict", err)
 	}
 	ev, _ := s.Events(ctx, "o1")
-	if len(ev) != 2 || ev[0].State != queue.Received || ev[1].State != queue.Queued {
+	if len(ev) != 2 || ev[0].State != order.Received || ev[1].State != order.Queued {
 		t.Fatalf("events = %+v", ev)
 	}
 }
@@ -153,14 +156,14 @@ func testUnapprovedOrdersWait(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
 	o := Submit(t, s, "o1", false, nil)
-	if o.State != queue.AwaitingApproval {
+	if o.State != order.AwaitingApproval {
 		t.Fatalf("state = %s", o.State)
 	}
-	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, queue.ErrNoJob) {
+	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, queue.ErrNothingToClaim) {
 		t.Fatalf("claimed an unapproved order: %v", err)
 	}
 	o, err := s.AddApproval(ctx, "o1", "sup", Holder(c.now())[0], "api")
-	if err != nil || o.State != queue.Queued {
+	if err != nil || o.State != order.Queued {
 		t.Fatalf("after approval: %v %s", err, o.State)
 	}
 }
@@ -170,11 +173,11 @@ func testTradeOrgApprovalRequired(t *testing.T, e *env) {
 	ctx := context.Background()
 	o, _, err := s.Submit(ctx, queue.NewOrder{ID: "t1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
 		TradeOrgRequired: true, Approvals: Holder(c.now()), Photo: []byte("p")}, "api")
-	if err != nil || o.State != queue.AwaitingApproval {
+	if err != nil || o.State != order.AwaitingApproval {
 		t.Fatalf("%v %s", err, o.State)
 	}
-	o, err = s.AddApproval(ctx, "t1", "sup", queue.Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
-	if err != nil || o.State != queue.Queued {
+	o, err = s.AddApproval(ctx, "t1", "sup", order.Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
+	if err != nil || o.State != order.Queued {
 		t.Fatalf("%v %s", err, o.State)
 	}
 }
@@ -189,7 +192,7 @@ func testClaimPriority(t *testing.T, e *env) {
 	var got []string
 	for {
 		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-		if errors.Is(err, queue.ErrNoJob) {
+		if errors.Is(err, queue.ErrNothingToClaim) {
 			break
 		}
 		if err != nil {
@@ -202,7 +205,7 @@ func testClaimPriority(t *testing.T, e *env) {
 		t.Fatalf("claim order = %v, want %v", got, want)
 	}
 	o, _ := s.Get(ctx, "express")
-	if want := base.Add(-10 * time.Minute).Add(queue.ExpressWindow); !o.Deadline.Equal(want) {
+	if want := base.Add(-10 * time.Minute).Add(order.ExpressWindow); !o.Deadline.Equal(want) {
 		t.Fatalf("deadline = %v, want %v", o.Deadline, want)
 	}
 }
@@ -222,7 +225,7 @@ func testFinishingIsGuarded(t *testing.T, e *env) {
 		t.Fatalf("finishing a cancelled order: %v", err)
 	}
 	o, _ := s.Get(ctx, "o1")
-	if o.State != queue.Cancelled {
+	if o.State != order.Cancelled {
 		t.Fatalf("state = %s", o.State)
 	}
 }
@@ -261,7 +264,7 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
 	Submit(t, s, "o1", false, Holder(c.now()))
-	moves := map[queue.State]queue.State{queue.Queued: queue.Encoding}
+	moves := map[order.State]order.State{order.Queued: order.Encoding}
 	j, err := s.Claim(ctx, "w", time.Minute, moves)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +274,7 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 		if err := s.AllocateCard(ctx, j, "BB"); err != nil {
 			t.Fatal(err)
 		}
-		if seen[j.CardNumber] || !queue.ValidCardNumber(j.CardNumber) {
+		if seen[j.CardNumber] || !order.ValidCardNumber(j.CardNumber) {
 			t.Fatalf("card number %s reused or invalid", j.CardNumber)
 		}
 		seen[j.CardNumber] = true
@@ -286,7 +289,7 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 			t.Fatalf("blank %d: failed=%v", i, failed)
 		}
 		if !failed {
-			if j, err = s.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Ready: queue.Encoding}); err != nil {
+			if j, err = s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Ready: order.Encoding}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -306,16 +309,100 @@ func testCardNumbersNeverReused(t *testing.T, e *env) {
 	}
 }
 
+// Operators find an order by id, card number, chip UID or any part of the
+// holder's names as intake recorded them; % and _ are matched literally.
+func testSearchFindsHolderNames(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	if _, _, err := s.Submit(ctx, queue.NewOrder{ID: "o-1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
+		HolderNames: []string{"Anna Ł. Svensson", "Anna Łukasz-Svensson"}, Approvals: Holder(c.now()), Photo: []byte("jpeg")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	Submit(t, s, "o-2", false, Holder(c.now()))
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"o-1", 1}, {"Ł. Sv", 1}, {"Łukasz-Svensson", 1}, {"anna", 1}, {"Anna%", 0}, {"Ann_", 0}, {"Bertil", 0},
+	} {
+		got, err := s.List(ctx, queue.Filter{Search: tc.q})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("search %q: %d orders (%v), want %d", tc.q, len(got), err, tc.want)
+		}
+	}
+}
+
+// Order ids are the supplier's: another supplier may use the same id. Each
+// order gets a station-wide key (the plain id when it is free), resolves by
+// (supplier, id), stays idempotent per supplier, and its notices name it by
+// the supplier's id.
+func testOrderIDsAreUniquePerSupplier(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	n := func(supplier, hash string) queue.NewOrder {
+		return queue.NewOrder{ID: "po-1", Supplier: supplier, BodyHash: hash, Doc: []byte(`{}`), CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}
+	}
+	a, created, err := s.Submit(ctx, n("acme", "a"), "supplier:acme")
+	if err != nil || !created {
+		t.Fatalf("acme: %v created=%v", err, created)
+	}
+	b, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg")
+	if err != nil || !created {
+		t.Fatalf("bygg with acme's id: %v created=%v, want a new order", err, created)
+	}
+	if a.ID != "po-1" || b.ID == a.ID || a.SupplierOrderID != "po-1" || b.SupplierOrderID != "po-1" {
+		t.Fatalf("keys %q %q, supplier ids %q %q", a.ID, b.ID, a.SupplierOrderID, b.SupplierOrderID)
+	}
+	// The key names print jobs and files: it keeps to the order id rule.
+	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`).MatchString(b.ID) {
+		t.Fatalf("the second order's key %q breaks the order id rule", b.ID)
+	}
+	if again, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg"); err != nil || created || again.ID != b.ID {
+		t.Fatalf("bygg resubmits: %v created=%v key %q", err, created, again.ID)
+	}
+	if _, _, err := s.Submit(ctx, n("bygg", "changed"), "supplier:bygg"); !errors.Is(err, queue.ErrConflict) {
+		t.Fatalf("bygg changes its order: %v, want queue.ErrConflict", err)
+	}
+	for supplier, want := range map[string]string{"acme": a.ID, "bygg": b.ID} {
+		o, err := s.SupplierOrder(ctx, supplier, "po-1")
+		if err != nil || o.ID != want {
+			t.Fatalf("%s's po-1: %v %+v", supplier, err, o)
+		}
+	}
+	if _, err := s.SupplierOrder(ctx, "cement", "po-1"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("a third supplier sees po-1: %v", err)
+	}
+	if list, _ := s.List(ctx, queue.Filter{Supplier: "bygg"}); len(list) != 1 || list[0].ID != b.ID {
+		t.Fatalf("bygg's list: %+v", list)
+	}
+	if found, _ := s.List(ctx, queue.Filter{Search: "po-1"}); len(found) != 2 {
+		t.Fatalf("operators searching po-1 find %d orders, want both", len(found))
+	}
+	if _, err := s.Cancel(ctx, b.ID, "bygg", "supplier:bygg", "no longer needed"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, a.ID); got.State == order.Cancelled {
+		t.Fatal("bygg cancelled acme's order")
+	}
+	notices, _ := s.OrderNotices(ctx, b.ID)
+	var payload struct {
+		OrderID string `json:"order_id"`
+	}
+	if len(notices) != 1 || json.Unmarshal(notices[0].Payload, &payload) != nil || payload.OrderID != "po-1" || notices[0].Supplier != "bygg" {
+		t.Fatalf("bygg's notice: %+v payload %s", notices, notices[0].Payload)
+	}
+}
+
 // produce takes an approved order through every stage the way the pipeline does.
-func produce(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Order {
+func produce(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *order.Record {
 	t.Helper()
 	ctx := context.Background()
-	j := toPrinting(t, s, id, express, approvedAt)
+	j := printing(t, s, id, express, approvedAt)
 	if err := s.Produced(ctx, j, "printed"); err != nil {
 		t.Fatal(err)
 	}
 	o, err := s.Get(ctx, id)
-	if err != nil || o.State != queue.Produced {
+	if err != nil || o.State != order.Produced {
 		t.Fatalf("produce %s: %v state %v", id, err, o.State)
 	}
 	return o
@@ -330,7 +417,7 @@ func testReproduceRetiresTheCard(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	got, _ := s.Get(ctx, "o1")
-	if got.State != queue.Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
+	if got.State != order.Ready || got.CardNumber != "" || got.ChipUID != "" || got.SealedSecrets != nil {
 		t.Fatalf("after reproduce: state %s card %q chip %q", got.State, got.CardNumber, got.ChipUID)
 	}
 	numbers, _ := s.CardNumbers(ctx, "o1")
@@ -338,7 +425,7 @@ func testReproduceRetiresTheCard(t *testing.T, e *env) {
 		t.Fatalf("old card %s status %q, want spoiled", old, numbers[old])
 	}
 	ev, _ := s.Events(ctx, "o1")
-	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != queue.Ready {
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != order.Ready {
 		t.Fatalf("last event %+v", last)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")
@@ -359,26 +446,35 @@ func testShipmentLifecycle(t *testing.T, e *env) {
 	if err != nil || len(un) != 2 {
 		t.Fatalf("unshipped = %d, %v", len(un), err)
 	}
-	doc, _ := json.Marshal(map[string]any{"address": []string{"Storgatan 1"}})
-	if err := s.CreateShipment(ctx, queue.Shipment{ID: "SHP-1", Doc: doc}, []string{"o1", "o2"}, "operator:eva"); err != nil {
+	parcel := func(id string, orders ...string) order.Shipment {
+		sh := order.Shipment{ID: id, Address: []string{"Storgatan 1"}}
+		for _, o := range orders {
+			sh.Cards = append(sh.Cards, order.ShipmentCard{OrderID: o})
+		}
+		return sh
+	}
+	if err := s.CreateShipments(ctx, []order.Shipment{parcel("SHP-1", "o1", "o2")}, "operator:eva"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateShipment(ctx, queue.Shipment{ID: "SHP-2", Doc: doc}, []string{"o1"}, "operator:eva"); !errors.Is(err, queue.ErrState) {
+	if err := s.CreateShipments(ctx, []order.Shipment{parcel("SHP-2", "o1")}, "operator:eva"); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("packing a packed card again: %v, want queue.ErrState", err)
 	}
 	if _, err := s.Reproduce(ctx, "o2", "operator:eva", "scratched"); err != nil {
 		t.Fatal(err)
 	}
-	_, orders, err := s.Shipment(ctx, "SHP-1")
+	sh, orders, err := s.Shipment(ctx, "SHP-1")
 	if err != nil || len(orders) != 1 || orders[0].ID != "o1" {
 		t.Fatalf("shipment after reproducing o2: %d orders, %v", len(orders), err)
+	}
+	if len(sh.Address) != 1 || sh.Address[0] != "Storgatan 1" || sh.CreatedBy != "operator:eva" {
+		t.Fatalf("shipment read back: %+v", sh)
 	}
 	n, err := s.MarkShipped(ctx, "SHP-1", "operator:eva")
 	if err != nil || n != 1 {
 		t.Fatalf("mark shipped: %d, %v", n, err)
 	}
 	o1, _ := s.Get(ctx, "o1")
-	if o1.State != queue.Shipped {
+	if o1.State != order.Shipped {
 		t.Fatalf("o1 state %s", o1.State)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")
@@ -392,6 +488,37 @@ func testShipmentLifecycle(t *testing.T, e *env) {
 	}
 	if _, err := s.MarkShipped(ctx, "SHP-404", "operator:eva"); !errors.Is(err, queue.ErrNotFound) {
 		t.Fatalf("unknown shipment: %v", err)
+	}
+}
+
+// A packing run is one transaction: when one parcel cannot be packed, none
+// is, and every card stays unshipped for the next run.
+func testPackingRunIsAtomic(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
+	for _, id := range []string{"o1", "o2", "o3"} {
+		produce(t, s, id, false, c.now())
+	}
+	run := []order.Shipment{
+		{ID: "SHP-A", Address: []string{"Storgatan 1"}, Cards: []order.ShipmentCard{{OrderID: "o1"}, {OrderID: "o2"}}},
+		{ID: "SHP-B", Address: []string{"Kungsgatan 9"}, Cards: []order.ShipmentCard{{OrderID: "o3"}, {OrderID: "no-such-order"}}},
+	}
+	if err := s.CreateShipments(ctx, run, "operator:eva"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("run with a bad parcel: %v, want queue.ErrState", err)
+	}
+	if un, _ := s.Unshipped(ctx); len(un) != 3 {
+		t.Fatalf("%d unshipped after a failed run, want all 3", len(un))
+	}
+	if list, _ := s.Shipments(ctx, 10); len(list) != 0 {
+		t.Fatalf("%d shipments stored by a failed run", len(list))
+	}
+	run[1].Cards = run[1].Cards[:1]
+	if err := s.CreateShipments(ctx, run, "operator:eva"); err != nil {
+		t.Fatal(err)
+	}
+	orders, err := s.ShipmentOrders(ctx, []string{"SHP-A", "SHP-B"})
+	if err != nil || len(orders) != 3 || orders[0].ShipmentID != "SHP-A" || orders[2].ShipmentID != "SHP-B" {
+		t.Fatalf("orders of both parcels: %d, %v", len(orders), err)
 	}
 }
 
@@ -409,7 +536,7 @@ func testExpressFigures(t *testing.T, e *env) {
 	if n, _ := s.ExpressMissed(ctx); n != 0 {
 		t.Fatalf("missed before the deadline = %d", n)
 	}
-	c.add(queue.ExpressWindow + time.Minute)
+	c.add(order.ExpressWindow + time.Minute)
 	if n, _ := s.ExpressMissed(ctx); n != 1 {
 		t.Fatalf("missed after the deadline = %d, want 1 (the one still open)", n)
 	}
@@ -480,32 +607,12 @@ func testUsersAndSessions(t *testing.T, e *env) {
 	}
 }
 
-// toPrinting takes an order to printing with a chip bound, as the device
-// worker leaves it when the printer will not take the job.
-func toPrinting(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Job {
-	t.Helper()
-	ctx := context.Background()
-	Submit(t, s, id, express, Holder(approvedAt))
-	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMoves); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
-		t.Fatal(err)
-	}
-	return j
+// printing takes an approved order of supplier "sup" to printing with a
+// chip bound, as the device worker leaves it when the printer will not take
+// the job.
+func printing(t *testing.T, s *queue.Store, id string, express bool, approvedAt time.Time) *queue.Claim {
+	return toPrinting(t, s, queue.NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`), CardType: "id06",
+		Express: express, Approvals: Holder(approvedAt), Photo: []byte("jpeg")}, "04A1B2C3")
 }
 
 // An order stuck at the reader or printer can be stopped by an operator:
@@ -515,13 +622,13 @@ func toPrinting(t *testing.T, s *queue.Store, id string, express bool, approvedA
 func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	j := toPrinting(t, s, "stuck-1", false, c.now())
+	j := printing(t, s, "stuck-1", false, c.now())
 	card := j.CardNumber
 	o, err := s.SpoilAndFail(ctx, "stuck-1", "operator:eva", "printer refuses the job")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.State != queue.Failed || o.CardNumber != "" || o.ChipUID != "" || o.BlanksSpoiled != 1 {
+	if o.State != order.Failed || o.CardNumber != "" || o.ChipUID != "" || o.BlanksSpoiled != 1 {
 		t.Fatalf("after stop: state %s card %q chip %q spoiled %d", o.State, o.CardNumber, o.ChipUID, o.BlanksSpoiled)
 	}
 	if numbers, _ := s.CardNumbers(ctx, "stuck-1"); numbers[card] != "spoiled" {
@@ -531,7 +638,7 @@ func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 		t.Fatalf("%d spoiled blanks recorded, want 1", n)
 	}
 	ev, _ := s.Events(ctx, "stuck-1")
-	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != queue.Failed || !strings.Contains(last.Note, "printer refuses the job") || !strings.Contains(last.Note, card) {
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != order.Failed || !strings.Contains(last.Note, "printer refuses the job") || !strings.Contains(last.Note, card) {
 		t.Fatalf("last event %+v", last)
 	}
 	if notices, _ := s.OrderNotices(ctx, "stuck-1"); notices[len(notices)-1].Type != "order.failed" {
@@ -555,13 +662,13 @@ func testOperatorStopsAnOrderInTheDevice(t *testing.T, e *env) {
 func testRefusedOrderFailsInsteadOfLooping(t *testing.T, e *env) {
 	s, c := e.first()
 	ctx := context.Background()
-	j := toPrinting(t, s, "refused-1", false, c.now())
+	j := printing(t, s, "refused-1", false, c.now())
 	card := j.CardNumber
 	if err := s.FailSpoiled(ctx, j, "the printer refused the job: bad id"); err != nil {
 		t.Fatal(err)
 	}
 	o, _ := s.Get(ctx, "refused-1")
-	if o.State != queue.Failed || o.CardNumber != "" {
+	if o.State != order.Failed || o.CardNumber != "" {
 		t.Fatalf("state %s card %q", o.State, o.CardNumber)
 	}
 	if numbers, _ := s.CardNumbers(ctx, "refused-1"); numbers[card] != "spoiled" {
@@ -571,68 +678,7 @@ func testRefusedOrderFailsInsteadOfLooping(t *testing.T, e *env) {
 	if n, err := s.Rescue(ctx, false); err != nil || n != 0 {
 		t.Fatalf("rescue found %d (%v)", n, err)
 	}
-	if _, err := s.Claim(ctx, "w", time.Minute, deviceMoves); !errors.Is(err, queue.ErrNoJob) {
+	if _, err := s.Claim(ctx, "w", time.Minute, deviceMoves); !errors.Is(err, queue.ErrNothingToClaim) {
 		t.Fatalf("a failed order was claimed again: %v", err)
-	}
-}
-
-// queue.Order ids are the supplier's: another supplier may use the same id. Each
-// order gets a station-wide key (the plain id when it is free), resolves by
-// (supplier, id), stays idempotent per supplier, and its notices name it by
-// the supplier's id.
-func testOrderIDsAreUniquePerSupplier(t *testing.T, e *env) {
-	s, c := e.first()
-	ctx := context.Background()
-	n := func(supplier, hash string) queue.NewOrder {
-		return queue.NewOrder{ID: "po-1", Supplier: supplier, BodyHash: hash, Doc: []byte(`{}`), CardType: "id06", Approvals: Holder(c.now()), Photo: []byte("p")}
-	}
-	a, created, err := s.Submit(ctx, n("acme", "a"), "supplier:acme")
-	if err != nil || !created {
-		t.Fatalf("acme: %v created=%v", err, created)
-	}
-	b, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg")
-	if err != nil || !created {
-		t.Fatalf("bygg with acme's id: %v created=%v, want a new order", err, created)
-	}
-	if a.ID != "po-1" || b.ID == a.ID || a.SupplierOrderID != "po-1" || b.SupplierOrderID != "po-1" {
-		t.Fatalf("keys %q %q, supplier ids %q %q", a.ID, b.ID, a.SupplierOrderID, b.SupplierOrderID)
-	}
-	// The key names print jobs and files: it keeps to the order id rule.
-	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`).MatchString(b.ID) {
-		t.Fatalf("the second order's key %q breaks the order id rule", b.ID)
-	}
-	if again, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg"); err != nil || created || again.ID != b.ID {
-		t.Fatalf("bygg resubmits: %v created=%v key %q", err, created, again.ID)
-	}
-	if _, _, err := s.Submit(ctx, n("bygg", "changed"), "supplier:bygg"); !errors.Is(err, queue.ErrConflict) {
-		t.Fatalf("bygg changes its order: %v, want queue.ErrConflict", err)
-	}
-	for supplier, want := range map[string]string{"acme": a.ID, "bygg": b.ID} {
-		o, err := s.SupplierOrder(ctx, supplier, "po-1")
-		if err != nil || o.ID != want {
-			t.Fatalf("%s's po-1: %v %+v", supplier, err, o)
-		}
-	}
-	if _, err := s.SupplierOrder(ctx, "cement", "po-1"); !errors.Is(err, queue.ErrNotFound) {
-		t.Fatalf("a third supplier sees po-1: %v", err)
-	}
-	if list, _ := s.List(ctx, queue.Filter{Supplier: "bygg"}); len(list) != 1 || list[0].ID != b.ID {
-		t.Fatalf("bygg's list: %+v", list)
-	}
-	if found, _ := s.List(ctx, queue.Filter{Search: "po-1"}); len(found) != 2 {
-		t.Fatalf("operators searching po-1 find %d orders, want both", len(found))
-	}
-	if _, err := s.Cancel(ctx, b.ID, "bygg", "supplier:bygg", "no longer needed"); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Get(ctx, a.ID); got.State == queue.Cancelled {
-		t.Fatal("bygg cancelled acme's order")
-	}
-	notices, _ := s.OrderNotices(ctx, b.ID)
-	var payload struct {
-		OrderID string `json:"order_id"`
-	}
-	if len(notices) != 1 || json.Unmarshal(notices[0].Payload, &payload) != nil || payload.OrderID != "po-1" || notices[0].Supplier != "bygg" {
-		t.Fatalf("bygg's notice: %+v payload %s", notices, notices[0].Payload)
 	}
 }
