@@ -44,6 +44,7 @@ type Store interface {
 	AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*order.Record, error)
 	Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error)
 	OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 }
 
 // Production is the part of the pipeline the API drives: it wakes the

@@ -15,10 +15,12 @@ import (
 	"id06/order"
 )
 
-// Figures is what the metrics read from the database when scraped.
+// Figures is what the metrics read from the database when scraped, and
+// the name of the station they are about.
 type Figures interface {
 	CountByState(ctx context.Context) (map[order.State]int, error)
 	OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error)
+	Station() string
 }
 
 // Metrics counts what the pipeline and the webhooks report.
@@ -31,8 +33,9 @@ type Metrics struct {
 	expressMissed prometheus.Counter
 }
 
-// New registers the station's metrics; orders by state and the outbox come
-// from figures and the devices' state from status, both when scraped.
+// New registers the station's metrics, each labelled with the station's
+// name; orders by state and the outbox come from figures and the devices'
+// state from status, both when scraped.
 func New(figures Figures, status func() (readerUp, printerUp bool)) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -45,7 +48,10 @@ func New(figures Figures, status func() (readerUp, printerUp bool)) *Metrics {
 		webhooks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_webhook_deliveries_total", Help: "Webhook delivery attempts by result."}, []string{"result"}),
 		expressMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "station_express_deadlines_missed_total", Help: "Express orders produced after their 2-hour deadline."}),
 	}
-	m.reg.MustRegister(m.stage, m.spoiled, m.produced, m.webhooks, m.expressMissed,
+	// Every figure carries the station's name, so that one Prometheus can
+	// scrape a whole fleet and tell its stations apart.
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"station": figures.Station()}, m.reg)
+	reg.MustRegister(m.stage, m.spoiled, m.produced, m.webhooks, m.expressMissed,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		&stateCollector{figures: figures, status: status})
 	return m

@@ -22,6 +22,13 @@ type StationInfo struct {
 	StationStatus
 }
 
+// StationStale is how long a station may go without reporting before the
+// fleet counts it as gone and its name is free for another process.
+const StationStale = 10 * time.Second
+
+// Live reports whether the station reported within StationStale of now.
+func (si StationInfo) Live(now time.Time) bool { return now.Sub(si.LastSeen) < StationStale }
+
 // ErrStationRunning is returned when another process holds this station's
 // name: two stations of one name would take each other's leases.
 var ErrStationRunning = errors.New("a station of this name is running")
@@ -50,22 +57,32 @@ func (s *Store) RegisterStation(ctx context.Context, stale time.Duration) (lastS
 	return time.UnixMilli(seen).UTC(), fmt.Errorf("%w: %q last reported at %s", ErrStationRunning, s.station, time.UnixMilli(seen).UTC().Format(time.RFC3339))
 }
 
-// Heartbeat records that this station is alive and what it is doing.
-// ErrStationRunning means another process registered the name meanwhile.
+// Heartbeat records that this station is alive and what it is doing. A
+// name whose record is gone, or silent for StationStale, is registered
+// again; ErrStationRunning means another live process holds it.
 func (s *Store) Heartbeat(ctx context.Context, st StationStatus) error {
 	lanes := st.Lanes
 	if lanes == nil {
 		lanes = []byte("[]")
 	}
-	res, err := s.exec(ctx, `UPDATE stations SET last_seen = ?, status = ?, lanes = ?, card_in_hand = ? WHERE name = ? AND instance = ?`,
-		ms(s.now()), st.Status, string(lanes), st.CardInHand, s.station, s.instance)
-	if err != nil {
+	beat := func() (bool, error) {
+		res, err := s.exec(ctx, `UPDATE stations SET last_seen = ?, status = ?, lanes = ?, card_in_hand = ? WHERE name = ? AND instance = ?`,
+			ms(s.now()), st.Status, string(lanes), st.CardInHand, s.station, s.instance)
+		if err != nil {
+			return false, err
+		}
+		n, _ := res.RowsAffected()
+		return n == 1, nil
+	}
+	ok, err := beat()
+	if err != nil || ok {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("%w: %q was registered by another process", ErrStationRunning, s.station)
+	if _, err := s.RegisterStation(ctx, StationStale); err != nil {
+		return err
 	}
-	return nil
+	_, err = beat()
+	return err
 }
 
 // Stations lists every station that ever reported, by name.

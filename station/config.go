@@ -19,8 +19,8 @@ import (
 type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
-	DB           string `json:"db"`   // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
-	Name         string `json:"name"` // this station's name in a fleet; "" = the host name
+	DB           string `json:"db"`            // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
+	Name         string `json:"name"`          // this station's name in a fleet; "" = the host name
 	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
 	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
 	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template

@@ -17,7 +17,7 @@ import (
 // other station can use the database (SQLite under the data directory's
 // lock), so there is nothing to wait for.
 func Register(ctx context.Context, store *queue.Store, sole bool, log *slog.Logger) error {
-	stale := nameStale
+	stale := queue.StationStale
 	if sole {
 		stale = 0
 	}
@@ -38,11 +38,8 @@ func Register(ctx context.Context, store *queue.Store, sole bool, log *slog.Logg
 }
 
 // heartbeatEvery is how often a station reports to the fleet and checks
-// that its database answers; a name silent for nameStale is free again.
-const (
-	heartbeatEvery = time.Second
-	nameStale      = 10 * heartbeatEvery
-)
+// that its database answers, well within queue.StationStale.
+const heartbeatEvery = time.Second
 
 // heartbeat reports the station's state to the fleet each second until ctx
 // ends. A database that does not answer pauses claims (the page and
@@ -51,19 +48,28 @@ const (
 func (s *Station) heartbeat(ctx context.Context) {
 	t := time.NewTicker(heartbeatEvery)
 	defer t.Stop()
+	var was error // the last beat's failure, logged once
 	for {
 		err := s.Store.Heartbeat(ctx, s.stationStatus("ready"))
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, queue.ErrStationRunning):
-			s.log.Error("another process took this station's name; stopping work", "name", s.Config.Name)
+			if was == nil {
+				s.log.Error("another process runs under this station's name; work paused", "name", s.Config.Name)
+			}
 			s.Pipeline.Pause("Another process runs under this station's name (" + s.Config.Name + "); give each station its own --name")
 		case err != nil:
-			s.log.Warn("database does not answer; claims paused", "err", err)
+			if was == nil {
+				s.log.Warn("database does not answer; claims paused", "err", err)
+			}
 			s.Pipeline.DatabaseFault("Database unavailable; claims paused until it answers")
 		default:
+			if was != nil {
+				s.log.Info("database answers again; claims go on")
+			}
 			s.Pipeline.DatabaseFault("")
 		}
+		was = err
 		select {
 		case <-ctx.Done():
 			stop, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -66,6 +66,9 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 	}
 	t.Cleanup(func() { parts.Store.Close() })
 	// As cmd/station does at every start.
+	if err := Register(context.Background(), parts.Store, true, log); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := parts.Store.Rescue(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +360,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 	if !stationtest.HasAudit(t, s.Store, "station webhook_dead") {
 		t.Fatalf("dead letters not audited: %v", stationtest.Audit(t, s.Store))
 	}
-	if m := get(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead"} 2`) {
+	if m := get(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead",station="`+s.Config.Name+`"} 2`) {
 		t.Fatalf("dead counter: %s", m)
 	}
 	// The daemon kept serving throughout.
@@ -385,7 +388,8 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 		t.Fatalf("redelivering a delivered notice: %d, want 409", r.Status)
 	}
 	metrics := get(t, hs.URL+"/metrics")
-	for _, want := range []string{`station_webhook_deliveries_total{result="dead"} 2`, `station_webhook_outbox{status="dead"} 1`} {
+	for _, want := range []string{`station_webhook_deliveries_total{result="dead",station="` + s.Config.Name + `"} 2`,
+		`station_webhook_outbox{station="` + s.Config.Name + `",status="dead"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -436,11 +440,14 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
 	}
 	// The floor's figures are all on /metrics.
+	// Every figure names the station, for a Prometheus that scrapes a fleet.
 	metrics := get(t, "http://"+addr+"/metrics")
-	for _, want := range []string{`station_orders{state="produced"} 1`, `station_stage_seconds_count{stage="photo"}`,
-		`station_stage_seconds_count{stage="encode"}`, `station_stage_seconds_count{stage="print"}`, "station_cards_produced_total 1",
-		"station_spoiled_blanks_total 0", `station_webhook_deliveries_total{result="delivered"}`, `station_webhook_outbox{status="dead"} 0`,
-		"station_express_deadlines_missed_total 0", "station_reader_up", "station_printer_up 1"} {
+	name := `station="` + s.Config.Name + `"`
+	for _, want := range []string{`station_orders{state="produced",` + name + `} 1`, `station_stage_seconds_count{stage="photo",` + name + `}`,
+		`station_stage_seconds_count{stage="encode",` + name + `}`, `station_stage_seconds_count{stage="print",` + name + `}`,
+		`station_cards_produced_total{` + name + `} 1`, `station_spoiled_blanks_total{` + name + `} 0`,
+		`station_webhook_deliveries_total{result="delivered",` + name + `}`, `station_webhook_outbox{` + name + `,status="dead"} 0`,
+		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{` + name + `}`, `station_printer_up{` + name + `} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -47,6 +47,7 @@ type Store interface {
 	ProducedSince(ctx context.Context, t time.Time) (int, error)
 	SpoiledCount(ctx context.Context, since time.Time) (int, error)
 	OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 	// orders
 	List(ctx context.Context, f queue.Filter) ([]*order.Record, error)
 	Get(ctx context.Context, id string) (*order.Record, error)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"id06/queue"
 	"id06/queue/pgtest"
 	"id06/webhook/signature"
 )
@@ -195,6 +197,34 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	rows.Close()
 	t.Logf("blanks spoiled: %d", count(`SELECT count(*) FROM spoiled_blanks`))
 
+	// The fleet view: every station, each reporting, through any one's API.
+	store, err := queue.Open(url, queue.WithStation("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.AddToken(context.Background(), "floor", "st_fleet_operator", []string{"operator"}); err != nil {
+		t.Fatal(err)
+	}
+	view := stations[1].d
+	view.token = "st_fleet_operator"
+	code, body, err := view.do(http.MethodGet, "/v1/ops/stations", nil)
+	var fleet struct {
+		Stations []struct {
+			Name  string            `json:"name"`
+			Live  bool              `json:"live"`
+			Lanes []json.RawMessage `json:"lanes"`
+		} `json:"stations"`
+	}
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &fleet) != nil || len(fleet.Stations) != 3 {
+		t.Fatalf("GET /v1/ops/stations: %d %s %v", code, body, err)
+	}
+	for i, st := range fleet.Stations {
+		if st.Name != stations[i].name || !st.Live || len(st.Lanes) != 1 {
+			t.Errorf("station %d in the fleet view: %+v", i, st)
+		}
+	}
+
 	// Every order.produced notice delivered; duplicates are counted, not failed.
 	waitFor("every order.produced delivered", 2*time.Minute, func() bool {
 		rc.mu.Lock()
@@ -224,7 +254,7 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 func TestDBVerbsOnPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	out, errOut, code := runCLI(t, "db", "migrate", "--db", url)
-	if code != 0 || !strings.Contains(out, "(postgres) is at schema 004_fleet") || strings.Contains(out, "password") {
+	if code != 0 || !strings.Contains(out, "(postgres) is at schema 005_fleet") || strings.Contains(out, "password") {
 		t.Fatalf("db migrate: %d %q %q", code, out, errOut)
 	}
 	dest := filepath.Join(t.TempDir(), "fleet.dump")

@@ -487,11 +487,17 @@ func testStations(t *testing.T, e *env) {
 	if err := a.Heartbeat(ctx, queue.StationStatus{Status: "ready"}); !errors.Is(err, queue.ErrStationRunning) {
 		t.Fatalf("the displaced process's heartbeat: %v", err)
 	}
+	// A station whose record went missing (a restored database) registers
+	// again on its next heartbeat.
+	c2 := e.open("st-c")
+	if err := c2.Heartbeat(ctx, queue.StationStatus{Status: "ready"}); err != nil {
+		t.Fatalf("heartbeat without a record: %v", err)
+	}
 	if err := twin.Heartbeat(ctx, queue.StationStatus{Status: "paused: printer out of cards", Lanes: lanes}); err != nil {
 		t.Fatal(err)
 	}
 	list, err := b.Stations(ctx)
-	if err != nil || len(list) != 2 || list[0].Name != "st-a" || list[1].Name != "st-b" {
+	if err != nil || len(list) != 3 || list[0].Name != "st-a" || list[1].Name != "st-b" || list[2].Name != "st-c" {
 		t.Fatalf("stations = %+v, %v", list, err)
 	}
 	if st := list[0]; st.Status != "paused: printer out of cards" || string(st.Lanes) != string(lanes) ||
