@@ -91,6 +91,9 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		return nil, err
 	}
 	containers[objCert.Tag] = container(buildCertObject(cert))
+	if err := p.stock.checkSize(objCert, containers[objCert.Tag]); err != nil {
+		return nil, fmt.Errorf("personalize: %w", err)
+	}
 
 	// Step 4: data objects, security object last.
 	for _, o := range written {
@@ -170,7 +173,7 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	containers[objCHUID.Tag] = container(chuidV)
 	containers[objCCC.Tag] = container(buildCCC(d.CardUUID))
 	containers[objPrinted.Tag] = container(newPrintedInfo(d, p.issuer).encode())
-	facialV, err := buildFacial(sign, d.FacialJPEG, fascBytes, d.CardUUID, now, d.ValidUntil)
+	facialV, err := p.buildFacialToFit(sign, d, fascBytes, now)
 	if err != nil {
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
@@ -181,12 +184,34 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	}
 	containers[objSecurity.Tag] = container(soV)
 	for _, o := range written {
-		// The certificate is not built yet; it is far below any limit.
-		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
-			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo)", o, n, p.stock.MaxObject)
+		// The certificates are checked once issued.
+		if c, ok := containers[o.Tag]; ok {
+			if err := p.stock.checkSize(o, c); err != nil {
+				return nil, fmt.Errorf("personalize: %w", err)
+			}
 		}
 	}
 	return containers, nil
+}
+
+// buildFacialToFit builds the Facial Image, recompressing the portrait when
+// the object would exceed SP 800-73-4's maximum or the stock's limit.
+func (p *Personalizer) buildFacialToFit(sign signer, d CardData, fasc []byte, now time.Time) ([]byte, error) {
+	v, err := buildFacial(sign, d.FacialJPEG, fasc, d.CardUUID, now, d.ValidUntil)
+	if err != nil {
+		return nil, err
+	}
+	over := p.stock.excess(objFacial, container(v))
+	if over == 0 {
+		return v, nil
+	}
+	// The signature's DER length varies by a byte or two between runs.
+	const slack = 4
+	jpg, err := compressPortrait(d.FacialJPEG, len(d.FacialJPEG)-over-slack)
+	if err != nil {
+		return nil, fmt.Errorf("facial image: %w", err)
+	}
+	return buildFacial(sign, jpg, fasc, d.CardUUID, now, d.ValidUntil)
 }
 
 func spoiled(check string, err error) error {

@@ -1,6 +1,7 @@
 package personalize
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -299,4 +300,56 @@ func BenchmarkYubicoPivToolPCSC(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(apduCount(env)-before)/float64(b.N), "APDUs/card")
+}
+
+// On YubiKey-class stock every object stays within 3,052 bytes, so
+// yubico-piv-tool (which reads objects into a 3,072-byte buffer) reads each
+// one back through the real pcscd, byte for byte as the station wrote it.
+func TestYubiKeyStockReadBackByYubicoPivTool(t *testing.T) {
+	requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
+	env := pcscdtest.StartStock(t, StockYubiKey)
+	ctx := context.Background()
+	stock, err := Stock(StockYubiKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, stock)
+	f.data.FacialJPEG = smallPortrait(t, 300, 380, 90) // far larger than the stock takes
+	var res *Result
+	want := map[uint][]byte{}
+	withCard(t, env, func(card apdu.Card) {
+		if res, err = f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		s := &session{card: card, extended: true}
+		if err := s.selectPIV(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.verifyPIN(ctx, f.openSecrets(t, res.SealedSecrets).PIN); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range written {
+			c, err := s.getData(ctx, o.Tag)
+			if err != nil {
+				t.Fatalf("%s: %v", o, err)
+			}
+			if want[o.Tag], err = apdu.Unwrap(c, 0x53); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	pin := f.openSecrets(t, res.SealedSecrets).PIN
+	dir := t.TempDir()
+	for _, o := range written {
+		out := filepath.Join(dir, fmt.Sprintf("%X.bin", o.Tag))
+		run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "verify-pin", "-P", pin,
+			"-a", "read-object", "--id", fmt.Sprintf("0x%X", o.Tag), "-f", "binary", "-o", out)
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want[o.Tag]) {
+			t.Errorf("%s read by yubico-piv-tool: %d bytes, differ from the %d the station wrote", o, len(got), len(want[o.Tag]))
+		}
+	}
 }

@@ -16,28 +16,7 @@ import (
 	"filippo.io/age"
 
 	"id06/personalize/apdu"
-	"id06/personalize/emulator"
 )
-
-// StockProfile holds what differs between kinds of blank card stock.
-type StockProfile struct {
-	PIN, PUK string // transport PIN and PUK
-	MgmtKey  []byte // transport management key
-	MgmtAlg  byte   // 0x03 3DES, 0x08 AES-128, 0x0A AES-192, 0x0C AES-256
-	// ExtendedLength: card and reader take extended-length APDUs, so each
-	// object is written and read with one APDU instead of a chain.
-	ExtendedLength bool
-	// MaxObject is the largest data object (as stored, 53 L value) the
-	// stock takes; 0 = no limit. Checked before anything is written, so an
-	// oversized photo fails the order instead of spoiling blank after blank.
-	MaxObject int
-}
-
-// DefaultStock is the emulator's (and the DESIGN's) default blank stock.
-func DefaultStock() StockProfile {
-	s := emulator.DefaultStock()
-	return StockProfile{PIN: s.PIN, PUK: s.PUK, MgmtKey: s.MgmtKey, MgmtAlg: s.MgmtAlg, ExtendedLength: true}
-}
 
 // Config configures a Personalizer.
 type Config struct {
@@ -90,24 +69,6 @@ func New(cfg Config) (*Personalizer, error) {
 	return &Personalizer{stock: cfg.Stock, pki: p, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
 }
 
-func (s StockProfile) validate() error {
-	if n, ok := mgmtKeyLen[s.MgmtAlg]; !ok {
-		return fmt.Errorf("personalize: stock management key algorithm %02X is not 03 (3DES), 08, 0A or 0C (AES)", s.MgmtAlg)
-	} else if len(s.MgmtKey) != n {
-		return fmt.Errorf("personalize: stock management key is %d bytes, algorithm %02X needs %d", len(s.MgmtKey), s.MgmtAlg, n)
-	}
-	if s.MaxObject < 0 {
-		return fmt.Errorf("personalize: stock MaxObject %d is negative", s.MaxObject)
-	}
-	if _, err := padRef(s.PIN); err != nil {
-		return fmt.Errorf("personalize: stock transport PIN: %w", err)
-	}
-	if _, err := padRef(s.PUK); err != nil {
-		return fmt.Errorf("personalize: stock transport PUK: %w", err)
-	}
-	return nil
-}
-
 // CACertificate returns the issuing CA certificate (for QA tools and tests).
 func (p *Personalizer) CACertificate() *x509.Certificate { return p.pki.caCert }
 
@@ -120,7 +81,7 @@ type CardData struct {
 	Company     string
 	OrgNumber   string
 	ValidUntil  time.Time
-	FacialJPEG  []byte // portrait JPEG from the photo stage (≤ ~15 KB)
+	FacialJPEG  []byte // portrait JPEG from the photo stage; recompressed when the object would not fit
 	ExpectedUID []byte // set when resuming an order that already recorded a chip UID
 }
 

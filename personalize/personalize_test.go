@@ -595,20 +595,104 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 
 func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
 	stock := DefaultStock()
-	stock.MaxObject = 3000 // some stock holds ~3 KB per object
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its CBEFF header and signature
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	recorded := false
 	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { recorded = true; return nil })
-	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "Facial Image") {
-		t.Fatalf("error %v, want a non-spoiled error naming the Facial Image", err)
+	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "does not fit in") {
+		t.Fatalf("error %v, want a non-spoiled error saying the portrait does not fit", err)
 	}
 	if recorded {
 		t.Error("UID recorded for a card that was never written")
 	}
-	f.data.FacialJPEG = smallPortrait(t, 96, 120, 40)
-	if _, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil }); err != nil {
-		t.Fatalf("small portrait: %v", err)
+}
+
+// Every object stays within SP 800-73-4's maxima and the stock's own limit:
+// a large portrait is recompressed to fit, and yubikey stock (whose
+// emulator refuses objects over 3,052 bytes) takes the whole profile.
+func TestObjectSizesFitStock(t *testing.T) {
+	large := smallPortrait(t, 300, 380, 95)
+	for _, name := range StockNames() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			stock, err := Stock(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t, stock)
+			f.data.FacialJPEG = large
+			es, err := emulator.StockNamed(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reader := emulator.NewReader("test", es, "")
+			card := connect(t, reader)
+			res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &session{card: card, extended: true}
+			if err := s.selectPIV(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.verifyPIN(ctx, f.openSecrets(t, res.SealedSecrets).PIN); err != nil {
+				t.Fatal(err)
+			}
+			total := 0
+			for _, o := range written {
+				c, err := s.getData(ctx, o.Tag)
+				if err != nil {
+					t.Fatalf("%s: %v", o, err)
+				}
+				if err := stock.checkSize(o, c); err != nil {
+					t.Error(err)
+				}
+				total += len(c)
+				t.Logf("%-32s %6d bytes", o, len(c))
+			}
+			t.Logf("%-32s %6d bytes (portrait given: %d bytes)", "all objects", total, len(large))
+			if len(large)+200 < 12704 {
+				t.Fatalf("the test portrait (%d bytes) is too small to need recompression", len(large))
+			}
+		})
+	}
+}
+
+func TestCheckSize(t *testing.T) {
+	stock := DefaultStock()
+	yk, _ := Stock(StockYubiKey)
+	tests := []struct {
+		name  string
+		stock StockProfile
+		obj   object
+		value []byte
+		want  *SizeError
+	}{
+		{"facial image at the maximum", stock, objFacial, tlvs(apdu.TLV(0xBC, make([]byte, 12704)), apdu.TLV(0xFE, nil)), nil},
+		{"facial image one byte over", stock, objFacial, tlvs(apdu.TLV(0xBC, make([]byte, 12705)), apdu.TLV(0xFE, nil)), &SizeError{Element: 0xBC, Size: 12705, Max: 12704}},
+		{"certificate over 1858", stock, objCert, tlvs(apdu.TLV(0x70, make([]byte, 1859)), apdu.TLV(0x71, []byte{0})), &SizeError{Element: 0x70, Size: 1859, Max: 1858}},
+		{"card authentication certificate over 1858", stock, objCardAuthCert, apdu.TLV(0x70, make([]byte, 2000)), &SizeError{Element: 0x70, Size: 2000, Max: 1858}},
+		{"CHUID signature over 3200", stock, objCHUID, apdu.TLV(0x3E, make([]byte, 3201)), &SizeError{Element: 0x3E, Size: 3201, Max: 3200}},
+		{"security object over 1298", stock, objSecurity, apdu.TLV(0xBB, make([]byte, 1299)), &SizeError{Element: 0xBB, Size: 1299, Max: 1298}},
+		{"printed name over 125", stock, objPrinted, apdu.TLV(0x01, make([]byte, 126)), &SizeError{Element: 0x01, Size: 126, Max: 125}},
+		{"yubikey object over 3052", yk, objFacial, apdu.TLV(0xBC, make([]byte, 3100)), &SizeError{Size: 3108, Max: 3052}},
+		{"yubikey object at 3052", yk, objFacial, apdu.TLV(0xBC, make([]byte, 3044)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.stock.checkSize(tt.obj, container(tt.value))
+			var se *SizeError
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("unexpected %v", err)
+			case tt.want == nil:
+			case !errors.As(err, &se):
+				t.Fatalf("error %v, want a SizeError", err)
+			case se.Element != tt.want.Element || se.Size != tt.want.Size || se.Max != tt.want.Max:
+				t.Fatalf("got %+v, want %+v", se, tt.want)
+			}
+		})
 	}
 }
 
@@ -698,7 +782,7 @@ func TestExtendedLengthFallsBackToChaining(t *testing.T) {
 }
 
 func TestOpenReader(t *testing.T) {
-	r, err := OpenReader("sim", t.TempDir())
+	r, err := OpenReader("sim", t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,17 +793,17 @@ func TestOpenReader(t *testing.T) {
 		t.Error("the simulated reader cannot eject")
 	}
 	for _, spec := range []string{"", "simulator", "usb:0"} {
-		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
+		if _, err := OpenReader(spec, "", ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
 	}
 	for _, spec := range []string{"sim:apdu-delay=fast", "sim:apdu-delay=-1ms", "sim:apdu-delay=2s"} {
-		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
+		if _, err := OpenReader(spec, "", ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
 	}
 	// The slow simulator still ejects and takes at least its delay per APDU.
-	slow, err := OpenReader("sim:apdu-delay=30ms", "")
+	slow, err := OpenReader("sim:apdu-delay=30ms", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ const (
 	keyMgmt     = 0x9B
 	slotPIVAuth = 0x9A
 	algECCP256  = 0x11
+	alg3DES     = 0x03
+	algAES256   = 0x0C
 )
 
 var mgmtKeyLen = map[byte]int{0x03: 24, 0x08: 16, 0x0A: 24, 0x0C: 32}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"id06/personalize"
 )
 
 // Config is everything `station serve` can be told. Every flag also reads
@@ -19,6 +21,7 @@ type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
 	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
+	Stock        string `json:"stock"`         // card stock profile: generic | yubikey
 	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
 	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template
 	CardPrefix   string `json:"card_prefix"`   // the supplier's two-letter code
@@ -54,6 +57,7 @@ func Defaults() Config {
 		Listen:        "127.0.0.1:8080",
 		DataDir:       "./var",
 		Reader:        "sim",
+		Stock:         personalize.StockGeneric,
 		Printer:       "spool",
 		CardPrefix:    "BB",
 		Issuer:        "ID06 Card Supplier AB",
@@ -106,6 +110,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
+	pick(&cfg.Stock, "", "STATION_STOCK")
 	return cfg, cfg.Validate()
 }
 
@@ -120,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
 		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))
+	}
+	if _, err := personalize.Stock(c.Stock); err != nil {
+		errs = append(errs, fmt.Errorf("stock %q: use %s", c.Stock, strings.Join(personalize.StockNames(), " or ")))
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))

@@ -75,11 +75,15 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.template, err = loadTemplate(cfg.Template); err != nil {
 		return nil, err
 	}
-	if s.reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim")); err != nil {
+	if s.reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim"), cfg.Stock); err != nil {
 		return nil, fmt.Errorf("card reader %q: %w", cfg.Reader, err)
 	}
+	stock, err := personalize.Stock(cfg.Stock)
+	if err != nil {
+		return nil, err
+	}
 	if s.chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
-		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock}); err != nil {
 		return nil, err
 	}
 	if s.printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {

@@ -397,7 +397,7 @@ func runVerify(c *cli, args []string) error {
 	} else if *readerName != "" {
 		spec = "pcsc:" + *readerName
 	}
-	reader, err := personalize.OpenReader(spec, filepath.Join(dir, "sim"))
+	reader, err := personalize.OpenReader(spec, filepath.Join(dir, "sim"), "")
 	if err != nil {
 		return &exitError{2, err}
 	}
