@@ -28,11 +28,11 @@ type object struct {
 var (
 	objCert         = object{"Certificate 9A", 0x5FC105, 0x0101, false}
 	objCardAuthCert = object{"Certificate 9E", 0x5FC101, 0x0500, false}
-	objCHUID    = object{"CHUID", 0x5FC102, 0x3000, false}
-	objCCC      = object{"CCC", 0x5FC107, 0xDB00, false}
-	objPrinted  = object{"Printed Information", 0x5FC109, 0x3001, true}
-	objFacial   = object{"Facial Image", 0x5FC108, 0x6030, true}
-	objSecurity = object{"Security Object", 0x5FC106, 0x9000, false}
+	objCHUID        = object{"CHUID", 0x5FC102, 0x3000, false}
+	objCCC          = object{"CCC", 0x5FC107, 0xDB00, false}
+	objPrinted      = object{"Printed Information", 0x5FC109, 0x3001, true}
+	objFacial       = object{"Facial Image", 0x5FC108, 0x6030, true}
+	objSecurity     = object{"Security Object", 0x5FC106, 0x9000, false}
 )
 
 // written lists the objects in write order: the security object last,
