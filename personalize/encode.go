@@ -50,12 +50,15 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	if err := s.selectPIV(ctx); err != nil {
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
+	// The order's own chip, seen before (a resume after a crash): it may
+	// already have its per-card management key, and its CHUID.
+	sameChip := d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID)
 	resume := false
 	switch _, err := s.getData(ctx, objCHUID.Tag); {
 	case errors.Is(err, apdu.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("personalize: check the card is blank: %w", err)
-	case d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID):
+	case sameChip:
 		resume = true
 	default:
 		return nil, fmt.Errorf("personalize: chip %s already carries a CHUID: %w", hex.EncodeToString(uid), ErrNotBlank)
@@ -66,8 +69,22 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 		return err
 	}
-	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
-		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
+	cardKey, err := p.cardKey(d.CardUUID)
+	if err != nil {
+		return nil, err
+	}
+	transport := mgmtKey{p.stock.MgmtAlg, p.stock.MgmtKey}
+	keyChanged := false
+	if err := s.authenticate(ctx, transport.Alg, transport.Key); err != nil {
+		// A run interrupted after the key change left the card with its
+		// per-card key: try that before giving up.
+		if !sameChip {
+			return nil, fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err)
+		}
+		if err2 := s.authenticate(ctx, cardKey.Alg, cardKey.Key); err2 != nil {
+			return nil, spoiledIfResume(fmt.Errorf("personalize: the chip takes neither the transport key (%w) nor its per-card key (%w)", err, err2))
+		}
+		keyChanged = true
 	}
 	if resume {
 		// If the crashed run got as far as setting the PIN, its value is
@@ -79,6 +96,18 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 
 	if err := recordUID(uid); err != nil {
 		return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+	}
+
+	// Step 2b: the transport key never stays on the card. It is replaced
+	// before anything else is written, so a card lost from here on is
+	// already closed to whoever knows the stock's key.
+	if !keyChanged {
+		if err := s.setManagementKey(ctx, cardKey); err != nil {
+			return nil, writeErr(fmt.Errorf("%w (does the stock take %s keys? set its profile's per-card algorithm)", err, algName(cardKey.Alg)))
+		}
+		if err := s.authenticate(ctx, cardKey.Alg, cardKey.Key); err != nil {
+			return nil, writeErr(fmt.Errorf("authenticate with the per-card management key just set: %w", err))
+		}
 	}
 
 	// Step 3: key and certificate.
@@ -120,6 +149,7 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	}
 	p.checkObjects(r, objs, errs, now)
 	r.add(checkKey, s.proveKey(ctx, cert))
+	r.add(checkTransportKey, s.refuses(ctx, transport, "the stock's transport key"))
 	uid2, err := ReadUID(ctx, cc)
 	if err != nil {
 		return nil, err
@@ -248,4 +278,15 @@ func newSecrets(stock StockProfile) (pin, puk string, err error) {
 
 func weak(s string) bool {
 	return strings.Count(s, s[:1]) == len(s) || strings.Contains("01234567890", s) || strings.Contains("98765432109", s)
+}
+
+// cardKey is the per-card management key for the card UUID, in the stock's
+// per-card algorithm.
+func (p *Personalizer) cardKey(uuid [16]byte) (mgmtKey, error) {
+	alg := p.stock.cardMgmtAlg()
+	key, err := p.master.cardKey(uuid, alg)
+	if err != nil {
+		return mgmtKey{}, fmt.Errorf("personalize: derive the card's management key: %w", err)
+	}
+	return mgmtKey{alg, key}, nil
 }

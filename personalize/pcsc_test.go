@@ -154,22 +154,49 @@ func TestPCSCIndependentTools(t *testing.T) {
 		t.Errorf("the signature made by OpenSC with slot 9A does not verify with the certificate (%v)", err)
 	}
 
-	// Tamper: a CCC from another card, written with the management key.
-	cccFile := filepath.Join(dir, "ccc.bin")
-	if err := os.WriteFile(cccFile, buildCCC([16]byte{0xEE}), 0o600); err != nil {
-		t.Fatal(err)
+	// The stock's transport key no longer opens the card: yubico-piv-tool,
+	// which uses it by default, can change nothing.
+	for _, args := range [][]string{
+		{"-r", "Virtual", "-a", "set-chuid"},
+		{"-r", "Virtual", "-k" + mgmtKeyHex, "-a", "set-ccc"},
+	} {
+		if out, err := runErr(env, "yubico-piv-tool", args...); err == nil || !strings.Contains(out, "authentication") {
+			t.Errorf("yubico-piv-tool %v after production: %v\n%s", args, err, out)
+		}
 	}
-	run(t, env, "yubico-piv-tool", "-r", "Virtual", "-k"+mgmtKeyHex, "-a", "write-object", "--id", "0x5FC107", "-f", "binary", "-i", cccFile)
 	withCard(t, env, func(card apdu.Card) {
+		s := &session{card: card, extended: true}
+		if err := s.selectPIV(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Raw GENERAL AUTHENTICATE with every well-known 3DES and AES key.
+		for _, k := range wellKnownKeys() {
+			if ok, err := s.accepts(ctx, k); ok || err != nil {
+				t.Errorf("the card accepts the well-known %s key % X (%v)", algName(k.Alg), k.Key, err)
+			}
+		}
+		// The per-card key opens it; an insider who uses it to swap in
+		// another card's CCC is caught.
+		s = f.cardKeySession(t, card)
+		if err := s.putData(ctx, objCCC.Tag, container(buildCCC([16]byte{0xEE}))); err != nil {
+			t.Fatal(err)
+		}
 		rep, err := f.p.Verify(ctx, card, pin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		failed := rep.Failed()
 		if rep.OK || len(failed) != 1 || failed[0].Name != objCCC.String() {
-			t.Fatalf("Verify after yubico-piv-tool rewrote the CCC: failed %+v, want only %q", failed, objCCC)
+			t.Fatalf("Verify after the CCC was rewritten: failed %+v, want only %q", failed, objCCC)
 		}
 	})
+}
+
+func runErr(env *pcscdtest.Env, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env.Environ()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // apduCount counts the command APDUs in pcscd's trace.

@@ -20,11 +20,15 @@ import (
 
 // Config configures a Personalizer.
 type Config struct {
-	// PKIDir holds the development CA (ca.pem, ca-key.pem), created on
-	// first run unless CACert/CAKey are given, the content-signing
-	// certificate and key, and the development supplier-age.key.
-	PKIDir        string
-	CACert, CAKey string       // optional configured CA (PEM files)
+	// PKIDir holds the certificates: the development CA (ca.pem), created
+	// on first run unless CACert is given, and the content-signing
+	// certificate; the check value of the master management key; the
+	// development supplier-age.key; and, with the file key store, the keys.
+	PKIDir string
+	// Keys holds the CA, content-signing and master management keys; nil
+	// = a FileKeyStore in PKIDir (with the CA key in CAKey when given).
+	Keys          KeyStore
+	CACert, CAKey string       // optional configured CA (PEM files; CAKey only with the file key store)
 	Stock         StockProfile // zero value = DefaultStock()
 	// SealTo is the age X25519 recipient (age1…) the PIN and PUK are sealed
 	// to; "" = a development identity in PKIDir/supplier-age.key.
@@ -38,6 +42,7 @@ type Config struct {
 type Personalizer struct {
 	stock  StockProfile
 	pki    *pki
+	master masterKey
 	sealTo age.Recipient
 	issuer string
 	now    func() time.Time
@@ -58,7 +63,20 @@ func New(cfg Config) (*Personalizer, error) {
 	if err := cfg.Stock.validate(); err != nil {
 		return nil, err
 	}
-	p, err := loadPKI(cfg.PKIDir, cfg.CACert, cfg.CAKey, cfg.Issuer, cfg.Now())
+	ks := cfg.Keys
+	switch {
+	case ks == nil && (cfg.CACert == "") != (cfg.CAKey == ""):
+		return nil, errors.New("personalize: configure both CACert and CAKey, or neither")
+	case ks == nil:
+		ks = FileKeyStore{Dir: cfg.PKIDir, CAKeyPath: cfg.CAKey}
+	case cfg.CAKey != "":
+		return nil, errors.New("personalize: CAKey is a key file: with a key store the CA key is in the store")
+	}
+	p, err := loadPKI(ks, cfg.PKIDir, cfg.CACert, cfg.Issuer, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	master, err := loadMaster(ks, cfg.PKIDir)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +84,7 @@ func New(cfg Config) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Personalizer{stock: cfg.Stock, pki: p, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
+	return &Personalizer{stock: cfg.Stock, pki: p, master: master, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
 }
 
 // CACertificate returns the issuing CA certificate (for QA tools and tests).

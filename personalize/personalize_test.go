@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
@@ -246,18 +247,32 @@ func TestPersonalizeThenVerify(t *testing.T) {
 	}
 }
 
-// tamper rewrites one object on a personalized card with the transport
-// management key, as an attacker (or yubico-piv-tool) could.
-func tamper(t *testing.T, card apdu.Card, stock StockProfile, tag uint, value []byte) {
+// cardKeySession selects the PIV application and authenticates with the
+// card's per-card management key, as the station (or whoever holds its
+// master key) can.
+func (f *fixture) cardKeySession(t *testing.T, card apdu.Card) *session {
 	t.Helper()
 	ctx := context.Background()
 	s := &session{card: card, extended: true}
 	if err := s.selectPIV(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
+	k, err := f.p.cardKey(f.data.CardUUID)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.authenticate(ctx, k.Alg, k.Key); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tamper rewrites one object on a personalized card with its management
+// key, as an insider with the master key could.
+func (f *fixture) tamper(t *testing.T, card apdu.Card, tag uint, value []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s := f.cardKeySession(t, card)
 	if err := s.putData(ctx, tag, container(value)); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +356,7 @@ func TestVerifyNamesTamperedObject(t *testing.T) {
 				t.Fatal(err)
 			}
 			oldV, _ := apdu.Unwrap(old, 0x53)
-			tamper(t, card, stock, tt.obj.Tag, tt.value(t, oldV))
+			f.tamper(t, card, tt.obj.Tag, tt.value(t, oldV))
 			rep, err := f.p.Verify(ctx, card, pin)
 			if err != nil {
 				t.Fatal(err)
@@ -440,8 +455,9 @@ func TestResume(t *testing.T) {
 	stock := DefaultStock()
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), t.TempDir())
-	// Writes: generate key, certificate, CHUID, then the card is pulled.
-	reader.InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	// Writes: management key, the two keys, the two certificates, CHUID,
+	// then the card is pulled.
+	reader.InjectNext(emulator.Fault{RemoveAfterWrites: 6})
 	var uid []byte
 	if _, err := f.p.Personalize(ctx, connect(t, reader), f.data, recorder(&uid)); !errors.Is(err, apdu.ErrCardRemoved) {
 		t.Fatalf("first attempt: %v", err)
@@ -480,6 +496,76 @@ func TestResume(t *testing.T) {
 	}
 	if !reflect.DeepEqual(st0.Objects, st1.Objects) {
 		t.Error("the refused resume rewrote data objects")
+	}
+}
+
+// writeLog records the instruction of every write APDU sent to a card.
+type writeLog struct {
+	apdu.Card
+	ins []byte
+}
+
+func (w *writeLog) Transmit(ctx context.Context, raw []byte) ([]byte, error) {
+	if len(raw) > 1 && raw[0]&^0x10 == 0 {
+		switch raw[1] {
+		case 0xDB, 0x47, 0x24, 0x2C, 0xFF:
+			w.ins = append(w.ins, raw[1])
+		}
+	}
+	return w.Card.Transmit(ctx, raw)
+}
+
+// A station that dies before any write APDU resumes the same chip: before
+// the management key change with the transport key, after it with the
+// per-card key. Once the PIN is changed the transport PIN is gone and the
+// chip can only be spoiled, never finished with unknown secrets.
+func TestResumeAfterEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	log := &writeLog{Card: connect(t, emulator.NewReader("count", emuStock(stock), ""))}
+	if _, err := f.p.Personalize(ctx, log, f.data, func([]byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pinAt := bytes.IndexByte(log.ins, 0x24)
+	if log.ins[0] != 0xFF || pinAt < 0 {
+		t.Fatalf("write sequence % X: want the key change first and a PIN change", log.ins)
+	}
+	for n := range len(log.ins) {
+		t.Run(fmt.Sprintf("pulled before write %d (INS %02X)", n+1, log.ins[n]), func(t *testing.T) {
+			reader := emulator.NewReader("test", emuStock(stock), "")
+			card := connect(t, reader)
+			reader.Card().FailAfterWrites(n)
+			var uid []byte
+			if _, err := f.p.Personalize(ctx, card, f.data, recorder(&uid)); !errors.Is(err, apdu.ErrCardRemoved) {
+				t.Fatalf("first run: %v, want the card removed", err)
+			}
+			card = connect(t, reader)
+			d := f.data
+			d.ExpectedUID = uid
+			res, err := f.p.Personalize(ctx, card, d, recorder(new([]byte)))
+			if n > pinAt {
+				if !errors.Is(err, ErrSpoiled) {
+					t.Fatalf("resume after the PIN change: %v, want ErrSpoiled", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			rep, err := f.p.Verify(ctx, card, f.openSecrets(t, res.SealedSecrets).PIN)
+			if err != nil || !rep.OK {
+				t.Fatalf("verify after resume: %v %+v", err, rep.Failed())
+			}
+			s := &session{card: card, extended: true}
+			if err := s.selectPIV(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.refuses(ctx, mgmtKey{stock.MgmtAlg, stock.MgmtKey}, "the transport key"); err != nil {
+				t.Fatal(err)
+			}
+			f.cardKeySession(t, card)
+		})
 	}
 }
 
@@ -571,13 +657,7 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	pin := f.openSecrets(t, res.SealedSecrets).PIN
-	s := &session{card: card, extended: true}
-	if err := s.selectPIV(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
-		t.Fatal(err)
-	}
+	s := f.cardKeySession(t, card)
 	if _, err := s.generateP256(ctx, slotPIVAuth); err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func (s *session) authenticate(ctx context.Context, alg byte, key []byte) error 
 	}
 	witness, err := dynAuthField(resp, 0x80)
 	if err != nil || len(witness) != n {
-		return fmt.Errorf("management key authentication: bad witness from card (%v)", err)
+		return fmt.Errorf("%w (%v)", errBadWitness, err)
 	}
 	plain := make([]byte, n)
 	blk.Decrypt(plain, witness)
@@ -137,10 +137,14 @@ func (s *session) authenticate(ctx context.Context, alg byte, key []byte) error 
 	want := make([]byte, n)
 	blk.Encrypt(want, challenge)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return errors.New("management key authentication: the card did not prove the same key")
+		return errCardProof
 	}
 	return nil
 }
+
+// errBadWitness: the card's witness is not one block of the algorithm asked
+// for (a card with another key algorithm may answer so).
+var errBadWitness = errors.New("management key authentication: bad witness from card")
 
 // dynAuthField extracts tag from a 7C dynamic authentication template.
 func dynAuthField(resp []byte, tag uint) ([]byte, error) {

@@ -305,9 +305,10 @@ func (s *session) proveKey(ctx context.Context, cert *x509.Certificate) error {
 }
 
 const (
-	checkUID = "chip UID"
-	checkPIN = "PIN"
-	checkKey = "key 9A (sign a challenge)"
+	checkUID          = "chip UID"
+	checkPIN          = "PIN"
+	checkKey          = "key 9A (sign a challenge)"
+	checkTransportKey = "management key: transport key refused"
 )
 
 // Verify runs the read-only QA checks of DESIGN §6 step 6 on any card. The

@@ -2,7 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/des"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"id06/personalize/apdu"
+	"id06/personalize/pcsc"
 	"id06/personalize/pcscdtest"
 )
 
@@ -37,6 +45,7 @@ func TestStationThroughPCSCD(t *testing.T) {
 	verify := func() (report struct {
 		UID        string
 		CardNumber string `json:"card_number"`
+		CardUUID   string `json:"card_uuid"`
 		OK         bool
 		Order      string
 		Checks     []struct {
@@ -67,17 +76,35 @@ func TestStationThroughPCSCD(t *testing.T) {
 		t.Errorf("verify reports chip %s, the order recorded %s", rep.UID, o.ChipUID)
 	}
 
-	// Alter the CCC with an independent tool and the transport management key.
-	ccc := filepath.Join(t.TempDir(), "ccc.bin")
-	if err := os.WriteFile(ccc, []byte{0x53, 0x04, 0xF0, 0x02, 0x00, 0x00}, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tool := exec.Command("yubico-piv-tool", "-r", "Virtual", "-k010203040506070801020304050607080102030405060708",
-		"-a", "write-object", "--id", "0x5FC107", "-f", "binary", "-i", ccc)
+	// The stock's transport key (0102…08 ×3, what yubico-piv-tool uses by
+	// default) no longer opens the card.
+	tool := exec.Command("yubico-piv-tool", "-r", "Virtual", "-a", "set-chuid")
 	tool.Env = env.Environ()
-	if b, err := tool.CombinedOutput(); err != nil {
-		t.Fatalf("yubico-piv-tool write-object: %v\n%s", err, b)
+	if b, err := tool.CombinedOutput(); err == nil || !strings.Contains(string(b), "authentication") {
+		t.Fatalf("yubico-piv-tool set-chuid with the default key on a produced card: %v\n%s", err, b)
 	}
+	cardKey := derivedCardKey(t, filepath.Join(dir, "pki", "mgmt-master.key"), rep.CardUUID)
+	withPCSCCard(t, env, func(ctx context.Context, card apdu.Card) {
+		factory := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 4)
+		for _, k := range []struct {
+			alg byte
+			key []byte
+		}{{0x03, factory[:24]}, {0x08, factory[:16]}, {0x0A, factory[:24]}, {0x0C, factory}, {0x0C, make([]byte, 32)}} {
+			if err := mgmtAuth(ctx, card, k.alg, k.key); err == nil {
+				t.Errorf("GENERAL AUTHENTICATE with the well-known key %02X/% X succeeded", k.alg, k.key)
+			}
+		}
+		// The key derived independently (openssl's SP 800-108 KBKDF) from
+		// the station's master key opens the card; an insider using it to
+		// swap the CCC is caught by verify.
+		if err := mgmtAuth(ctx, card, 0x0C, cardKey); err != nil {
+			t.Fatalf("the derived AES-256 card key: %v", err)
+		}
+		ccc := []byte{0x5C, 0x03, 0x5F, 0xC1, 0x07, 0x53, 0x04, 0xF0, 0x02, 0x00, 0x00}
+		if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xDB, P1: 0x3F, P2: 0xFF, Data: ccc}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	rep, code, out = verify()
 	if code != 1 || rep.OK {
 		t.Fatalf("verify passed a tampered card: exit %d\n%s", code, out)
@@ -91,4 +118,98 @@ func TestStationThroughPCSCD(t *testing.T) {
 	if !named {
 		t.Fatalf("verify did not name the altered CCC:\n%s", out)
 	}
+}
+
+// derivedCardKey computes a card's AES-256 management key from the station's
+// master key file with openssl's KBKDF (NIST SP 800-108 counter mode,
+// HMAC-SHA256), independently of the station's code.
+func derivedCardKey(t *testing.T, masterFile, cardUUID string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(masterFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var master string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			master = strings.TrimSpace(l)
+		}
+	}
+	id, err := hex.DecodeString(strings.ReplaceAll(cardUUID, "-", ""))
+	if err != nil || len(id) != 16 {
+		t.Fatalf("card UUID %q", cardUUID)
+	}
+	out, err := exec.Command("openssl", "kdf", "-keylen", "32", "-kdfopt", "mac:HMAC", "-kdfopt", "digest:SHA2-256",
+		"-kdfopt", "hexkey:"+master, "-kdfopt", "hexsalt:"+hex.EncodeToString([]byte("ID06 PIV card management key")),
+		"-kdfopt", "hexinfo:"+hex.EncodeToString(append(id, 0x0C)), "KBKDF").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl kdf: %v\n%s", err, out)
+	}
+	key, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(string(out)), ":", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// withPCSCCard connects to the vpcd reader through the real pcscd and
+// selects the PIV application.
+func withPCSCCard(t *testing.T, env *pcscdtest.Env, f func(ctx context.Context, card apdu.Card)) {
+	t.Helper()
+	r, err := pcsc.Open(env.ReaderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer card.Close()
+	aid := []byte{0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00}
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xA4, P1: 0x04, Data: aid, Le: 256}); err != nil {
+		t.Fatal(err)
+	}
+	f(ctx, card)
+}
+
+// mgmtAuth is SP 800-73-4 part 2 mutual authentication with a management
+// key: decrypt the card's witness, send it back with a challenge, check the
+// card's answer.
+func mgmtAuth(ctx context.Context, card apdu.Card, alg byte, key []byte) error {
+	var blk cipher.Block
+	var err error
+	if alg == 0x03 {
+		blk, err = des.NewTripleDESCipher(key)
+	} else {
+		blk, err = aes.NewCipher(key)
+	}
+	if err != nil {
+		return err
+	}
+	n := blk.BlockSize()
+	out, err := apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: alg, P2: 0x9B, Data: []byte{0x7C, 0x02, 0x80, 0x00}, Le: 256})
+	if err != nil {
+		return err
+	}
+	if len(out) != 4+n {
+		return fmt.Errorf("witness % X", out)
+	}
+	w := make([]byte, n)
+	blk.Decrypt(w, out[4:])
+	chal := bytes.Repeat([]byte{0x42}, n)
+	body := append(append([]byte{0x80, byte(n)}, w...), append([]byte{0x81, byte(n)}, chal...)...)
+	body = append(body, 0x82, 0x00)
+	out, err = apdu.Do(ctx, card, apdu.Command{INS: 0x87, P1: alg, P2: 0x9B, Data: append([]byte{0x7C, byte(len(body))}, body...), Le: 256})
+	if err != nil {
+		return err
+	}
+	want := make([]byte, n)
+	blk.Encrypt(want, chal)
+	if !bytes.HasSuffix(out, want) {
+		return fmt.Errorf("the card's answer % X does not prove the key", out)
+	}
+	return nil
 }
