@@ -3,6 +3,7 @@ package personalize
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,14 +13,15 @@ import (
 	"id06/personalize/apdu"
 )
 
-// Personalize runs DESIGN §6 steps 1–6 on card. recordUID is called with
+// Personalize runs DESIGN §6 steps 1–6 on card. rec.UID is called with
 // the chip UID before the first write to the chip; if it returns an error
-// nothing is written. A card that is not blank is refused with ErrNotBlank
+// nothing is written. rec.Cert is called with each certificate before it is
+// written; an error stops before the write. A card that is not blank is refused with ErrNotBlank
 // unless its UID equals d.ExpectedUID (resume after a crash: the profile is
 // written again over it, or an error wrapping ErrSpoiled is returned when
 // that is impossible). Verification failure returns an error wrapping
 // ErrSpoiled that names the failed check.
-func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardData, recordUID func(uid []byte) error) (*Result, error) {
+func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardData, rec Record) (*Result, error) {
 	now := p.now()
 	if err := d.validate(now); err != nil {
 		return nil, err
@@ -94,8 +96,10 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 	}
 
-	if err := recordUID(uid); err != nil {
-		return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+	if rec.UID != nil {
+		if err := rec.UID(uid); err != nil {
+			return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+		}
 	}
 
 	// Step 2b: the transport key never stays on the card. It is replaced
@@ -110,19 +114,37 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 	}
 
-	// Step 3: key and certificate.
-	pub, err := s.generateP256(ctx, slotPIVAuth)
-	if err != nil {
-		return nil, writeErr(err)
+	// Step 3: keys generated on the card — PIV Authentication (9A, PIN
+	// once) and Card Authentication (9E, no PIN: the slot's own access
+	// rule) — and their certificates.
+	certs := map[byte]*x509.Certificate{}
+	var issued []IssuedCert
+	for _, k := range []struct {
+		slot byte
+		obj  object
+	}{{slotPIVAuth, objCert}, {slotCardAuth, objCardAuthCert}} {
+		pub, err := s.generateP256(ctx, k.slot)
+		if err != nil {
+			return nil, writeErr(err)
+		}
+		c, err := p.pki.issueCardCert(k.slot, pub, d, now)
+		if err != nil {
+			return nil, err
+		}
+		certs[k.slot] = c
+		containers[k.obj.Tag] = container(buildCertObject(c))
+		if err := p.stock.checkSize(k.obj, containers[k.obj.Tag]); err != nil {
+			return nil, fmt.Errorf("personalize: %w", err)
+		}
+		ic := IssuedCert{Slot: fmt.Sprintf("%02x", k.slot), Serial: serialHex(c), NotAfter: c.NotAfter}
+		if rec.Cert != nil {
+			if err := rec.Cert(ic); err != nil {
+				return nil, fmt.Errorf("personalize: record certificate %s: %w", ic.Serial, err)
+			}
+		}
+		issued = append(issued, ic)
 	}
-	cert, err := p.pki.issuePIVAuth(pub, d, now)
-	if err != nil {
-		return nil, err
-	}
-	containers[objCert.Tag] = container(buildCertObject(cert))
-	if err := p.stock.checkSize(objCert, containers[objCert.Tag]); err != nil {
-		return nil, fmt.Errorf("personalize: %w", err)
-	}
+	cert := certs[slotPIVAuth]
 
 	// Step 4: data objects, security object last.
 	for _, o := range written {
@@ -148,7 +170,8 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 	}
 	p.checkObjects(r, objs, errs, now)
-	r.add(checkKey, s.proveKey(ctx, cert))
+	r.add(checkKey, s.proveKey(ctx, slotPIVAuth, cert))
+	r.add(checkCardAuthKey, s.proveKey(ctx, slotCardAuth, certs[slotCardAuth]))
 	r.add(checkTransportKey, s.refuses(ctx, transport, "the stock's transport key"))
 	uid2, err := ReadUID(ctx, cc)
 	if err != nil {
@@ -177,7 +200,8 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	}
 	return &Result{
 		UID:           uid,
-		CertSerial:    hex.EncodeToString(cert.SerialNumber.Bytes()),
+		CertSerial:    serialHex(cert),
+		Certs:         issued,
 		SealedSecrets: sealed,
 		APDUs:         int(cc.APDUs()),
 	}, nil
@@ -290,3 +314,7 @@ func (p *Personalizer) cardKey(uuid [16]byte) (mgmtKey, error) {
 	}
 	return mgmtKey{alg, key}, nil
 }
+
+// serialHex is a certificate serial number as the station stores and
+// reports it: lower-case hex of its big-endian bytes.
+func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

@@ -16,7 +16,7 @@ import (
 // what to do.
 func TestFileKeyStoreAndMasterKey(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{PKIDir: dir, Issuer: "Test Issuer AB"}
+	cfg := Config{PKIDir: dir, Certs: testCerts, Issuer: "Test Issuer AB"}
 	if _, err := New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +79,14 @@ func TestPerCardKeyAlgorithm(t *testing.T) {
 	stock.CardMgmtAlg = alg3DES
 	f := newFixture(t, stock)
 	card := connect(t, emulator.NewReader("test", old, ""))
-	if _, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+	if _, err := f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 		t.Fatal(err)
 	}
 	f.cardKeySession(t, card) // authenticates with the 3DES per-card key
 
 	f = newFixture(t, DefaultStock())
 	reader := emulator.NewReader("test", old, "")
-	_, err := f.p.Personalize(ctx, connect(t, reader), f.data, func([]byte) error { return nil })
+	_, err := f.p.Personalize(ctx, connect(t, reader), f.data, Record{})
 	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "per-card algorithm") {
 		t.Fatalf("AES key on 3DES-only stock: %v", err)
 	}

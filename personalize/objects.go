@@ -37,12 +37,13 @@ var (
 
 // written lists the objects in write order: the security object last,
 // after the objects it hashes.
-var written = []object{objCert, objCHUID, objCCC, objPrinted, objFacial, objSecurity}
+var written = []object{objCert, objCardAuthCert, objCHUID, objCCC, objPrinted, objFacial, objSecurity}
 
 // hashed lists the objects covered by the security object, with their data
 // group numbers (the numbering is the issuer's choice, SP 800-73-4 part 1, "Security Object").
-// Certificates are left out as the standard recommends: they carry their
-// own signature.
+// Certificates (9A and 9E alike) are left out as the standard recommends:
+// they carry their own signature. The CCC lists no objects, so the Card
+// Authentication certificate needs no entry there either.
 var hashed = []struct {
 	DG  int
 	Obj object

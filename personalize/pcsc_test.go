@@ -86,7 +86,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 	var res *Result
 	withCard(t, env, func(card apdu.Card) {
 		var err error
-		if res, err = f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+		if res, err = f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -97,8 +97,11 @@ func TestPCSCIndependentTools(t *testing.T) {
 	if !strings.Contains(strings.ToLower(out), guid) {
 		t.Errorf("pkcs15-tool -D does not show the CHUID GUID %s:\n%s", guid, out)
 	}
-	if !strings.Contains(out, "X.509 Certificate [Certificate for PIV Authentication]") {
-		t.Errorf("pkcs15-tool -D does not list the PIV Authentication certificate:\n%s", out)
+	for _, want := range []string{"X.509 Certificate [Certificate for PIV Authentication]", "X.509 Certificate [Certificate for Card Authentication]",
+		"Private EC Key [PIV AUTH key]", "Private EC Key [CARD AUTH key]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pkcs15-tool -D does not list %q:\n%s", want, out)
+		}
 	}
 
 	out = run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "status")
@@ -107,6 +110,9 @@ func TestPCSCIndependentTools(t *testing.T) {
 	}
 	if !strings.Contains(out, "Slot 9a:") || !strings.Contains(out, f.data.CardNumber) {
 		t.Errorf("yubico-piv-tool -a status does not show the 9A certificate for %s:\n%s", f.data.CardNumber, out)
+	}
+	if !strings.Contains(out, "Slot 9e:") || !strings.Contains(out, "serialNumber="+uuidString(f.data.CardUUID)) {
+		t.Errorf("yubico-piv-tool -a status does not show the 9E certificate of card %s:\n%s", uuidString(f.data.CardUUID), out)
 	}
 
 	certPEM := run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "read-certificate", "-s", "9a")
@@ -244,7 +250,7 @@ func BenchmarkPersonalizePCSC(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+				if _, err := f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 					b.Fatal(err)
 				}
 				card.Close()
@@ -309,7 +315,7 @@ func BenchmarkYubicoPivToolPCSC(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cert, err := f.p.pki.issuePIVAuth(pub, f.data, f.now)
+		cert, err := f.p.pki.issueCardCert(slotPIVAuth, pub, f.data, f.now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -345,7 +351,7 @@ func TestYubiKeyStockReadBackByYubicoPivTool(t *testing.T) {
 	var res *Result
 	want := map[uint][]byte{}
 	withCard(t, env, func(card apdu.Card) {
-		if res, err = f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+		if res, err = f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 			t.Fatal(err)
 		}
 		s := &session{card: card, extended: true}

@@ -30,6 +30,7 @@ type Config struct {
 	Keys          KeyStore
 	CACert, CAKey string       // optional configured CA (PEM files; CAKey only with the file key store)
 	Stock         StockProfile // zero value = DefaultStock()
+	Certs         CertProfile  // PKIBaseURL is required
 	// SealTo is the age X25519 recipient (age1…) the PIN and PUK are sealed
 	// to; "" = a development identity in PKIDir/supplier-age.key.
 	SealTo string
@@ -72,10 +73,15 @@ func New(cfg Config) (*Personalizer, error) {
 	case cfg.CAKey != "":
 		return nil, errors.New("personalize: CAKey is a key file: with a key store the CA key is in the store")
 	}
+	prof, err := cfg.Certs.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	p, err := loadPKI(ks, cfg.PKIDir, cfg.CACert, cfg.Issuer, cfg.Now())
 	if err != nil {
 		return nil, err
 	}
+	p.profile = prof
 	master, err := loadMaster(ks, cfg.PKIDir)
 	if err != nil {
 		return nil, err
@@ -129,10 +135,27 @@ func (d CardData) validate(now time.Time) error {
 	return nil
 }
 
+// Record receives what the caller must store before the chip changes, so
+// that a crash loses none of it: the chip UID before the first write, and
+// each certificate before it goes onto the chip (to revoke it should the
+// blank be spoiled). A nil func records nothing.
+type Record struct {
+	UID  func(uid []byte) error
+	Cert func(IssuedCert) error
+}
+
+// IssuedCert is a certificate issued for a card.
+type IssuedCert struct {
+	Slot     string // "9a" (PIV Authentication) or "9e" (Card Authentication)
+	Serial   string // hex, lower case, as serialHex writes it
+	NotAfter time.Time
+}
+
 // Result of a successful personalization.
 type Result struct {
 	UID           []byte
-	CertSerial    string // hex serial number of the PIV Authentication certificate
+	CertSerial    string       // hex serial number of the PIV Authentication certificate
+	Certs         []IssuedCert // the certificates on the chip
 	SealedSecrets []byte // age-armored JSON {card_number, pin, puk}
 	APDUs         int    // command APDUs sent
 }

@@ -104,7 +104,7 @@ func newFixture(t testing.TB, stock StockProfile) *fixture {
 func newFixtureAt(t testing.TB, stock StockProfile, now time.Time) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	p, err := New(Config{PKIDir: dir, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
+	p, err := New(Config{PKIDir: dir, Certs: testCerts, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +166,11 @@ func connect(t testing.TB, r *emulator.Reader) apdu.Card {
 	return c
 }
 
-func recorder(got *[]byte) func([]byte) error {
-	return func(uid []byte) error { *got = append([]byte(nil), uid...); return nil }
+// testCerts is the certificate profile of the test station.
+var testCerts = CertProfile{PKIBaseURL: "http://pki.example.se"}
+
+func recorder(got *[]byte) Record {
+	return Record{UID: func(uid []byte) error { *got = append([]byte(nil), uid...); return nil }}
 }
 
 func TestPersonalizeThenVerify(t *testing.T) {
@@ -326,7 +329,7 @@ func TestVerifyNamesTamperedObject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			forged, err := other.p.pki.issuePIVAuth(c.PublicKey, f.data, f.now)
+			forged, err := other.p.pki.issueCardCert(slotPIVAuth, c.PublicKey, f.data, f.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,7 +402,7 @@ func TestPersonalizeRefusals(t *testing.T) {
 			reader.InjectNext(tt.fault)
 			card := connect(t, reader)
 			recorded := false
-			_, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { recorded = true; return tt.record })
+			_, err := f.p.Personalize(ctx, card, f.data, Record{UID: func([]byte) error { recorded = true; return tt.record }})
 			if err == nil {
 				t.Fatal("Personalize succeeded")
 			}
@@ -524,7 +527,7 @@ func TestResumeAfterEveryWrite(t *testing.T) {
 	stock := DefaultStock()
 	f := newFixture(t, stock)
 	log := &writeLog{Card: connect(t, emulator.NewReader("count", emuStock(stock), ""))}
-	if _, err := f.p.Personalize(ctx, log, f.data, func([]byte) error { return nil }); err != nil {
+	if _, err := f.p.Personalize(ctx, log, f.data, Record{}); err != nil {
 		t.Fatal(err)
 	}
 	pinAt := bytes.IndexByte(log.ins, 0x24)
@@ -575,7 +578,7 @@ func TestStockWithAnotherTransportPIN(t *testing.T) {
 	es := emuStock(stock)
 	es.PIN = "654321"
 	reader := emulator.NewReader("test", es, "")
-	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil })
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, Record{})
 	var auth *apdu.AuthError
 	if !errors.Is(err, ErrSpoiled) || !errors.As(err, &auth) {
 		t.Fatalf("error %v, want ErrSpoiled with the card's 63Cx", err)
@@ -600,7 +603,7 @@ func TestCardDataValidation(t *testing.T) {
 			reader := emulator.NewReader("test", emulator.DefaultStock(), "")
 			d := f.data
 			tt.edit(&d)
-			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, func([]byte) error { return nil })
+			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, Record{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
 			}
@@ -630,7 +633,7 @@ func BenchmarkPersonalize(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+				res, err := f.p.Personalize(ctx, card, f.data, Record{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -652,7 +655,7 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 	es.Yubico = true // its key metadata shows the slot's public key without the PIN
 	reader := emulator.NewReader("test", es, "")
 	card := connect(t, reader)
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -679,7 +682,7 @@ func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	recorded := false
-	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { recorded = true; return nil })
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, Record{UID: func([]byte) error { recorded = true; return nil }})
 	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "does not fit in") {
 		t.Fatalf("error %v, want a non-spoiled error saying the portrait does not fit", err)
 	}
@@ -708,7 +711,7 @@ func TestObjectSizesFitStock(t *testing.T) {
 			}
 			reader := emulator.NewReader("test", es, "")
 			card := connect(t, reader)
-			res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+			res, err := f.p.Personalize(ctx, card, f.data, Record{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -805,13 +808,13 @@ func TestInjectedClock(t *testing.T) {
 	f := newFixtureAt(t, stock, time.Date(2031, 3, 14, 9, 0, 0, 0, time.UTC))
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	card := connect(t, reader)
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pin := f.openSecrets(t, res.SealedSecrets).PIN
 	later := f.data.ValidUntil.AddDate(0, 0, 2)
-	p, err := New(Config{PKIDir: f.dir, Issuer: "Test Issuer AB", Now: func() time.Time { return later }})
+	p, err := New(Config{PKIDir: f.dir, Certs: testCerts, Issuer: "Test Issuer AB", Now: func() time.Time { return later }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -848,7 +851,7 @@ func TestExtendedLengthFallsBackToChaining(t *testing.T) {
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	card := &shortOnly{Card: connect(t, reader)}
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,8 +18,10 @@ import (
 // OIDs from FIPS 201 / SP 800-73-4 / RFC 4556 used in the certificates.
 var (
 	oidPIVContentSigning = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 7}
+	oidPIVCardAuth       = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 8}
 	oidSmartcardLogon    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
 	oidPKINITClientAuth  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 2, 3, 4}
+	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 37}
 )
 
 // pki holds the issuing CA and the content-signing key that signs the CHUID,
@@ -30,6 +31,7 @@ type pki struct {
 	caKey      crypto.Signer
 	signerCert *x509.Certificate
 	signerKey  crypto.Signer
+	profile    CertProfile
 }
 
 const (
@@ -237,36 +239,6 @@ func newContentSigner(ca *x509.Certificate, caKey, key crypto.Signer, issuer str
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
 		return nil, fmt.Errorf("personalize: create content-signing certificate: %w", err)
-	}
-	return x509.ParseCertificate(der)
-}
-
-// issuePIVAuth issues the PIV Authentication certificate for the key
-// generated in slot 9A.
-func (p *pki) issuePIVAuth(pub crypto.PublicKey, d CardData, now time.Time) (*x509.Certificate, error) {
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	u := uuidString(d.CardUUID)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			CommonName:   d.HolderName,
-			Organization: []string{d.Company},
-			SerialNumber: d.CardNumber,
-		},
-		NotBefore:          now.Add(-time.Minute),
-		NotAfter:           d.ValidUntil,
-		KeyUsage:           x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		UnknownExtKeyUsage: []asn1.ObjectIdentifier{oidSmartcardLogon, oidPKINITClientAuth},
-		// PIV-I binds the certificate to the card by the card UUID.
-		URIs: []*url.URL{{Scheme: "urn", Opaque: "uuid:" + u}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, pub, p.caKey)
-	if err != nil {
-		return nil, fmt.Errorf("personalize: issue PIV Authentication certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
 }

@@ -68,7 +68,7 @@ func TestNewPKI(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			p, err := New(Config{PKIDir: dir, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
+			p, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -89,7 +89,7 @@ func TestNewPKI(t *testing.T) {
 				t.Errorf("content signer key: %v, mode %v", err, fi.Mode())
 			}
 			// A second start reuses everything.
-			p2, err := New(Config{PKIDir: dir, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
+			p2, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,12 +102,12 @@ func TestNewPKI(t *testing.T) {
 
 func TestSwitchingCAReissuesContentSigner(t *testing.T) {
 	dir := t.TempDir()
-	dev, err := New(Config{PKIDir: dir, Issuer: "Test Issuer AB"})
+	dev, err := New(Config{PKIDir: dir, Certs: testCerts, Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	caCert, caKey := writeRSACA(t, t.TempDir(), true)
-	conf, err := New(Config{PKIDir: dir, CACert: caCert, CAKey: caKey, Issuer: "Test Issuer AB"})
+	conf, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: caCert, CAKey: caKey, Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestSealToConfiguredRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p, err := New(Config{PKIDir: dir, SealTo: id.Recipient().String(), Issuer: "Test Issuer AB"})
+	p, err := New(Config{PKIDir: dir, Certs: testCerts, SealTo: id.Recipient().String(), Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestSealToConfiguredRecipient(t *testing.T) {
 	if want := `{"card_number":"BB-1234-567890","pin":"385912","puk":"70315864"}`; string(plain) != want {
 		t.Errorf("opened %s, want %s", plain, want)
 	}
-	if _, err := New(Config{PKIDir: dir, SealTo: "age1nope", Issuer: "Test Issuer AB"}); err == nil || !strings.Contains(err.Error(), "age1") {
+	if _, err := New(Config{PKIDir: dir, Certs: testCerts, SealTo: "age1nope", Issuer: "Test Issuer AB"}); err == nil || !strings.Contains(err.Error(), "age1") {
 		t.Errorf("bad recipient: %v", err)
 	}
 }

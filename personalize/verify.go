@@ -93,8 +93,9 @@ func (s *session) readObjects(ctx context.Context, withPIN bool) (map[uint][]byt
 
 // profileFacts are the values the objects agree on, for the report.
 type profileFacts struct {
-	cert   *x509.Certificate
-	chuid  chuid
+	cert         *x509.Certificate // PIV Authentication (9A)
+	cardAuthCert *x509.Certificate // Card Authentication (9E)
+	chuid        chuid
 	signer *x509.Certificate // content signer, from the CHUID
 }
 
@@ -114,32 +115,31 @@ func (p *Personalizer) checkObjects(r *Report, objs map[uint][]byte, errs map[ui
 		return v, nil
 	}
 
-	// Certificate.
-	certErr := func() error {
-		v, err := value(objCert)
+	// Certificates.
+	certCheck := func(o object, slot byte) (*x509.Certificate, error) {
+		v, err := value(o)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if f.cert, err = parseCertObject(v); err != nil {
-			return err
+		c, err := parseCertObject(v)
+		if err != nil {
+			return nil, err
 		}
-		if err := p.pki.verifyChain(f.cert, now); err != nil {
-			return fmt.Errorf("chain to the issuing CA: %w", err)
-		}
-		if f.cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-			return errors.New("key usage lacks digitalSignature")
-		}
-		return nil
-	}()
+		return c, checkCardCert(p.pki.caCert, slot, c, now)
+	}
+	var certErr, cardAuthErr error
+	f.cert, certErr = certCheck(objCert, slotPIVAuth)
+	f.cardAuthCert, cardAuthErr = certCheck(objCardAuthCert, slotCardAuth)
 	if f.cert != nil {
 		r.Holder = f.cert.Subject.CommonName
 		if len(f.cert.Subject.Organization) > 0 {
 			r.Company = f.cert.Subject.Organization[0]
 		}
 		r.CardNumber = f.cert.Subject.SerialNumber
-		r.CertSerial = hex.EncodeToString(f.cert.SerialNumber.Bytes())
+		r.CertSerial = serialHex(f.cert)
 	}
 	r.add(objCert.String(), certErr)
+	r.add(objCardAuthCert.String(), cardAuthErr)
 
 	// CHUID.
 	chuidErr := func() error {
@@ -166,10 +166,10 @@ func (p *Personalizer) checkObjects(r *Report, objs map[uint][]byte, errs map[ui
 		if now.After(c.Expiry.AddDate(0, 0, 1)) {
 			return fmt.Errorf("card expired on %s", r.ValidUntil)
 		}
-		if f.cert != nil {
-			urn := "urn:uuid:" + uuidString(c.GUID)
-			if len(f.cert.URIs) != 1 || f.cert.URIs[0].String() != urn {
-				return fmt.Errorf("GUID %s does not match the certificate's %v", uuidString(c.GUID), f.cert.URIs)
+		urn := "urn:uuid:" + uuidString(c.GUID)
+		for _, cert := range []*x509.Certificate{f.cert, f.cardAuthCert} {
+			if cert != nil && (len(cert.URIs) != 1 || cert.URIs[0].String() != urn) {
+				return fmt.Errorf("GUID %s does not match the certificate's %v", uuidString(c.GUID), cert.URIs)
 			}
 		}
 		return nil
@@ -279,9 +279,10 @@ func (p *Personalizer) checkObjects(r *Report, objs map[uint][]byte, errs map[ui
 	return f
 }
 
-// proveKey signs a fresh random challenge with slot 9A and checks the
-// signature with the certificate's public key. The PIN must be verified.
-func (s *session) proveKey(ctx context.Context, cert *x509.Certificate) error {
+// proveKey signs a fresh random challenge with the key in slot and checks
+// the signature with the certificate's public key. Slot 9A needs the PIN
+// verified; 9E never does.
+func (s *session) proveKey(ctx context.Context, slot byte, cert *x509.Certificate) error {
 	if cert == nil {
 		return errors.New("no valid certificate to check against")
 	}
@@ -294,12 +295,12 @@ func (s *session) proveKey(ctx context.Context, cert *x509.Certificate) error {
 		return err
 	}
 	digest := sha256Sum(challenge)
-	sig, err := s.signP256(ctx, slotPIVAuth, digest)
+	sig, err := s.signP256(ctx, slot, digest)
 	if err != nil {
 		return err
 	}
 	if !ecdsa.VerifyASN1(pub, digest, sig) {
-		return errors.New("the signature by slot 9A does not verify with the certificate's key")
+		return fmt.Errorf("the signature by slot %02X does not verify with the certificate's key", slot)
 	}
 	return nil
 }
@@ -308,6 +309,7 @@ const (
 	checkUID          = "chip UID"
 	checkPIN          = "PIN"
 	checkKey          = "key 9A (sign a challenge)"
+	checkCardAuthKey  = "key 9E (sign a challenge, no PIN)"
 	checkTransportKey = "management key: transport key refused"
 )
 
@@ -340,9 +342,10 @@ func (p *Personalizer) Verify(ctx context.Context, card apdu.Card, pin string) (
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
 	f := p.checkObjects(r, objs, errs, now)
+	r.add(checkCardAuthKey, s.proveKey(ctx, slotCardAuth, f.cardAuthCert))
 	switch {
 	case withPIN:
-		r.add(checkKey, s.proveKey(ctx, f.cert))
+		r.add(checkKey, s.proveKey(ctx, slotPIVAuth, f.cert))
 	case f.cert == nil:
 		r.add(checkKey, errors.New("no valid certificate to check against"))
 	default:

@@ -31,6 +31,11 @@ type Config struct {
 	SealTo       string `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
 	CACert       string `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
 	CAKey        string `json:"ca_key"`
+	// PKIBaseURL is where relying parties fetch /pki/ca.crl and /pki/ca.crt
+	// (named in every card certificate); "" = this station's own address.
+	PKIBaseURL        string `json:"pki_base_url"`
+	CertPolicyOID     string `json:"cert_policy_oid"`      // 9A certificate policy; "" = personalize.DefaultAuthPolicy (an example OID)
+	CardAuthPolicyOID string `json:"card_auth_policy_oid"` // 9E certificate policy; "" = personalize.DefaultCardAuthPolicy
 	TLSCert      string `json:"tls_cert"`
 	TLSKey       string `json:"tls_key"`
 	MaxBodyBytes int64  `json:"max_body_bytes"`
@@ -147,6 +152,19 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CertProfile is the certificate profile of the cards this station makes.
+func (c Config) CertProfile() personalize.CertProfile {
+	base := c.PKIBaseURL
+	if base == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		base = scheme + "://" + c.Listen
+	}
+	return personalize.CertProfile{PKIBaseURL: base, AuthPolicy: c.CertPolicyOID, CardAuthPolicy: c.CardAuthPolicyOID}
 }
 
 // DBPath is where the database lives.

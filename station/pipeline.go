@@ -33,7 +33,7 @@ type (
 	}
 	// ChipWriter writes and verifies the PIV data.
 	ChipWriter interface {
-		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, recordUID func(uid []byte) error) (*personalize.Result, error)
+		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, rec personalize.Record) (*personalize.Result, error)
 	}
 	// CardPrinter prints a card face.
 	CardPrinter interface {
@@ -354,13 +354,13 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	if j.ChipUID != "" {
 		data.ExpectedUID, _ = hex.DecodeString(j.ChipUID)
 	}
-	res, err := p.chip.Personalize(ctx, card, data, func(uid []byte) error {
+	res, err := p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if j.ChipUID == u {
 			return nil
 		}
 		return p.store.RecordChip(ctx, j, u)
-	})
+	}})
 	switch {
 	case err == nil:
 	case errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:

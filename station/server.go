@@ -83,7 +83,7 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if s.chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
-		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock}); err != nil {
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock, Certs: cfg.CertProfile()}); err != nil {
 		return nil, err
 	}
 	if s.printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {

@@ -404,7 +404,7 @@ func runVerify(c *cli, args []string) error {
 	if cl, ok := reader.(io.Closer); ok {
 		defer cl.Close()
 	}
-	p, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: station.Defaults().Issuer})
+	p, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: station.Defaults().Issuer, Certs: station.Defaults().CertProfile()})
 	if err != nil {
 		return &exitError{2, err}
 	}
