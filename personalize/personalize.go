@@ -156,8 +156,8 @@ type Result struct {
 	UID           []byte
 	CertSerial    string       // hex serial number of the PIV Authentication certificate
 	Certs         []IssuedCert // the certificates on the chip
-	SealedSecrets []byte // age-armored JSON {card_number, pin, puk}
-	APDUs         int    // command APDUs sent
+	SealedSecrets []byte       // age-armored JSON {card_number, pin, puk}
+	APDUs         int          // command APDUs sent
 }
 
 var (

@@ -96,7 +96,7 @@ type profileFacts struct {
 	cert         *x509.Certificate // PIV Authentication (9A)
 	cardAuthCert *x509.Certificate // Card Authentication (9E)
 	chuid        chuid
-	signer *x509.Certificate // content signer, from the CHUID
+	signer       *x509.Certificate // content signer, from the CHUID
 }
 
 // checkObjects checks structure, signatures, the certificate chain and the

@@ -36,9 +36,9 @@ type Config struct {
 	PKIBaseURL        string `json:"pki_base_url"`
 	CertPolicyOID     string `json:"cert_policy_oid"`      // 9A certificate policy; "" = personalize.DefaultAuthPolicy (an example OID)
 	CardAuthPolicyOID string `json:"card_auth_policy_oid"` // 9E certificate policy; "" = personalize.DefaultCardAuthPolicy
-	TLSCert      string `json:"tls_cert"`
-	TLSKey       string `json:"tls_key"`
-	MaxBodyBytes int64  `json:"max_body_bytes"`
+	TLSCert           string `json:"tls_cert"`
+	TLSKey            string `json:"tls_key"`
+	MaxBodyBytes      int64  `json:"max_body_bytes"`
 	// Per-supplier API rate: sustained requests per second and burst.
 	RatePerSecond float64 `json:"rate_per_second"`
 	RateBurst     int     `json:"rate_burst"`
