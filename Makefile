@@ -7,7 +7,7 @@ BIN     := bin/station
 BUILD_PKGS := gcc pkg-config libpcsclite-dev libturbojpeg0-dev
 # Needed by the tests: the real devices' software and the independent checkers.
 TEST_PKGS  := pcscd vsmartcard-vpcd opensc yubico-piv-tool poppler-utils cups-ipp-utils \
-              dbus chromium libvips-tools iproute2 util-linux openssl fonts-dejavu-core
+              dbus chromium libvips-tools iproute2 util-linux openssl fonts-dejavu-core softhsm2
 
 .PHONY: run build test bench deps test-deps clean
 

@@ -36,6 +36,14 @@ type Config struct {
 	PKIBaseURL        string `json:"pki_base_url"`
 	CertPolicyOID     string `json:"cert_policy_oid"`      // 9A certificate policy; "" = personalize.DefaultAuthPolicy (an example OID)
 	CardAuthPolicyOID string `json:"card_auth_policy_oid"` // 9E certificate policy; "" = personalize.DefaultCardAuthPolicy
+	// The CA, content-signing and master management keys in a PKCS#11
+	// token (an HSM) instead of files in DATA/pki: the module and the
+	// token label. The user PIN comes from STATION_PKCS11_PIN or the file
+	// pkcs11_pin_file, never from the configuration file.
+	PKCS11Module  string `json:"pkcs11_module"`
+	PKCS11Token   string `json:"pkcs11_token"`
+	PKCS11PINFile string `json:"pkcs11_pin_file"`
+	PKCS11PIN     string `json:"-"` // from STATION_PKCS11_PIN
 	TLSCert           string `json:"tls_cert"`
 	TLSKey            string `json:"tls_key"`
 	MaxBodyBytes      int64  `json:"max_body_bytes"`
@@ -116,6 +124,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
 	pick(&cfg.Stock, "", "STATION_STOCK")
+	cfg.PKCS11PIN = getenv("STATION_PKCS11_PIN")
 	return cfg, cfg.Validate()
 }
 
@@ -139,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.RatePerSecond <= 0 || c.RateBurst < 1 {
 		errs = append(errs, errors.New("rate_per_second and rate_burst must be positive"))
+	}
+	if c.PKCS11Module != "" && c.CAKey != "" {
+		errs = append(errs, errors.New("ca_key is a key file: with pkcs11_module the CA key is in the token (label "+personalize.KeyLabelPrefix+personalize.KeyCA+")"))
+	}
+	if (c.PKCS11Module == "") != (c.PKCS11Token == "") || (c.PKCS11Module == "" && c.PKCS11PINFile != "") {
+		errs = append(errs, errors.New("pkcs11_module and pkcs11_token go together (pkcs11_pin_file with them)"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key go together"))
@@ -165,6 +180,23 @@ func (c Config) CertProfile() personalize.CertProfile {
 		base = scheme + "://" + c.Listen
 	}
 	return personalize.CertProfile{PKIBaseURL: base, AuthPolicy: c.CertPolicyOID, CardAuthPolicy: c.CardAuthPolicyOID}
+}
+
+// OpenKeyStore opens the configured PKCS#11 token; with none configured it
+// returns nil, and the station keeps its keys in files in DATA/pki.
+func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
+	if c.PKCS11Module == "" {
+		return nil, nil
+	}
+	pin := c.PKCS11PIN
+	if pin == "" && c.PKCS11PINFile != "" {
+		b, err := os.ReadFile(c.PKCS11PINFile)
+		if err != nil {
+			return nil, fmt.Errorf("pkcs11_pin_file: %w", err)
+		}
+		pin = strings.TrimSpace(string(b))
+	}
+	return personalize.OpenPKCS11(personalize.PKCS11Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11Token, PIN: pin})
 }
 
 // DBPath is where the database lives.

@@ -35,6 +35,7 @@ type Server struct {
 	reader   CardReader
 	printer  printer.Driver
 	chip     *personalize.Personalizer
+	keys     *personalize.PKCS11KeyStore // nil: key files in DATA/pki
 	metrics  *Metrics
 	limiter  *rateLimiter
 	hub      *hub
@@ -82,8 +83,15 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
-		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock, Certs: cfg.CertProfile()}); err != nil {
+	pc := personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock, Certs: cfg.CertProfile()}
+	if s.keys, err = cfg.OpenKeyStore(); err != nil {
+		return nil, err
+	}
+	if s.keys != nil {
+		pc.Keys = s.keys
+	}
+	if s.chip, err = personalize.New(pc); err != nil {
 		return nil, err
 	}
 	if s.printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
@@ -266,6 +274,9 @@ func (s *Server) Close() error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	if s.keys != nil {
+		errs = append(errs, s.keys.Close())
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
