@@ -44,9 +44,9 @@ type Config struct {
 	PKCS11Token   string `json:"pkcs11_token"`
 	PKCS11PINFile string `json:"pkcs11_pin_file"`
 	PKCS11PIN     string `json:"-"` // from STATION_PKCS11_PIN
-	TLSCert           string `json:"tls_cert"`
-	TLSKey            string `json:"tls_key"`
-	MaxBodyBytes      int64  `json:"max_body_bytes"`
+	TLSCert       string `json:"tls_cert"`
+	TLSKey        string `json:"tls_key"`
+	MaxBodyBytes  int64  `json:"max_body_bytes"`
 	// Per-supplier API rate: sustained requests per second and burst.
 	RatePerSecond float64 `json:"rate_per_second"`
 	RateBurst     int     `json:"rate_burst"`
