@@ -74,6 +74,9 @@ func loadPKI(ks KeyStore, dir, caCertPath, issuer string, now time.Time) (*pki, 
 			return nil, err
 		}
 	}
+	if err := canSignCRLs(p.caCert); err != nil {
+		return nil, fmt.Errorf("personalize: the station revokes cards with CRLs its CA signs, but %w", err)
+	}
 	issueSigner := func(key crypto.Signer) (*x509.Certificate, error) {
 		return newContentSigner(p.caCert, p.caKey, key, issuer, now)
 	}

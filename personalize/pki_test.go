@@ -22,6 +22,10 @@ import (
 // writeRSACA writes an RSA CA in the traditional PKCS#1 PEM form many
 // existing CAs use, and returns the certificate and key paths.
 func writeRSACA(t *testing.T, dir string, isCA bool) (string, string) {
+	return writeRSACAUsage(t, dir, isCA, x509.KeyUsageCertSign|x509.KeyUsageCRLSign|x509.KeyUsageDigitalSignature)
+}
+
+func writeRSACAUsage(t *testing.T, dir string, isCA bool, usage x509.KeyUsage) (string, string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -30,7 +34,7 @@ func writeRSACA(t *testing.T, dir string, isCA bool) (string, string) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "Supplier Issuing CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0),
-		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: usage,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -52,6 +56,7 @@ func TestNewPKI(t *testing.T) {
 	caCert, caKey := writeRSACA(t, caDir, true)
 	leafCert, leafKey := writeRSACA(t, t.TempDir(), false)
 	otherCert, _ := writeRSACA(t, t.TempDir(), true)
+	noCRLCert, noCRLKey := writeRSACAUsage(t, t.TempDir(), true, x509.KeyUsageCertSign)
 	tests := []struct {
 		name          string
 		cert, key     string
@@ -63,6 +68,7 @@ func TestNewPKI(t *testing.T) {
 		{"certificate without key", caCert, "", "both CACert and CAKey", ""},
 		{"key of another CA", otherCert, caKey, "does not hold the private key", ""},
 		{"not a CA", leafCert, leafKey, "not a CA", ""},
+		{"CA that cannot sign CRLs", noCRLCert, noCRLKey, "lacks cRLSign", ""},
 		{"missing file", filepath.Join(caDir, "nope.pem"), caKey, "no such file", ""},
 	}
 	for _, tt := range tests {
