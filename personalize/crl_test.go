@@ -108,7 +108,9 @@ func TestFetchCRL(t *testing.T) {
 	mux.HandleFunc("/pki/ca.crl", func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, MaxCRLSize+1)) })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) })
-	mux.HandleFunc("/to-file", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "ftp://elsewhere/ca.crl", http.StatusFound) })
+	mux.HandleFunc("/to-file", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "ftp://elsewhere/ca.crl", http.StatusFound)
+	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/pki/ca.crl", http.StatusFound) })
 	mux.HandleFunc("/gone", http.NotFound)
 	srv := httptest.NewServer(mux)
