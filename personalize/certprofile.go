@@ -152,9 +152,7 @@ func (p *pki) issueCardCert(slot byte, pub crypto.PublicKey, d CardData, now tim
 // CA and the profile: chain at time now, key usage, the slot's EKU, key
 // identifiers, policy, CRL and CA URLs.
 func checkCardCert(ca *x509.Certificate, slot byte, cert *x509.Certificate, now time.Time) error {
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := verifyChain(ca, cert, now); err != nil {
 		return fmt.Errorf("chain to the issuing CA: %w", err)
 	}
 	var problems []string

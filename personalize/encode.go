@@ -169,7 +169,7 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 			return nil, spoiled(o.String(), errors.New("read back differs from what was written"))
 		}
 	}
-	p.checkObjects(r, objs, errs, now)
+	p.Verifier(nil).checkObjects(r, objs, errs, now)
 	r.add(checkKey, s.proveKey(ctx, slotPIVAuth, cert))
 	r.add(checkCardAuthKey, s.proveKey(ctx, slotCardAuth, certs[slotCardAuth]))
 	r.add(checkTransportKey, s.refuses(ctx, transport, "the stock's transport key"))

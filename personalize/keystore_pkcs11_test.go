@@ -160,7 +160,7 @@ func TestPersonalizeWithPKCS11(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := p.Verify(ctx, card, f.openSecrets(t, res.SealedSecrets).PIN); err != nil || !rep.OK {
+	if rep, err := f.verify(t, card, f.openSecrets(t, res.SealedSecrets).PIN); err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 	f.cardKeySession(t, card)

@@ -134,7 +134,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 	}
 
 	withCard(t, env, func(card apdu.Card) {
-		rep, err := f.p.Verify(ctx, card, pin)
+		rep, err := f.verify(t, card, pin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 		if err := s.putData(ctx, objCCC.Tag, container(buildCCC([16]byte{0xEE}))); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := f.p.Verify(ctx, card, pin)
+		rep, err := f.verify(t, card, pin)
 		if err != nil {
 			t.Fatal(err)
 		}

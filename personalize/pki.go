@@ -246,10 +246,10 @@ func newContentSigner(ca *x509.Certificate, caKey, key crypto.Signer, issuer str
 	return x509.ParseCertificate(der)
 }
 
-// verifyChain checks cert against the CA at time t.
-func (p *pki) verifyChain(cert *x509.Certificate, t time.Time) error {
+// verifyChain checks cert against the CA ca at time t.
+func verifyChain(ca, cert *x509.Certificate, t time.Time) error {
 	roots := x509.NewCertPool()
-	roots.AddCert(p.caCert)
+	roots.AddCert(ca)
 	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err
 }

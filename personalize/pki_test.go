@@ -87,7 +87,7 @@ func TestNewPKI(t *testing.T) {
 			if got := p.CACertificate().Subject.CommonName; got != tt.wantCASubject {
 				t.Errorf("CA %q, want %q", got, tt.wantCASubject)
 			}
-			if err := p.pki.verifyChain(p.pki.signerCert, time.Now()); err != nil {
+			if err := verifyChain(p.pki.caCert, p.pki.signerCert, time.Now()); err != nil {
 				t.Errorf("content signer does not chain to the CA: %v", err)
 			}
 			fi, err := os.Stat(filepath.Join(dir, signerKeyFile))
@@ -120,7 +120,7 @@ func TestSwitchingCAReissuesContentSigner(t *testing.T) {
 	if conf.pki.signerCert.Equal(dev.pki.signerCert) {
 		t.Fatal("content signer of the development CA kept after configuring another CA")
 	}
-	if err := conf.pki.verifyChain(conf.pki.signerCert, time.Now()); err != nil {
+	if err := verifyChain(conf.pki.caCert, conf.pki.signerCert, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 }

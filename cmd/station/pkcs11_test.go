@@ -54,6 +54,16 @@ func TestStationWithPKCS11Token(t *testing.T) {
 	}
 	d.stop()
 
+	// QA verify with the station's configuration reaches the master key in
+	// the token: the card takes the per-card key derived there.
+	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir, "--config", conf)
+	cmd.Env = env.Environ()
+	out, _ := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), `"name": "management key: this station's per-card key",
+      "status": "pass"`) || strings.Contains(string(out), `"status": "fail"`) {
+		t.Fatalf("verify with the token: exit %d\n%s", code, out)
+	}
+
 	// No private or secret key in the data directory.
 	filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {

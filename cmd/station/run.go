@@ -36,7 +36,7 @@ var verbs = map[string]verb{
 	"photo crop":     {"photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]", "crop a photo to the 300x380 grayscale card portrait", runPhotoCrop},
 	"photo override": {"photo override ORDER-ID pass|fail --reason TEXT [--data DIR]", "override the photo verdict of an order (operator)", runPhotoOverride},
 	"card render":    {"card render ORDER.json -o face.pdf [--png face.png] [--template FILE]", "lay out a card face without the daemon", runCardRender},
-	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR]", "check an encoded card in a reader (QA); exit 0 only when every check passes", runVerify},
+	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR] [--config FILE] [--crl FILE]", "check an encoded card in a reader (QA); exit 0 every check passed, 1 one failed, 2 some could not run, 3 no verification", runVerify},
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
 	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
