@@ -110,3 +110,52 @@ func BenchmarkCheckPhotoTypical(b *testing.B) {
 		CheckPhoto(data)
 	}
 }
+
+// BenchmarkIntakeCheck is what intake pays per upload for CheckPhotoHeader
+// (header, limits, structure walk to EOI or every PNG CRC to IEND), beside
+// the header parse alone (the check before the structure walk) and, for
+// JPEGs, a decode at 1/8 scale with libjpeg, the cheapest decode that would
+// also see damaged entropy data.
+func BenchmarkIntakeCheck(b *testing.B) {
+	portrait := readPhoto(b, "dev/pass_london_010_03.jpg")
+	inputs := []struct {
+		name string
+		data []byte
+	}{
+		{"portrait-jpeg", portrait},
+		{"12mp-jpeg", readPhoto(b, "perf/perf_12mp_4000x3000_tiled_real.jpg")},
+		{"portrait-png", encodePNG(b, toRGBA(decodeAll(b, portrait)))},
+		{"50mp-png-16bit", pngBomb()},
+	}
+	for _, in := range inputs {
+		b.Run(in.name+"/intake", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				if err := CheckPhotoHeader(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/header-only", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				if in.data[0] == 0xFF {
+					parseJPEGHeader(in.data)
+				} else {
+					parsePNGHeader(in.data)
+				}
+			}
+		})
+		if in.data[0] == 0xFF && turboAvailable {
+			h, _ := parseHeader(in.data)
+			b.Run(in.name+"/libjpeg-1-8", func(b *testing.B) {
+				b.SetBytes(int64(len(in.data)))
+				for b.Loop() {
+					if _, err := decodeScaled(in.data, h, 8); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

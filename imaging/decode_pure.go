@@ -2,9 +2,14 @@
 
 package imaging
 
-import "errors"
+import (
+	"errors"
+	"image"
+)
 
 // Without cgo every JPEG takes the pure-Go decoder (slower, same results).
 const turboAvailable = false
 
-func turboDecode([]byte, int) (*rgb, error) { return nil, errors.New("libjpeg-turbo not built in") }
+func turboDecode([]byte, header, int, image.Rectangle, bool) (*rgb, error) {
+	return nil, errors.New("libjpeg-turbo not built in")
+}

@@ -124,6 +124,12 @@ func TestCheckPhotoHeader(t *testing.T) {
 		{"jpeg truncated in segment", encodeJPEG(t, gray(300, 410))[:20], CodeUnreadable},
 		{"png truncated", encodePNG(t, gray(300, 410))[:12], CodeUnreadable},
 		{"png zero width", pngHeaderOnly(0, 500), CodeUnreadable},
+		{"jpeg cut short", encodeJPEG(t, gray(300, 410))[:300], CodeUnreadable},
+		{"png without IEND", encodePNG(t, gray(300, 410))[:60], CodeUnreadable},
+		// 300 MB of coefficients for libjpeg, more than a photo may use.
+		{"50 MP progressive JPEG 4:4:4", progressiveBomb(1), CodeTooLarge},
+		{"50 MP progressive JPEG 4:2:0", progressiveBomb(2), map[bool]string{true: "", false: CodeTooLarge}[turboAvailable]}, // image/jpeg keeps 4 bytes per coefficient
+		{"50 MP 16-bit PNG, decoded streaming", pngBomb(), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,10 +263,11 @@ func TestDecodeOrientation(t *testing.T) {
 			if herr != nil {
 				t.Fatalf("o=%d %s: %v", o, tc.name, herr)
 			}
+			decode := decodeScaled
 			if tc.pure {
-				h.components = 4 // routes through image/jpeg like a CMYK file
+				decode = decodeGo
 			}
-			m, err := decodeScaled(tc.data, h, tc.denom)
+			m, err := decode(tc.data, h, tc.denom)
 			if err != nil {
 				t.Fatalf("o=%d %s: %v", o, tc.name, err)
 			}
@@ -276,6 +283,16 @@ func TestDecodeOrientation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// decodeGo decodes a JPEG with image/jpeg, as builds without cgo do.
+func decodeGo(data []byte, h header, denom int) (*rgb, error) {
+	img, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	w, ht := scaledSize(h.w, h.h, denom)
+	return scaleImage(img, denom, image.Rect(0, 0, w, ht)).orient(h.orientation), nil
 }
 
 // TestDecodeFormats covers the pixel formats uploads arrive in.
@@ -364,7 +381,7 @@ func TestFromImageAlpha(t *testing.T) {
 	}
 	want := []uint8{200, 100, 50, 255, 255, 255, 127, 127, 127}
 	for name, img := range map[string]image.Image{"nrgba": n, "rgba": r} {
-		got := fromImage(img).pix
+		got := scaleImage(img, 1, img.Bounds()).pix
 		for i := range want {
 			if d := int(got[i]) - int(want[i]); d < -1 || d > 1 {
 				t.Errorf("%s: %v, want %v", name, got, want)

@@ -28,7 +28,11 @@ func PrepareLogo(data []byte, color bool) (img image.Image, err error) {
 		return nil, err
 	}
 	h, _ := parseHeader(data) // already validated by CheckLogoHeader
-	m, derr := decodeScaled(data, h, 1)
+	d := logoDenom(h)
+	cost := stageCost(h, d)
+	stageBudget.acquire(cost) // within photoMemoryLimit: CheckLogoHeader
+	defer stageBudget.release(cost)
+	m, derr := decodeScaled(data, h, d)
 	if derr != nil {
 		return nil, fmt.Errorf("the logo could not be decoded: %v", derr)
 	}

@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -102,6 +103,9 @@ const decodeLongSide = 1600
 
 func checkPhoto(data []byte, res *Result) {
 	h, herr := parseHeader(data)
+	if herr == nil {
+		herr = checkCost(h, firstDenom(h))
+	}
 	if herr != nil {
 		res.Verdict = VerdictUnreadable
 		res.add(herr.Code)
@@ -120,13 +124,17 @@ func checkPhoto(data []byte, res *Result) {
 	}
 	// One decode serves detection and, usually, the portrait: entropy
 	// decoding costs the same at every DCT scale, so a second decode is only
-	// worth it when the face is so small that the portrait needs more pixels.
+	// worth it when the face is so small that the portrait needs more pixels,
+	// and then only of the portrait's region.
+	d := firstDenom(h)
+	cost := stageCost(h, d)
+	stageBudget.acquire(cost)
+	defer stageBudget.release(cost)
 	src := &source{data: data, h: h}
-	d := src.denomFor(func(long int) bool { return long >= decodeLongSide })
-	m, err := src.decode(d)
+	m, err := src.decode(d, src.bounds(d))
 	if err != nil {
 		res.Verdict = VerdictUnreadable
-		res.add(CodeUnreadable)
+		res.add(decodeFailureCode(err))
 		return
 	}
 	c, err := loadCascades()
@@ -155,18 +163,23 @@ func checkPhoto(data []byte, res *Result) {
 			res.add(CodeHeadCutOff)
 		}
 	}
-	if p.k*float64(d) > 1 && d > 1 {
-		// The largest DCT reduction that still does not upscale.
-		for d > 1 && p.k*float64(d) > 1 {
-			d /= 2
-		}
-		if m, err = src.decode(d); err != nil {
+	win, f := portraitWindow(image.Rect(0, 0, m.w, m.h), d, p)
+	var cut *rgb
+	if fd := finerDenom(d, p.k); fd < d {
+		// The portrait needs more pixels than the first decode has: decode
+		// again at the largest reduction that does not upscale, but only
+		// the portrait's window, so memory does not grow with the photo.
+		d = fd
+		win, f = portraitWindow(src.bounds(d), d, p)
+		if cut, err = src.decode(d, win); err != nil {
 			res.Verdict = VerdictUnreadable
-			res.add(CodeUnreadable)
+			res.add(decodeFailureCode(err))
 			return
 		}
+	} else {
+		cut = m.sub(win)
 	}
-	region, cut := cropRaster(m, d, p)
+	region := raster{m: cut.downsample(f), x0: win.Min.X / f, y0: win.Min.Y / f, denom: d * f}
 	if bq := blockiness(cut, d); bq > 0 {
 		res.Metrics["blockiness"] = round3(bq)
 	}
@@ -182,6 +195,26 @@ func checkPhoto(data []byte, res *Result) {
 	}
 	res.ChipJPEG = chip
 	res.Metrics["chip_jpeg_bytes"] = float64(len(chip))
+}
+
+// finerDenom is the largest DCT reduction at most d whose pixels are not
+// upscaled by a portrait at k portrait pixels per source pixel.
+func finerDenom(d int, k float64) int {
+	for d > 1 && k*float64(d) > 1 {
+		d /= 2
+	}
+	return d
+}
+
+// decodeFailureCode is the reason for a photo that does not decode: too
+// large for the memory a photo may use, or unreadable (damaged, truncated,
+// unsupported).
+func decodeFailureCode(err error) string {
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		return CodeTooLarge
+	}
+	return CodeUnreadable
 }
 
 // How far the portrait window may reach beyond the photo before the head
@@ -225,42 +258,3 @@ func centredPlacement(w, h float64) placement {
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
-
-// source decodes the upload at the scales the stage asks for. Without
-// libjpeg-turbo (PNG, CMYK, no cgo) the full image is decoded once and
-// shrunk, so a second request does not decode again.
-type source struct {
-	data []byte
-	h    header
-	full *rgb
-}
-
-func (s *source) scalable() bool {
-	return s.h.format == formatJPEG && s.h.components != 4 && turboAvailable
-}
-
-// denomFor returns the largest reduction in {8,4,2,1} whose long side still
-// satisfies ok.
-func (s *source) denomFor(ok func(long int) bool) int {
-	long := max(s.h.w, s.h.h)
-	for _, d := range []int{8, 4, 2} {
-		if ok((long + d - 1) / d) {
-			return d
-		}
-	}
-	return 1
-}
-
-func (s *source) decode(denom int) (*rgb, error) {
-	if s.scalable() {
-		return decodeScaled(s.data, s.h, denom)
-	}
-	if s.full == nil {
-		m, err := decodeScaled(s.data, s.h, 1)
-		if err != nil {
-			return nil, err
-		}
-		s.full = m
-	}
-	return s.full.downsample(denom), nil
-}

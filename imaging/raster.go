@@ -23,67 +23,135 @@ func (m *rgb) luma() []uint8 {
 	return out
 }
 
-// fromImage converts any decoded image to rgb. Transparent pixels are
-// composited over white, the colour a missing background should have.
-func fromImage(img image.Image) *rgb {
+// scaleImage converts region r (stored coordinates at 1/denom) of an image
+// decoded by the Go decoders to rgb, one row at a time, so no full-size
+// copy is made. Transparent pixels are composited over white, the colour
+// a missing background should have.
+func scaleImage(img image.Image, denom int, r image.Rectangle) *rgb {
 	b := img.Bounds()
-	m := newRGB(b.Dx(), b.Dy())
+	red := newReducer(b.Dx(), b.Dy(), denom, r)
+	row := make([]uint8, 3*b.Dx())
+	for y := 0; y < b.Dy(); y++ {
+		if red.wantRow(y) {
+			imageRow(img, b.Min.Y+y, row)
+			red.add(y, row, 0, 1)
+		}
+	}
+	return red.result()
+}
+
+// imageRow writes row y of img as RGB into dst (3 bytes per pixel).
+func imageRow(img image.Image, y int, dst []uint8) {
+	b := img.Bounds()
 	switch src := img.(type) {
 	case *image.YCbCr:
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := src.YOffset(x, y), src.COffset(x, y)
-				r, g, bb := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
-				m.pix[i], m.pix[i+1], m.pix[i+2] = r, g, bb
-				i += 3
-			}
+		for x, i := b.Min.X, 0; x < b.Max.X; x, i = x+1, i+3 {
+			yi, ci := src.YOffset(x, y), src.COffset(x, y)
+			dst[i], dst[i+1], dst[i+2] = color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
 		}
 	case *image.Gray:
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[(y-b.Min.Y)*src.Stride:]
-			for x := 0; x < b.Dx(); x++ {
-				v := row[x]
-				m.pix[i], m.pix[i+1], m.pix[i+2] = v, v, v
-				i += 3
-			}
+		row := src.Pix[(y-b.Min.Y)*src.Stride:]
+		for x := 0; x < b.Dx(); x++ {
+			v := row[x]
+			dst[3*x], dst[3*x+1], dst[3*x+2] = v, v, v
 		}
-	case *image.NRGBA: // the usual PNG: straight alpha
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
-			for j := 0; j < len(row); j += 4 {
-				a := uint32(row[j+3])
-				w := (255 - a) * 255
-				m.pix[i] = uint8((uint32(row[j])*a + w + 127) / 255)
-				m.pix[i+1] = uint8((uint32(row[j+1])*a + w + 127) / 255)
-				m.pix[i+2] = uint8((uint32(row[j+2])*a + w + 127) / 255)
-				i += 3
-			}
+	case *image.NRGBA: // straight alpha
+		row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
+		for i, j := 0, 0; j < len(row); i, j = i+3, j+4 {
+			a := uint32(row[j+3])
+			w := (255 - a) * 255
+			dst[i] = uint8((uint32(row[j])*a + w + 127) / 255)
+			dst[i+1] = uint8((uint32(row[j+1])*a + w + 127) / 255)
+			dst[i+2] = uint8((uint32(row[j+2])*a + w + 127) / 255)
 		}
 	case *image.RGBA: // premultiplied alpha
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
-			for j := 0; j < len(row); j += 4 {
-				w := 255 - uint32(row[j+3])
-				m.pix[i] = uint8(min(uint32(row[j])+w, 255))
-				m.pix[i+1] = uint8(min(uint32(row[j+1])+w, 255))
-				m.pix[i+2] = uint8(min(uint32(row[j+2])+w, 255))
-				i += 3
-			}
+		row := src.Pix[(y-b.Min.Y)*src.Stride : (y-b.Min.Y)*src.Stride+4*b.Dx()]
+		for i, j := 0, 0; j < len(row); i, j = i+3, j+4 {
+			w := 255 - uint32(row[j+3])
+			dst[i] = uint8(min(uint32(row[j])+w, 255))
+			dst[i+1] = uint8(min(uint32(row[j+1])+w, 255))
+			dst[i+2] = uint8(min(uint32(row[j+2])+w, 255))
 		}
 	default:
-		i := 0
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				r, g, bb, a := img.At(x, y).RGBA() // premultiplied, 16-bit
-				w := 0xFFFF - a
-				m.pix[i] = uint8((r + w) >> 8)
-				m.pix[i+1] = uint8((g + w) >> 8)
-				m.pix[i+2] = uint8((bb + w) >> 8)
-				i += 3
+		for x, i := b.Min.X, 0; x < b.Max.X; x, i = x+1, i+3 {
+			r, g, bb, a := img.At(x, y).RGBA() // premultiplied, 16-bit
+			w := 0xFFFF - a
+			dst[i], dst[i+1], dst[i+2] = uint8((r+w)>>8), uint8((g+w)>>8), uint8((bb+w)>>8)
+		}
+	}
+}
+
+// reducer box-averages denom x denom blocks of a w x h image into region r
+// of the image at 1/denom, whose size is rounded up as libjpeg scales: an
+// edge block averages the pixels it has. Rows may come in any order and
+// pixels at any spacing (the passes of an interlaced PNG), and rows outside
+// the region cost nothing, so a decoder can stream into it.
+type reducer struct {
+	d, w, h int
+	r       image.Rectangle
+	sum     []uint16 // 3 per output pixel; denom <= 8 keeps 64*255 in 16 bits
+}
+
+func newReducer(w, h, denom int, r image.Rectangle) *reducer {
+	return &reducer{d: denom, w: w, h: h, r: r, sum: make([]uint16, 3*r.Dx()*r.Dy())}
+}
+
+// wantRow reports whether full-resolution row y lies in the region.
+func (red *reducer) wantRow(y int) bool {
+	oy := y / red.d
+	return oy >= red.r.Min.Y && oy < red.r.Max.Y
+}
+
+// add accumulates full-resolution row y, whose RGB pixels pix lie at
+// x = x0, x0+dx, x0+2dx, ...
+func (red *reducer) add(y int, pix []uint8, x0, dx int) {
+	if !red.wantRow(y) {
+		return
+	}
+	rw := red.r.Dx()
+	out := red.sum[3*(y/red.d-red.r.Min.Y)*rw : 3*(y/red.d-red.r.Min.Y+1)*rw]
+	lo, hi := red.r.Min.X*red.d, min(red.r.Max.X*red.d, red.w)
+	if dx == 1 { // a whole row: sum each block's pixels, then add once
+		hi = min(hi, x0+len(pix)/3)
+		for ox := red.r.Min.X; ox < red.r.Max.X; ox++ {
+			var r, g, b uint16
+			for x := max(ox*red.d, x0, lo); x < min(ox*red.d+red.d, hi); x++ {
+				p := pix[3*(x-x0) : 3*(x-x0)+3 : 3*(x-x0)+3]
+				r += uint16(p[0])
+				g += uint16(p[1])
+				b += uint16(p[2])
+			}
+			s := out[3*(ox-red.r.Min.X) : 3*(ox-red.r.Min.X)+3 : 3*(ox-red.r.Min.X)+3]
+			s[0] += r
+			s[1] += g
+			s[2] += b
+		}
+		return
+	}
+	i := 0
+	if x0 < lo { // first pixel at or after lo
+		i = (lo - x0 + dx - 1) / dx
+	}
+	for x := x0 + i*dx; x < hi && 3*i+2 < len(pix); x, i = x+dx, i+1 {
+		o := 3 * (x/red.d - red.r.Min.X)
+		p := pix[3*i : 3*i+3 : 3*i+3]
+		s := out[o : o+3 : o+3]
+		s[0] += uint16(p[0])
+		s[1] += uint16(p[1])
+		s[2] += uint16(p[2])
+	}
+}
+
+// result divides every sum by the number of pixels its block has.
+func (red *reducer) result() *rgb {
+	m := newRGB(red.r.Dx(), red.r.Dy())
+	for oy := 0; oy < m.h; oy++ {
+		bh := min(red.d, red.h-(red.r.Min.Y+oy)*red.d)
+		for ox := 0; ox < m.w; ox++ {
+			n := uint32(max(1, bh*min(red.d, red.w-(red.r.Min.X+ox)*red.d)))
+			i := 3 * (oy*m.w + ox)
+			for c := 0; c < 3; c++ {
+				m.pix[i+c] = uint8((uint32(red.sum[i+c]) + n/2) / n)
 			}
 		}
 	}

@@ -35,12 +35,12 @@ type Reason struct {
 // only what is wrong, because the orderer has to take a new photo.
 var reasonTexts = map[string][2]string{
 	CodeUnreadable: {
-		"The file could not be read as a photo. Upload a JPEG or PNG image.",
-		"Filen kunde inte läsas som ett foto. Ladda upp en JPEG- eller PNG-bild.",
+		"The file could not be read as a photo: it is not a JPEG or PNG image, or it is incomplete or damaged. Upload the original photo again as a JPEG or PNG.",
+		"Filen kunde inte läsas som ett foto: den är inte en JPEG- eller PNG-bild, eller så är den ofullständig eller skadad. Ladda upp originalfotot igen som JPEG eller PNG.",
 	},
 	CodeTooLarge: {
-		"The photo file is too large (at most 20 MB and 50 megapixels). Upload a smaller photo.",
-		"Fotofilen är för stor (högst 20 MB och 50 megapixel). Ladda upp ett mindre foto.",
+		"The photo is too large to process (at most 20 MB and 50 megapixels; a progressive JPEG needs more memory and may have fewer). Upload a smaller photo or save it as a standard JPEG.",
+		"Fotot är för stort för att behandlas (högst 20 MB och 50 megapixel; en progressiv JPEG kräver mer minne och får ha färre). Ladda upp ett mindre foto eller spara det som vanlig JPEG.",
 	},
 	CodeResolutionTooLow: {
 		"The photo resolution is too low. It must be at least 300x410 pixels.",

@@ -60,11 +60,14 @@ type raster struct {
 	denom  int
 }
 
-// cropRaster cuts the part of a raster decoded at 1/denom that the portrait
-// samples and box-reduces it while the portrait is still at most as fine as
-// the result, so that the 2x2 bilinear taps of render never alias. It also
-// returns the cut before reduction, where JPEG blocks are still visible.
-func cropRaster(m *rgb, denom int, p placement) (raster, *rgb) {
+// portraitWindow returns the rectangle of a raster decoded at 1/denom
+// (bounds b) that the portrait samples, with a margin, and the box
+// reduction f that keeps the portrait at most as fine as the reduced cut,
+// so that the 2x2 bilinear taps of render never alias. The rectangle
+// starts on the reduction's grid. When the portrait lies outside the photo
+// (only possible for absurd geometry) it is the whole raster, unreduced:
+// render repeats the edges.
+func portraitWindow(b image.Rectangle, denom int, p placement) (image.Rectangle, int) {
 	ax, bx, cx0, ay, by, cy0 := p.affine()
 	minX, minY, maxX, maxY := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
 	for _, c := range [4][2]float64{{0, 0}, {PortraitW, 0}, {0, PortraitH}, {PortraitW, PortraitH}} {
@@ -76,22 +79,27 @@ func cropRaster(m *rgb, denom int, p placement) (raster, *rgb) {
 	for p.k*float64(denom*f*2) <= 1 {
 		f *= 2
 	}
-	// Align to the reduction so that reduced pixels stay on the source grid.
 	clampI := func(v float64, hi int) int { return min(max(int(v), 0), hi) }
-	x0 := clampI(math.Floor(minX/float64(denom))-2, m.w) / f * f
-	y0 := clampI(math.Floor(minY/float64(denom))-2, m.h) / f * f
-	x1 := clampI(math.Ceil(maxX/float64(denom))+2, m.w)
-	y1 := clampI(math.Ceil(maxY/float64(denom))+2, m.h)
+	x0 := clampI(math.Floor(minX/float64(denom))-2, b.Dx()) / f * f
+	y0 := clampI(math.Floor(minY/float64(denom))-2, b.Dy()) / f * f
+	x1 := clampI(math.Ceil(maxX/float64(denom))+2, b.Dx())
+	y1 := clampI(math.Ceil(maxY/float64(denom))+2, b.Dy())
 	if x1-x0 < f || y1-y0 < f {
-		// The portrait lies outside the photo (only possible for absurd
-		// geometry); sample the whole raster, edges repeat.
-		return raster{m: m, denom: denom}, m
+		return b, 1
 	}
-	sub := newRGB(x1-x0, y1-y0)
-	for y := y0; y < y1; y++ {
-		copy(sub.pix[3*(y-y0)*sub.w:3*(y-y0+1)*sub.w], m.pix[3*(y*m.w+x0):3*(y*m.w+x1)])
+	return image.Rect(x0, y0, x1, y1), f
+}
+
+// sub copies rectangle r out of m.
+func (m *rgb) sub(r image.Rectangle) *rgb {
+	if r == image.Rect(0, 0, m.w, m.h) {
+		return m
 	}
-	return raster{m: sub.downsample(f), x0: x0 / f, y0: y0 / f, denom: denom * f}, sub
+	out := newRGB(r.Dx(), r.Dy())
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		copy(out.pix[3*(y-r.Min.Y)*out.w:3*(y-r.Min.Y+1)*out.w], m.pix[3*(y*m.w+r.Min.X):3*(y*m.w+r.Max.X)])
+	}
+	return out
 }
 
 // render samples the portrait in colour. Each output pixel averages 2x2

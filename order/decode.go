@@ -171,12 +171,17 @@ func kindName(k jsontext.Kind) string {
 // object names are told apart. It also returns the type of the innermost
 // container, to list the fields allowed there. A name that does not look like
 // a field name (it could be anything, a personnummer say) ends the path and
-// sets hidden, so that it is never repeated in a message.
+// sets hidden, so that it is never repeated in a message. The path ends, too,
+// one name past the order's own types: what lies below an unknown or
+// mistyped member is the sender's, and may be nested thousands deep.
 func fieldPath(root reflect.Type, ptr jsontext.Pointer) (path string, parent reflect.Type, hidden bool) {
 	var b strings.Builder
 	t := root
 	parent = root
 	for tok := range ptr.Tokens() {
+		if t == nil {
+			break
+		}
 		parent = t
 		if t != nil && t.Kind() == reflect.Slice && t != bytesType {
 			if _, err := strconv.Atoi(tok); err == nil {

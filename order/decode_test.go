@@ -200,3 +200,25 @@ func TestDecodeReadsEncodingJSON(t *testing.T) {
 		t.Errorf("round trip through encoding/json changed the order:\n%+v\n%+v", back, o)
 	}
 }
+
+// A body nested thousands deep (cut off, or past the depth limit) gets a
+// short answer: the path names fields of the order only, never the whole
+// nesting it was sent.
+func TestDecodeDeepNestingKeepsTheAnswerShort(t *testing.T) {
+	for _, field := range []string{"id", "holder", "photo", "approvals", "zz"} {
+		for _, open := range []string{"[", `{"a":`, `{"kind":`, `{"first_name":`, `[{"holder":`} {
+			for _, end := range []string{"", "1"} { // cut off, or just too deep
+				body := `{"` + field + `":` + strings.Repeat(open, 10001) + end
+				_, err := Decode([]byte(body))
+				f := onlyField(t, err)
+				if len(f.Path) > 64 || len(err.Error()) > 500 {
+					t.Errorf("%s %s%s: path of %d bytes, message of %d: %.120s…", field, open, end, len(f.Path), len(err.Error()), err)
+				}
+			}
+			_, err := DecodeApproval([]byte(strings.Repeat(open, 10001)))
+			if len(err.Error()) > 500 {
+				t.Errorf("approval %s: message of %d bytes", open, len(err.Error()))
+			}
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (o *Order) Validate(c Checks) error {
 	v := &validator{}
 	today := dateOf(c.Now)
 
-	v.check("id", checkOrderID(o.ID))
+	v.check("id", CheckID(o.ID))
 	v.check("card_type", oneOf(o.CardType, "card type", CardID06, CardVisitor, CardTemporary))
 
 	h := o.Holder
@@ -144,17 +144,26 @@ func (v *validator) err(subject string) error {
 	return &ValidationError{Subject: subject, Fields: v.fields}
 }
 
-func checkOrderID(id string) error {
+// CheckID is the one rule for order ids. Intake applies it, and every later
+// stage may rely on it: an id is safe as a file name, a print job name and a
+// URL path segment. That is why it must start with a letter or a digit: "."
+// and ".." are not a name to a file system or a URL, and "-x" reads as an
+// option to a command.
+func CheckID(id string) error {
 	if id == "" {
-		return fmt.Errorf("the order id is required: your system's unique id for the order, 1–%d characters A–Z a–z 0–9 . _ -", MaxIDLen)
+		return fmt.Errorf("the order id is required: your system's unique id for the order, 1–%d characters A–Z a–z 0–9 . _ -, starting with a letter or a digit", MaxIDLen)
 	}
 	if len(id) > MaxIDLen {
 		return fmt.Errorf("the order id is too long: at most %d characters", MaxIDLen)
 	}
 	for i := range len(id) {
 		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '.' || c == '_' || c == '-') {
+		alnum := c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+		if !alnum && c != '.' && c != '_' && c != '-' {
 			return fmt.Errorf("the order id may only contain letters A–Z a–z, digits and . _ -")
+		}
+		if i == 0 && !alnum {
+			return fmt.Errorf("the order id must start with a letter or a digit (A–Z a–z 0–9); . _ - may follow")
 		}
 	}
 	return nil

@@ -241,7 +241,7 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 		// The certificates are checked once issued.
 		if c, ok := containers[o.Tag]; ok {
 			if err := p.stock.checkSize(o, c); err != nil {
-				return nil, fmt.Errorf("personalize: %w", err)
+				return nil, fmt.Errorf("personalize: %w: %w", err, ErrCardData)
 			}
 		}
 	}
@@ -263,7 +263,7 @@ func (p *Personalizer) buildFacialToFit(sign signer, d CardData, fasc []byte, no
 	const slack = 4
 	jpg, err := compressPortrait(d.FacialJPEG, len(d.FacialJPEG)-over-slack)
 	if err != nil {
-		return nil, fmt.Errorf("facial image: %w", err)
+		return nil, fmt.Errorf("facial image: %w: %w", err, ErrCardData)
 	}
 	return buildFacial(sign, jpg, fasc, d.CardUUID, now, d.ValidUntil)
 }

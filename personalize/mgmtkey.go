@@ -75,7 +75,7 @@ func loadMaster(ks KeyStore, dir string) (masterKey, error) {
 	}
 	switch {
 	case want == "":
-		if err := os.WriteFile(checkPath, []byte(got+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(checkPath, []byte(got+"\n"), 0o600); err != nil {
 			return masterKey{}, fmt.Errorf("personalize: %w", err)
 		}
 	case subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1:

@@ -81,7 +81,7 @@ func newFASCN(cardNumber string) (fascn, error) {
 	}
 	pi := digits.String()
 	if len(pi) > 10 {
-		return fascn{}, fmt.Errorf("card number %q has %d digits; the FASC-N person identifier holds 10", cardNumber, len(pi))
+		return fascn{}, fmt.Errorf("card number %q has %d digits; the FASC-N person identifier holds 10: %w", cardNumber, len(pi), ErrCardData)
 	}
 	pi = strings.Repeat("0", 10-len(pi)) + pi
 	// OC 3 = commercial enterprise; POA 1 = employee.
@@ -450,7 +450,7 @@ const cbeffHeaderLen = 88
 func facialRecord(jpg []byte) ([]byte, error) {
 	cfg, err := jpeg.DecodeConfig(bytes.NewReader(jpg))
 	if err != nil {
-		return nil, fmt.Errorf("facial image is not a JPEG: %w", err)
+		return nil, fmt.Errorf("facial image is not a JPEG: %w: %w", err, ErrCardData)
 	}
 	if cfg.Width > 0xFFFF || cfg.Height > 0xFFFF {
 		return nil, fmt.Errorf("facial image %dx%d is too large", cfg.Width, cfg.Height)

@@ -127,10 +127,10 @@ func (d CardData) validate(now time.Time) error {
 		missing = append(missing, "facial image")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("personalize: card data lacks %s", strings.Join(missing, ", "))
+		return fmt.Errorf("personalize: card data lacks %s: %w", strings.Join(missing, ", "), ErrCardData)
 	}
 	if !d.ValidUntil.After(now) {
-		return fmt.Errorf("personalize: card validity %s is not in the future", d.ValidUntil.Format(time.DateOnly))
+		return fmt.Errorf("personalize: card validity %s is not in the future: %w", d.ValidUntil.Format(time.DateOnly), ErrCardData)
 	}
 	return nil
 }
@@ -167,6 +167,10 @@ var (
 	// ErrSpoiled: the chip cannot be (or was not) personalized correctly;
 	// the blank is spoiled and the order must be retried on a new one.
 	ErrSpoiled = errors.New("chip spoiled")
+	// ErrCardData: the order's data cannot go on a chip (missing, expired,
+	// too large for the card stock). It is found before the card is touched,
+	// and another blank would fare no better.
+	ErrCardData = errors.New("the card data cannot be written")
 )
 
 // ReadUID asks the reader for the chip UID (PC/SC pseudo-APDU FF CA 00 00 00).

@@ -613,8 +613,8 @@ func TestCardDataValidation(t *testing.T) {
 			d := f.data
 			tt.edit(&d)
 			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, Record{})
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrCardData) {
+				t.Fatalf("error %v, want ErrCardData mentioning %q", err, tt.want)
 			}
 			if n := objectCount(t, mustMarshal(t, reader.Card())); n != objectCount(t, mustMarshal(t, emulator.New(emulator.DefaultStock()))) {
 				t.Error("bad card data wrote to the chip")
@@ -692,8 +692,8 @@ func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	recorded := false
 	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, Record{UID: func([]byte) error { recorded = true; return nil }})
-	if err == nil || errors.Is(err, ErrSpoiled) || !strings.Contains(err.Error(), "does not fit in") {
-		t.Fatalf("error %v, want a non-spoiled error saying the portrait does not fit", err)
+	if err == nil || errors.Is(err, ErrSpoiled) || !errors.Is(err, ErrCardData) || !strings.Contains(err.Error(), "does not fit in") {
+		t.Fatalf("error %v, want ErrCardData (not spoiled) saying the portrait does not fit", err)
 	}
 	if recorded {
 		t.Error("UID recorded for a card that was never written")

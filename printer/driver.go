@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"id06/order"
 )
 
 // Job is one print attempt of one card. ID is unique per attempt; printing
@@ -126,15 +128,29 @@ func OpenDriver(spec string, spoolDefault string) (Driver, error) {
 	}
 }
 
+// ErrRefused marks a job no printer will print as it is (a bad id, not a
+// PDF): unlike a Fault, trying again cannot help.
+var ErrRefused = errors.New("the print job is refused")
+
+// JobID names the print job of an order's card: the card, not the attempt,
+// so a resumed print replaces the spooled file instead of adding one. An
+// order id that order.CheckID accepts always gives a valid job id.
+func JobID(orderID, cardNumber string) string { return orderID + "_" + cardNumber }
+
 // jobIDRE keeps job IDs safe as file names and IPP job names.
 var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 func checkJob(j Job) error {
+	if j.OrderID != "" || j.CardNumber != "" {
+		if err := order.CheckID(j.OrderID); err != nil {
+			return fmt.Errorf("print job %q: %v: %w", j.ID, err, ErrRefused)
+		}
+	}
 	if !jobIDRE.MatchString(j.ID) {
-		return fmt.Errorf("print job id %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", j.ID)
+		return fmt.Errorf("print job id %q is invalid: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", j.ID, ErrRefused)
 	}
 	if len(j.PDF) < 5 || string(j.PDF[:5]) != "%PDF-" {
-		return fmt.Errorf("print job %s: the document is not a PDF", j.ID)
+		return fmt.Errorf("print job %s: the document is not a PDF: %w", j.ID, ErrRefused)
 	}
 	return nil
 }

@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 var testPDF = []byte("%PDF-1.4\n% card face\n%%EOF\n")
@@ -249,4 +252,31 @@ func visible(t *testing.T, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Every order id the intake accepts names a valid print job, and an order id
+// it refuses is refused here too, as a job no retry can print.
+func TestJobIDFollowsTheOrderIDRule(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimDriver()
+	for _, id := range []string{"7", "Sup-2026_000123.b", strings.Repeat("z", order.MaxIDLen), "a..b", "e2e-001"} {
+		if err := order.CheckID(id); err != nil {
+			t.Fatalf("%q: %v", id, err)
+		}
+		if err := s.Print(ctx, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF}); err != nil {
+			t.Errorf("order id %q accepted at intake but its print job is refused: %v", id, err)
+		}
+	}
+	for _, id := range []string{".", "..", "-", "_x", "-_BB", "a/b", ""} {
+		if order.CheckID(id) == nil {
+			t.Fatalf("%q passes the order id rule", id)
+		}
+		err := s.Print(ctx, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF})
+		if !errors.Is(err, ErrRefused) {
+			t.Errorf("order id %q: %v, want ErrRefused", id, err)
+		}
+	}
+	if err := s.Print(ctx, Job{ID: "ok", PDF: []byte("GIF89a")}); !errors.Is(err, ErrRefused) {
+		t.Errorf("a non-PDF document: %v, want ErrRefused", err)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 )
 
 func putBlob(ctx context.Context, tx *txn, id, kind string, data []byte) error {
@@ -56,6 +58,80 @@ func (s *Store) AddToken(ctx context.Context, supplier, token string, scopes []s
 	_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO tokens (hash, supplier, scopes, created_at) VALUES (?, ?, ?, ?)`,
 		hashToken(token), supplier, strings.Join(scopes, " "), ms(s.now()))
 	return err
+}
+
+// TokenInfo describes a stored token without it: the station holds only
+// the token's hash, and ID is the start of that hash.
+type TokenInfo struct {
+	ID        string
+	Supplier  string
+	Scopes    []string
+	CreatedAt time.Time
+}
+
+// TokenIDLen is how much of the hash names a token; MinTokenIDLen is the
+// shortest prefix Revoke takes, so a typo does not revoke a stranger.
+const (
+	TokenIDLen    = 12
+	MinTokenIDLen = 8
+)
+
+// TokenID is the ID of a token as TokenInfo names it.
+func TokenID(token string) string { return hashToken(token)[:TokenIDLen] }
+
+// ErrAmbiguous is returned when a token ID prefix matches several tokens.
+var ErrAmbiguous = errors.New("the id matches more than one token; give more of it")
+
+// Tokens lists every token, by supplier.
+func (s *Store) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	return s.tokens(ctx, s.r, "")
+}
+
+func (s *Store) tokens(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, prefix string) ([]TokenInfo, error) {
+	rows, err := q.QueryContext(ctx, `SELECT hash, supplier, scopes, created_at FROM tokens WHERE hash LIKE ? ORDER BY supplier, created_at`, prefix+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TokenInfo
+	for rows.Next() {
+		var t TokenInfo
+		var hash, scopes string
+		var created sql.NullInt64
+		if err := rows.Scan(&hash, &t.Supplier, &scopes, &created); err != nil {
+			return nil, err
+		}
+		t.ID, t.Scopes, t.CreatedAt = hash[:TokenIDLen], strings.Fields(scopes), fromMS(created)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken deletes the one token whose ID starts with id: ErrNotFound
+// when none does, ErrAmbiguous when several do.
+func (s *Store) RevokeToken(ctx context.Context, id string) (*TokenInfo, error) {
+	id = strings.ToLower(id)
+	if len(id) < MinTokenIDLen || strings.Trim(id, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("token id %q: give at least %d hex digits of the id station token list shows", id, MinTokenIDLen)
+	}
+	var revoked *TokenInfo
+	err := s.tx(ctx, func(tx *txn) error {
+		found, err := s.tokens(ctx, tx, id)
+		switch {
+		case err != nil:
+			return err
+		case len(found) == 0:
+			return ErrNotFound
+		case len(found) > 1:
+			return ErrAmbiguous
+		}
+		revoked = &found[0]
+		_, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash LIKE ?`, id+"%")
+		return err
+	})
+	return revoked, err
 }
 
 // LookupToken finds the supplier a bearer token belongs to.

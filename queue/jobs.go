@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,14 +203,8 @@ func (s *Store) RecordChip(ctx context.Context, j *Job, uid string) error {
 // past maxBlanks, fails.
 func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks int) (failed bool, err error) {
 	err = s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
-			j.ID, nullable(j.CardNumber), nullable(j.ChipUID), reason, now); err != nil {
+		if err := retireBlank(ctx, tx, j.ID, j.CardNumber, j.ChipUID, reason, now); err != nil {
 			return err
-		}
-		if j.CardNumber != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, j.CardNumber); err != nil {
-				return err
-			}
 		}
 		spoiled := j.BlanksSpoiled + 1
 		next, note := Ready, fmt.Sprintf("blank spoiled (%s); card %s retired; retrying on a new blank", reason, j.CardNumber)
@@ -217,8 +212,8 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 		if failed {
 			next, note = Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, card_number = NULL, card_uuid = NULL,
-			chip_uid = NULL, lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
+			next, spoiled, j.ID); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, j.ID, now, next, j.Owner, note); err != nil {
@@ -230,6 +225,77 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Job, reason string, maxBlanks
 		return nil
 	})
 	return failed, err
+}
+
+// FailSpoiled retires the blank in hand and fails the order: a stage
+// refused the order itself, so a new blank would fare no better.
+func (s *Store) FailSpoiled(ctx context.Context, j *Job, reason string) error {
+	return s.guarded(ctx, j, func(tx *txn, now int64) error {
+		return s.failWithBlank(ctx, tx, j.ID, j.CardNumber, j.ChipUID, j.Owner, reason, now)
+	})
+}
+
+// SpoilAndFail is the operator's way out for an order at the reader or the
+// printer that cannot go on: its blank is retired with the card number, the
+// order fails with the reason (Retry starts it over on a new blank), and a
+// worker still holding it loses its claim.
+func (s *Store) SpoilAndFail(ctx context.Context, id, actor, reason string) (*Order, error) {
+	err := s.tx(ctx, func(tx *txn) error {
+		st, err := stateOf(ctx, tx, id, "")
+		if err != nil {
+			return err
+		}
+		if !InDevice(st) {
+			return fmt.Errorf("%w: the order is %s; only an order at the reader or printer is stopped this way", ErrState, st)
+		}
+		var number, chip sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT card_number, chip_uid FROM orders WHERE id = ?`, id).Scan(&number, &chip); err != nil {
+			return err
+		}
+		return s.failWithBlank(ctx, tx, id, number.String, chip.String, actor, reason, ms(s.now()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+func (s *Store) failWithBlank(ctx context.Context, tx *txn, id, number, chip, actor, reason string, now int64) error {
+	spoiled := 0
+	if number != "" || chip != "" {
+		if err := retireBlank(ctx, tx, id, number, chip, reason, now); err != nil {
+			return err
+		}
+		spoiled = 1
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = blanks_spoiled + ?, lease_owner = NULL, lease_until = NULL,
+		updated_at = ? WHERE id = ?`, Failed, spoiled, now, id); err != nil {
+		return err
+	}
+	note := reason
+	if number != "" {
+		note += "; card " + number + " retired"
+	}
+	if err := addEvent(ctx, tx, id, now, Failed, actor, note); err != nil {
+		return err
+	}
+	return s.enqueueNotice(ctx, tx, id, "order.failed", map[string]any{"reason": reason})
+}
+
+// retireBlank records the blank bound to an order as spoiled, takes its card
+// number out of use for good and unbinds both from the order.
+func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, now int64) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
+		id, nullable(number), nullable(chip), reason, now); err != nil {
+		return err
+	}
+	if number != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, number); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL WHERE id = ?`, id)
+	return err
 }
 
 // Fail ends the job as failed with a reason the supplier is told.

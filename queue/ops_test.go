@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -226,5 +227,119 @@ func BenchmarkChanges(b *testing.B) {
 		if _, err := s.Changes(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// toPrinting takes an order to printing with a chip bound, as the device
+// worker leaves it when the printer will not take the job.
+func toPrinting(t *testing.T, s *Store, id string, c *clock) *Job {
+	t.Helper()
+	ctx := context.Background()
+	submit(t, s, id, false, holder(c.now()))
+	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// An order stuck at the reader or printer can be stopped by an operator:
+// its blank is retired with the card number, the order fails with the
+// operator's reason, the supplier is told, and a worker still holding it
+// loses its claim. Orders elsewhere are not touched by this action.
+func TestOperatorStopsAnOrderInTheDevice(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	j := toPrinting(t, s, "stuck-1", c)
+	card := j.CardNumber
+	o, err := s.SpoilAndFail(ctx, "stuck-1", "operator:eva", "printer refuses the job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.State != Failed || o.CardNumber != "" || o.ChipUID != "" || o.BlanksSpoiled != 1 {
+		t.Fatalf("after stop: state %s card %q chip %q spoiled %d", o.State, o.CardNumber, o.ChipUID, o.BlanksSpoiled)
+	}
+	if numbers, _ := s.CardNumbers(ctx, "stuck-1"); numbers[card] != "spoiled" {
+		t.Fatalf("card %s: %q, want spoiled", card, numbers[card])
+	}
+	if n, _ := s.SpoiledCount(ctx, time.Time{}); n != 1 {
+		t.Fatalf("%d spoiled blanks recorded, want 1", n)
+	}
+	ev, _ := s.Events(ctx, "stuck-1")
+	if last := ev[len(ev)-1]; last.Actor != "operator:eva" || last.State != Failed || !strings.Contains(last.Note, "printer refuses the job") || !strings.Contains(last.Note, card) {
+		t.Fatalf("last event %+v", last)
+	}
+	if notices, _ := s.OrderNotices(ctx, "stuck-1"); notices[len(notices)-1].Type != "order.failed" {
+		t.Fatalf("last notice %s", notices[len(notices)-1].Type)
+	}
+	if err := s.Produced(ctx, j, "printed"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("the worker's claim survived the stop: %v", err)
+	}
+	submit(t, s, "queued-1", false, holder(c.now()))
+	if _, err := s.SpoilAndFail(ctx, "queued-1", "operator:eva", "x"); !errors.Is(err, ErrState) {
+		t.Fatalf("stop of a queued order: %v, want ErrState (cancel it instead)", err)
+	}
+	// Retried, it starts over on a new blank with a new number.
+	if _, err := s.Retry(ctx, "stuck-1", "operator:eva", "fixed"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A stage that refuses an order fails it at once with the reason, retiring
+// the blank in hand; the order is not offered to a worker again.
+func TestRefusedOrderFailsInsteadOfLooping(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	j := toPrinting(t, s, "refused-1", c)
+	card := j.CardNumber
+	if err := s.FailSpoiled(ctx, j, "the printer refused the job: bad id"); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := s.Get(ctx, "refused-1")
+	if o.State != Failed || o.CardNumber != "" {
+		t.Fatalf("state %s card %q", o.State, o.CardNumber)
+	}
+	if numbers, _ := s.CardNumbers(ctx, "refused-1"); numbers[card] != "spoiled" {
+		t.Fatalf("card %s: %q", card, numbers[card])
+	}
+	c.add(time.Hour)
+	if n, err := s.Rescue(ctx, false); err != nil || n != 0 {
+		t.Fatalf("rescue found %d (%v)", n, err)
+	}
+	if _, err := s.Claim(ctx, "w", time.Minute, deviceMovesTest); !errors.Is(err, ErrNoJob) {
+		t.Fatalf("a failed order was claimed again: %v", err)
+	}
+}
+
+// One rule says which states may still be cancelled and which are at the
+// devices; the two never overlap and the final states are in neither.
+func TestCancellableAndDeviceStates(t *testing.T) {
+	for _, st := range States {
+		c, d := Cancellable(st), InDevice(st)
+		if c && d {
+			t.Errorf("%s is both cancellable and in the device", st)
+		}
+		final := st == Produced || st == Shipped || st == Failed || st == Cancelled
+		if final && (c || d) {
+			t.Errorf("final state %s offers cancel %v or stop %v", st, c, d)
+		}
+	}
+	if !Cancellable(Ready) || Cancellable(Encoding) || !InDevice(Encoding) || !InDevice(Printing) {
+		t.Error("ready must be cancellable; encoding and printing are at the devices")
 	}
 }

@@ -44,6 +44,16 @@ func ValidState(s string) bool {
 // cancellable: until the chip is touched an order can still be withdrawn.
 var cancellable = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready}
 
+// Cancellable reports whether an order in st can still be withdrawn (by its
+// supplier or an operator): until the chip is touched. The one rule the API,
+// the operator page and Cancel all follow.
+func Cancellable(st State) bool { return contains(cancellable, st) }
+
+// InDevice reports whether an order in st is at the card reader or the
+// printer: past cancelling, an operator can only stop it by spoiling its
+// blank (SpoilAndFail).
+func InDevice(st State) bool { return st == Encoding || st == Printing }
+
 // ExpressWindow is the promise for express pick-up after holder approval.
 const ExpressWindow = 2 * time.Hour
 

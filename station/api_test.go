@@ -149,6 +149,10 @@ func TestIntakeRefusesBadInput(t *testing.T) {
 		field  string // a field path the answer must name ("" = none required)
 	}{
 		{"malformed JSON", []byte(`{"id": "x",`), token, 422, ""},
+		{"id dot dot", mustJSON(t, set(base(), "id", "..")), token, 422, "id"},
+		{"id dot", mustJSON(t, set(base(), "id", ".")), token, 422, "id"},
+		{"id dash", mustJSON(t, set(base(), "id", "-")), token, 422, "id"},
+		{"id underscore first", mustJSON(t, set(base(), "id", "_x")), token, 422, "id"},
 		{"wrong type", mustJSON(t, set(base(), "express", "yes")), token, 422, "express"},
 		{"missing field", mustJSON(t, set(base(), "holder.last_name", nil)), token, 422, "holder.last_name"},
 		{"unknown field", mustJSON(t, set(base(), "holder.shoe_size", 44)), token, 422, "holder.shoe_size"},

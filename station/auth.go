@@ -47,8 +47,13 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// loginThrottle slows password guessing: after a few failures for a user
-// name or from an address, further attempts wait, doubling each time.
+// loginThrottle slows password guessing: after a few failures of one user
+// name from one address, further attempts of that pair wait, doubling each
+// time. Keying on the pair is what keeps strangers from locking anyone out:
+// failures at one address do not hold up the others behind it (an office
+// NAT), and a stranger guessing a name does not hold up its owner, who logs
+// in from another address. Guessing one name from many addresses is slowed
+// by bcrypt, not here.
 type loginThrottle struct {
 	mu       sync.Mutex
 	now      func() time.Time
@@ -68,24 +73,23 @@ func newLoginThrottle(now func() time.Time) *loginThrottle {
 	return &loginThrottle{now: now, free: 5, base: 30 * time.Second, maxWait: 15 * time.Minute, failures: map[string]*failures{}}
 }
 
-// wait reports how long the keys must still wait before another attempt.
-func (l *loginThrottle) wait(keys ...string) time.Duration {
+// throttleKey names the (address, user) pair a failure counts against.
+func throttleKey(ip, user string) string { return ip + " " + strings.ToLower(user) }
+
+// wait reports how long the key must still wait before another attempt.
+func (l *loginThrottle) wait(key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	var longest time.Duration
-	for _, k := range keys {
-		if f, ok := l.failures[k]; ok && f.until.After(now) {
-			longest = max(longest, f.until.Sub(now))
-		}
+	if f, ok := l.failures[key]; ok && f.until.After(l.now()) {
+		return f.until.Sub(l.now())
 	}
-	return longest
+	return 0
 }
 
 // maxThrottleKeys bounds the memory a stream of made-up user names can take.
 const maxThrottleKeys = 10000
 
-func (l *loginThrottle) fail(keys ...string) {
+func (l *loginThrottle) fail(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -96,26 +100,22 @@ func (l *loginThrottle) fail(keys ...string) {
 			}
 		}
 	}
-	for _, k := range keys {
-		f, ok := l.failures[k]
-		if !ok || now.Sub(f.last) > l.maxWait {
-			f = &failures{}
-			l.failures[k] = f
-		}
-		f.n++
-		f.last = now
-		if over := f.n - l.free; over >= 0 {
-			f.until = now.Add(min(l.base<<min(over, 20), l.maxWait))
-		}
+	f, ok := l.failures[key]
+	if !ok || now.Sub(f.last) > l.maxWait {
+		f = &failures{}
+		l.failures[key] = f
+	}
+	f.n++
+	f.last = now
+	if over := f.n - l.free; over >= 0 {
+		f.until = now.Add(min(l.base<<min(over, 20), l.maxWait))
 	}
 }
 
-func (l *loginThrottle) succeed(keys ...string) {
+func (l *loginThrottle) succeed(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, k := range keys {
-		delete(l.failures, k)
-	}
+	delete(l.failures, key)
 }
 
 func randomToken() string {
@@ -288,24 +288,31 @@ func (s *Server) audit(ctx context.Context, actor, action, detail string) {
 
 // login checks a name and password. The answer never says which was wrong.
 func (s *Server) login(ctx context.Context, name, password, ip string) (*queue.Session, string, error) {
-	keys := []string{"user:" + strings.ToLower(name), "ip:" + ip}
-	if d := s.ops.throttle.wait(keys...); d > 0 {
-		s.audit(ctx, "anonymous", "login_throttled", "user "+name)
-		return nil, "", &throttled{wait: d}
-	}
+	key := throttleKey(ip, name)
 	u, err := s.store.User(ctx, name)
-	hash := dummyHash()
-	if err == nil {
-		hash = u.PasswordHash
-	} else if !errors.Is(err, queue.ErrNotFound) {
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		return nil, "", err
 	}
+	// The audit names the account only when there is one: an unknown
+	// "name" may be a password typed into the wrong box.
+	who := "an unknown user name (not recorded)"
+	if u != nil {
+		who = "user " + u.Name
+	}
+	if d := s.ops.throttle.wait(key); d > 0 {
+		s.audit(ctx, "anonymous", "login_throttled", who)
+		return nil, "", &throttled{wait: d}
+	}
+	hash := dummyHash()
+	if u != nil {
+		hash = u.PasswordHash
+	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u == nil {
-		s.ops.throttle.fail(keys...)
-		s.audit(ctx, "anonymous", "login_failed", "user "+name)
+		s.ops.throttle.fail(key)
+		s.audit(ctx, "anonymous", "login_failed", who)
 		return nil, "", errBadLogin
 	}
-	s.ops.throttle.succeed(keys...)
+	s.ops.throttle.succeed(key)
 	cookie := randomToken()
 	sess, err := s.store.CreateSession(ctx, cookie, u.Name, randomToken(), s.ops.sessionTTL)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ type Config struct {
 	// Suppliers with their webhook settings; tokens are created with
 	// `station token create`.
 	Suppliers []SupplierConfig `json:"suppliers"`
+	// Production refuses to start with the development CA or the development
+	// sealing key, and makes no dev token.
+	Production bool `json:"production"`
 
 	Lease time.Duration `json:"-"`
 }
@@ -62,6 +66,10 @@ type SupplierConfig struct {
 	Name          string `json:"name"`
 	WebhookURL    string `json:"webhook_url"`
 	WebhookSecret string `json:"webhook_secret"`
+	// AllowLinkLocalWebhook lets webhook_url reach a link-local or cloud
+	// metadata address, refused by default (loopback and private networks
+	// are always allowed).
+	AllowLinkLocalWebhook bool `json:"allow_link_local_webhook"`
 }
 
 // Defaults are the embedded defaults of DESIGN §7.
@@ -94,8 +102,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	data := fs.String("data", "", "data directory (default ./var)")
 	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
 	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
+	production := fs.Bool("production", false, "refuse to start until real keys are configured (ca_cert, ca_key, seal_to)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim)", err)
+		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim --production)", err)
 	}
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
@@ -123,10 +132,28 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
+	pick(&cfg.CACert, "", "STATION_CA_CERT")
+	pick(&cfg.CAKey, "", "STATION_CA_KEY")
+	if v := getenv("STATION_PRODUCTION"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("STATION_PRODUCTION=%q: use true or false", v)
+		}
+		cfg.Production = on
+	}
+	cfg.Production = cfg.Production || *production
 	pick(&cfg.Stock, "", "STATION_STOCK")
 	cfg.PKCS11PIN = getenv("STATION_PKCS11_PIN")
 	return cfg, cfg.Validate()
 }
+
+// DevelopmentCA reports whether cards are signed by the development CA that
+// the station made itself in DATA/pki: no relying party trusts it.
+func (c Config) DevelopmentCA() bool { return c.CACert == "" }
+
+// DevelopmentSeal reports whether PIN and PUK are sealed to the development
+// age key, whose private half lies next to them in DATA/pki.
+func (c Config) DevelopmentSeal() bool { return c.SealTo == "" }
 
 // Validate refuses a configuration the station cannot run with.
 func (c Config) Validate() error {
@@ -155,6 +182,17 @@ func (c Config) Validate() error {
 	if (c.PKCS11Module == "") != (c.PKCS11Token == "") || (c.PKCS11Module == "" && c.PKCS11PINFile != "") {
 		errs = append(errs, errors.New("pkcs11_module and pkcs11_token go together (pkcs11_pin_file with them)"))
 	}
+	if c.PKCS11Module == "" && (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, errors.New("ca_cert and ca_key go together"))
+	}
+	if c.Production {
+		if c.DevelopmentCA() || (c.CAKey == "" && c.PKCS11Module == "") {
+			errs = append(errs, errors.New("production: configure ca_cert and ca_key (or its key in the PKCS#11 token), the issuing CA's certificate and key (PEM); without them cards would be signed by a development CA"))
+		}
+		if c.DevelopmentSeal() {
+			errs = append(errs, errors.New("production: configure seal_to, the supplier's age recipient (age1…); without it PIN and PUK would be sealed to a development key kept in the data directory"))
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key go together"))
 	}
@@ -164,6 +202,11 @@ func (c Config) Validate() error {
 		}
 		if s.WebhookURL != "" && s.WebhookSecret == "" {
 			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
+		}
+		if s.WebhookURL != "" {
+			if err := checkWebhookURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
+				errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url %w", i, s.Name, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -18,6 +18,7 @@ import (
 func (s *Server) opsRoutes(r chi.Router) {
 	r.Use(s.requireToken, s.requireScope("operator"))
 	r.Post("/orders/{id}/photo-verdict", s.h(s.opsPhotoVerdict))
+	r.Post("/orders/{id}/spoil", s.h(s.opsSpoil))
 	r.Post("/pause", s.h(s.opsPause))
 	r.Post("/resume", s.h(s.opsResume))
 }
@@ -72,6 +73,35 @@ func (s *Server) opsPhotoVerdict(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.log.Info("photo verdict overridden", "order", id, "verdict", req.Verdict, "actor", opsActor(r))
 	s.pipeline.Wake()
+	s.broadcast()
+	o, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return s.writeOrder(w, r, http.StatusOK, o)
+}
+
+// opsSpoil stops an order at the reader or printer: its blank is retired
+// with the card number and the order fails.
+func (s *Server) opsSpoil(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := s.decodeOps(w, r, &req, `{"reason": "…"}`); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 500 {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the order cannot be stopped without a reason",
+			Fields: []order.FieldError{{Path: "reason", Message: "say why the order is stopped (1 to 500 characters)"}}}
+	}
+	id := chi.URLParam(r, "id")
+	if err := s.spoilAndFail(r.Context(), id, opsActor(r), req.Reason); err != nil {
+		if errors.Is(err, queue.ErrNotFound) {
+			return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order"}
+		}
+		return err
+	}
+	s.log.Info("order stopped and its blank spoiled", "order", id, "actor", opsActor(r))
 	s.broadcast()
 	o, err := s.store.Get(r.Context(), id)
 	if err != nil {

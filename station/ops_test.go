@@ -419,3 +419,103 @@ func TestStopEndsEventStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// opPrinting puts an order in printing with a card and chip bound, the way
+// the device worker leaves one whose print cannot go on.
+func opPrinting(t *testing.T, s *Server, id string) *queue.Order {
+	t.Helper()
+	ctx := context.Background()
+	_, _, err := s.store.Submit(ctx, queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id,
+		Doc: []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"Anna Svensson"}}`), CardType: "id06",
+		Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now()}}, Photo: []byte("jpeg")}, "supplier:dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.store.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Queued: queue.Imaging})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.PhotoPassed(ctx, j, nil, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.store.Claim(ctx, "w", time.Minute, map[queue.State]queue.State{queue.Ready: queue.Encoding}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.AllocateCard(ctx, j, "BB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.RecordChip(ctx, j, "04A1B2C3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Encoded(ctx, j, "1", "2031-01-01", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := s.store.Get(ctx, id)
+	return o
+}
+
+// An order stuck at the printer (or reader) cannot be cancelled, but an
+// operator can stop it from the page or the operator API: the blank's card
+// number is retired as spoiled, the order fails with who and why.
+func TestOperatorStopsAnOrderAtTheDevices(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	opUser(t, s, "quinn", queue.RoleQA, opPassword)
+	ctx := context.Background()
+
+	// From the page.
+	o := opPrinting(t, s, "stuck-1")
+	b := newOpBrowser(t, hs.URL)
+	token := b.loggedIn("eva", opPassword)
+	page := b.get("/ui/orders/stuck-1").body
+	if !strings.Contains(page, `id="spoil"`) || strings.Contains(page, `id="cancel"`) {
+		t.Fatal("the page of a printing order must offer stop-and-spoil, not cancel")
+	}
+	if r := b.post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {token}}); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("stop without a reason: %d, want 422", r.status)
+	}
+	qa := newOpBrowser(t, hs.URL)
+	if r := qa.post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {qa.loggedIn("quinn", opPassword)}, "reason": {"x"}}); r.status != http.StatusForbidden {
+		t.Fatalf("QA stopped an order: %d", r.status)
+	}
+	if r := b.post("/ui/orders/stuck-1/spoil", url.Values{"csrf": {token}, "reason": {"printer jams on this card"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("stop: %d %s", r.status, r.body)
+	}
+	got, _ := s.store.Get(ctx, "stuck-1")
+	numbers, _ := s.store.CardNumbers(ctx, "stuck-1")
+	if got.State != queue.Failed || numbers[o.CardNumber] != "spoiled" {
+		t.Fatalf("after stop: %s, card %s %q", got.State, o.CardNumber, numbers[o.CardNumber])
+	}
+	events, _ := s.store.Events(ctx, "stuck-1")
+	if last := events[len(events)-1]; last.Actor != "operator:eva" || !strings.Contains(last.Note, "printer jams on this card") {
+		t.Fatalf("last event %+v", last)
+	}
+	if page := b.get("/ui/orders/stuck-1").body; !strings.Contains(page, `id="retry"`) {
+		t.Fatal("a stopped order offers no retry")
+	}
+
+	// From the operator API.
+	operator := opToken(t, s, "floor", "operator")
+	o = opPrinting(t, s, "stuck-2")
+	if st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{}); st != http.StatusUnprocessableEntity || !strings.Contains(opJSON(body), `"path":"reason"`) {
+		t.Fatalf("no reason: %d %v", st, body)
+	}
+	st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/stuck-2/spoil", operator, map[string]string{"reason": "encoder keeps failing"})
+	if st != http.StatusOK || body["state"] != "failed" || body["card_number"] != "" {
+		t.Fatalf("stop: %d %v", st, body)
+	}
+	if numbers, _ := s.store.CardNumbers(ctx, "stuck-2"); numbers[o.CardNumber] != "spoiled" {
+		t.Fatalf("card %s: %q", o.CardNumber, numbers[o.CardNumber])
+	}
+	events, _ = s.store.Events(ctx, "stuck-2")
+	if a := events[len(events)-1].Actor; a != "api:floor" {
+		t.Fatalf("stop recorded as %q", a)
+	}
+	opNeedsFix(t, s, "nf-1")
+	if st, body, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/nf-1/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusConflict {
+		t.Fatalf("stop of a needs_fix order: %d %v, want 409", st, body)
+	}
+	if st, _, _ := opAPI(t, "POST", hs.URL+"/v1/ops/orders/nope/spoil", operator, map[string]string{"reason": "x"}); st != http.StatusNotFound {
+		t.Fatalf("unknown order: %d", st)
+	}
+}

@@ -57,7 +57,7 @@ type Pipeline struct {
 	metrics  *Metrics
 	now      func() time.Time
 	owner    string
-	wake     chan struct{}
+	work     signal
 
 	mu          sync.Mutex
 	paused      bool
@@ -71,16 +71,33 @@ func NewPipeline(store *queue.Store, cfg Config, log *slog.Logger, photo PhotoCh
 	prn CardPrinter, tmpl *printer.Template, m *Metrics) *Pipeline {
 	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, reader: reader, chip: chip, printer: prn,
 		template: tmpl, metrics: m, now: time.Now, owner: "worker-" + uuid.NewString()[:8],
-		wake: make(chan struct{}, 1), changed: make(chan struct{})}
+		work: signal{ch: make(chan struct{})}, changed: make(chan struct{})}
+}
+
+// signal wakes every goroutine waiting on it at once. A waiter takes the
+// channel before it looks for work, so a wake that comes while it looks is
+// not lost, and a woken waiter never re-arms it: idle workers sleep.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that closes at the next wake.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+func (s *signal) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.ch)
+	s.ch = make(chan struct{})
 }
 
 // Wake tells idle workers that there may be work.
-func (p *Pipeline) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Pipeline) Wake() { p.work.wake() }
 
 // Pause stops the device worker from starting new cards.
 func (p *Pipeline) Pause(message string) {
@@ -173,8 +190,11 @@ func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 	wg.Wait()
 }
 
+// loop runs once until it finds nothing to do, then sleeps until a Wake
+// (new work, a state change, the rescue loop's periodic look) or ctx ends.
 func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, error)) {
 	for ctx.Err() == nil {
+		woken := p.work.wait()
 		worked, err := once(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.log.Error("pipeline step failed", "err", err)
@@ -184,13 +204,14 @@ func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, e
 		}
 		select {
 		case <-ctx.Done():
-		case <-p.wake:
-			p.Wake() // pass it on to the other idle workers
-		case <-time.After(500 * time.Millisecond):
+		case <-woken:
 		}
 	}
 }
 
+// rescueLoop frees expired leases every half lease and then wakes the
+// workers, also when it freed none: that look picks up what other processes
+// changed in the database (station photo override) without anyone polling.
 func (p *Pipeline) rescueLoop(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Lease / 2)
 	defer t.Stop()
@@ -203,8 +224,8 @@ func (p *Pipeline) rescueLoop(ctx context.Context) {
 				p.log.Error("rescue expired leases", "err", err)
 			} else if n > 0 {
 				p.log.Warn("rescued expired leases", "orders", n)
-				p.Wake()
 			}
+			p.Wake()
 		}
 	}
 }
@@ -367,6 +388,11 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 		return false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, p.spoil(ctx, j, card, err.Error())
+	case errors.Is(err, personalize.ErrCardData):
+		// Found before the card is touched; another blank would fare no
+		// better, so the order fails instead of pausing the station.
+		log.Warn("the chip cannot take this order's data; order failed", "err", err)
+		return false, p.store.Fail(ctx, j, "the chip cannot take this order's data: "+err.Error())
 	default:
 		// A reader or transport fault says nothing about the blank: the order
 		// keeps its card number and chip, and resumes on the same card once an
@@ -440,9 +466,7 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 	if err != nil {
 		return fmt.Errorf("face pdf: %w", err)
 	}
-	// The job id names the card, not the attempt: a resumed print replaces
-	// the spooled file instead of adding a second one.
-	job := printer.Job{ID: j.ID + "_" + j.CardNumber, CardNumber: j.CardNumber, OrderID: j.ID, PDF: pdf}
+	job := printer.Job{ID: printer.JobID(j.ID, j.CardNumber), CardNumber: j.CardNumber, OrderID: j.ID, PDF: pdf}
 	for {
 		err := p.printer.Print(ctx, job)
 		var fault *printer.Fault
@@ -452,7 +476,19 @@ func (p *Pipeline) print(ctx context.Context, j *queue.Job, log *slog.Logger) er
 			if err := p.waitPrinter(ctx); err != nil {
 				return err
 			}
+			// An operator may have stopped the order during the fault.
+			if err := p.store.Extend(ctx, j, p.cfg.Lease); err != nil {
+				return err
+			}
 			continue
+		}
+		if errors.Is(err, printer.ErrRefused) {
+			// Retrying cannot help: the order fails now, and the encoded
+			// blank leaves the encoder so the next order gets a fresh one.
+			p.metrics.spoiled.Inc()
+			p.eject(ctx)
+			log.Warn("printer refused the job; order failed", "card_number", j.CardNumber, "err", err)
+			return p.store.FailSpoiled(ctx, j, "the printer refused the job: "+err.Error())
 		}
 		if err != nil {
 			return err

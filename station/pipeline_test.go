@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"id06/order"
+	"id06/personalize"
 	"id06/personalize/emulator"
 	"id06/printer"
 	"id06/queue"
@@ -158,5 +160,92 @@ func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
 	}
 	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
 		t.Fatalf("%d spoiled blanks recorded, want 1", n)
+	}
+}
+
+// submitStored puts an order straight into the database, as an older
+// station's intake (before the id rule) may have left it.
+func submitStored(t *testing.T, s *Server, id string) {
+	t.Helper()
+	o, err := order.Decode(mustJSON(t, exampleOrder(t, "placeholder", realPhoto(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	photo := o.Photo
+	o.ID, o.Photo = id, nil
+	doc := mustJSON(t, o)
+	_, _, err = s.store.Submit(t.Context(), queue.NewOrder{ID: id, Supplier: "dev", BodyHash: id, Doc: doc, CardType: o.CardType,
+		Approvals: []queue.Approval{{Kind: "holder", Method: "bankid", At: time.Now().Add(-time.Minute)}}, Photo: photo}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An order the printer refuses (here: an id from before the id rule) fails
+// at once, visibly, with its blank retired and ejected; it is not retried,
+// and the next order is produced on a fresh blank without spoiling any.
+func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
+	s, hs, token := testServer(t, func(c *Config) { c.Printer = "sim" })
+	sim := s.printer.(*printer.SimDriver)
+	submitStored(t, s, "..")
+	runPipeline(t, s)
+	o := waitState(t, s, "..", queue.Failed)
+	events, err := s.store.Events(t.Context(), "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "printer refused") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	numbers, _ := s.store.CardNumbers(t.Context(), "..")
+	if len(numbers) != 1 || o.CardNumber != "" {
+		t.Fatalf("card numbers %v, order keeps %q; want one, retired", numbers, o.CardNumber)
+	}
+	for n, st := range numbers {
+		if st != "spoiled" {
+			t.Fatalf("card %s is %s, want spoiled", n, st)
+		}
+	}
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "after-1", realPhoto(t)))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	waitState(t, s, "after-1", queue.Produced)
+	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
+		t.Fatalf("%d blanks spoiled, want only the refused order's", n)
+	}
+	if got, _ := s.store.Get(t.Context(), ".."); got.State != queue.Failed || got.Attempt != o.Attempt {
+		t.Fatalf("the refused order was taken up again: %s attempt %d (was %d)", got.State, got.Attempt, o.Attempt)
+	}
+	if len(sim.Jobs()) != 1 {
+		t.Fatalf("printer got %d jobs, want the good order's only", len(sim.Jobs()))
+	}
+}
+
+// Card data the chip cannot take (here: a portrait too large for the card
+// stock) fails the order with the reason before any blank is touched; it
+// is neither a reader fault that pauses the station nor retried.
+func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	stock := personalize.DefaultStock()
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its header and signature
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(s.cfg.DataDir, "pki"), Stock: stock, Issuer: s.cfg.Issuer, Certs: s.cfg.CertProfile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.pipeline.chip = chip
+	runPipeline(t, s)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "big-1", realPhoto(t)))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	waitState(t, s, "big-1", queue.Failed)
+	events, _ := s.store.Events(t.Context(), "big-1")
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "portrait does not fit") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	if paused, msg := s.pipeline.Paused(); paused || !s.pipeline.ReaderUp() {
+		t.Fatalf("the station paused for an order's data: %q", msg)
+	}
+	if n, _ := s.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for data refused before writing", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,11 +49,15 @@ type Server struct {
 // directory's lock, opens the database, rescues the leases of a previous run
 // and opens the devices.
 func Open(cfg Config, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := EnsureDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
+		return nil, err
+	}
+	if err := ownerOnly(cfg.DataDir, log); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now, lock: lock, limiter: newRateLimiter(cfg.RatePerSecond, cfg.RateBurst), hub: newHub()}
@@ -70,8 +75,10 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	} else if n > 0 {
 		log.Warn("resuming orders left in progress by the previous run", "orders", n)
 	}
-	if err := s.ensureDevToken(); err != nil {
-		return nil, err
+	if !cfg.Production {
+		if err := s.ensureDevToken(); err != nil {
+			return nil, err
+		}
 	}
 	if s.template, err = loadTemplate(cfg.Template); err != nil {
 		return nil, err
@@ -94,6 +101,15 @@ func Open(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.chip, err = personalize.New(pc); err != nil {
 		return nil, err
 	}
+	// Said at every start, so that nobody runs on them by oversight.
+	if cfg.DevelopmentCA() {
+		log.Warn("DEVELOPMENT KEYS: cards are signed by the development CA the station made in " + filepath.Join(cfg.DataDir, "pki") +
+			"; no relying party trusts it. Configure ca_cert and ca_key (and production: true) for real cards")
+	}
+	if cfg.DevelopmentSeal() {
+		log.Warn("DEVELOPMENT KEYS: PIN and PUK are sealed to the development age key whose private half is in " +
+			filepath.Join(cfg.DataDir, "pki") + "; anyone who can read the data directory can open them. Configure seal_to with the supplier's age recipient")
+	}
 	if s.printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
 		return nil, fmt.Errorf("printer %q: %w", cfg.Printer, err)
 	}
@@ -113,6 +129,52 @@ func loadTemplate(path string) (*printer.Template, error) {
 		return nil, fmt.Errorf("card template %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// EnsureDataDir creates the data directory for the station's user alone:
+// it holds the database, keys, photos and the dev token.
+func EnsureDataDir(dir string) error { return os.MkdirAll(dir, 0o700) }
+
+// secretPaths are what the station keeps in the data directory besides the
+// database (whose modes queue.Open sets) and the spool folder (shared with
+// the printer's watcher through the group, see hardware.md).
+var secretPaths = []string{"dev-token", "pki", "sim"}
+
+// publicFiles in those are certificates, for anyone to read.
+var publicFiles = map[string]bool{"ca.pem": true, "content-signer.pem": true}
+
+// ownerOnly closes the station's secret files and folders to other users
+// when an older version, a copy or an admin left them open: new ones are
+// created owner-only, but os.WriteFile keeps the mode of a file it reuses.
+func ownerOnly(dataDir string, log *slog.Logger) error {
+	for _, name := range secretPaths {
+		root := filepath.Join(dataDir, name)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return nil
+			}
+			if err != nil || d.Type()&fs.ModeSymlink != 0 || publicFiles[d.Name()] {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			want := fs.FileMode(0o600)
+			if d.IsDir() {
+				want = 0o700
+			}
+			if fi.Mode().Perm()&0o077 == 0 {
+				return nil
+			}
+			log.Warn("data file was open to other users; made owner-only", "path", path, "was", fi.Mode().Perm().String())
+			return os.Chmod(path, want)
+		})
+		if err != nil {
+			return fmt.Errorf("data directory %s: %w", dataDir, err)
+		}
+	}
+	return nil
 }
 
 // lockDataDir makes sure one station owns a data directory: a second one
@@ -143,7 +205,12 @@ func (s *Server) ensureDevToken() error {
 	if err := s.store.AddToken(context.Background(), "dev", token, []string{"orders"}); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(token+"\n"), 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(token + "\n")
+	return errors.Join(err, f.Close())
 }
 
 // NewToken makes a random bearer token.

@@ -114,6 +114,7 @@ func (s *Server) uiRoutes(r chi.Router) {
 			r.Post("/orders/{id}/retry", s.uiRetry)
 			r.Post("/orders/{id}/reproduce", s.uiReproduce)
 			r.Post("/orders/{id}/cancel", s.uiCancel)
+			r.Post("/orders/{id}/spoil", s.uiSpoil)
 			r.Post("/shipments", s.uiPack)
 			r.Post("/shipments/{id}/shipped", s.uiShipped)
 			r.Post("/notices/{id}/redeliver", s.uiRedeliver)
@@ -268,7 +269,7 @@ func back(w http.ResponseWriter, r *http.Request, fallback, done string) {
 func (s *Server) uiLoginPage(w http.ResponseWriter, r *http.Request) {
 	token := randomToken()
 	s.setCookie(w, r, loginCSRFCookie, token, 3600)
-	p := s.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": r.URL.Query().Get("next"), "Why": r.URL.Query().Get("why")})
+	p := s.newPage(w, r, "login", map[string]any{"CSRF": token, "Next": safeNext(r.URL.Query().Get("next")), "Why": r.URL.Query().Get("why")})
 	s.render(w, r, http.StatusOK, "login", p)
 }
 
@@ -280,10 +281,7 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 		s.uiError(w, r, http.StatusForbidden, "err_csrf")
 		return
 	}
-	next := r.PostFormValue("next")
-	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") {
-		next = "/ui/"
-	}
+	next := safeNext(r.PostFormValue("next"))
 	_, cookie, err := s.login(r.Context(), strings.TrimSpace(r.PostFormValue("user")), r.PostFormValue("password"), clientIP(r))
 	var th *throttled
 	switch {
@@ -300,7 +298,35 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setCookie(w, r, loginCSRFCookie, "", -1)
 	s.setCookie(w, r, sessionCookie, cookie, int(s.ops.sessionTTL.Seconds()))
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	// Not http.Redirect: it cleans the path, and cleaning is what turned
+	// /ui/../\host into /\host, which browsers follow to another host.
+	w.Header().Set("Location", next)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// safeNext is where to go after logging in: next when it is a page of the
+// operator page (a path under /ui/, as the login link wrote it), else /ui/.
+// Refused: a scheme or host, a backslash (browsers read it as a slash), an
+// empty or dot segment (// is a host to a browser, .. climbs out of /ui/),
+// escaped or not, and anything url.Parse refuses (control characters).
+func safeNext(next string) string {
+	const home = "/ui/"
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || strings.Contains(next, `\`) {
+		return home
+	}
+	if !strings.HasPrefix(u.Path, home) || strings.Contains(u.Path, `\`) {
+		return home
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(u.Path[len(home):], "/"), "/") {
+		if seg == "." || seg == ".." || seg == "" && u.Path != home {
+			return home
+		}
+	}
+	if u.RawQuery != "" {
+		return u.EscapedPath() + "?" + u.RawQuery
+	}
+	return u.EscapedPath()
 }
 
 func (s *Server) loginAgain(w http.ResponseWriter, r *http.Request, status int, key, next string) {
@@ -387,8 +413,10 @@ type dashboard struct {
 	Reader        string
 	PrinterReady  bool
 	PrinterMsg    string
-	Hooks         int // suppliers with a webhook
-	Pending, Dead int // their notices
+	Hooks         int  // suppliers with a webhook
+	Pending, Dead int  // their notices
+	DevCA         bool // cards signed by the development CA
+	DevSeal       bool // PIN/PUK sealed to the development age key
 }
 
 type stateCount struct {
@@ -406,7 +434,7 @@ type expressRow struct {
 
 func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	d := dashboard{Reader: s.reader.Name()}
+	d := dashboard{Reader: s.reader.Name(), DevCA: s.cfg.DevelopmentCA(), DevSeal: s.cfg.DevelopmentSeal()}
 	counts, err := s.store.CountByState(ctx)
 	if err != nil {
 		s.fail(w, r, err)
@@ -559,16 +587,8 @@ func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
 		"O": o, "Holder": name, "Delivery": delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
 		"CanRetry": o.State == queue.Failed, "CanReproduce": o.State == queue.Produced,
 		"CanOverridePass": o.State == queue.NeedsFix, "CanOverrideFail": o.State == queue.Queued || o.State == queue.Ready,
-		"CanCancel": cancellableState(o.State),
+		"CanCancel": queue.Cancellable(o.State), "CanSpoil": queue.InDevice(o.State),
 	}))
-}
-
-func cancellableState(st queue.State) bool {
-	switch st {
-	case queue.Received, queue.AwaitingApproval, queue.Queued, queue.Imaging, queue.NeedsFix, queue.Ready:
-		return true
-	}
-	return false
 }
 
 // blobTypes are the files the page may show, with their content types.
@@ -695,6 +715,25 @@ func (s *Server) uiCancel(w http.ResponseWriter, r *http.Request) {
 		_, err := s.store.Cancel(ctx, id, "", actor, "cancelled by the station: "+reason)
 		return err
 	})
+}
+
+func (s *Server) uiSpoil(w http.ResponseWriter, r *http.Request) {
+	reason, ok := s.reasonField(w, r)
+	if !ok {
+		return
+	}
+	s.orderAction(w, r, "spoiled", func(ctx context.Context, id, actor string) error {
+		return s.spoilAndFail(ctx, id, actor, reason)
+	})
+}
+
+// spoilAndFail stops an order at the devices (page and operator API).
+func (s *Server) spoilAndFail(ctx context.Context, id, actor, reason string) error {
+	_, err := s.store.SpoilAndFail(ctx, id, actor, "stopped by an operator: "+reason)
+	if err == nil {
+		s.metrics.spoiled.Inc()
+	}
+	return err
 }
 
 // shipmentDoc is the addressing of a parcel as stored with it.

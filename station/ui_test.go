@@ -2,17 +2,22 @@ package station
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
+	"id06/personalize"
 	"id06/queue"
 )
 
@@ -181,9 +186,8 @@ func TestLoginThrottled(t *testing.T) {
 	if !strings.Contains(r.body, "Too many failed logins") {
 		t.Fatal("throttled answer does not say why")
 	}
-	// Another address guessing another name is not held up by eva's lock.
+	// Someone else behind the same address is not held up by eva's lock.
 	opUser(t, s, "olle", queue.RoleQA, opPassword)
-	s.ops.throttle.succeed("ip:127.0.0.1")
 	if r := newOpBrowser(t, hs.URL).login("olle", opPassword); r.status != http.StatusSeeOther {
 		t.Fatalf("olle: %d", r.status)
 	}
@@ -193,6 +197,83 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	if !opHasAudit(t, s, "anonymous login_throttled") || !opHasAudit(t, s, "operator:eva login") {
 		t.Fatalf("audit: %v", opAudit(t, s))
+	}
+}
+
+// Throttling keys on (address, user): guessing from one address does not
+// lock out the others behind it (an office NAT), and a stranger guessing a
+// name does not lock its owner out; the guesser waits longer each time.
+func TestLoginThrottleNeitherLocksOutTheAddressNorTheUser(t *testing.T) {
+	s, _ := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	opUser(t, s, "olle", queue.RoleOperator, opPassword)
+	now := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	s.ops.throttle.now = func() time.Time { return now }
+	ctx := context.Background()
+	const office, stranger = "192.0.2.10", "203.0.113.9"
+
+	// A colleague in the office mistypes olle's password over and over.
+	for i := 0; i < 3*s.ops.throttle.free; i++ {
+		s.login(ctx, "olle", "not the password", office)
+	}
+	if _, _, err := s.login(ctx, "eva", opPassword, office); err != nil {
+		t.Fatalf("eva behind the same address as the guesser: %v", err)
+	}
+
+	// A stranger guesses eva's password; the wait grows with each failure.
+	var waits []time.Duration
+	for i := 0; i < s.ops.throttle.free+4; i++ {
+		_, _, err := s.login(ctx, "eva", "guess "+string(rune('a'+i)), stranger)
+		var th *throttled
+		if errors.As(err, &th) {
+			t.Fatalf("attempt %d throttled although the last wait was over", i)
+		}
+		if w := s.ops.throttle.wait(throttleKey(stranger, "eva")); w > 0 {
+			waits = append(waits, w)
+			now = now.Add(w)
+		}
+	}
+	if len(waits) < 4 || waits[1] != 2*waits[0] || waits[3] != 2*waits[2] {
+		t.Fatalf("waits %v: want doubling after %d free failures", waits, s.ops.throttle.free)
+	}
+	if _, _, err := s.login(ctx, "eva", "one more guess", stranger); err == nil || !errors.Is(err, errBadLogin) {
+		t.Fatalf("after the wait the stranger gets an answer again: %v", err)
+	}
+	var th *throttled
+	if _, _, err := s.login(ctx, "eva", opPassword, stranger); !errors.As(err, &th) {
+		t.Fatalf("the stranger's next try at once: %v, want throttled", err)
+	}
+	// Meanwhile eva, at her own address, is not locked out.
+	if _, _, err := s.login(ctx, "eva", opPassword, office); err != nil {
+		t.Fatalf("eva from her own address: %v", err)
+	}
+}
+
+// A failed login records the typed user name only when it names an
+// account: otherwise it may be a password typed into the wrong box.
+func TestFailedLoginKeepsUnknownNamesOutOfTheAudit(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	const typo = "Tr0ub4dor&3-in-the-user-box"
+	b := newOpBrowser(t, hs.URL)
+	for i := 0; i <= s.ops.throttle.free; i++ { // the last one is throttled
+		b.login(typo, "whatever")
+	}
+	b.login("eva", "wrong password")
+	log, err := s.store.AuditLog(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evaFailed, throttled bool
+	for _, e := range log {
+		if strings.Contains(e.Detail, typo) || strings.Contains(e.Actor, typo) {
+			t.Fatalf("the audit keeps a typed name that is no account: %+v", e)
+		}
+		evaFailed = evaFailed || e.Action == "login_failed" && e.Detail == "user eva"
+		throttled = throttled || e.Action == "login_throttled"
+	}
+	if !evaFailed || !throttled {
+		t.Fatalf("audit lacks eva's failure or the throttled attempt: %+v", log)
 	}
 }
 
@@ -479,5 +560,83 @@ func TestEventStreamAnnouncesChanges(t *testing.T) {
 	req.Header.Set("Accept", "text/event-stream")
 	if r := anon.do(req); r.status != http.StatusUnauthorized {
 		t.Fatalf("anonymous events: %d", r.status)
+	}
+}
+
+// After logging in, the station follows ?next= only to a page of its own
+// operator page; anything a browser could take to another host, or that
+// climbs out of /ui/, goes to the dashboard instead.
+func TestLoginNextStaysOnTheOperatorPage(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	tests := []struct{ next, want string }{
+		{"/ui/orders?state=failed", "/ui/orders?state=failed"},
+		{"/ui/orders/e2e-001", "/ui/orders/e2e-001"},
+		{"/ui/", "/ui/"},
+		{"", "/ui/"},
+		{`/ui/../\evil.example/`, "/ui/"},
+		{`/ui/..\..\evil.example`, "/ui/"},
+		{`/\evil.example/`, "/ui/"},
+		{`/ui/\evil.example`, "/ui/"},
+		{"//evil.example/ui/", "/ui/"},
+		{"/ui//evil.example/", "/ui/"},
+		{"https://evil.example/ui/", "/ui/"},
+		{"http:/ui/", "/ui/"},
+		{"javascript:alert(1)", "/ui/"},
+		{"/ui/%2e%2e/%5cevil.example/", "/ui/"},
+		{"/ui/%2E%2E%2F%2F%5Cevil.example", "/ui/"},
+		{"/ui/%5c%5cevil.example", "/ui/"},
+		{"/ui/..", "/ui/"},
+		{"/uix/", "/ui/"},
+		{"/ui/?x=/../../\\evil.example", "/ui/"},
+		{"/ui/\t/evil.example", "/ui/"},
+		{"/ui/\r\nSet-Cookie: x=1", "/ui/"},
+		{"ui/orders", "/ui/"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.next, func(t *testing.T) {
+			b := newOpBrowser(t, hs.URL)
+			// The login page copies ?next= into its form; the form is what is posted.
+			page := b.get("/ui/login?next=" + url.QueryEscape(tc.next))
+			m := regexp.MustCompile(`name="next" value="([^"]*)"`).FindStringSubmatch(page.body)
+			if m == nil {
+				t.Fatal("no next field on the login page")
+			}
+			r := b.post("/ui/login", url.Values{"csrf": {b.csrf("/ui/login")}, "user": {"eva"}, "password": {opPassword}, "next": {tc.next}})
+			if r.status != http.StatusSeeOther || r.location != tc.want {
+				t.Fatalf("next %q: %d Location %q, want 303 %q", tc.next, r.status, r.location, tc.want)
+			}
+		})
+	}
+}
+
+// The dashboard says when the station runs on development keys, and says
+// nothing once real ones are configured.
+func TestDashboardWarnsOfDevelopmentKeys(t *testing.T) {
+	s, hs := opStation(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b := newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	page := b.get("/ui/?lang=en").body
+	if !strings.Contains(page, `id="dev-keys"`) || !strings.Contains(page, "development CA") || !strings.Contains(page, "development age key") {
+		t.Fatal("the dashboard does not warn of the development CA and sealing key")
+	}
+
+	pki := t.TempDir()
+	if _, err := personalize.New(personalize.Config{PKIDir: pki, Issuer: "Real CA AB", Certs: Defaults().CertProfile()}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, hs = opStation(t, func(c *Config) {
+		c.CACert, c.CAKey, c.SealTo = filepath.Join(pki, "ca.pem"), filepath.Join(pki, "ca-key.pem"), id.Recipient().String()
+	})
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	b = newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	if page := b.get("/ui/").body; strings.Contains(page, `id="dev-keys"`) {
+		t.Fatal("the dashboard warns although real keys are configured")
 	}
 }

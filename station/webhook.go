@@ -11,10 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"id06/queue"
@@ -80,7 +84,7 @@ type Deliverer struct {
 	suppliers map[string]SupplierConfig
 	log       *slog.Logger
 	metrics   *Metrics
-	client    *http.Client
+	clients   map[string]*http.Client // per supplier: whether link-local is allowed differs
 	now       func() time.Time
 	jitter    func() float64 // in [0, 1)
 
@@ -95,9 +99,7 @@ type Deliverer struct {
 // NewDeliverer makes a deliverer for the suppliers that have a webhook URL.
 func NewDeliverer(store *queue.Store, suppliers []SupplierConfig, log *slog.Logger, m *Metrics) *Deliverer {
 	d := &Deliverer{store: store, suppliers: map[string]SupplierConfig{}, log: log, metrics: m,
-		// A receiver that hangs must not hold the supplier's queue: each
-		// attempt has its own deadline, connection set-up included.
-		client:      &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		clients:     map[string]*http.Client{},
 		now:         time.Now,
 		jitter:      rand.Float64,
 		MaxAttempts: 12,
@@ -109,13 +111,103 @@ func NewDeliverer(store *queue.Store, suppliers []SupplierConfig, log *slog.Logg
 	for _, s := range suppliers {
 		if s.WebhookURL != "" {
 			d.suppliers[s.Name] = s
+			d.clients[s.Name] = webhookClient(s.AllowLinkLocalWebhook)
 		}
 	}
 	return d
 }
 
+// webhookClient posts notices. A receiver that hangs must not hold the
+// supplier's queue: each attempt has its own deadline, connection set-up
+// included. Redirects are not followed, and every connection is checked
+// where it really goes (checkDial), whatever the name resolved to.
+func webhookClient(allowLinkLocal bool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: checkDial(allowLinkLocal)}).DialContext
+	return &http.Client{Timeout: 15 * time.Second, Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // SetTimeout sets the deadline of one delivery attempt.
-func (d *Deliverer) SetTimeout(t time.Duration) { d.client.Timeout = t }
+func (d *Deliverer) SetTimeout(t time.Duration) {
+	for _, c := range d.clients {
+		c.Timeout = t
+	}
+}
+
+// Cloud metadata services hand out credentials to whoever asks from inside
+// the machine; a webhook must not be a way to ask. Most live at link-local
+// 169.254.169.254; these are the others.
+var (
+	metadataHosts = map[string]bool{"metadata.google.internal": true, "metadata.goog": true, "metadata": true}
+	metadataAddrs = map[netip.Addr]bool{
+		netip.MustParseAddr("fd00:ec2::254"):   true, // AWS over IPv6
+		netip.MustParseAddr("100.100.100.200"): true, // Alibaba Cloud
+		netip.MustParseAddr("192.0.0.192"):     true, // Oracle Cloud (classic)
+	}
+)
+
+// addrProblem says why a webhook must not connect to ip, "" when it may.
+// Loopback and private networks are allowed: the receiver may run on the
+// same host or the supplier's LAN.
+func addrProblem(ip netip.Addr, allowLinkLocal bool) string {
+	ip = ip.Unmap()
+	switch {
+	case ip.IsUnspecified():
+		return "is the unspecified address"
+	case allowLinkLocal:
+		return ""
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return "is link-local, where cloud metadata services answer"
+	case metadataAddrs[ip.WithZone("")]:
+		return "is a cloud metadata service"
+	}
+	return ""
+}
+
+// checkWebhookURL refuses, at start-up, a webhook_url the station must not
+// post to. It names the scheme and host, not the URL, which may carry a
+// secret.
+func checkWebhookURL(raw string, allowLinkLocal bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("is not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("must be an http or https URL (not scheme %q)", u.Scheme)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if host == "" {
+		return errors.New("has no host")
+	}
+	optIn := "; if this receiver really is there, set allow_link_local_webhook: true for the supplier"
+	if metadataHosts[host] && !allowLinkLocal {
+		return fmt.Errorf("host %s is a cloud metadata service%s", host, optIn)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if p := addrProblem(ip, allowLinkLocal); p != "" {
+			return fmt.Errorf("address %s %s%s", ip, p, optIn)
+		}
+	}
+	return nil
+}
+
+// checkDial is a net.Dialer Control: it runs on the address actually
+// dialled, after name resolution, so a name that resolves somewhere else
+// at delivery time (DNS rebinding) is refused too. Through an HTTP proxy it
+// sees the proxy's address.
+func checkDial(allowLinkLocal bool) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("webhook: cannot check address %q: %w", address, err)
+		}
+		if p := addrProblem(ap.Addr(), allowLinkLocal); p != "" {
+			return fmt.Errorf("webhook: refused to connect to %s: it %s", ap.Addr(), p)
+		}
+		return nil
+	}
+}
 
 // Wake makes the deliverer look for due notices now (after a redelivery).
 func (d *Deliverer) Wake() {
@@ -261,11 +353,12 @@ func (d *Deliverer) post(ctx context.Context, sup SupplierConfig, n *queue.Notic
 	req.Header.Set(HeaderEventType, n.Type)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(HeaderSignature, Sign(sup.WebhookSecret, now, n.Payload))
-	resp, err := d.client.Do(req)
+	client := d.clients[sup.Name]
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue interface{ Timeout() bool }
 		if errors.As(err, &ue) && ue.Timeout() {
-			return fmt.Sprintf("no answer within %s", d.client.Timeout)
+			return fmt.Sprintf("no answer within %s", client.Timeout)
 		}
 		return "request failed: " + err.Error()
 	}

@@ -369,3 +369,85 @@ func TestWebhookRefusedNoticeDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("refused notice: %d attempts", n.Attempts)
 	}
 }
+
+// Webhook URLs are checked at start-up: http(s) only, and no link-local or
+// cloud metadata address unless the supplier's config opts in. Loopback and
+// private networks stay allowed (a receiver on the same host or LAN).
+func TestWebhookURLsAreCheckedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		allow bool
+		bad   string // what the error must say; "" = accepted
+	}{
+		{"https://erp.example.com/hooks/station", false, ""},
+		{"http://127.0.0.1:9999/hook", false, ""},
+		{"http://[::1]:9999/hook", false, ""},
+		{"http://10.1.2.3/hook", false, ""},
+		{"http://169.254.169.254/latest/meta-data/", true, ""},
+		{"file:///etc/passwd", false, "must be an http or https URL"},
+		{"gopher://erp.example.com:70/", false, "http or https"},
+		{"ftp://erp.example.com/", false, "http or https"},
+		{"erp.example.com/hook", false, "http or https"},
+		{"http:///hook", false, "no host"},
+		{"http://169.254.169.254/latest/meta-data/", false, "link-local"},
+		{"http://169.254.170.2/v2/credentials", false, "link-local"},
+		{"http://[fe80::1%25eth0]/", false, "link-local"},
+		{"http://[::ffff:169.254.169.254]/", false, "link-local"},
+		{"http://[fd00:ec2::254]/", false, "metadata"},
+		{"http://metadata.google.internal/computeMetadata/v1/", false, "metadata"},
+		{"http://METADATA.google.internal./", false, "metadata"},
+		{"http://100.100.100.200/latest/meta-data/", false, "metadata"},
+		{"http://0.0.0.0:9999/", false, "unspecified"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.Suppliers = []SupplierConfig{{Name: "acme", WebhookURL: tc.url, WebhookSecret: "s", AllowLinkLocalWebhook: tc.allow}}
+			err := cfg.Validate()
+			if tc.bad == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.bad) || !strings.Contains(err.Error(), "acme") {
+				t.Fatalf("error %v: want one naming the supplier acme and saying %q", err, tc.bad)
+			}
+		})
+	}
+}
+
+// The address a webhook connects to is checked again when it connects, so
+// a name that resolves to a metadata address later (DNS rebinding) is
+// refused as well.
+func TestWebhookDialRefusesLinkLocal(t *testing.T) {
+	s, _ := opStation(t, nil)
+	// As if erp.example.com now resolved to the metadata address: Validate
+	// passed the name, the dial sees the address.
+	d := hookDeliverer(s, []SupplierConfig{{Name: "acme", WebhookURL: "http://169.254.169.254:80/hook", WebhookSecret: "s"}})
+	d.SetTimeout(10 * time.Second)
+	hookOrder(t, s, "acme", "rebind-1")
+	start := time.Now()
+	if _, err := d.DeliverDue(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	n := hookNotice(t, s, "rebind-1")
+	if n.Delivered || !strings.Contains(n.LastError, "link-local") {
+		t.Fatalf("delivered %v, last error %q: want refused as link-local", n.Delivered, n.LastError)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("the station tried to reach the address before refusing it")
+	}
+	for _, addr := range []string{"169.254.169.254:80", "[fe80::1]:80", "[fd00:ec2::254]:80", "[::ffff:169.254.169.254]:80", "100.100.100.200:80"} {
+		if err := checkDial(false)("tcp", addr, nil); err == nil {
+			t.Errorf("dial to %s allowed", addr)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:80", "[::1]:443", "192.0.2.10:443"} {
+		if err := checkDial(false)("tcp", addr, nil); err != nil {
+			t.Errorf("dial to %s refused: %v", addr, err)
+		}
+	}
+	if err := checkDial(true)("tcp", "169.254.169.254:80", nil); err != nil {
+		t.Errorf("opted-in supplier refused: %v", err)
+	}
+}

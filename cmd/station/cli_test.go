@@ -97,7 +97,12 @@ func TestPhotoCropWritesPortrait(t *testing.T) {
 	for _, f := range []string{out, chip} {
 		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v: a portrait is personal data, for the user alone", f, fi.Mode().Perm())
 		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 
@@ -180,7 +185,7 @@ func TestVerifyWithoutPKI(t *testing.T) {
 		t.Fatalf("verify created %v in the data directory", entries)
 	}
 	conf := filepath.Join(t.TempDir(), "station.json")
-	os.WriteFile(conf, []byte(`{"ca_cert": "/nonexistent/ca.pem"}`), 0o600)
+	os.WriteFile(conf, []byte(`{"ca_cert": "/nonexistent/ca.pem", "ca_key": "/nonexistent/ca-key.pem"}`), 0o600)
 	if _, errOut, code := run2(t, "verify", "--reader", "sim", "--config", conf); code != 3 || !strings.Contains(errOut, "/nonexistent/ca.pem") {
 		t.Fatalf("with a configured CA that is not there: exit %d: %s", code, errOut)
 	}

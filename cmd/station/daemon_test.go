@@ -137,6 +137,12 @@ func startDaemonEnv(t testing.TB, dir string, env []string, args ...string) *dae
 	t.Helper()
 	cmd := exec.Command(stationBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir}, args...)...)
 	cmd.Env = env
+	return startCmd(t, cmd, dir)
+}
+
+// startCmd starts a prepared `station serve` command over the data dir.
+func startCmd(t testing.TB, cmd *exec.Cmd, dir string) *daemon {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,8 @@ var verbs = map[string]verb{
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
 	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
+	"token list":     {"token list [--data DIR]", "list the API tokens: id, supplier, scopes, created (never the token)", runTokenList},
+	"token revoke":   {"token revoke ID [--data DIR]", "revoke an API token by the id token list shows; it is refused at once", runTokenRevoke},
 	"user add":       {"user add NAME --role operator|qa|admin [--data DIR]", "create an operator account for the operator page (password from stdin or a prompt)", runUserAdd},
 	"help":           {"help", "list the verbs", nil},
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -36,8 +37,15 @@ func runServe(c *cli, args []string) error {
 		return err
 	}
 	defer s.Close()
+	sd := sdNotifier{socket: c.getenv("NOTIFY_SOCKET"), log: c.logger()}
+	defer context.AfterFunc(c.ctx, func() { sd.notify("STOPPING=1") })()
+	// ready runs once the devices are open and the listener accepts; the
+	// pipeline starts right after it.
 	return s.Run(c.ctx, c.cardCtx, func(addr string) {
 		fmt.Fprintf(c.stdout, "station listening on http://%s\n", addr)
+		if c.ctx.Err() == nil {
+			sd.notify("READY=1\nSTATUS=listening on " + addr)
+		}
 	})
 }
 
@@ -275,12 +283,22 @@ func reasonCodes(res *imaging.Result) string {
 	return strings.Join(codes, ", ")
 }
 
+// writeFileAtomic writes a portrait or card face for the user alone (it is
+// personal data) through a fresh temporary file, so neither a crash nor an
+// old file's mode leaves it half written or open to others.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 func runPhotoOverride(c *cli, args []string) error {
@@ -526,7 +544,7 @@ func openVerifier(c *cli, configFile, data, crlFile string) (*personalize.Verifi
 // when new), for the verbs that work on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := station.EnsureDataDir(dir); err != nil {
 		return nil, err
 	}
 	return queue.Open(filepath.Join(dir, "station.db"))
@@ -596,6 +614,65 @@ func runTokenCreate(c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s\n", token)
-	fmt.Fprintln(c.stderr, "This token is shown once; the station keeps only its hash.")
+	fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
+	return nil
+}
+
+func runTokenList(c *cli, args []string) error {
+	fs := c.flags("token list")
+	data := fs.String("data", "", "data directory (default ./var)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	store, err := openStore(c, *data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tokens, err := store.Tokens(c.ctx)
+	if err != nil {
+		return err
+	}
+	if len(tokens) == 0 {
+		fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
+	for _, t := range tokens {
+		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
+	}
+	return nil
+}
+
+func runTokenRevoke(c *cli, args []string) error {
+	fs := c.flags("token revoke")
+	data := fs.String("data", "", "data directory (default ./var)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: station token revoke ID (the id station token list shows)")
+	}
+	store, err := openStore(c, *data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	t, err := store.RevokeToken(c.ctx, pos[0])
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return fmt.Errorf("no token has id %s; station token list shows the ids", pos[0])
+	case err != nil:
+		return err
+	}
+	// The station re-adds the dev token from its file at every start.
+	devToken := filepath.Join(dataDir(c, *data), "dev-token")
+	if b, err := os.ReadFile(devToken); err == nil && queue.TokenID(strings.TrimSpace(string(b))) == t.ID {
+		if err := os.Remove(devToken); err != nil {
+			return fmt.Errorf("token revoked, but its file %s stays and the next start would accept it again: %w", devToken, err)
+		}
+	}
+	fmt.Fprintf(c.stdout, "revoked token %s of %s (%s); requests with it are refused from now on\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","))
 	return nil
 }
