@@ -253,6 +253,14 @@ func (s *Store) CRLEntries(ctx context.Context, now time.Time) ([]Revocation, er
 	return out, rows.Err()
 }
 
+// RevocationsMark changes whenever a certificate is revoked: a CRL issued
+// under an older mark is out of date.
+func (s *Store) RevocationsMark(ctx context.Context) (string, error) {
+	var n, at int64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(max(at), 0) FROM revocations`).Scan(&n, &at)
+	return fmt.Sprintf("%d.%d", n, at), err
+}
+
 // NextCRLNumber hands out the number of the next CRL; numbers only grow.
 func (s *Store) NextCRLNumber(ctx context.Context) (int64, error) {
 	var n int64

@@ -119,6 +119,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 	r.Put("/orders/{id}/photo", s.h(s.putPhoto))
 	r.Post("/orders/{id}/approvals", s.h(s.postApproval))
 	r.Post("/orders/{id}/cancel", s.h(s.postCancel))
+	r.Post("/orders/{id}/revoke", s.h(s.postRevoke))
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -177,16 +178,17 @@ func (s *Server) postOrder(w http.ResponseWriter, r *http.Request) error {
 
 // orderView is the JSON of GET /v1/orders/{id}.
 type orderView struct {
-	ID         string         `json:"id"`
-	State      queue.State    `json:"state"`
-	CardType   string         `json:"card_type"`
-	Express    bool           `json:"express"`
-	Deadline   *time.Time     `json:"deadline,omitempty"`
-	CardNumber string         `json:"card_number"`
-	ChipUID    string         `json:"chip_uid"`
-	ValidUntil string         `json:"valid_until"`
-	Reasons    []queue.Reason `json:"reasons"`
-	Events     []queue.Event  `json:"events,omitempty"`
+	ID         string          `json:"id"`
+	State      queue.State     `json:"state"`
+	CardType   string          `json:"card_type"`
+	Express    bool            `json:"express"`
+	Deadline   *time.Time      `json:"deadline,omitempty"`
+	CardNumber string          `json:"card_number"`
+	ChipUID    string          `json:"chip_uid"`
+	ValidUntil string          `json:"valid_until"`
+	Reasons    []queue.Reason  `json:"reasons"`
+	Revoked    *revocationView `json:"revoked,omitempty"` // the card's certificates are on the CRL
+	Events     []queue.Event   `json:"events,omitempty"`
 }
 
 func view(o *queue.Order, events []queue.Event) orderView {
@@ -207,7 +209,15 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, status, view(o, events))
+	v := view(o, events)
+	rev, err := s.store.OrderRevocation(r.Context(), o.ID)
+	if err != nil {
+		return err
+	}
+	if rev != nil {
+		v.Revoked = &revocationView{Reason: rev.Reason, At: rev.At}
+	}
+	writeJSON(w, status, v)
 	return nil
 }
 

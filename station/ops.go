@@ -19,6 +19,7 @@ func (s *Server) opsRoutes(r chi.Router) {
 	r.Use(s.requireToken, s.requireScope("operator"))
 	r.Post("/orders/{id}/photo-verdict", s.h(s.opsPhotoVerdict))
 	r.Post("/orders/{id}/spoil", s.h(s.opsSpoil))
+	r.Post("/orders/{id}/revoke", s.h(s.opsRevoke))
 	r.Post("/pause", s.h(s.opsPause))
 	r.Post("/resume", s.h(s.opsResume))
 }

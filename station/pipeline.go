@@ -381,6 +381,8 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 			return nil
 		}
 		return p.store.RecordChip(ctx, j, u)
+	}, Cert: func(c personalize.IssuedCert) error {
+		return p.store.RecordCert(ctx, j, c.Slot, c.Serial, c.NotAfter)
 	}})
 	switch {
 	case err == nil:
@@ -405,6 +407,15 @@ func (p *Pipeline) encode(ctx context.Context, j *queue.Job, log *slog.Logger) (
 	p.readerFault = ""
 	p.mu.Unlock()
 	log.Info("chip written and verified", "chip", j.ChipUID, "apdus", res.APDUs)
+	// Certificates an interrupted run issued for this chip were replaced on
+	// it with their keys: they go on the CRL.
+	var keep []string
+	for _, c := range res.Certs {
+		keep = append(keep, c.Serial)
+	}
+	if err := p.store.SupersedeCerts(ctx, j, keep); err != nil {
+		return false, err
+	}
 	return true, p.store.Encoded(ctx, j, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
 }
 

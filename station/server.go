@@ -37,6 +37,7 @@ type Server struct {
 	printer  printer.Driver
 	chip     *personalize.Personalizer
 	keys     *personalize.PKCS11KeyStore // nil: key files in DATA/pki
+	crl      crlCache
 	metrics  *Metrics
 	limiter  *rateLimiter
 	hub      *hub
@@ -248,6 +249,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	r.Get("/v1/openapi.json", serveOpenAPI)
+	r.Route("/pki", s.pkiRoutes)
 	r.Route("/v1/ops", s.opsRoutes)
 	r.With(s.requireScope("orders")).Route("/v1", s.apiRoutes)
 	r.Route("/ui", s.uiRoutes)

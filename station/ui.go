@@ -49,7 +49,7 @@ func (o *opsState) run(ctx context.Context) {
 	<-done
 }
 
-var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error"}
+var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error", "revocations"}
 
 func newOps(s *Server) *opsState {
 	loc, err := time.LoadLocation("Europe/Stockholm")
@@ -106,6 +106,7 @@ func (s *Server) uiRoutes(r chi.Router) {
 		r.Get("/shipments/{id}/packing-list.pdf", s.uiPackingList)
 		r.Get("/webhooks", s.uiWebhooks)
 		r.Get("/qa", s.uiQA)
+		r.Get("/revocations", s.uiRevocations)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole("produce"))
 			r.Post("/pause", s.uiPause)
@@ -115,6 +116,7 @@ func (s *Server) uiRoutes(r chi.Router) {
 			r.Post("/orders/{id}/reproduce", s.uiReproduce)
 			r.Post("/orders/{id}/cancel", s.uiCancel)
 			r.Post("/orders/{id}/spoil", s.uiSpoil)
+			r.Post("/orders/{id}/revoke", s.uiRevoke)
 			r.Post("/shipments", s.uiPack)
 			r.Post("/shipments/{id}/shipped", s.uiShipped)
 			r.Post("/notices/{id}/redeliver", s.uiRedeliver)
@@ -250,6 +252,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, queue.ErrNotFound):
 		s.uiError(w, r, http.StatusNotFound, "err_not_found")
 	case errors.Is(err, queue.ErrState):
+		s.uiErrorText(w, r, http.StatusConflict, "err_state", err.Error())
+	case errors.As(err, new(uiStateError)):
 		s.uiErrorText(w, r, http.StatusConflict, "err_state", err.Error())
 	default:
 		s.log.Error("operator action failed", "path", r.URL.Path, "err", err)
@@ -582,10 +586,17 @@ func (s *Server) uiOrder(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	revoked, err := s.store.OrderRevocation(ctx, id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	name, delivery := holderOf(o.Doc)
 	s.render(w, r, http.StatusOK, "order", s.newPage(w, r, "order", map[string]any{
 		"O": o, "Holder": name, "Delivery": delivery, "Events": events, "Notices": notices, "Files": files, "Codes": imaging.Codes(),
-		"CanRetry": o.State == queue.Failed, "CanReproduce": o.State == queue.Produced,
+		"Revoked": revoked, "RevokeReasons": personalize.Reasons(),
+		"CanRevoke": revoked == nil && (o.State == queue.Produced || o.State == queue.Shipped),
+		"CanRetry":  o.State == queue.Failed, "CanReproduce": o.State == queue.Produced,
 		"CanOverridePass": o.State == queue.NeedsFix, "CanOverrideFail": o.State == queue.Queued || o.State == queue.Ready,
 		"CanCancel": queue.Cancellable(o.State), "CanSpoil": queue.InDevice(o.State),
 	}))
@@ -911,7 +922,7 @@ func (s *Server) verifyCard(ctx context.Context, pin string) (*personalize.Repor
 		return nil, err
 	}
 	defer card.Close()
-	return s.chip.Verify(ctx, card, pin)
+	return s.chip.Verifier(s.crlSource).Verify(ctx, card, pin)
 }
 
 func (s *Server) uiAudit(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -233,4 +235,133 @@ func mgmtAuth(ctx context.Context, card apdu.Card, alg byte, key []byte) error {
 		return fmt.Errorf("the card's answer % X does not prove the key", out)
 	}
 	return nil
+}
+
+// freePort finds a port to listen on, so that the station's certificates
+// can name its own /pki URLs.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Revocation end to end: the card the station made through the real pcscd
+// passes openssl verify -crl_check with the CRL fetched from the running
+// station, and station verify (which fetches the CRL from the certificate's
+// distribution point) passes its revocation check; after POST …/revoke
+// both refuse it.
+func TestRevocationThroughPCSCD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pcscd and the real binary")
+	}
+	for _, tool := range []string{"yubico-piv-tool", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
+				t.Fatalf("%s not installed", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	bin := stationBinary(t)
+	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
+	dir := t.TempDir()
+	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName, "--listen", freePort(t))
+	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "lost-1", passPhotos(t)[4], false)); code != http.StatusCreated {
+		t.Fatalf("%d %s", code, b)
+	}
+	if o := d.waitFinal([]string{"lost-1"}, 3*time.Minute)["lost-1"]; o.State != "produced" {
+		t.Fatalf("lost-1 ended %s: %+v\n%s", o.State, o.Events, d.stderr.String())
+	}
+	tmp := t.TempDir()
+	get := func(path string) []byte {
+		resp, err := http.Get(d.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		return b
+	}
+	openssl := func(args ...string) (string, error) {
+		out, err := exec.Command("openssl", args...).CombinedOutput()
+		return string(out), err
+	}
+	ca := filepath.Join(tmp, "ca.pem")
+	os.WriteFile(filepath.Join(tmp, "ca.der"), get("/pki/ca.crt"), 0o600)
+	if out, err := openssl("x509", "-inform", "DER", "-in", filepath.Join(tmp, "ca.der"), "-out", ca); err != nil {
+		t.Fatalf("the served CA certificate: %v\n%s", err, out)
+	}
+	var certs []string
+	for _, slot := range []string{"9a", "9e"} {
+		cmd := exec.Command("yubico-piv-tool", "-r", "Virtual", "-a", "read-certificate", "-s", slot)
+		cmd.Env = env.Environ()
+		pemCert, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("read-certificate %s: %v", slot, err)
+		}
+		path := filepath.Join(tmp, slot+".pem")
+		os.WriteFile(path, pemCert, 0o600)
+		certs = append(certs, path)
+	}
+	verifyWithCRL := func() []string {
+		crlPEM := filepath.Join(tmp, "crl.pem")
+		os.WriteFile(filepath.Join(tmp, "crl.der"), get("/pki/ca.crl"), 0o600)
+		if out, err := openssl("crl", "-inform", "DER", "-in", filepath.Join(tmp, "crl.der"), "-out", crlPEM); err != nil {
+			t.Fatalf("the served CRL: %v\n%s", err, out)
+		}
+		var outs []string
+		for _, c := range certs {
+			out, err := openssl("verify", "-crl_check", "-CRLfile", crlPEM, "-CAfile", ca, "-purpose", "any", c)
+			if err != nil {
+				out = "REFUSED " + out
+			}
+			outs = append(outs, out)
+		}
+		return outs
+	}
+	for i, out := range verifyWithCRL() {
+		if !strings.Contains(out, ": OK") {
+			t.Fatalf("openssl verify -crl_check of the fresh card's certificate %d: %s", i, out)
+		}
+	}
+	stationVerify := func() (int, string) {
+		cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir)
+		cmd.Env = env.Environ()
+		out, _ := cmd.Output()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	revocation := func(out string) string {
+		var rep struct{ Checks []struct{ Name, Status, Detail string } }
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("verify output: %v\n%s", err, out)
+		}
+		for _, c := range rep.Checks {
+			if c.Name == "revocation (CRL)" {
+				return c.Status + " " + c.Detail
+			}
+		}
+		return ""
+	}
+	if code, out := stationVerify(); code != 2 || !strings.HasPrefix(revocation(out), "pass") {
+		t.Fatalf("station verify of the fresh card: exit %d, revocation %q\n%s", code, revocation(out), out)
+	}
+
+	if code, b, _ := d.do(http.MethodPost, "/v1/orders/lost-1/revoke", []byte(`{"reason": "lost"}`)); code != http.StatusOK || !strings.Contains(string(b), `"reason": "lost"`) {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	for i, out := range verifyWithCRL() {
+		if !strings.Contains(out, "REFUSED") || !strings.Contains(out, "certificate revoked") {
+			t.Fatalf("openssl verify -crl_check of revoked certificate %d: %s", i, out)
+		}
+	}
+	if code, out := stationVerify(); code != 1 || !strings.HasPrefix(revocation(out), "fail") {
+		t.Fatalf("station verify of the revoked card: exit %d, revocation %q\n%s", code, revocation(out), out)
+	}
 }
