@@ -338,7 +338,9 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
 	revocation := func(out string) string {
-		var rep struct{ Checks []struct{ Name, Status, Detail string } }
+		var rep struct {
+			Checks []struct{ Name, Status, Detail string }
+		}
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("verify output: %v\n%s", err, out)
 		}
