@@ -41,13 +41,7 @@ func TestCRLWithOpenSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	crlDER := write("ca.crl", der)
 	crlPEM := filepath.Join(dir, "ca-crl.pem")
 	out, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crlDER, "-out", crlPEM, "-text").CombinedOutput()

@@ -75,15 +75,21 @@ func (s FileKeyStore) path(name string) (string, error) {
 	return "", fmt.Errorf("personalize: unknown key %q", name)
 }
 
-func (s FileKeyStore) Signer(name string) (crypto.Signer, error) {
+// read returns the key file of name and its path; a missing file is ErrNoKey.
+func (s FileKeyStore) read(name string) ([]byte, string, error) {
 	path, err := s.path(name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoKey)
+		return nil, path, fmt.Errorf("%s: %w", path, ErrNoKey)
 	}
+	return b, path, err
+}
+
+func (s FileKeyStore) Signer(name string) (crypto.Signer, error) {
+	b, path, err := s.read(name)
 	if err != nil {
 		return nil, err
 	}
@@ -115,14 +121,7 @@ func (s FileKeyStore) NewSigner(name string) (crypto.Signer, error) {
 }
 
 func (s FileKeyStore) HMAC(name string) (PRF, error) {
-	path, err := s.path(name)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoKey)
-	}
+	b, path, err := s.read(name)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"id06/personalize/apdu"
 	"id06/personalize/pcsc"
@@ -54,19 +53,7 @@ func run(t testing.TB, env *pcscdtest.Env, name string, args ...string) string {
 // (the connection is exclusive, so tools can only run between these).
 func withCard(t testing.TB, env *pcscdtest.Env, f func(card apdu.Card)) {
 	t.Helper()
-	r, err := pcsc.Open(env.ReaderName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	card, err := r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer card.Close()
-	f(card)
+	env.WithCard(t, func(_ context.Context, card apdu.Card) { f(card) })
 }
 
 const mgmtKeyHex = "010203040506070801020304050607080102030405060708"
@@ -354,19 +341,8 @@ func TestYubiKeyStockReadBackByYubicoPivTool(t *testing.T) {
 		if res, err = f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 			t.Fatal(err)
 		}
-		s := &session{card: card, extended: true}
-		if err := s.selectPIV(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.verifyPIN(ctx, f.openSecrets(t, res.SealedSecrets).PIN); err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range written {
-			c, err := s.getData(ctx, o.Tag)
-			if err != nil {
-				t.Fatalf("%s: %v", o, err)
-			}
-			if want[o.Tag], err = apdu.Unwrap(c, 0x53); err != nil {
+		for tag, c := range f.readBack(t, card, res) {
+			if want[tag], err = apdu.Unwrap(c, 0x53); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -234,6 +234,16 @@ func BenchmarkChanges(b *testing.B) {
 // worker leaves it when the printer will not take the job.
 func toPrinting(t *testing.T, s *Store, id string, c *clock) *Job {
 	t.Helper()
+	j := atChip(t, s, id, c)
+	if err := s.Encoded(context.Background(), j, "1234", "2031-11-22", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// atChip takes a new order to the encoder with a chip bound to its card.
+func atChip(t *testing.T, s *Store, id string, c *clock) *Job {
+	t.Helper()
 	ctx := context.Background()
 	submit(t, s, id, false, holder(c.now()))
 	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
@@ -250,9 +260,6 @@ func toPrinting(t *testing.T, s *Store, id string, c *clock) *Job {
 		t.Fatal(err)
 	}
 	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Encoded(ctx, j, "1234", "2031-11-22", []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
 	return j

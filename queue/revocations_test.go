@@ -15,23 +15,7 @@ import (
 func encodeWithCerts(t *testing.T, s *Store, id string, c *clock) (*Job, []string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	submit(t, s, id, false, holder(c.now()))
-	j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PhotoPassed(ctx, j, map[string][]byte{"portrait": []byte("png")}, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	if j, err = s.Claim(ctx, "w", time.Minute, deviceMovesTest); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AllocateCard(ctx, j, "BB"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordChip(ctx, j, "04A1B2C3"); err != nil {
-		t.Fatal(err)
-	}
+	j := atChip(t, s, id, c)
 	orphans, final := []string{id + "a1", id + "e1"}, []string{id + "a2", id + "e2"}
 	for i, serial := range append(append([]string(nil), orphans...), final...) {
 		if err := s.RecordCert(ctx, j, []string{"9a", "9e"}[i%2], serial, c.now().AddDate(3, 0, 0)); err != nil {

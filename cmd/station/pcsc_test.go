@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"id06/personalize/apdu"
-	"id06/personalize/pcsc"
 	"id06/personalize/pcscdtest"
 )
 
@@ -179,23 +178,13 @@ func derivedCardKey(t *testing.T, masterFile, cardUUID string) []byte {
 // selects the PIV application.
 func withPCSCCard(t *testing.T, env *pcscdtest.Env, f func(ctx context.Context, card apdu.Card)) {
 	t.Helper()
-	r, err := pcsc.Open(env.ReaderName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	card, err := r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer card.Close()
-	aid := []byte{0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00}
-	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xA4, P1: 0x04, Data: aid, Le: 256}); err != nil {
-		t.Fatal(err)
-	}
-	f(ctx, card)
+	env.WithCard(t, func(ctx context.Context, card apdu.Card) {
+		aid := []byte{0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00}
+		if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xA4, P1: 0x04, Data: aid, Le: 256}); err != nil {
+			t.Fatal(err)
+		}
+		f(ctx, card)
+	})
 }
 
 // mgmtAuth is SP 800-73-4 part 2 mutual authentication with a management
@@ -258,14 +247,7 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pcscd and the real binary")
 	}
-	for _, tool := range []string{"yubico-piv-tool", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("%s not installed", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	requireTools(t, "yubico-piv-tool", "openssl")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
@@ -365,5 +347,19 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	}
 	if code, out := stationVerify(); code != 1 || !strings.HasPrefix(revocation(out), "fail") {
 		t.Fatalf("station verify of the revoked card: exit %d, revocation %q\n%s", code, revocation(out), out)
+	}
+}
+
+// requireTools skips the test when a checker is missing, or fails it in CI
+// (STATION_REQUIRE_INTEGRATION=1).
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
+				t.Fatalf("%s not installed", tool)
+			}
+			t.Skipf("%s not installed", tool)
+		}
 	}
 }

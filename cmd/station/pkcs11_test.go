@@ -24,14 +24,7 @@ func TestStationWithPKCS11Token(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pcscd, SoftHSM2 and the real binary")
 	}
-	for _, tool := range []string{"yubico-piv-tool", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("%s not installed", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	requireTools(t, "yubico-piv-tool", "openssl")
 	tok := softhsmtest.New(t)
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})

@@ -34,7 +34,9 @@ import (
 
 	"github.com/ebfe/scard"
 
+	"id06/personalize/apdu"
 	"id06/personalize/emulator"
+	"id06/personalize/pcsc"
 	"id06/personalize/vpcd"
 )
 
@@ -336,6 +338,26 @@ func (e *Env) Stop() {
 			<-e.done
 		}
 	})
+}
+
+// WithCard connects to the card in this pcscd's reader (ebfe/scard, as the
+// station does), runs f and releases the card. The connection is exclusive:
+// tools such as yubico-piv-tool run between such calls.
+func (e *Env) WithCard(t testing.TB, f func(ctx context.Context, card apdu.Card)) {
+	t.Helper()
+	r, err := pcsc.Open(e.ReaderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer card.Close()
+	f(ctx, card)
 }
 
 // Trace returns the APDU lines of pcscd's log (pcscd --apdu).
