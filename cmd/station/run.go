@@ -38,7 +38,7 @@ var verbs = map[string]verb{
 	"card render":    {"card render ORDER.json -o face.pdf [--png face.png] [--template FILE]", "lay out a card face without the daemon", runCardRender},
 	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR] [--config FILE] [--crl FILE]", "check an encoded card in a reader (QA); exit 0 every check passed, 1 one failed, 2 some could not run, 3 no verification", runVerify},
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
-	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
+	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX] [--stock generic|yubikey]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
 	"token list":     {"token list [--data DIR]", "list the API tokens: id, supplier, scopes, created (never the token)", runTokenList},
 	"token revoke":   {"token revoke ID [--data DIR]", "revoke an API token by the id token list shows; it is refused at once", runTokenRevoke},
