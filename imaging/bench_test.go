@@ -111,6 +111,16 @@ func BenchmarkCheckPhotoTypical(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckPhotoTypicalPNG is the same upload as a PNG (8-bit RGB),
+// which goes through the streaming PNG decoder.
+func BenchmarkCheckPhotoTypicalPNG(b *testing.B) {
+	data := encodePNG(b, toRGBA(decodeAll(b, readPhoto(b, "dev/pass_london_010_03.jpg"))))
+	b.ReportAllocs()
+	for b.Loop() {
+		CheckPhoto(data)
+	}
+}
+
 // BenchmarkIntakeCheck is what intake pays per upload for CheckPhotoHeader
 // (header, limits, structure walk to EOI or every PNG CRC to IEND), beside
 // the header parse alone (the check before the structure walk) and, for

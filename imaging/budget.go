@@ -10,8 +10,8 @@ import (
 // than photoMemoryLimit is refused as image_too_large, and all running
 // stages together hold at most memoryBudget, so concurrent stages on large
 // images wait for each other instead of adding up. A 12 MP JPEG is charged
-// about 30 MB, a 50 MP 16-bit PNG (streamed) about 40 MB, a 50 MP
-// progressive 4:2:0 JPEG (libjpeg keeps every coefficient) about 175 MB.
+// 21 MB, a 50 MP 16-bit PNG (streamed) 39 MB, a 50 MP progressive 4:2:0
+// JPEG (libjpeg keeps every coefficient) 166 MB.
 const (
 	photoMemoryLimit = 192 << 20
 	memoryBudget     = 256 << 20

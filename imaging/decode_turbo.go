@@ -65,7 +65,7 @@ static int decode(const unsigned char *buf, unsigned long size, int denom,
 	struct jpeg_decompress_struct d;
 	struct dec_err e;
 	struct jpeg_progress_mgr prog;
-	unsigned char *row = NULL;
+	unsigned char *volatile row = NULL; // volatile: read after longjmp
 	memset(&e, 0, sizeof e);
 	d.err = jpeg_std_error(&e.pub);
 	e.pub.error_exit = on_error;

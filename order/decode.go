@@ -41,6 +41,12 @@ func DecodeApproval(body []byte) (*Approval, error) {
 	return &a, nil
 }
 
+// DecodeStrict decodes any other JSON body of the API (a photo upload, say)
+// as strictly as Decode: every error is a *ValidationError naming the field
+// at fault, the unknown field itself when there is one. subject names the
+// body in messages.
+func DecodeStrict(body []byte, v any, subject string) error { return decodeStrict(body, v, subject) }
+
 func decodeStrict(body []byte, v any, subject string) error {
 	switch trimmed := bytes.TrimSpace(body); {
 	case len(trimmed) == 0:

@@ -100,9 +100,28 @@ func TestInstallOnThisMachine(t *testing.T) {
 	}
 	checkFile(t, "/var/lib/station/station.db", anyMode, uid, gid)
 
-	// The unit's command as user station with the packaged config (reader
-	// pcsc) against a real pcscd with a card in its reader. Only the listen
-	// address is moved off 8080.
+	// The administrator's part of the README: the issuing CA and the sealing
+	// recipient into the config, the key readable by group station.
+	caCert, caKey, sealTo := issuingKeys(t, "/etc/station")
+	t.Cleanup(func() { os.Remove(caCert); os.Remove(caKey); os.Remove("/etc/station") })
+	os.Chown(caKey, 0, gid)
+	os.Chmod(caKey, 0o640)
+	config, err := os.ReadFile("/etc/station/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.NewReplacer(`"ca_cert": ""`, `"ca_cert": "`+caCert+`"`, `"ca_key": ""`, `"ca_key": "`+caKey+`"`,
+		`"seal_to": ""`, `"seal_to": "`+sealTo+`"`).Replace(string(config))
+	if strings.Count(edited, "/etc/station/ca") != 2 || !strings.Contains(edited, sealTo) {
+		t.Fatalf("the default config has no empty ca_cert, ca_key and seal_to to fill in:\n%s", config)
+	}
+	if err := os.WriteFile("/etc/station/config.json", []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	// The unit's command as user station with that config (production,
+	// reader pcsc) against a real pcscd with a card in its reader. Only the
+	// listen address is moved off 8080.
 	env := pcscdtest.Start(t, []string{"/usr/bin/station", "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	for _, d := range []string{env.Dir, filepath.Dir(env.SocketPath)} {
 		os.Chmod(d, 0o711) // pcscdtest's directories are root's; the socket itself is pcscd's
@@ -118,18 +137,7 @@ func TestInstallOnThisMachine(t *testing.T) {
 	serveLikeSystemd(t, serve)
 	env.Stop()
 
-	// An edited config survives a reinstall (it is a conffile), with its mode.
-	config, err := os.ReadFile("/etc/station/config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(config), `"ID06 Card Supplier AB"`, `"Packaging Test AB"`, 1)
-	if edited == string(config) {
-		t.Fatal("the default config has no issuer to edit")
-	}
-	if err := os.WriteFile("/etc/station/config.json", []byte(edited), 0o640); err != nil {
-		t.Fatal(err)
-	}
+	// The edited config survives a reinstall (it is a conffile), with its mode.
 	dpkg(t, "-i", deb)
 	if b, _ := os.ReadFile("/etc/station/config.json"); string(b) != edited {
 		t.Errorf("reinstalling replaced the edited config:\n%s", b)
@@ -150,7 +158,8 @@ func TestInstallOnThisMachine(t *testing.T) {
 		t.Errorf("dpkg -r did not say where the data stays:\n%s", out)
 	}
 	out = dpkg(t, "-P", "station")
-	for _, p := range []string{"/var/lib/station", "/etc/station"} {
+	// The administrator's own key files stay; the package's files go.
+	for _, p := range []string{"/var/lib/station", "/etc/station/config.json", "/etc/station/station.env"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("dpkg -P left %s", p)
 		}

@@ -82,9 +82,20 @@ func TestBinaryUnderWX(t *testing.T) {
 		t.Fatalf("station photo check under W^X: %v\n%s", err, out)
 	}
 
-	data := t.TempDir()
-	cmd = underWX(t, execStart(t, filepath.Join(root, unitPath), bin, filepath.Join(root, "etc/station/config.json"), data)...)
-	cmd.Env = append(cmd.Env, "STATION_READER=sim", "STATION_LISTEN=127.0.0.1:0")
+	// The packaged config is a production one: without the issuing CA and
+	// the sealing recipient it refuses to start, naming them.
+	args := execStart(t, filepath.Join(root, unitPath), bin, filepath.Join(root, "etc/station/config.json"), t.TempDir())
+	out, err = exec.Command(args[0], args[1:]...).CombinedOutput()
+	for _, want := range []string{"configure ca_cert and ca_key", "configure seal_to"} {
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("the packaged config without keys: %v, want an error saying %q:\n%s", err, want, out)
+		}
+	}
+
+	caCert, caKey, sealTo := issuingKeys(t, t.TempDir())
+	cmd = underWX(t, args...)
+	cmd.Env = append(cmd.Env, "STATION_CA_CERT="+caCert, "STATION_CA_KEY="+caKey, "STATION_SEAL_TO="+sealTo,
+		"STATION_READER=sim", "STATION_LISTEN=127.0.0.1:0")
 	serveLikeSystemd(t, cmd)
 }
 

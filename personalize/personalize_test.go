@@ -902,6 +902,10 @@ func TestOpenReader(t *testing.T) {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
 	}
+	// No pcscd here, or no such reader: an error and no reader to Close.
+	if r, err := OpenReader("pcsc:no-such-reader-anywhere", "", ""); err == nil || r != nil {
+		t.Errorf("OpenReader(pcsc:no-such-reader-anywhere) = %v, %v; want nil and an error", r, err)
+	}
 	for _, spec := range []string{"sim:apdu-delay=fast", "sim:apdu-delay=-1ms", "sim:apdu-delay=2s"} {
 		if _, err := OpenReader(spec, "", ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
 			t.Errorf("OpenReader(%q): %v", spec, err)

@@ -52,10 +52,12 @@ func OpenReader(spec, simStateDir, stock string) (Reader, error) {
 			return nil, err
 		}
 		return slowReader{r, d}, nil
-	case spec == "pcsc":
-		return pcsc.Open("")
-	case strings.HasPrefix(spec, "pcsc:"):
-		return pcsc.Open(strings.TrimPrefix(spec, "pcsc:"))
+	case spec == "pcsc" || strings.HasPrefix(spec, "pcsc:"):
+		r, err := pcsc.Open(strings.TrimPrefix(strings.TrimPrefix(spec, "pcsc"), ":"))
+		if err != nil {
+			return nil, err // not a nil *pcsc.Reader inside a non-nil Reader
+		}
+		return r, nil
 	}
 	return nil, fmt.Errorf("personalize: unknown reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", spec)
 }

@@ -94,6 +94,15 @@ func AsFault(err error) (*Fault, bool) {
 	return f, ok
 }
 
+// driverOrNil keeps a failed constructor's nil pointer out of the Driver
+// interface, where it would not compare equal to nil.
+func driverOrNil[D Driver](d D, err error) (Driver, error) {
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // OpenDriver opens a printer from a spec: "spool" (→ spoolDefault),
 // "spool:DIR", "ipp:URI" (http://host:port/ipp/print, ipp://…, ipps://…; a
 // bare URI works too) or "sim".
@@ -112,12 +121,12 @@ func OpenDriver(spec string, spoolDefault string) (Driver, error) {
 		if arg == "" {
 			return nil, errors.New(`printer "spool": no spool directory given; use spool:DIR`)
 		}
-		return NewSpoolDriver(arg)
+		return driverOrNil(NewSpoolDriver(arg))
 	case "ipp":
 		if arg == "" {
 			return nil, errors.New(`printer "ipp": no printer URI given; use ipp:http://HOST:PORT/ipp/print or ipp:ipp://HOST/printers/QUEUE`)
 		}
-		return NewIPPDriver(arg)
+		return driverOrNil(NewIPPDriver(arg))
 	case "sim":
 		if arg != "" {
 			return nil, fmt.Errorf("printer %q: the simulator takes no argument", spec)

@@ -40,6 +40,7 @@ func TestOpenDriver(t *testing.T) {
 		{"ipp:ipp://printer/ipp/print?sides=both", "the only option is sides", true},
 		{"ipp:ipp://printer/ipp/print?copies=2", "the only option is sides", true},
 		{"sim:x", "takes no argument", true},
+		{"spool:/proc/no-spool-here", "spool", true},
 		{"laser", `unknown kind "laser"`, true},
 	}
 	for _, tc := range tests {
@@ -48,6 +49,9 @@ func TestOpenDriver(t *testing.T) {
 			if tc.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("OpenDriver(%q) error = %v, want %q", tc.spec, err, tc.want)
+				}
+				if d != nil {
+					t.Fatalf("OpenDriver(%q) failed but returned a non-nil %T, which its caller would Close", tc.spec, d)
 				}
 				return
 			}

@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +83,8 @@ type Event struct {
 
 // Order is a row of the orders table.
 type Order struct {
-	ID               string
+	ID               string // the station's key: events, files, card numbers, the operator page
+	SupplierOrderID  string // the supplier's id, unique per supplier
 	Supplier         string
 	BodyHash         string
 	Doc              []byte
@@ -109,7 +112,7 @@ type Order struct {
 	ProducedAt       time.Time
 }
 
-const orderColumns = `id, supplier, body_hash, doc, card_type, express, trade_org_required, state,
+const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
 	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
 	created_at, updated_at, produced_at`
@@ -124,7 +127,7 @@ func scanOrder(row scanner) (*Order, error) {
 		override, leaseOwner, shipment                             sql.NullString
 		reasons                                                    string
 	)
-	err := row.Scan(&o.ID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
+	err := row.Scan(&o.ID, &o.SupplierOrderID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
 		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
 		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
 		&created, &updated, &produced)
@@ -160,12 +163,16 @@ type NewOrder struct {
 
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
+// The id is the supplier's (NewOrder.ID, unique per supplier); the order's
+// station-wide key (Order.ID) is that id when no other supplier took it first.
 func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
+	var key string
 	err = s.tx(ctx, func(tx *txn) error {
-		var hash, supplier string
-		err := tx.QueryRowContext(ctx, `SELECT body_hash, supplier FROM orders WHERE id = ?`, n.ID).Scan(&hash, &supplier)
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT id, body_hash FROM orders WHERE supplier = ? AND supplier_order_id = ?`,
+			n.Supplier, n.ID).Scan(&key, &hash)
 		if err == nil {
-			if hash != n.BodyHash || supplier != n.Supplier {
+			if hash != n.BodyHash {
 				return ErrConflict
 			}
 			return nil
@@ -173,36 +180,68 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		created = true
-		now := ms(s.now())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier, body_hash, doc, card_type, express,
-			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, Received, now, now); err != nil {
+		if key, err = freeKey(ctx, tx, n.ID, n.Supplier); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, n.ID, now, Received, actor, "order received"); err != nil {
+		created = true
+		now := ms(s.now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier_order_id, supplier, body_hash, doc, card_type, express,
+			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key, n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, Received, now, now); err != nil {
+			return err
+		}
+		if err := addEvent(ctx, tx, key, now, Received, actor, "order received"); err != nil {
 			return err
 		}
 		for _, a := range n.Approvals {
-			if err := insertApproval(ctx, tx, n.ID, a); err != nil {
+			if err := insertApproval(ctx, tx, key, a); err != nil {
 				return err
 			}
 		}
-		if err := putBlob(ctx, tx, n.ID, "photo", n.Photo); err != nil {
+		if err := putBlob(ctx, tx, key, "photo", n.Photo); err != nil {
 			return err
 		}
 		if len(n.Logo) > 0 {
-			if err := putBlob(ctx, tx, n.ID, "logo", n.Logo); err != nil {
+			if err := putBlob(ctx, tx, key, "logo", n.Logo); err != nil {
 				return err
 			}
 		}
-		return s.promoteIfApproved(ctx, tx, n.ID, Received, actor)
+		return s.promoteIfApproved(ctx, tx, key, Received, actor)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	o, err = s.Get(ctx, n.ID)
+	o, err = s.Get(ctx, key)
 	return o, created, err
+}
+
+// freeKey picks the station-wide key of a new order: the supplier's id
+// when it is free, else that id with a suffix from the supplier's name. It
+// keeps to the order id rule (order.CheckID) when id does: the key names
+// print jobs and files.
+func freeKey(ctx context.Context, tx *txn, id, supplier string) (string, error) {
+	sum := sha256.Sum256([]byte(supplier))
+	base := id[:min(len(id), 50)] + "-" + hex.EncodeToString(sum[:4])
+	for i := 0; i < 100; i++ {
+		key := id
+		switch {
+		case i == 1:
+			key = base
+		case i > 1:
+			key = fmt.Sprintf("%s-%d", base, i)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE id = ?`, key).Scan(&n); err != nil || n == 0 {
+			return key, err
+		}
+	}
+	return "", fmt.Errorf("order %s: no free key after 100 tries", id)
+}
+
+// SupplierOrder finds an order by its supplier's id, as the supplier API
+// names it; ErrNotFound when the supplier has none by that id.
+func (s *Store) SupplierOrder(ctx context.Context, supplier, id string) (*Order, error) {
+	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE supplier = ? AND supplier_order_id = ?`, supplier, id))
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
@@ -318,15 +357,20 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 	if f.State != "" {
 		where, args = append(where, "state = ?"), append(args, f.State)
 	}
+	// A supplier sees its own ids and pages by them; operators the keys.
+	key := "id"
+	if f.Supplier != "" {
+		key = "supplier_order_id"
+	}
 	if f.After != "" {
-		where, args = append(where, "id > ?"), append(args, f.After)
+		where, args = append(where, key+" > ?"), append(args, f.After)
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR card_number = ? OR chip_uid = ? OR
+		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR
 			json_extract(doc, '$.holder.print_name') LIKE ? ESCAPE '\' OR
 			(json_extract(doc, '$.holder.first_name') || ' ' || json_extract(doc, '$.holder.last_name')) LIKE ? ESCAPE '\')`)
-		args = append(args, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
+		args = append(args, f.Search, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
@@ -335,7 +379,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 	if len(where) > 0 {
 		clause = "WHERE " + strings.Join(where, " AND ")
 	}
-	return s.orders(ctx, clause+" ORDER BY id LIMIT ?", append(args, f.Limit)...)
+	return s.orders(ctx, clause+" ORDER BY "+key+" LIMIT ?", append(args, f.Limit)...)
 }
 
 // Events returns an order's audit trail, oldest first.

@@ -28,13 +28,14 @@ type Notice struct {
 // enqueueNotice writes a notice in the caller's transaction, so the supplier
 // hears of a state change exactly when it commits.
 func (s *Store) enqueueNotice(ctx context.Context, tx *txn, orderID, typ string, fields map[string]any) error {
-	var supplier string
-	if err := tx.QueryRowContext(ctx, `SELECT supplier FROM orders WHERE id = ?`, orderID).Scan(&supplier); err != nil {
+	// The supplier knows the order by its own id.
+	var supplier, supplierOrderID string
+	if err := tx.QueryRowContext(ctx, `SELECT supplier, coalesce(supplier_order_id, id) FROM orders WHERE id = ?`, orderID).Scan(&supplier, &supplierOrderID); err != nil {
 		return err
 	}
 	now := s.now()
 	eventID := uuid.NewString()
-	body := map[string]any{"event_id": eventID, "type": typ, "order_id": orderID, "at": now.UTC().Format(time.RFC3339Nano)}
+	body := map[string]any{"event_id": eventID, "type": typ, "order_id": supplierOrderID, "at": now.UTC().Format(time.RFC3339Nano)}
 	for k, v := range fields {
 		body[k] = v
 	}

@@ -2,10 +2,12 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -324,4 +326,65 @@ func BenchmarkClaimComplete(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+}
+
+// Order ids are the supplier's: another supplier may use the same id. Each
+// order gets a station-wide key (the plain id when it is free), resolves by
+// (supplier, id), stays idempotent per supplier, and its notices name it by
+// the supplier's id.
+func TestOrderIDsAreUniquePerSupplier(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	n := func(supplier, hash string) NewOrder {
+		return NewOrder{ID: "po-1", Supplier: supplier, BodyHash: hash, Doc: []byte(`{}`), CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}
+	}
+	a, created, err := s.Submit(ctx, n("acme", "a"), "supplier:acme")
+	if err != nil || !created {
+		t.Fatalf("acme: %v created=%v", err, created)
+	}
+	b, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg")
+	if err != nil || !created {
+		t.Fatalf("bygg with acme's id: %v created=%v, want a new order", err, created)
+	}
+	if a.ID != "po-1" || b.ID == a.ID || a.SupplierOrderID != "po-1" || b.SupplierOrderID != "po-1" {
+		t.Fatalf("keys %q %q, supplier ids %q %q", a.ID, b.ID, a.SupplierOrderID, b.SupplierOrderID)
+	}
+	// The key names print jobs and files: it keeps to the order id rule.
+	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`).MatchString(b.ID) {
+		t.Fatalf("the second order's key %q breaks the order id rule", b.ID)
+	}
+	if again, created, err := s.Submit(ctx, n("bygg", "b"), "supplier:bygg"); err != nil || created || again.ID != b.ID {
+		t.Fatalf("bygg resubmits: %v created=%v key %q", err, created, again.ID)
+	}
+	if _, _, err := s.Submit(ctx, n("bygg", "changed"), "supplier:bygg"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("bygg changes its order: %v, want ErrConflict", err)
+	}
+	for supplier, want := range map[string]string{"acme": a.ID, "bygg": b.ID} {
+		o, err := s.SupplierOrder(ctx, supplier, "po-1")
+		if err != nil || o.ID != want {
+			t.Fatalf("%s's po-1: %v %+v", supplier, err, o)
+		}
+	}
+	if _, err := s.SupplierOrder(ctx, "cement", "po-1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a third supplier sees po-1: %v", err)
+	}
+	if list, _ := s.List(ctx, Filter{Supplier: "bygg"}); len(list) != 1 || list[0].ID != b.ID {
+		t.Fatalf("bygg's list: %+v", list)
+	}
+	if found, _ := s.List(ctx, Filter{Search: "po-1"}); len(found) != 2 {
+		t.Fatalf("operators searching po-1 find %d orders, want both", len(found))
+	}
+	if _, err := s.Cancel(ctx, b.ID, "bygg", "supplier:bygg", "no longer needed"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, a.ID); got.State == Cancelled {
+		t.Fatal("bygg cancelled acme's order")
+	}
+	notices, _ := s.OrderNotices(ctx, b.ID)
+	var payload struct {
+		OrderID string `json:"order_id"`
+	}
+	if len(notices) != 1 || json.Unmarshal(notices[0].Payload, &payload) != nil || payload.OrderID != "po-1" || notices[0].Supplier != "bygg" {
+		t.Fatalf("bygg's notice: %+v payload %s", notices, notices[0].Payload)
+	}
 }

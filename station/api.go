@@ -1,6 +1,7 @@
 package station
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -192,7 +194,7 @@ type orderView struct {
 }
 
 func view(o *queue.Order, events []queue.Event) orderView {
-	v := orderView{ID: o.ID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
+	v := orderView{ID: o.SupplierOrderID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
 		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Reasons: o.Reasons, Events: events}
 	if !o.Deadline.IsZero() {
 		d := o.Deadline
@@ -221,16 +223,11 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 	return nil
 }
 
-// ownOrder loads an order only if it belongs to the calling supplier.
+// ownOrder finds the calling supplier's order by the supplier's own id:
+// ids are unique per supplier, and another supplier's orders do not exist
+// for it.
 func (s *Server) ownOrder(r *http.Request) (*queue.Order, error) {
-	o, err := s.store.Get(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		return nil, err
-	}
-	if o.Supplier != supplierOf(r.Context()) {
-		return nil, queue.ErrNotFound
-	}
-	return o, nil
+	return s.store.SupplierOrder(r.Context(), supplierOf(r.Context()), chi.URLParam(r, "id"))
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
@@ -273,7 +270,7 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) error {
 		out.Orders = append(out.Orders, view(o, nil))
 	}
 	if len(orders) == f.Limit {
-		out.Next = orders[len(orders)-1].ID
+		out.Next = orders[len(orders)-1].SupplierOrderID
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -288,33 +285,39 @@ func joinStates() string {
 }
 
 // putPhoto takes a replacement photo: the raw image (Content-Type image/jpeg
-// or image/png) or JSON {"photo": "<base64>"}.
+// or image/png, matching the bytes) or JSON {"photo": "<base64>"}.
 func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "image/jpeg" && ct != "image/png" && ct != "application/json" {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send the photo as Content-Type image/jpeg or image/png (the file itself), or application/json {\"photo\": \"<base64 JPEG or PNG>\"}"}
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
 	photo := body
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+	if ct == "application/json" {
 		var req struct {
 			Photo []byte `json:"photo"`
 		}
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the body must be {\"photo\": \"<base64 JPEG or PNG>\"}",
-				Fields: []order.FieldError{{Path: "photo", Message: "must be base64 of a JPEG or PNG image"}}}
+		if err := order.DecodeStrict(body, &req, "photo upload"); err != nil {
+			return err
 		}
 		photo = req.Photo
+	} else if got := imageType(photo); got != "" && got != ct {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the photo cannot be used",
+			Fields: []order.FieldError{{Path: "photo", Message: fmt.Sprintf("the file is %s but was sent as %s: send it with Content-Type %s", got, ct, got)}}}
 	}
 	if err := imaging.CheckPhotoHeader(photo); err != nil {
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the photo cannot be used",
 			Fields: []order.FieldError{{Path: "photo", Message: err.Error()}}}
 	}
-	o, err := s.store.ReplacePhoto(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()), photo, "supplier:"+supplierOf(r.Context()))
+	o, err := s.store.ReplacePhoto(r.Context(), own.ID, supplierOf(r.Context()), photo, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -323,8 +326,21 @@ func (s *Server) putPhoto(w http.ResponseWriter, r *http.Request) error {
 	return s.writeOrder(w, r, http.StatusOK, o)
 }
 
+// imageType names the format of an image by its first bytes: image/jpeg,
+// image/png, or "" for anything else (left to CheckPhotoHeader to refuse).
+func imageType(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
+		return "image/jpeg"
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "image/png"
+	}
+	return ""
+}
+
 func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	body, err := s.readBody(w, r)
@@ -338,7 +354,7 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Validate(s.now()); err != nil {
 		return err
 	}
-	o, err := s.store.AddApproval(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()),
+	o, err := s.store.AddApproval(r.Context(), own.ID, supplierOf(r.Context()),
 		queue.Approval{Kind: a.Kind, Method: a.Method, At: a.At}, "supplier:"+supplierOf(r.Context()))
 	if err != nil {
 		return err
@@ -349,7 +365,8 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	body, err := s.readBody(w, r)
@@ -360,17 +377,15 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) error {
 		Reason string `json:"reason"`
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: `the body must be empty or {"reason": "…"}`}
+		if err := strictBody(body, &req, `empty or {"reason": "…"}`); err != nil {
+			return err
 		}
 	}
 	note := "cancelled by the supplier"
 	if req.Reason != "" {
 		note += ": " + req.Reason
 	}
-	o, err := s.store.Cancel(r.Context(), chi.URLParam(r, "id"), supplierOf(r.Context()), "supplier:"+supplierOf(r.Context()), note)
+	o, err := s.store.Cancel(r.Context(), own.ID, supplierOf(r.Context()), "supplier:"+supplierOf(r.Context()), note)
 	if err != nil {
 		if errors.Is(err, queue.ErrState) {
 			return &apiError{Status: http.StatusConflict, Code: "too_late",

@@ -115,6 +115,13 @@ func post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	status, out, _ := send(t, req)
+	return status, out
+}
+
+// send makes a request and reads the JSON answer.
+func send(t testing.TB, req *http.Request) (int, map[string]any, http.Header) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +129,7 @@ func post(t testing.TB, url, token string, body []byte) (int, map[string]any) {
 	defer resp.Body.Close()
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
 }
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -229,6 +236,50 @@ func TestSuppliersSeeOnlyTheirOrders(t *testing.T) {
 	}
 }
 
+// Order ids are unique per supplier: a supplier using an id another one
+// used gets its own order (not 409), finds it by that id, and never sees or
+// touches the other supplier's. Operators see both, told apart.
+func TestOrderIDsArePerSupplier(t *testing.T) {
+	s, hs, devToken := testServer(t, nil)
+	opUser(t, s, "eva", queue.RoleOperator, opPassword)
+	bygg := opToken(t, s, "bygg", "orders")
+	photo := grayPNG(t, 300, 410)
+	if status, out := post(t, hs.URL+"/v1/orders", devToken, mustJSON(t, exampleOrder(t, "po-1", photo))); status != 201 {
+		t.Fatalf("dev: %d %v", status, out)
+	}
+	theirs := set(exampleOrder(t, "po-1", photo), "express", true)
+	status, out := post(t, hs.URL+"/v1/orders", bygg, mustJSON(t, theirs))
+	if status != http.StatusCreated || out["id"] != "po-1" || out["express"] != true {
+		t.Fatalf("bygg with dev's id: %d %v, want 201 for its own order", status, out)
+	}
+	if status, _ := post(t, hs.URL+"/v1/orders", bygg, mustJSON(t, theirs)); status != http.StatusOK {
+		t.Fatalf("bygg resubmits: %d, want 200", status)
+	}
+	for token, express := range map[string]bool{devToken: false, bygg: true} {
+		st, o, _ := opAPI(t, "GET", hs.URL+"/v1/orders/po-1", token, nil)
+		if st != http.StatusOK || o["id"] != "po-1" || o["express"] != express {
+			t.Fatalf("GET po-1 (express %v): %d %v", express, st, o)
+		}
+		st, list, _ := opAPI(t, "GET", hs.URL+"/v1/orders", token, nil)
+		if orders, _ := list["orders"].([]any); st != http.StatusOK || len(orders) != 1 || orders[0].(map[string]any)["id"] != "po-1" {
+			t.Fatalf("list: %d %v", st, list)
+		}
+	}
+	if st, o, _ := opAPI(t, "POST", hs.URL+"/v1/orders/po-1/cancel", bygg, nil); st != http.StatusOK || o["state"] != "cancelled" {
+		t.Fatalf("bygg cancels its po-1: %d %v", st, o)
+	}
+	if st, o, _ := opAPI(t, "GET", hs.URL+"/v1/orders/po-1", devToken, nil); st != http.StatusOK || o["state"] == "cancelled" {
+		t.Fatalf("dev's po-1 after bygg's cancel: %d %v", st, o)
+	}
+	// The operator page lists both, each with its supplier.
+	b := newOpBrowser(t, hs.URL)
+	b.loggedIn("eva", opPassword)
+	page := b.get("/ui/orders?q=po-1").body
+	if strings.Count(page, `href="/ui/orders/po-1`) != 2 || !strings.Contains(page, "bygg") || !strings.Contains(page, "dev") {
+		t.Fatalf("the operator list does not show both po-1 with their suppliers:\n%s", page)
+	}
+}
+
 // noisyJPEG makes a w x h JPEG of noise, which compresses badly: 1200x1600
 // comes to about 300 KB, a typical phone upload after resizing.
 func noisyJPEG(t testing.TB, w, h int) []byte {
@@ -286,3 +337,61 @@ func BenchmarkIntake(b *testing.B) {
 }
 
 func queueFilterAll() queue.Filter { return queue.Filter{Limit: 500} }
+
+// PUT /v1/orders/{id}/photo takes a JPEG or PNG labelled as what it is, or
+// JSON naming any field it does not know; anything else gets a clear 4xx.
+func TestPutPhotoChecksTheContentType(t *testing.T) {
+	_, hs, token := testServer(t, nil)
+	jpg, png := noisyJPEG(t, 600, 800), grayPNG(t, 300, 410)
+	if status, out := post(t, hs.URL+"/v1/orders", token, mustJSON(t, exampleOrder(t, "photo-1", png))); status != 201 {
+		t.Fatalf("%d %v", status, out)
+	}
+	jsonBody := func(extra string) []byte {
+		return []byte(`{"photo":"` + base64.StdEncoding.EncodeToString(png) + `"` + extra + `}`)
+	}
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+		field    string // a field the answer must name
+	}{
+		{"jpeg", "image/jpeg", jpg, 200, ""},
+		{"png", "image/png", png, 200, ""},
+		{"json", "application/json; charset=utf-8", jsonBody(""), 200, ""},
+		{"no content type", "", jpg, 415, ""},
+		{"text", "text/plain", jpg, 415, ""},
+		{"gif", "image/gif", []byte("GIF89a\x01\x00\x01\x00"), 415, ""},
+		{"form", "application/x-www-form-urlencoded", []byte("photo=x"), 415, ""},
+		{"png labelled jpeg", "image/jpeg", png, 422, "photo"},
+		{"jpeg labelled png", "image/png", jpg, 422, "photo"},
+		{"text labelled jpeg", "image/jpeg", []byte("hello, not a photo"), 422, "photo"},
+		{"json with an unknown field", "application/json", jsonBody(`,"caption":"me"`), 422, "caption"},
+		{"json not base64", "application/json", []byte(`{"photo":"@@@"}`), 422, "photo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/orders/photo-1/photo", bytes.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			if tc.ct != "" {
+				req.Header.Set("Content-Type", tc.ct)
+			}
+			status, out, _ := send(t, req)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, out)
+			}
+			if tc.status >= 400 {
+				e, _ := out["error"].(map[string]any)
+				if e == nil || e["message"] == "" {
+					t.Fatalf("no error message: %v", out)
+				}
+				named := false
+				fields, _ := e["fields"].([]any)
+				for _, f := range fields {
+					named = named || f.(map[string]any)["path"] == tc.field
+				}
+				if tc.field != "" && !named {
+					t.Fatalf("answer does not name %s: %v", tc.field, e)
+				}
+			}
+		})
+	}
+}

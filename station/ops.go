@@ -1,7 +1,6 @@
 package station
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -35,10 +34,17 @@ func (s *Server) decodeOps(w http.ResponseWriter, r *http.Request, v any, shape 
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the body must be " + shape}
+	return strictBody(body, v, shape)
+}
+
+// strictBody decodes a small JSON body, naming the field at fault (an
+// unknown one included) and the shape the body must have.
+func strictBody(body []byte, v any, shape string) error {
+	var ve *order.ValidationError
+	if err := order.DecodeStrict(body, v, "request"); errors.As(err, &ve) {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the body must be " + shape, Fields: ve.Fields}
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

@@ -145,7 +145,8 @@ func (s *Server) revoke(ctx context.Context, id, supplier, actor string, reason 
 
 // postRevoke is POST /v1/orders/{id}/revoke for the supplier's own orders.
 func (s *Server) postRevoke(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.ownOrder(r); err != nil {
+	own, err := s.ownOrder(r)
+	if err != nil {
 		return err
 	}
 	reason, err := s.decodeRevoke(w, r)
@@ -153,10 +154,10 @@ func (s *Server) postRevoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	supplier := supplierOf(r.Context())
-	if _, err := s.revoke(r.Context(), chi.URLParam(r, "id"), supplier, "supplier:"+supplier, reason); err != nil {
+	if _, err := s.revoke(r.Context(), own.ID, supplier, "supplier:"+supplier, reason); err != nil {
 		return err
 	}
-	o, err := s.store.Get(r.Context(), chi.URLParam(r, "id"))
+	o, err := s.store.Get(r.Context(), own.ID)
 	if err != nil {
 		return err
 	}

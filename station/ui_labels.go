@@ -81,6 +81,7 @@ var labels = map[string][2]string{
 	"needs_fix_help":  {"Photos the checks refused. The orderer is told the reasons; an operator may override the verdict with a reason.", "Foton som kontrollen underkände. Beställaren får skälen; en operatör kan ändra beslutet med ett skäl."},
 	"reasons":         {"Reasons", "Skäl"},
 	"supplier":        {"Supplier", "Leverantör"},
+	"their_id":        {"their order id", "deras beställnings-id"},
 	"card_type":       {"Card type", "Korttyp"},
 	"valid_until":     {"Valid until", "Giltig t.o.m."},
 	"spoiled_blanks":  {"Spoiled blanks", "Förstörda ämnen"},
