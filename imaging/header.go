@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Upload limits (DESIGN §4, ID06 portal rules).
+// Upload limits (docs/design.md §4, ID06 portal rules).
 const (
 	MaxFileBytes  = 20 << 20   // 20 MB
 	MaxPixels     = 50_000_000 // 50 megapixels

@@ -6,6 +6,8 @@ import (
 	"image"
 	"log/slog"
 	"math"
+
+	"id06/order"
 )
 
 // Crop is where the portrait came from, in full-resolution source pixels
@@ -30,7 +32,7 @@ const (
 // Result is the outcome of the photo stage.
 type Result struct {
 	Verdict  string             `json:"verdict"`
-	Reasons  []Reason           `json:"reasons"`
+	Reasons  []order.Reason     `json:"reasons"`
 	Metrics  map[string]float64 `json:"metrics"`
 	Crop     *Crop              `json:"crop,omitempty"`
 	Portrait *image.Gray        `json:"-"` // 300x380, auto-levelled; set whenever the image decodes
@@ -73,7 +75,7 @@ func CheckPhoto(data []byte) (res *Result) {
 		// decoder bug must not take the station down with an order.
 		if p := recover(); p != nil {
 			slog.Error("imaging: panic while checking a photo", "panic", fmt.Sprint(p))
-			res = &Result{Verdict: VerdictUnreadable, Reasons: []Reason{ReasonFor(CodeUnreadable)}, Metrics: map[string]float64{}}
+			res = &Result{Verdict: VerdictUnreadable, Reasons: []order.Reason{ReasonFor(CodeUnreadable)}, Metrics: map[string]float64{}}
 		}
 	}()
 	return evaluate(data)
@@ -82,7 +84,7 @@ func CheckPhoto(data []byte) (res *Result) {
 // evaluate is CheckPhoto without the recover, so that the fuzz target sees
 // panics instead of "unreadable".
 func evaluate(data []byte) *Result {
-	res := &Result{Reasons: []Reason{}, Metrics: map[string]float64{}}
+	res := &Result{Reasons: []order.Reason{}, Metrics: map[string]float64{}}
 	checkPhoto(data, res)
 	switch {
 	case res.Verdict == VerdictUnreadable:

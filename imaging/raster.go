@@ -90,9 +90,13 @@ type reducer struct {
 	d, w, h int
 	r       image.Rectangle
 	sum     []uint16 // 3 per output pixel; denom <= 8 keeps 64*255 in 16 bits
+	out     *rgb     // at denom 1 pixels go straight here, without sums
 }
 
 func newReducer(w, h, denom int, r image.Rectangle) *reducer {
+	if denom == 1 {
+		return &reducer{d: 1, w: w, h: h, r: r, out: newRGB(r.Dx(), r.Dy())}
+	}
 	return &reducer{d: denom, w: w, h: h, r: r, sum: make([]uint16, 3*r.Dx()*r.Dy())}
 }
 
@@ -106,6 +110,10 @@ func (red *reducer) wantRow(y int) bool {
 // x = x0, x0+dx, x0+2dx, ...
 func (red *reducer) add(y int, pix []uint8, x0, dx int) {
 	if !red.wantRow(y) {
+		return
+	}
+	if red.out != nil {
+		red.copyRow(y, pix, x0, dx)
 		return
 	}
 	rw := red.r.Dx()
@@ -142,8 +150,28 @@ func (red *reducer) add(y int, pix []uint8, x0, dx int) {
 	}
 }
 
+// copyRow is add at denom 1: pixels are copied, not summed.
+func (red *reducer) copyRow(y int, pix []uint8, x0, dx int) {
+	row := red.out.pix[3*(y-red.r.Min.Y)*red.out.w : 3*(y-red.r.Min.Y+1)*red.out.w]
+	if dx == 1 {
+		lo, hi := max(red.r.Min.X, x0), min(red.r.Max.X, x0+len(pix)/3)
+		if lo < hi {
+			copy(row[3*(lo-red.r.Min.X):], pix[3*(lo-x0):3*(hi-x0)])
+		}
+		return
+	}
+	for i := 0; 3*i+2 < len(pix); i++ {
+		if x := x0 + i*dx - red.r.Min.X; x >= 0 && x < red.out.w {
+			copy(row[3*x:3*x+3], pix[3*i:3*i+3])
+		}
+	}
+}
+
 // result divides every sum by the number of pixels its block has.
 func (red *reducer) result() *rgb {
+	if red.out != nil {
+		return red.out
+	}
 	m := newRGB(red.r.Dx(), red.r.Dy())
 	for oy := 0; oy < m.h; oy++ {
 		bh := min(red.d, red.h-(red.r.Min.Y+oy)*red.d)

@@ -4,7 +4,9 @@
 // employer logo for the card face.
 package imaging
 
-// Reason codes (DESIGN §4). The lead stores and transmits these strings; they
+import "id06/order"
+
+// Reason codes (docs/design.md §4). The lead stores and transmits these strings; they
 // are part of the API.
 const (
 	CodeUnreadable         = "unreadable_image"
@@ -23,13 +25,6 @@ const (
 	CodeBackgroundUneven   = "background_not_uniform"
 	CodeBackgroundNotLight = "background_not_light"
 )
-
-// Reason is one rule a photo breaks, with messages for the orderer.
-type Reason struct {
-	Code      string `json:"code"`
-	MessageEN string `json:"message_en"`
-	MessageSV string `json:"message_sv"`
-}
 
 // reasonTexts holds the orderer-facing messages; they say what to do, not
 // only what is wrong, because the orderer has to take a new photo.
@@ -109,10 +104,10 @@ func Codes() []string {
 // ReasonFor returns the messages of a code. An unknown code (for instance an
 // operator's free-text override) gets the code itself as the message so that
 // nothing is silently dropped.
-func ReasonFor(code string) Reason {
+func ReasonFor(code string) order.Reason {
 	t, ok := reasonTexts[code]
 	if !ok {
-		return Reason{Code: code, MessageEN: code, MessageSV: code}
+		return order.Reason{Code: code, MessageEN: code, MessageSV: code}
 	}
-	return Reason{Code: code, MessageEN: t[0], MessageSV: t[1]}
+	return order.Reason{Code: code, MessageEN: t[0], MessageSV: t[1]}
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// Portrait geometry (DESIGN §4): 300x380 px at 300 dpi, chin-to-crown 75% of
+// Portrait geometry (docs/design.md §4): 300x380 px at 300 dpi, chin-to-crown 75% of
 // the height, eye line 45% from the top.
 const (
 	PortraitW   = 300

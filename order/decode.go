@@ -14,7 +14,7 @@ import (
 	// The JSON v2 design (encoding/json/v2 behind GOEXPERIMENT=jsonv2 in Go
 	// 1.26) reports every error with a JSON pointer, refuses duplicate names
 	// and trailing data and matches names case-sensitively: exactly the strict
-	// decoding DESIGN §7 asks for, without a hand-written tokenizer.
+	// decoding docs/design.md §7 asks for, without a hand-written tokenizer.
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -22,7 +22,7 @@ import (
 // Decode parses an order body strictly: unknown fields, duplicate fields,
 // wrong types, bad base64, bad times and trailing data are refused with the
 // path of the field. Every error it returns is a *ValidationError. Decode does
-// not apply the rules of DESIGN §8: call Validate.
+// not apply the rules of docs/design.md §8: call Validate.
 func Decode(body []byte) (*Order, error) {
 	var o Order
 	if err := decodeStrict(body, &o, "order"); err != nil {

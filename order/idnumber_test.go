@@ -42,7 +42,7 @@ func TestCheckPersonnummer(t *testing.T) {
 
 func TestCheckOrgNumber(t *testing.T) {
 	tests := []struct{ in, wantErr string }{
-		{"556677-8899", ""}, // DESIGN's example
+		{"556677-8899", ""}, // docs/design.md §7's example
 		{"556036-0793", ""},
 		{"640823-3234", ""}, // sole trader: personnummer 1964-08-23
 		{"811218-9876", ""}, // sole trader

@@ -1,6 +1,10 @@
-// Package order owns the supplier's order: its JSON (DESIGN §7), strict
-// decoding, and every validation rule of DESIGN §8, including the check digits
-// of Swedish and foreign ID numbers.
+// Package order is the domain of the station: the supplier's order (its
+// JSON, docs/design.md §7, strict decoding, and every validation rule of docs/design.md §8,
+// including the check digits of Swedish and foreign ID numbers), and the
+// order's life at the station (lifecycle.go: its states and which actions
+// each state allows, the approval rule, the reasons, events and notices a
+// supplier is told; cardnumber.go: the card number and its check digit).
+// The database, the pipeline, the API and the pages all use these types.
 //
 // Messages never contain the value of a personal field (personnummer, ID
 // number, names): they may end up in logs. They name the field and say what to
@@ -13,7 +17,7 @@ import (
 	"time"
 )
 
-// Order is exactly the JSON of DESIGN §7; fields beyond these are refused.
+// Order is exactly the JSON of docs/design.md §7; fields beyond these are refused.
 type Order struct {
 	ID         string     `json:"id"`
 	CardType   string     `json:"card_type"`
@@ -138,16 +142,29 @@ func (o *Order) hasApproval(kind string) bool {
 	return false
 }
 
-// ReadyForProduction reports whether every approval the order needs is present:
-// the holder's, plus a trade organisation's when the company requires one.
-func (o *Order) ReadyForProduction() bool {
-	if !o.HasHolderApproval() {
-		return false
+// HolderName is the holder's name as the card prints it, or the full name
+// when no print name was given.
+func (o *Order) HolderName() string {
+	if o.Holder.PrintName != "" {
+		return o.Holder.PrintName
 	}
-	return !o.Company.TradeOrgApprovalRequired || o.HasTradeOrgApproval()
+	return strings.TrimSpace(o.Holder.FirstName + " " + o.Holder.LastName)
 }
 
-// MaxValidityYears is the longest validity of an ID06 card (DESIGN §1).
+// HolderNames are the names an operator may search the order by: the
+// print name and the full name.
+func (o *Order) HolderNames() []string {
+	return []string{o.Holder.PrintName, strings.TrimSpace(o.Holder.FirstName + " " + o.Holder.LastName)}
+}
+
+// ReadyForProduction reports whether every approval the order needs is
+// present (see Approved).
+func (o *Order) ReadyForProduction() bool {
+	_, missing := Approved(o.Approvals, o.Company.TradeOrgApprovalRequired)
+	return missing == ""
+}
+
+// MaxValidityYears is the longest validity of an ID06 card (docs/design.md §1).
 const MaxValidityYears = 5
 
 // ValidUntilDate is the card's expiry for a card produced on productionDay:

@@ -32,7 +32,7 @@ const (
 	earliestBirthYr = 1900
 )
 
-// Validate applies every rule of DESIGN §8 and returns a *ValidationError
+// Validate applies every rule of docs/design.md §8 and returns a *ValidationError
 // listing each problem, or nil. An order without holder approval is valid: it
 // waits (see ReadyForProduction).
 func (o *Order) Validate(c Checks) error {

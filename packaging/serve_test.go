@@ -242,6 +242,15 @@ func serveLikeSystemd(t *testing.T, cmd *exec.Cmd) {
 			}
 		case err := <-done:
 			done <- err
+			// A message sent just before exiting is already in the socket's
+			// buffer: the reader may simply not have passed it on yet.
+			select {
+			case m, ok := <-msgs:
+				if ok {
+					return m
+				}
+			case <-time.After(5 * time.Second):
+			}
 			t.Fatalf("station exited (%v) before its next sd_notify message", err)
 		case <-time.After(60 * time.Second):
 		}

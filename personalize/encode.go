@@ -13,7 +13,7 @@ import (
 	"id06/personalize/apdu"
 )
 
-// Personalize runs DESIGN §6 steps 1–6 on card. rec.UID is called with
+// Personalize runs docs/design.md §6 steps 1–6 on card. rec.UID is called with
 // the chip UID before the first write to the chip; if it returns an error
 // nothing is written. rec.Cert is called with each certificate before it is
 // written; an error stops before the write. A card that is not blank is refused with ErrNotBlank

@@ -1,5 +1,5 @@
 // Package personalize encodes the ID06 PIV profile onto a blank chip and
-// verifies it (DESIGN §6): management key authentication, key generation in
+// verifies it (docs/design.md §6): management key authentication, key generation in
 // slot 9A, the PIV Authentication certificate from the issuing CA, CHUID,
 // CCC, Printed Information, Facial Image, Security Object, random PIN/PUK
 // sealed to the supplier, and read-back verification.

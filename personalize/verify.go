@@ -169,7 +169,7 @@ type VerifyConfig struct {
 	Now  func() time.Time
 }
 
-// Verifier runs the read-only QA checks of DESIGN §6 step 6 on any card.
+// Verifier runs the read-only QA checks of docs/design.md §6 step 6 on any card.
 type Verifier struct {
 	ca     *x509.Certificate
 	stock  StockProfile

@@ -10,8 +10,9 @@ import (
 	"id06/order"
 )
 
-// Job is one print attempt of one card. ID is unique per attempt; printing
-// the same ID again must not print (or spool) a second card.
+// Job is the print job of one card. ID names the card, not the attempt
+// (see JobID): a resumed print sends the same ID again, and printing the
+// same ID again must not print (or spool) a second card.
 type Job struct {
 	ID         string
 	CardNumber string

@@ -11,21 +11,9 @@ import (
 	"time"
 
 	"codeberg.org/go-pdf/fpdf"
+
+	"id06/order"
 )
-
-// Shipment is one parcel: cards for one delivery address.
-type Shipment struct {
-	ID                     string
-	Express                bool
-	Orderer                string
-	Address                []string
-	CostCenter, Department string
-	Cards                  []ShipmentCard
-	CreatedAt              time.Time
-}
-
-// ShipmentCard is one line of a packing list.
-type ShipmentCard struct{ CardNumber, HolderName, OrderID string }
 
 // ProducedCard is a produced card waiting to be shipped, as the queue knows it.
 type ProducedCard struct {
@@ -42,8 +30,8 @@ type ProducedCard struct {
 // within two hours and must not wait for others. Express shipments come
 // first. IDs are derived from the content, so the same input gives the same
 // shipments.
-func GroupShipments(cards []ProducedCard, now time.Time) []Shipment {
-	var out []Shipment
+func GroupShipments(cards []ProducedCard, now time.Time) []order.Shipment {
+	var out []order.Shipment
 	index := map[string]int{}
 	for _, c := range cards {
 		key := shipmentKey(c)
@@ -54,24 +42,24 @@ func GroupShipments(cards []ProducedCard, now time.Time) []Shipment {
 		if !ok {
 			i = len(out)
 			index[key] = i
-			out = append(out, Shipment{
+			out = append(out, order.Shipment{
 				Express: c.Express, Orderer: strings.TrimSpace(c.Orderer), Address: trimLines(c.Address),
 				CostCenter: strings.TrimSpace(c.CostCenter), Department: strings.TrimSpace(c.Department),
 				CreatedAt: now,
 			})
 		}
-		out[i].Cards = append(out[i].Cards, ShipmentCard{CardNumber: c.CardNumber, HolderName: c.HolderName, OrderID: c.OrderID})
+		out[i].Cards = append(out[i].Cards, order.ShipmentCard{CardNumber: c.CardNumber, HolderName: c.HolderName, OrderID: c.OrderID})
 	}
 	for i := range out {
 		s := &out[i]
-		slices.SortFunc(s.Cards, func(a, b ShipmentCard) int { return cmp.Compare(a.CardNumber, b.CardNumber) })
+		slices.SortFunc(s.Cards, func(a, b order.ShipmentCard) int { return cmp.Compare(a.CardNumber, b.CardNumber) })
 		h := sha256.New()
 		for _, c := range s.Cards {
 			h.Write([]byte(c.CardNumber + "\x00"))
 		}
 		s.ID = "SHP-" + now.UTC().Format("20060102") + "-" + hex.EncodeToString(h.Sum(nil))[:10]
 	}
-	slices.SortStableFunc(out, func(a, b Shipment) int {
+	slices.SortStableFunc(out, func(a, b order.Shipment) int {
 		if a.Express != b.Express {
 			if a.Express {
 				return -1
@@ -106,7 +94,7 @@ func trimLines(lines []string) []string {
 }
 
 // PackingList renders the packing list of a shipment as an A4 PDF.
-func PackingList(s Shipment) ([]byte, error) {
+func PackingList(s order.Shipment) ([]byte, error) {
 	if len(s.Cards) == 0 {
 		return nil, fmt.Errorf("packing list %s: the shipment has no cards", s.ID)
 	}

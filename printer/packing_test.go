@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 var packNow = time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
@@ -68,13 +70,13 @@ func TestGroupShipments(t *testing.T) {
 func TestPackingList(t *testing.T) {
 	pdfinfo := needTool(t, "pdfinfo")
 	pdftotext := needTool(t, "pdftotext")
-	s := Shipment{
+	s := order.Shipment{
 		ID: "SHP-20261123-0123456789", Express: true, Orderer: "Eva Beställare",
 		Address:    []string{"Bygg & Betong i Norr AB", "Storgatan 1", "111 22 Stockholm"},
 		CostCenter: "4711", Department: "Östra regionen", CreatedAt: packNow,
 	}
 	for i := 1; i <= 60; i++ { // more than one page
-		s.Cards = append(s.Cards, ShipmentCard{CardNumber: fmt.Sprintf("BB-1234-%06d", i), HolderName: fmt.Sprintf("Łukasz Żółć %d", i), OrderID: fmt.Sprintf("sup-2026-%06d", i)})
+		s.Cards = append(s.Cards, order.ShipmentCard{CardNumber: fmt.Sprintf("BB-1234-%06d", i), HolderName: fmt.Sprintf("Łukasz Żółć %d", i), OrderID: fmt.Sprintf("sup-2026-%06d", i)})
 	}
 	s.Cards[0].HolderName = "Maximilian-Alexander Wolfeschlegelsteinhausenbergerdorff von Hohenzollern"
 	pdf, err := PackingList(s)
@@ -108,10 +110,10 @@ func TestPackingList(t *testing.T) {
 		t.Errorf("page footer printed %s times on %s pages", got, m[1])
 	}
 
-	for name, bad := range map[string]Shipment{
+	for name, bad := range map[string]order.Shipment{
 		"no cards":   {ID: "SHP-1", Address: []string{"x"}},
 		"no address": {ID: "SHP-2", Cards: s.Cards[:1], Address: []string{" "}},
-		"bad letter": {ID: "SHP-3", Cards: []ShipmentCard{{CardNumber: "BB-1", HolderName: "王小明"}}, Address: []string{"x"}},
+		"bad letter": {ID: "SHP-3", Cards: []order.ShipmentCard{{CardNumber: "BB-1", HolderName: "王小明"}}, Address: []string{"x"}},
 	} {
 		if _, err := PackingList(bad); err == nil || !strings.Contains(err.Error(), bad.ID) {
 			t.Errorf("%s: PackingList error = %v, want one naming the shipment", name, err)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"id06/internal/atomicfile"
 )
 
 // SpoolDriver hands cards to a hot folder that the printer's own software
@@ -74,7 +76,7 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, job.ID+".pdf")); err == nil {
 		// An earlier attempt placed the PDF but failed to record it.
-		if err := writeAtomic(sentDir, job.ID, nil); err != nil {
+		if err := atomicfile.Write(filepath.Join(sentDir, job.ID), nil, 0o640); err != nil {
 			return s.ioFault(err)
 		}
 		return nil
@@ -88,13 +90,13 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.dir, job.ID+".json", append(side, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, job.ID+".json"), append(side, '\n'), 0o640); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(s.dir, job.ID+".pdf", job.PDF); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, job.ID+".pdf"), job.PDF, 0o640); err != nil {
 		return s.ioFault(err)
 	}
-	if err := writeAtomic(sentDir, job.ID, nil); err != nil {
+	if err := atomicfile.Write(filepath.Join(sentDir, job.ID), nil, 0o640); err != nil {
 		return s.ioFault(err)
 	}
 	return nil
@@ -104,34 +106,6 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 // retryable offline fault so that the station pauses instead of failing cards.
 func (s *SpoolDriver) ioFault(err error) error {
 	return &Fault{Code: FaultOffline, Message: fmt.Sprintf("Spool folder %s is not writable: %v", s.dir, err), Retryable: true}
-}
-
-// writeAtomic writes DIR/.NAME.tmp, syncs it and renames it to DIR/NAME.
-func writeAtomic(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // persist the rename; not all file systems support it
-		_ = d.Close()
-	}
-	return nil
 }
 
 // Status reads the watcher's status file.

@@ -75,7 +75,7 @@ var placeholders = []string{"print_name", "company", "org_number", "card_number"
 
 var placeholderRE = regexp.MustCompile(`\{([A-Za-z0-9_]*)\}`)
 
-// DefaultTemplate returns the embedded default ID06 template (DESIGN §5).
+// DefaultTemplate returns the embedded default ID06 template (docs/design.md §5).
 func DefaultTemplate() *Template {
 	t, err := parseTemplate(bytes.NewReader(defaultTemplateJSON))
 	if err != nil {

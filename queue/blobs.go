@@ -28,8 +28,8 @@ func (s *Store) Blob(ctx context.Context, id, kind string) ([]byte, error) {
 	return data, err
 }
 
-// PutBlobs stores files for a job under its lease.
-func (s *Store) PutBlobs(ctx context.Context, j *Job, blobs map[string][]byte) error {
+// PutBlobs stores files for a claimed order under its lease.
+func (s *Store) PutBlobs(ctx context.Context, j *Claim, blobs map[string][]byte) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		for kind, data := range blobs {
 			if err := putBlob(ctx, tx, j.ID, kind, data); err != nil {
@@ -87,26 +87,17 @@ func (s *Store) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	return s.tokens(ctx, s.r, "")
 }
 
-func (s *Store) tokens(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, prefix string) ([]TokenInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT hash, supplier, scopes, created_at FROM tokens WHERE hash LIKE ? ORDER BY supplier, created_at`, prefix+"%")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []TokenInfo
-	for rows.Next() {
+func (s *Store) tokens(ctx context.Context, q querier, prefix string) ([]TokenInfo, error) {
+	return collect(ctx, q, func(row scanner) (TokenInfo, error) {
 		var t TokenInfo
 		var hash, scopes string
 		var created sql.NullInt64
-		if err := rows.Scan(&hash, &t.Supplier, &scopes, &created); err != nil {
-			return nil, err
+		if err := row.Scan(&hash, &t.Supplier, &scopes, &created); err != nil {
+			return t, err
 		}
 		t.ID, t.Scopes, t.CreatedAt = hash[:TokenIDLen], strings.Fields(scopes), fromMS(created)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return t, nil
+	}, `SELECT hash, supplier, scopes, created_at FROM tokens WHERE hash LIKE ? ORDER BY supplier, created_at`, prefix+"%")
 }
 
 // RevokeToken deletes the one token whose ID starts with id: ErrNotFound

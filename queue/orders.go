@@ -9,108 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
+
+	"id06/order"
 )
-
-// State is where an order is in its life (DESIGN §3).
-type State string
-
-const (
-	Received         State = "received"
-	AwaitingApproval State = "awaiting_approval"
-	Queued           State = "queued"
-	Imaging          State = "imaging"
-	NeedsFix         State = "needs_fix"
-	Ready            State = "ready"
-	Encoding         State = "encoding"
-	Printing         State = "printing"
-	Produced         State = "produced"
-	Shipped          State = "shipped"
-	Failed           State = "failed"
-	Cancelled        State = "cancelled"
-)
-
-// States lists every state in lifecycle order.
-var States = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready, Encoding, Printing, Produced, Shipped, Failed, Cancelled}
-
-// ValidState reports whether s names a state.
-func ValidState(s string) bool {
-	for _, st := range States {
-		if string(st) == s {
-			return true
-		}
-	}
-	return false
-}
-
-// cancellable: until the chip is touched an order can still be withdrawn.
-var cancellable = []State{Received, AwaitingApproval, Queued, Imaging, NeedsFix, Ready}
-
-// Cancellable reports whether an order in st can still be withdrawn (by its
-// supplier or an operator): until the chip is touched. The one rule the API,
-// the operator page and Cancel all follow.
-func Cancellable(st State) bool { return contains(cancellable, st) }
-
-// InDevice reports whether an order in st is at the card reader or the
-// printer: past cancelling, an operator can only stop it by spoiling its
-// blank (SpoilAndFail).
-func InDevice(st State) bool { return st == Encoding || st == Printing }
-
-// ExpressWindow is the promise for express pick-up after holder approval.
-const ExpressWindow = 2 * time.Hour
-
-// Reason is why a photo (or a card) was refused.
-type Reason struct {
-	Code      string `json:"code"`
-	MessageEN string `json:"message_en"`
-	MessageSV string `json:"message_sv"`
-}
-
-// Approval of an order by its holder or a trade organisation.
-type Approval struct {
-	Kind   string    `json:"kind"`
-	Method string    `json:"method"`
-	At     time.Time `json:"at"`
-}
-
-// Event is one line of the audit trail.
-type Event struct {
-	At    time.Time `json:"at"`
-	State State     `json:"state"`
-	Actor string    `json:"actor"`
-	Note  string    `json:"note"`
-}
-
-// Order is a row of the orders table.
-type Order struct {
-	ID               string // the station's key: events, files, card numbers, the operator page
-	SupplierOrderID  string // the supplier's id, unique per supplier
-	Supplier         string
-	BodyHash         string
-	Doc              []byte
-	CardType         string
-	Express          bool
-	TradeOrgRequired bool
-	State            State
-	ApprovedAt       time.Time
-	Deadline         time.Time
-	ValidUntil       string
-	CardNumber       string
-	CardUUID         string
-	ChipUID          string
-	CertSerial       string
-	SealedSecrets    []byte
-	Reasons          []Reason
-	PhotoOverride    string
-	Attempt          int
-	BlanksSpoiled    int
-	LeaseOwner       string
-	LeaseUntil       time.Time
-	ShipmentID       string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	ProducedAt       time.Time
-}
 
 const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
@@ -119,9 +20,9 @@ const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, 
 
 type scanner interface{ Scan(...any) error }
 
-func scanOrder(row scanner) (*Order, error) {
+func scanOrder(row scanner) (*order.Record, error) {
 	var (
-		o                                                          Order
+		o                                                          order.Record
 		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
 		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
 		override, leaseOwner, shipment                             sql.NullString
@@ -156,7 +57,8 @@ type NewOrder struct {
 	CardType         string
 	Express          bool
 	TradeOrgRequired bool
-	Approvals        []Approval
+	HolderNames      []string // what the operators' search finds the order by (order.Order.HolderNames)
+	Approvals        []order.Approval
 	Photo            []byte
 	Logo             []byte
 }
@@ -164,8 +66,9 @@ type NewOrder struct {
 // Submit stores a new order. Submitting the same body under the same id again
 // returns the stored order with created=false; a different body is ErrConflict.
 // The id is the supplier's (NewOrder.ID, unique per supplier); the order's
-// station-wide key (Order.ID) is that id when no other supplier took it first.
-func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order, created bool, err error) {
+// station-wide key (order.Record.ID) is that id when no other supplier took
+// it first.
+func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.Record, created bool, err error) {
 	var key string
 	err = s.tx(ctx, func(tx *txn) error {
 		var hash string
@@ -186,11 +89,12 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 		created = true
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, supplier_order_id, supplier, body_hash, doc, card_type, express,
-			trade_org_required, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			key, n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, Received, now, now); err != nil {
+			trade_org_required, state, holder_names, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key, n.ID, n.Supplier, n.BodyHash, n.Doc, n.CardType, n.Express, n.TradeOrgRequired, order.Received,
+			strings.Join(n.HolderNames, "\n"), now, now); err != nil {
 			return err
 		}
-		if err := addEvent(ctx, tx, key, now, Received, actor, "order received"); err != nil {
+		if err := addEvent(ctx, tx, key, now, order.Received, actor, "order received"); err != nil {
 			return err
 		}
 		for _, a := range n.Approvals {
@@ -206,7 +110,7 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *Order,
 				return err
 			}
 		}
-		return s.promoteIfApproved(ctx, tx, key, Received, actor)
+		return s.promoteIfApproved(ctx, tx, key, order.Received, actor)
 	})
 	if err != nil {
 		return nil, false, err
@@ -240,12 +144,12 @@ func freeKey(ctx context.Context, tx *txn, id, supplier string) (string, error) 
 
 // SupplierOrder finds an order by its supplier's id, as the supplier API
 // names it; ErrNotFound when the supplier has none by that id.
-func (s *Store) SupplierOrder(ctx context.Context, supplier, id string) (*Order, error) {
+func (s *Store) SupplierOrder(ctx context.Context, supplier, id string) (*order.Record, error) {
 	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE supplier = ? AND supplier_order_id = ?`, supplier, id))
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
-func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval, actor string) (*Order, error) {
+func (s *Store) AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		state, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
@@ -254,10 +158,10 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 		if err := insertApproval(ctx, tx, id, a); err != nil {
 			return err
 		}
-		if state != AwaitingApproval {
+		if state != order.AwaitingApproval {
 			return nil
 		}
-		return s.promoteIfApproved(ctx, tx, id, AwaitingApproval, actor)
+		return s.promoteIfApproved(ctx, tx, id, order.AwaitingApproval, actor)
 	})
 	if err != nil {
 		return nil, err
@@ -265,7 +169,7 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a Approval
 	return s.Get(ctx, id)
 }
 
-func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
+func insertApproval(ctx context.Context, tx *txn, id string, a order.Approval) error {
 	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
 		id, a.Kind, a.Method, ms(a.At))
 	return err
@@ -273,47 +177,39 @@ func insertApproval(ctx context.Context, tx *txn, id string, a Approval) error {
 
 // promoteIfApproved moves an order from `from` to queued when the holder (and,
 // where required, a trade organisation) approved it, else to awaiting_approval.
-func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from State, actor string) error {
-	var holderAt, tradeAt sql.NullInt64
-	var tradeRequired bool
-	err := tx.QueryRowContext(ctx, `SELECT
-		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'holder'),
-		(SELECT min(at) FROM approvals WHERE order_id = o.id AND kind = 'trade_org'),
-		o.trade_org_required FROM orders o WHERE o.id = ?`, id).Scan(&holderAt, &tradeAt, &tradeRequired)
+func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from order.State, actor string) error {
+	var tradeRequired, express bool
+	if err := tx.QueryRowContext(ctx, `SELECT trade_org_required, express FROM orders WHERE id = ?`, id).Scan(&tradeRequired, &express); err != nil {
+		return err
+	}
+	approvals, err := approvalsOf(ctx, tx, id)
 	if err != nil {
 		return err
 	}
+	holderAt, missing := order.Approved(approvals, tradeRequired)
 	now := ms(s.now())
-	if !holderAt.Valid || (tradeRequired && !tradeAt.Valid) {
-		if from == AwaitingApproval {
+	if missing != "" {
+		if from == order.AwaitingApproval {
 			return nil
 		}
-		missing := "holder approval"
-		if holderAt.Valid {
-			missing = "trade organisation approval"
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, AwaitingApproval, now, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, order.AwaitingApproval, now, id); err != nil {
 			return err
 		}
-		return addEvent(ctx, tx, id, now, AwaitingApproval, actor, "waiting for "+missing)
+		return addEvent(ctx, tx, id, now, order.AwaitingApproval, actor, "waiting for "+missing)
 	}
 	deadline := sql.NullInt64{}
-	var express bool
-	if err := tx.QueryRowContext(ctx, `SELECT express FROM orders WHERE id = ?`, id).Scan(&express); err != nil {
-		return err
-	}
 	if express {
-		deadline = sql.NullInt64{Int64: holderAt.Int64 + ExpressWindow.Milliseconds(), Valid: true}
+		deadline = sql.NullInt64{Int64: ms(holderAt.Add(order.ExpressWindow)), Valid: true}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, approved_at = ?, deadline = ?, updated_at = ? WHERE id = ?`,
-		Queued, holderAt.Int64, deadline, now, id); err != nil {
+		order.Queued, ms(holderAt), deadline, now, id); err != nil {
 		return err
 	}
-	return addEvent(ctx, tx, id, now, Queued, actor, "approved by the holder; queued for production")
+	return addEvent(ctx, tx, id, now, order.Queued, actor, "approved by the holder; queued for production")
 }
 
-func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
-	var st State
+func stateOf(ctx context.Context, tx *txn, id, supplier string) (order.State, error) {
+	var st order.State
 	q := `SELECT state FROM orders WHERE id = ?`
 	args := []any{id}
 	if supplier != "" {
@@ -327,28 +223,28 @@ func stateOf(ctx context.Context, tx *txn, id, supplier string) (State, error) {
 	return st, err
 }
 
-func addEvent(ctx context.Context, tx *txn, id string, at int64, st State, actor, note string) error {
+func addEvent(ctx context.Context, tx *txn, id string, at int64, st order.State, actor, note string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (order_id, at, state, actor, note) VALUES (?, ?, ?, ?, ?)`,
 		id, at, st, actor, note)
 	return err
 }
 
 // Get returns an order by id.
-func (s *Store) Get(ctx context.Context, id string) (*Order, error) {
+func (s *Store) Get(ctx context.Context, id string) (*order.Record, error) {
 	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 }
 
 // Filter selects orders for List.
 type Filter struct {
-	Supplier string // "" = all suppliers (operators)
-	State    State  // "" = any
-	After    string // page after this order id
-	Search   string // order id, card number, chip UID or holder name (operators)
+	Supplier string      // "" = all suppliers (operators)
+	State    order.State // "" = any
+	After    string      // page after this order id
+	Search   string      // order id, card number, chip UID or holder name (operators)
 	Limit    int
 }
 
 // List returns orders in id order, for paging with After.
-func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
+func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	var where []string
 	var args []any
 	if f.Supplier != "" {
@@ -367,10 +263,8 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR
-			json_extract(doc, '$.holder.print_name') LIKE ? ESCAPE '\' OR
-			(json_extract(doc, '$.holder.first_name') || ' ' || json_extract(doc, '$.holder.last_name')) LIKE ? ESCAPE '\')`)
-		args = append(args, f.Search, f.Search, f.Search, strings.ToUpper(f.Search), like, like)
+		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR holder_names LIKE ? ESCAPE '\')`)
+		args = append(args, f.Search, f.Search, f.Search, strings.ToUpper(f.Search), like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
@@ -383,55 +277,41 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Order, error) {
 }
 
 // Events returns an order's audit trail, oldest first.
-func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
+func (s *Store) Events(ctx context.Context, id string) ([]order.Event, error) {
+	return collect(ctx, s.r, func(row scanner) (order.Event, error) {
+		var e order.Event
 		var at sql.NullInt64
-		if err := rows.Scan(&at, &e.State, &e.Actor, &e.Note); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&at, &e.State, &e.Actor, &e.Note)
 		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, err
+	}, `SELECT at, state, actor, note FROM events WHERE order_id = ? ORDER BY id`, id)
 }
 
 // Approvals returns the approvals recorded for an order.
-func (s *Store) Approvals(ctx context.Context, id string) ([]Approval, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Approval
-	for rows.Next() {
-		var a Approval
+func (s *Store) Approvals(ctx context.Context, id string) ([]order.Approval, error) {
+	return approvalsOf(ctx, s.r, id)
+}
+
+func approvalsOf(ctx context.Context, q querier, id string) ([]order.Approval, error) {
+	return collect(ctx, q, func(row scanner) (order.Approval, error) {
+		var a order.Approval
 		var at sql.NullInt64
-		if err := rows.Scan(&a.Kind, &a.Method, &at); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&a.Kind, &a.Method, &at)
 		a.At = fromMS(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, err
+	}, `SELECT kind, method, at FROM approvals WHERE order_id = ? ORDER BY at`, id)
 }
 
 // CountByState returns how many orders are in each state.
-func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
+func (s *Store) CountByState(ctx context.Context) (map[order.State]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[State]int{}
+	out := map[order.State]int{}
 	for rows.Next() {
-		var st State
+		var st order.State
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, err
@@ -442,22 +322,22 @@ func (s *Store) CountByState(ctx context.Context) (map[State]int, error) {
 }
 
 // Cancel withdraws an order that has not reached the chip yet.
-func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, supplier, cancellable, Cancelled, actor, note, func(tx *txn, o string) error {
-		return s.enqueueNotice(ctx, tx, o, "order.cancelled", map[string]any{"note": note})
+func (s *Store) Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error) {
+	return s.operatorMove(ctx, id, supplier, order.State.Cancellable, order.Cancelled, actor, note, func(tx *txn, o string) error {
+		return s.enqueueNotice(ctx, tx, o, order.NoticeCancelled, map[string]any{"note": note})
 	})
 }
 
 // operatorMove changes state outside a worker's lease (cancel, overrides,
 // retries); the lease is dropped so a worker holding one loses its claim.
-func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []State, to State, actor, note string,
-	also func(tx *txn, id string) error) (*Order, error) {
+func (s *Store) operatorMove(ctx context.Context, id, supplier string, may func(order.State) bool, to order.State, actor, note string,
+	also func(tx *txn, id string) error) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
 		}
-		if !contains(from, st) {
+		if !may(st) {
 			return fmt.Errorf("%w: the order is %s", ErrState, st)
 		}
 		now := ms(s.now())
@@ -481,13 +361,13 @@ func (s *Store) operatorMove(ctx context.Context, id, supplier string, from []St
 
 // ReplacePhoto stores a new photo for an order and sends it through the photo
 // stage again: the orderer's answer to "att åtgärda".
-func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*Order, error) {
+func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []byte, actor string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		st, err := stateOf(ctx, tx, id, supplier)
 		if err != nil {
 			return err
 		}
-		if !contains([]State{NeedsFix, Queued, AwaitingApproval}, st) {
+		if !st.PhotoReplaceable() {
 			return fmt.Errorf("%w: the order is %s; a photo can be replaced only before production starts", ErrState, st)
 		}
 		if err := putBlob(ctx, tx, id, "photo", photo); err != nil {
@@ -497,8 +377,8 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 			return err
 		}
 		next := st
-		if st == NeedsFix {
-			next = Queued
+		if st == order.NeedsFix {
+			next = order.Queued
 		}
 		now := ms(s.now())
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, reasons = '[]', photo_override = NULL,
@@ -515,16 +395,16 @@ func (s *Store) ReplacePhoto(ctx context.Context, id, supplier string, photo []b
 
 // OverridePhoto records an operator's verdict on a photo. "pass" sends a
 // needs_fix order on to production; "fail" sends a queued or ready order back.
-func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []Reason) (*Order, error) {
-	from, to := []State{NeedsFix}, Queued
+func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error) {
+	from, to := order.State.PhotoPassable, order.Queued
 	if verdict == "fail" {
-		from, to = []State{Queued, Ready}, NeedsFix
+		from, to = order.State.PhotoRefusable, order.NeedsFix
 	} else if verdict != "pass" {
 		return nil, fmt.Errorf("%w: verdict must be pass or fail", ErrState)
 	}
 	note := "photo verdict overridden to " + verdict + ": " + reason
 	return s.operatorMove(ctx, id, "", from, to, actor, note, func(tx *txn, id string) error {
-		rs := []Reason{}
+		rs := []order.Reason{}
 		if verdict == "fail" {
 			rs = reasons
 		}
@@ -536,25 +416,16 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 			return err
 		}
 		if verdict == "fail" {
-			return s.enqueueNotice(ctx, tx, id, "order.needs_fix", map[string]any{"reasons": rs})
+			return s.enqueueNotice(ctx, tx, id, order.NoticeNeedsFix, map[string]any{"reasons": rs})
 		}
 		return nil
 	})
 }
 
 // Retry sends a failed order back to the queue (operator).
-func (s *Store) Retry(ctx context.Context, id, actor, note string) (*Order, error) {
-	return s.operatorMove(ctx, id, "", []State{Failed}, Queued, actor, "retry: "+note, func(tx *txn, id string) error {
+func (s *Store) Retry(ctx context.Context, id, actor, note string) (*order.Record, error) {
+	return s.operatorMove(ctx, id, "", order.State.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
 		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
 		return err
 	})
-}
-
-func contains(states []State, st State) bool {
-	for _, s := range states {
-		if s == st {
-			return true
-		}
-	}
-	return false
 }

@@ -61,35 +61,12 @@ func scanNotice(row scanner) (*Notice, error) {
 }
 
 func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Notice
-	for rows.Next() {
-		n, err := scanNotice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
-}
-
-// DueNotices returns undelivered, live notices whose next attempt has come.
-func (s *Store) DueNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? ORDER BY id LIMIT ?`, ms(s.now()), limit)
+	return collect(ctx, s.r, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
 }
 
 // OrderNotices returns every notice about an order, oldest first.
 func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, error) {
 	return s.notices(ctx, `WHERE order_id = ? ORDER BY id`, orderID)
-}
-
-// DeadNotices returns notices that gave up, newest first.
-func (s *Store) DeadNotices(ctx context.Context, limit int) ([]*Notice, error) {
-	return s.notices(ctx, `WHERE dead = 1 ORDER BY id DESC LIMIT ?`, limit)
 }
 
 // NoticeDelivered marks a notice delivered.

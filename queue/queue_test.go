@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 type clock struct {
@@ -36,9 +38,11 @@ func open(t testing.TB) (*Store, *clock) {
 	return s, c
 }
 
-func holder(at time.Time) []Approval { return []Approval{{Kind: "holder", Method: "bankid", At: at}} }
+func holder(at time.Time) []order.Approval {
+	return []order.Approval{{Kind: "holder", Method: "bankid", At: at}}
+}
 
-func submit(t testing.TB, s *Store, id string, express bool, approvals []Approval) *Order {
+func submit(t testing.TB, s *Store, id string, express bool, approvals []order.Approval) *order.Record {
 	t.Helper()
 	o, _, err := s.Submit(context.Background(), NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`),
 		CardType: "id06", Express: express, Approvals: approvals, Photo: []byte("jpeg")}, "api")
@@ -48,18 +52,18 @@ func submit(t testing.TB, s *Store, id string, express bool, approvals []Approva
 	return o
 }
 
-var photoMoves = map[State]State{Queued: Imaging, Imaging: Imaging}
+var photoMoves = map[order.State]order.State{order.Queued: order.Imaging, order.Imaging: order.Imaging}
 
 func TestSubmitIsIdempotent(t *testing.T) {
 	s, c := open(t)
 	ctx := context.Background()
 	n := NewOrder{ID: "o1", Supplier: "sup", BodyHash: "abc", Doc: []byte(`{}`), CardType: "id06", Approvals: holder(c.now()), Photo: []byte("p")}
 	first, created, err := s.Submit(ctx, n, "api")
-	if err != nil || !created || first.State != Queued {
+	if err != nil || !created || first.State != order.Queued {
 		t.Fatalf("first submit: %v created=%v state=%v", err, created, first.State)
 	}
 	again, created, err := s.Submit(ctx, n, "api")
-	if err != nil || created || again.State != Queued {
+	if err != nil || created || again.State != order.Queued {
 		t.Fatalf("same body again: %v created=%v", err, created)
 	}
 	n.BodyHash = "other"
@@ -67,7 +71,7 @@ func TestSubmitIsIdempotent(t *testing.T) {
 		t.Fatalf("different body: got %v, want ErrConflict", err)
 	}
 	ev, _ := s.Events(ctx, "o1")
-	if len(ev) != 2 || ev[0].State != Received || ev[1].State != Queued {
+	if len(ev) != 2 || ev[0].State != order.Received || ev[1].State != order.Queued {
 		t.Fatalf("events = %+v", ev)
 	}
 }
@@ -76,14 +80,14 @@ func TestUnapprovedOrdersWait(t *testing.T) {
 	s, c := open(t)
 	ctx := context.Background()
 	o := submit(t, s, "o1", false, nil)
-	if o.State != AwaitingApproval {
+	if o.State != order.AwaitingApproval {
 		t.Fatalf("state = %s", o.State)
 	}
-	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, ErrNoJob) {
+	if _, err := s.Claim(ctx, "w", time.Minute, photoMoves); !errors.Is(err, ErrNothingToClaim) {
 		t.Fatalf("claimed an unapproved order: %v", err)
 	}
 	o, err := s.AddApproval(ctx, "o1", "sup", holder(c.now())[0], "api")
-	if err != nil || o.State != Queued {
+	if err != nil || o.State != order.Queued {
 		t.Fatalf("after approval: %v %s", err, o.State)
 	}
 }
@@ -93,11 +97,11 @@ func TestTradeOrgApprovalRequired(t *testing.T) {
 	ctx := context.Background()
 	o, _, err := s.Submit(ctx, NewOrder{ID: "t1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
 		TradeOrgRequired: true, Approvals: holder(c.now()), Photo: []byte("p")}, "api")
-	if err != nil || o.State != AwaitingApproval {
+	if err != nil || o.State != order.AwaitingApproval {
 		t.Fatalf("%v %s", err, o.State)
 	}
-	o, err = s.AddApproval(ctx, "t1", "sup", Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
-	if err != nil || o.State != Queued {
+	o, err = s.AddApproval(ctx, "t1", "sup", order.Approval{Kind: "trade_org", Method: "eid", At: c.now()}, "api")
+	if err != nil || o.State != order.Queued {
 		t.Fatalf("%v %s", err, o.State)
 	}
 }
@@ -112,7 +116,7 @@ func TestClaimPriority(t *testing.T) {
 	var got []string
 	for {
 		j, err := s.Claim(ctx, "w", time.Minute, photoMoves)
-		if errors.Is(err, ErrNoJob) {
+		if errors.Is(err, ErrNothingToClaim) {
 			break
 		}
 		if err != nil {
@@ -125,7 +129,7 @@ func TestClaimPriority(t *testing.T) {
 		t.Fatalf("claim order = %v, want %v", got, want)
 	}
 	o, _ := s.Get(ctx, "express")
-	if want := base.Add(-10 * time.Minute).Add(ExpressWindow); !o.Deadline.Equal(want) {
+	if want := base.Add(-10 * time.Minute).Add(order.ExpressWindow); !o.Deadline.Equal(want) {
 		t.Fatalf("deadline = %v, want %v", o.Deadline, want)
 	}
 }
@@ -145,7 +149,7 @@ func TestFinishingIsGuarded(t *testing.T) {
 		t.Fatalf("finishing a cancelled order: %v", err)
 	}
 	o, _ := s.Get(ctx, "o1")
-	if o.State != Cancelled {
+	if o.State != order.Cancelled {
 		t.Fatalf("state = %s", o.State)
 	}
 }
@@ -184,7 +188,7 @@ func TestCardNumbersNeverReused(t *testing.T) {
 	s, c := open(t)
 	ctx := context.Background()
 	submit(t, s, "o1", false, holder(c.now()))
-	moves := map[State]State{Queued: Encoding}
+	moves := map[order.State]order.State{order.Queued: order.Encoding}
 	j, err := s.Claim(ctx, "w", time.Minute, moves)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +198,7 @@ func TestCardNumbersNeverReused(t *testing.T) {
 		if err := s.AllocateCard(ctx, j, "BB"); err != nil {
 			t.Fatal(err)
 		}
-		if seen[j.CardNumber] || !ValidCardNumber(j.CardNumber) {
+		if seen[j.CardNumber] || !order.ValidCardNumber(j.CardNumber) {
 			t.Fatalf("card number %s reused or invalid", j.CardNumber)
 		}
 		seen[j.CardNumber] = true
@@ -209,7 +213,7 @@ func TestCardNumbersNeverReused(t *testing.T) {
 			t.Fatalf("blank %d: failed=%v", i, failed)
 		}
 		if !failed {
-			if j, err = s.Claim(ctx, "w", time.Minute, map[State]State{Ready: Encoding}); err != nil {
+			if j, err = s.Claim(ctx, "w", time.Minute, map[order.State]order.State{order.Ready: order.Encoding}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -226,34 +230,6 @@ func TestCardNumbersNeverReused(t *testing.T) {
 	notices, _ := s.OrderNotices(ctx, "o1")
 	if len(notices) != 1 || notices[0].Type != "order.failed" {
 		t.Fatalf("notices = %+v", notices)
-	}
-}
-
-func TestCardNumberFormat(t *testing.T) {
-	for _, tc := range []struct {
-		prefix string
-		seq    int64
-		want   string
-		err    bool
-	}{
-		{"BB", 1, "BB-0000-000018", false},
-		{"NX", 123456789, "NX-1234-567897", false},
-		{"bb", 1, "", true},
-		{"BB", 0, "", true},
-		{"BB", 1_000_000_000, "", true},
-	} {
-		got, err := FormatCardNumber(tc.prefix, tc.seq)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("FormatCardNumber(%q, %d) = %q, %v; want %q", tc.prefix, tc.seq, got, err, tc.want)
-		}
-		if !tc.err && !ValidCardNumber(got) {
-			t.Errorf("%s does not validate", got)
-		}
-	}
-	for _, bad := range []string{"BB-0000-000019", "BB-0000-00001", "B1-0000-000018", "BB00000000018"} {
-		if ValidCardNumber(bad) {
-			t.Errorf("%s validated", bad)
-		}
 	}
 }
 
@@ -301,7 +277,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if err := cp.r.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
 		t.Fatalf("integrity of the copy: %q %v", check, err)
 	}
-	if o, err := cp.Get(context.Background(), "o199"); err != nil || o.State != Queued {
+	if o, err := cp.Get(context.Background(), "o199"); err != nil || o.State != order.Queued {
 		t.Fatalf("backup copy lacks an order: %v", err)
 	}
 	if err := s.Backup(context.Background(), dest, nil); err == nil {
@@ -326,6 +302,58 @@ func BenchmarkClaimComplete(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+}
+
+// Operators find an order by id, card number, chip UID or any part of the
+// holder's names as intake recorded them; % and _ are matched literally.
+func TestSearchFindsHolderNames(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	if _, _, err := s.Submit(ctx, NewOrder{ID: "o-1", Supplier: "sup", BodyHash: "h", Doc: []byte(`{}`), CardType: "id06",
+		HolderNames: []string{"Anna Ł. Svensson", "Anna Łukasz-Svensson"}, Approvals: holder(c.now()), Photo: []byte("jpeg")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, s, "o-2", false, holder(c.now()))
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"o-1", 1}, {"Ł. Sv", 1}, {"Łukasz-Svensson", 1}, {"anna", 1}, {"Anna%", 0}, {"Ann_", 0}, {"Bertil", 0},
+	} {
+		got, err := s.List(ctx, Filter{Search: tc.q})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("search %q: %d orders (%v), want %d", tc.q, len(got), err, tc.want)
+		}
+	}
+}
+
+// Orders accepted before the holder_names column get their names from the
+// stored document when the migration runs.
+func TestHolderNamesMigrationFillsOldOrders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "station.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	doc := []byte(`{"holder":{"first_name":"Anna","last_name":"Svensson","print_name":"A. Svensson"}}`)
+	if _, _, err := s.Submit(ctx, NewOrder{ID: "old-1", Supplier: "sup", BodyHash: "h", Doc: doc, CardType: "id06", Photo: []byte("j")}, "api"); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	if _, err := s.w.ExecContext(ctx, `ALTER TABLE orders DROP COLUMN holder_names; DELETE FROM schema_migrations WHERE version = '004_holder_names'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, q := range []string{"A. Svensson", "Anna Svensson"} {
+		if got, err := s.List(ctx, Filter{Search: q}); err != nil || len(got) != 1 {
+			t.Errorf("search %q after the migration: %d orders (%v)", q, len(got), err)
+		}
+	}
 }
 
 // Order ids are the supplier's: another supplier may use the same id. Each
@@ -377,7 +405,7 @@ func TestOrderIDsAreUniquePerSupplier(t *testing.T) {
 	if _, err := s.Cancel(ctx, b.ID, "bygg", "supplier:bygg", "no longer needed"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Get(ctx, a.ID); got.State == Cancelled {
+	if got, _ := s.Get(ctx, a.ID); got.State == order.Cancelled {
 		t.Fatal("bygg cancelled acme's order")
 	}
 	notices, _ := s.OrderNotices(ctx, b.ID)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"id06/order"
 )
 
 // Revocation reasons the station gives by itself; the others come from the
@@ -52,7 +54,7 @@ type CardRevocation struct {
 // RecordCert records a certificate issued for the job's card. It is
 // committed before the certificate goes onto the chip, so that whatever
 // happens to the blank afterwards, the certificate can be revoked.
-func (s *Store) RecordCert(ctx context.Context, j *Job, slot, serial string, notAfter time.Time) error {
+func (s *Store) RecordCert(ctx context.Context, j *Claim, slot, serial string, notAfter time.Time) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO issued_certs (serial, order_id, card_number, slot, not_after, issued_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			serial, j.ID, j.CardNumber, slot, ms(notAfter), now)
@@ -63,7 +65,7 @@ func (s *Store) RecordCert(ctx context.Context, j *Job, slot, serial string, not
 // SupersedeCerts revokes the certificates issued for the job's card other
 // than keep: those of an interrupted run whose keys the resumed run
 // replaced on the chip.
-func (s *Store) SupersedeCerts(ctx context.Context, j *Job, keep []string) error {
+func (s *Store) SupersedeCerts(ctx context.Context, j *Claim, keep []string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
 		_, err := revokeCard(ctx, tx, j.CardNumber, RevokeSuperseded, stationActor, now, keep)
 		return err
@@ -84,21 +86,11 @@ func revokeCard(ctx context.Context, tx *txn, number, reason, actor string, now 
 			args = append(args, k)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	var serials []string
-	for rows.Next() {
+	serials, err := collect(ctx, tx, func(row scanner) (string, error) {
 		var serial string
-		if err := rows.Scan(&serial); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		serials = append(serials, serial)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return serial, row.Scan(&serial)
+	}, q, args...)
+	if err != nil {
 		return nil, err
 	}
 	for _, serial := range serials {
@@ -121,7 +113,7 @@ func (s *Store) Revoke(ctx context.Context, id, supplier, actor, reason string) 
 		if err != nil {
 			return err
 		}
-		if st != Produced && st != Shipped {
+		if st != order.Produced && st != order.Shipped {
 			return fmt.Errorf("%w: the order is %s; only a produced or shipped card can be revoked", ErrState, st)
 		}
 		var number, certSerial, validUntil sql.NullString
@@ -153,7 +145,7 @@ func (s *Store) Revoke(ctx context.Context, id, supplier, actor, reason string) 
 		if err := addEvent(ctx, tx, id, now, st, actor, note); err != nil {
 			return err
 		}
-		if err := s.enqueueNotice(ctx, tx, id, "order.revoked", map[string]any{
+		if err := s.enqueueNotice(ctx, tx, id, order.NoticeRevoked, map[string]any{
 			"card_number": number.String, "reason": reason, "certificate_serials": serials}); err != nil {
 			return err
 		}
@@ -186,7 +178,7 @@ func recordLegacyCert(ctx context.Context, tx *txn, id, number, serial, validUnt
 
 // cardRevocation is the revocation of a card all of whose certificates are
 // on the CRL (the latest one), or nil while any of them is not.
-func cardRevocation(ctx context.Context, q querier, id, number string) (*CardRevocation, error) {
+func cardRevocation(ctx context.Context, q rowQuerier, id, number string) (*CardRevocation, error) {
 	if number == "" {
 		return nil, nil
 	}
@@ -208,8 +200,8 @@ func cardRevocation(ctx context.Context, q querier, id, number string) (*CardRev
 	return rev, nil
 }
 
-// querier is a transaction or the read pool.
-type querier interface {
+// rowQuerier is a transaction or the read pool.
+type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) scanner
 }
 
@@ -234,23 +226,14 @@ func (s *Store) OrderRevocation(ctx context.Context, id string) (*CardRevocation
 // CRLEntries returns the revoked certificates that have not expired by now:
 // what the CRL lists (an expired certificate is invalid without it).
 func (s *Store) CRLEntries(ctx context.Context, now time.Time) ([]Revocation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT r.serial, r.reason, r.at FROM revocations r JOIN issued_certs c ON c.serial = r.serial
-		WHERE c.not_after > ? ORDER BY r.at, r.serial`, ms(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Revocation
-	for rows.Next() {
+	return collect(ctx, s.r, func(row scanner) (Revocation, error) {
 		var r Revocation
 		var at int64
-		if err := rows.Scan(&r.Serial, &r.Reason, &at); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&r.Serial, &r.Reason, &at)
 		r.At = time.UnixMilli(at).UTC()
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, err
+	}, `SELECT r.serial, r.reason, r.at FROM revocations r JOIN issued_certs c ON c.serial = r.serial
+		WHERE c.not_after > ? ORDER BY r.at, r.serial`, ms(now))
 }
 
 // RevocationsMark changes whenever a certificate is revoked: a CRL issued
@@ -273,44 +256,26 @@ func (s *Store) NextCRLNumber(ctx context.Context) (int64, error) {
 // RevokedCards lists the most recent revocations, one row per card and
 // reason, newest first: for the operator page.
 func (s *Store) RevokedCards(ctx context.Context, limit int) ([]CardRevocation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT c.order_id, c.card_number, r.reason, max(r.at), r.actor, group_concat(r.serial, ' ')
-		FROM revocations r JOIN issued_certs c ON c.serial = r.serial
-		GROUP BY c.order_id, c.card_number, r.reason, r.actor ORDER BY max(r.at) DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []CardRevocation
-	for rows.Next() {
+	return collect(ctx, s.r, func(row scanner) (CardRevocation, error) {
 		var r CardRevocation
 		var at int64
 		var serials string
-		if err := rows.Scan(&r.OrderID, &r.CardNumber, &r.Reason, &at, &r.Actor, &serials); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&r.OrderID, &r.CardNumber, &r.Reason, &at, &r.Actor, &serials)
 		r.At, r.Serials = time.UnixMilli(at).UTC(), strings.Fields(serials)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, err
+	}, `SELECT c.order_id, c.card_number, r.reason, max(r.at), r.actor, group_concat(r.serial, ' ')
+		FROM revocations r JOIN issued_certs c ON c.serial = r.serial
+		GROUP BY c.order_id, c.card_number, r.reason, r.actor ORDER BY max(r.at) DESC LIMIT ?`, limit)
 }
 
 // IssuedCerts lists the certificates issued for an order, oldest first.
 func (s *Store) IssuedCerts(ctx context.Context, id string) ([]IssuedCert, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT serial, order_id, card_number, slot, not_after, issued_at FROM issued_certs
-		WHERE order_id = ? ORDER BY issued_at, slot`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []IssuedCert
-	for rows.Next() {
+	return collect(ctx, s.r, func(row scanner) (IssuedCert, error) {
 		var c IssuedCert
 		var notAfter, issued int64
-		if err := rows.Scan(&c.Serial, &c.OrderID, &c.CardNumber, &c.Slot, &notAfter, &issued); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&c.Serial, &c.OrderID, &c.CardNumber, &c.Slot, &notAfter, &issued)
 		c.NotAfter, c.IssuedAt = time.UnixMilli(notAfter).UTC(), time.UnixMilli(issued).UTC()
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, err
+	}, `SELECT serial, order_id, card_number, slot, not_after, issued_at FROM issued_certs
+		WHERE order_id = ? ORDER BY issued_at, slot`, id)
 }

@@ -7,15 +7,17 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"id06/order"
 )
 
 // encodeWithCerts takes an order to the chip as the pipeline does when a run
 // was interrupted once: the first run's two certificates, then the resumed
 // run's two, of which only the last pair stays on the chip.
-func encodeWithCerts(t *testing.T, s *Store, id string, c *clock) (*Job, []string, []string) {
+func encodeWithCerts(t *testing.T, s *Store, id string, c *clock) (*Claim, []string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	j := atChip(t, s, id, c)
+	j := atChip(t, s, id, false, c.now())
 	orphans, final := []string{id + "a1", id + "e1"}, []string{id + "a2", id + "e2"}
 	for i, serial := range append(append([]string(nil), orphans...), final...) {
 		if err := s.RecordCert(ctx, j, []string{"9a", "9e"}[i%2], serial, c.now().AddDate(3, 0, 0)); err != nil {
@@ -74,14 +76,14 @@ func TestRevokeCard(t *testing.T) {
 		t.Fatalf("CRL after revoking: %v", got)
 	}
 	o, _ := s.Get(ctx, "o1")
-	if o.State != Produced {
+	if o.State != order.Produced {
 		t.Fatalf("state after revoking %s, want it kept (produced)", o.State)
 	}
 	if r, err := s.OrderRevocation(ctx, "o1"); err != nil || r == nil || r.Reason != "lost" || !r.At.Equal(c.now()) {
 		t.Fatalf("order revocation %+v %v", r, err)
 	}
 	ev, _ := s.Events(ctx, "o1")
-	if last := ev[len(ev)-1]; last.Actor != "supplier:sup" || last.State != Produced {
+	if last := ev[len(ev)-1]; last.Actor != "supplier:sup" || last.State != order.Produced {
 		t.Fatalf("last event %+v", last)
 	}
 	notices, _ := s.OrderNotices(ctx, "o1")

@@ -3,51 +3,60 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"strings"
+
+	"id06/order"
 )
 
-// Shipment is a parcel of produced cards for one delivery address (or one
-// express card). Its cards are the orders whose ShipmentID names it.
-type Shipment struct {
-	ID        string
-	Express   bool
-	Doc       []byte // addressing as JSON, as the station wrote it
-	CreatedAt time.Time
-	CreatedBy string
-	ShippedAt time.Time
-	ShippedBy string
-}
-
 // Unshipped returns produced orders not yet in a shipment.
-func (s *Store) Unshipped(ctx context.Context) ([]*Order, error) {
-	return s.orders(ctx, `WHERE state = ? AND shipment_id IS NULL ORDER BY id`, Produced)
+func (s *Store) Unshipped(ctx context.Context) ([]*order.Record, error) {
+	return s.orders(ctx, `WHERE state = ? AND shipment_id IS NULL ORDER BY id`, order.Produced)
 }
 
-// CreateShipment stores a parcel and puts the orders in it. Every order must
-// be produced and in no other parcel, else nothing is stored (ErrState).
-func (s *Store) CreateShipment(ctx context.Context, sh Shipment, orderIDs []string, actor string) error {
-	if len(orderIDs) == 0 {
-		return fmt.Errorf("%w: a shipment needs at least one card", ErrState)
+// addressing is how a shipment's address is stored: one JSON document, as
+// the packing list shows it.
+type addressing struct {
+	Orderer    string   `json:"orderer"`
+	Address    []string `json:"address"`
+	CostCenter string   `json:"cost_center"`
+	Department string   `json:"department"`
+}
+
+// CreateShipments stores a packing run: each parcel, with its cards' orders
+// put in it. Every order must be produced and in no other parcel, else
+// nothing at all is stored (ErrState): a run never leaves a half-packed set.
+func (s *Store) CreateShipments(ctx context.Context, shipments []order.Shipment, actor string) error {
+	for _, sh := range shipments {
+		if len(sh.Cards) == 0 {
+			return fmt.Errorf("%w: shipment %s needs at least one card", ErrState, sh.ID)
+		}
 	}
 	return s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO shipments (id, express, doc, created_at, created_by) VALUES (?, ?, ?, ?, ?)`,
-			sh.ID, sh.Express, sh.Doc, now, actor); err != nil {
-			return err
-		}
-		for _, id := range orderIDs {
-			res, err := tx.ExecContext(ctx, `UPDATE orders SET shipment_id = ?, updated_at = ? WHERE id = ? AND state = ? AND shipment_id IS NULL`,
-				sh.ID, now, id, Produced)
+		for _, sh := range shipments {
+			doc, err := json.Marshal(addressing{Orderer: sh.Orderer, Address: sh.Address, CostCenter: sh.CostCenter, Department: sh.Department})
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return fmt.Errorf("%w: order %s is not a produced card outside a shipment", ErrState, id)
-			}
-			if err := addEvent(ctx, tx, id, now, Produced, actor, "packed in shipment "+sh.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO shipments (id, express, doc, created_at, created_by) VALUES (?, ?, ?, ?, ?)`,
+				sh.ID, sh.Express, doc, now, actor); err != nil {
 				return err
+			}
+			for _, c := range sh.Cards {
+				res, err := tx.ExecContext(ctx, `UPDATE orders SET shipment_id = ?, updated_at = ? WHERE id = ? AND state = ? AND shipment_id IS NULL`,
+					sh.ID, now, c.OrderID, order.Produced)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n != 1 {
+					return fmt.Errorf("%w: order %s is not a produced card outside a shipment", ErrState, c.OrderID)
+				}
+				if err := addEvent(ctx, tx, c.OrderID, now, order.Produced, actor, "packed in shipment "+sh.ID); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -56,41 +65,48 @@ func (s *Store) CreateShipment(ctx context.Context, sh Shipment, orderIDs []stri
 
 const shipmentColumns = `id, express, doc, created_at, created_by, shipped_at, coalesce(shipped_by, '')`
 
-func scanShipment(row scanner) (*Shipment, error) {
-	var sh Shipment
+func scanShipment(row scanner) (*order.Shipment, error) {
+	var sh order.Shipment
+	var doc []byte
 	var created, shipped sql.NullInt64
-	err := row.Scan(&sh.ID, &sh.Express, &sh.Doc, &created, &sh.CreatedBy, &shipped, &sh.ShippedBy)
+	err := row.Scan(&sh.ID, &sh.Express, &doc, &created, &sh.CreatedBy, &shipped, &sh.ShippedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
+	var a addressing
+	if err := json.Unmarshal(doc, &a); err != nil {
+		return nil, fmt.Errorf("shipment %s: addressing: %w", sh.ID, err)
+	}
+	sh.Orderer, sh.Address, sh.CostCenter, sh.Department = a.Orderer, a.Address, a.CostCenter, a.Department
 	sh.CreatedAt, sh.ShippedAt = fromMS(created), fromMS(shipped)
 	return &sh, nil
 }
 
-// Shipments returns parcels, those still to ship first, then newest first.
-func (s *Store) Shipments(ctx context.Context, limit int) ([]*Shipment, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+shipmentColumns+` FROM shipments
+// Shipments returns parcels, those still to ship first, then newest first,
+// without their cards (see ShipmentOrders).
+func (s *Store) Shipments(ctx context.Context, limit int) ([]*order.Shipment, error) {
+	return collect(ctx, s.r, scanShipment, `SELECT `+shipmentColumns+` FROM shipments
 		ORDER BY shipped_at IS NOT NULL, express DESC, created_at DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
+}
+
+// ShipmentOrders returns the orders in the given parcels in one query,
+// ordered by parcel and card number; ShipmentID tells them apart.
+func (s *Store) ShipmentOrders(ctx context.Context, ids []string) ([]*order.Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	defer rows.Close()
-	var out []*Shipment
-	for rows.Next() {
-		sh, err := scanShipment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sh)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
 	}
-	return out, rows.Err()
+	return s.orders(ctx, `WHERE shipment_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY shipment_id, card_number`, args...)
 }
 
 // Shipment returns one parcel with its orders.
-func (s *Store) Shipment(ctx context.Context, id string) (*Shipment, []*Order, error) {
+func (s *Store) Shipment(ctx context.Context, id string) (*order.Shipment, []*order.Record, error) {
 	sh, err := scanShipment(s.r.QueryRowContext(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE id = ?`, id))
 	if err != nil {
 		return nil, nil, err
@@ -113,7 +129,7 @@ func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) 
 		if shipped.Valid {
 			return fmt.Errorf("%w: shipment %s was already shipped", ErrState, id)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, card_number FROM orders WHERE shipment_id = ? AND state = ?`, id, Produced)
+		rows, err := tx.QueryContext(ctx, `SELECT id, card_number FROM orders WHERE shipment_id = ? AND state = ?`, id, order.Produced)
 		if err != nil {
 			return err
 		}
@@ -138,13 +154,13 @@ func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) 
 		}
 		now := ms(s.now())
 		for _, c := range cards {
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, Shipped, now, c.order); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, updated_at = ? WHERE id = ?`, order.Shipped, now, c.order); err != nil {
 				return err
 			}
-			if err := addEvent(ctx, tx, c.order, now, Shipped, actor, "shipped in "+id); err != nil {
+			if err := addEvent(ctx, tx, c.order, now, order.Shipped, actor, "shipped in "+id); err != nil {
 				return err
 			}
-			if err := s.enqueueNotice(ctx, tx, c.order, "order.shipped", map[string]any{"shipment_id": id, "card_number": c.number}); err != nil {
+			if err := s.enqueueNotice(ctx, tx, c.order, order.NoticeShipped, map[string]any{"shipment_id": id, "card_number": c.number}); err != nil {
 				return err
 			}
 		}

@@ -24,15 +24,17 @@ import (
 var migrations embed.FS
 
 var (
-	ErrNotFound  = errors.New("order not found")
-	ErrConflict  = errors.New("an order with this id exists with a different body")
-	ErrNoJob     = errors.New("no job to claim")
-	ErrLeaseLost = errors.New("lease lost: the order changed state or another worker took it")
-	ErrState     = errors.New("the order is not in a state that allows this")
+	ErrNotFound       = errors.New("order not found")
+	ErrConflict       = errors.New("an order with this id exists with a different body")
+	ErrNothingToClaim = errors.New("no order to claim")
+	ErrLeaseLost      = errors.New("lease lost: the order changed state or another worker took it")
+	ErrState          = errors.New("the order is not in a state that allows this")
 )
 
-// Store is the station's database. Write transactions take turns in Go so
-// that SQLite never has to arbitrate writers; reads use a pool.
+// Store is the station's database. Write transactions (tx) take turns on
+// txMu so that SQLite never has to arbitrate them; single-statement writes
+// (outbox marks, users, sessions, audit, tokens) go straight to the write
+// pool and wait for SQLite's lock within the busy timeout. Reads use a pool.
 type Store struct {
 	w, r  *sql.DB
 	now   func() time.Time
@@ -266,6 +268,29 @@ func (s *Store) Backup(ctx context.Context, dest string, progress func(done, tot
 			}
 		})
 	})
+}
+
+// querier is the read pool or a write transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// collect runs a query and scans each row it returns with scan.
+func collect[T any](ctx context.Context, q querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

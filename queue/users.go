@@ -101,20 +101,11 @@ func (s *Store) Audit(ctx context.Context, actor, action, detail string) error {
 
 // AuditLog returns the newest station-level actions first.
 func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	return collect(ctx, s.r, func(row scanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at sql.NullInt64
-		if err := rows.Scan(&at, &e.Actor, &e.Action, &e.Detail); err != nil {
-			return nil, err
-		}
+		err := row.Scan(&at, &e.Actor, &e.Action, &e.Detail)
 		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, err
+	}, `SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?`, limit)
 }

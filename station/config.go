@@ -1,23 +1,21 @@
-// Package station runs the production pipeline and serves the supplier API
-// and the operator page.
 package station
 
 import (
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"id06/order"
 	"id06/personalize"
+	"id06/webhook"
 )
 
-// Config is everything `station serve` can be told. Every flag also reads
-// STATION_<FLAG> from the environment; a --config JSON file sets the rest.
+// Config is everything `station serve` can be told: the JSON of its
+// --config file, over which the flags and STATION_* variables go (see
+// cmd/station).
 type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
@@ -53,98 +51,33 @@ type Config struct {
 	RateBurst     int     `json:"rate_burst"`
 	// Suppliers with their webhook settings; tokens are created with
 	// `station token create`.
-	Suppliers []SupplierConfig `json:"suppliers"`
+	Suppliers []webhook.Supplier `json:"suppliers"`
 	// Production refuses to start with the development CA or the development
 	// sealing key, and makes no dev token.
 	Production bool `json:"production"`
 
-	Lease time.Duration `json:"-"`
+	Lease           time.Duration `json:"-"` // how long a worker's claim holds unless extended
+	PrinterPatience time.Duration `json:"-"` // how long a busy printer is retried before the station pauses
 }
 
-// SupplierConfig is one supplier system that pushes orders and gets webhooks.
-type SupplierConfig struct {
-	Name          string `json:"name"`
-	WebhookURL    string `json:"webhook_url"`
-	WebhookSecret string `json:"webhook_secret"`
-	// AllowLinkLocalWebhook lets webhook_url reach a link-local or cloud
-	// metadata address, refused by default (loopback and private networks
-	// are always allowed).
-	AllowLinkLocalWebhook bool `json:"allow_link_local_webhook"`
-}
-
-// Defaults are the embedded defaults of DESIGN §7.
+// Defaults are the embedded defaults of docs/design.md §7.
 func Defaults() Config {
 	return Config{
-		Listen:        "127.0.0.1:8080",
-		DataDir:       "./var",
-		Reader:        "sim",
-		Stock:         personalize.StockGeneric,
-		Printer:       "spool",
-		CardPrefix:    "BB",
-		Issuer:        "ID06 Card Supplier AB",
-		MaxBlanks:     3,
-		PhotoWorkers:  2,
-		MaxBodyBytes:  32 << 20,
-		RatePerSecond: 100,
-		RateBurst:     500,
-		Lease:         30 * time.Second,
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./var",
+		Reader:          "sim",
+		Stock:           personalize.StockGeneric,
+		Printer:         "spool",
+		CardPrefix:      "BB",
+		Issuer:          "ID06 Card Supplier AB",
+		MaxBlanks:       3,
+		PhotoWorkers:    2,
+		MaxBodyBytes:    32 << 20,
+		RatePerSecond:   100,
+		RateBurst:       500,
+		Lease:           30 * time.Second,
+		PrinterPatience: time.Minute,
 	}
-}
-
-// ParseServeFlags reads `station serve` flags over env over the config file
-// over the defaults.
-func ParseServeFlags(args []string, getenv func(string) string) (Config, error) {
-	cfg := Defaults()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
-	configFile := fs.String("config", getenv("STATION_CONFIG"), "configuration file (JSON)")
-	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
-	data := fs.String("data", "", "data directory (default ./var)")
-	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
-	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
-	production := fs.Bool("production", false, "refuse to start until real keys are configured (ca_cert, ca_key, seal_to)")
-	if err := fs.Parse(args); err != nil {
-		return cfg, fmt.Errorf("serve: %w (flags: --listen ADDR --data DIR --config FILE --reader sim|pcsc[:NAME] --printer spool[:DIR]|ipp:URI|sim --production)", err)
-	}
-	if *configFile != "" {
-		b, err := os.ReadFile(*configFile)
-		if err != nil {
-			return cfg, fmt.Errorf("config: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
-		}
-	}
-	pick := func(dst *string, flagVal, env string) {
-		if v := getenv(env); v != "" {
-			*dst = v
-		}
-		if flagVal != "" {
-			*dst = flagVal
-		}
-	}
-	pick(&cfg.Listen, *listen, "STATION_LISTEN")
-	pick(&cfg.DataDir, *data, "STATION_DATA")
-	pick(&cfg.Reader, *reader, "STATION_READER")
-	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
-	pick(&cfg.Template, "", "STATION_TEMPLATE")
-	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
-	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
-	pick(&cfg.CACert, "", "STATION_CA_CERT")
-	pick(&cfg.CAKey, "", "STATION_CA_KEY")
-	if v := getenv("STATION_PRODUCTION"); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return cfg, fmt.Errorf("STATION_PRODUCTION=%q: use true or false", v)
-		}
-		cfg.Production = on
-	}
-	cfg.Production = cfg.Production || *production
-	pick(&cfg.Stock, "", "STATION_STOCK")
-	cfg.PKCS11PIN = getenv("STATION_PKCS11_PIN")
-	return cfg, cfg.Validate()
 }
 
 // DevelopmentCA reports whether cards are signed by the development CA that
@@ -158,8 +91,8 @@ func (c Config) DevelopmentSeal() bool { return c.SealTo == "" }
 // Validate refuses a configuration the station cannot run with.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.CardPrefix) != 2 || strings.ToUpper(c.CardPrefix) != c.CardPrefix {
-		errs = append(errs, fmt.Errorf("card_prefix %q: must be the supplier's two capital letters", c.CardPrefix))
+	if err := order.CheckCardPrefix(c.CardPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("card_prefix: %w", err))
 	}
 	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
 		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))
@@ -204,7 +137,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url needs a webhook_secret to sign with", i, s.Name))
 		}
 		if s.WebhookURL != "" {
-			if err := checkWebhookURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
+			if err := webhook.CheckURL(s.WebhookURL, s.AllowLinkLocalWebhook); err != nil {
 				errs = append(errs, fmt.Errorf("suppliers[%d] (%s): webhook_url %w", i, s.Name, err))
 			}
 		}

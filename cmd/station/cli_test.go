@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,29 @@ func TestHelpListsVerbs(t *testing.T) {
 	}
 	if _, errOut, code := run2(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown verb") {
 		t.Errorf("unknown verb: exit %d, %q", code, errOut)
+	}
+}
+
+// Each verb's usage line comes from the verb table, and names every flag
+// the verb takes, so the two cannot drift apart.
+func TestUsageNamesEveryFlag(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
+	for name, v := range verbs {
+		if v.run == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := run2(t, append(strings.Fields(name), "-h")...)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code != 0 || lines[len(lines)-1] != "usage: station "+v.usage {
+				t.Fatalf("-h: exit %d, stdout %q; want the verb table's line last", code, out)
+			}
+			for _, m := range flagLine.FindAllStringSubmatch(errOut+out, -1) {
+				if !strings.Contains(v.usage, "-"+m[1]+" ") && !strings.HasSuffix(v.usage, "-"+m[1]) && !strings.Contains(v.usage, "-"+m[1]+"]") {
+					t.Errorf("usage %q does not name --%s", v.usage, m[1])
+				}
+			}
+		})
 	}
 }
 

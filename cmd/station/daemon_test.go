@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"id06/station/stationtest"
 	"io"
 	"net/http"
 	"os"
@@ -110,21 +111,9 @@ type daemon struct {
 	url    string
 	dir    string
 	token  string
-	stderr *syncBuffer
+	stderr *stationtest.LogBuffer
 	done   chan error
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startDaemon runs `station serve` on 127.0.0.1:0 over the data dir.
 func startDaemon(t testing.TB, dir string, args ...string) *daemon {
@@ -147,7 +136,7 @@ func startCmd(t testing.TB, cmd *exec.Cmd, dir string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, cmd: cmd, dir: dir, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{t: t, cmd: cmd, dir: dir, stderr: &stationtest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -19,8 +19,10 @@ type verb struct {
 	run   func(c *cli, args []string) error
 }
 
-// cli is what every verb gets: streams, environment and the two contexts.
+// cli is what every verb gets: streams, environment, the two contexts and
+// the verb's usage line.
 type cli struct {
+	usage        string
 	ctx, cardCtx context.Context
 	getenv       func(string) string
 	stdin        io.Reader
@@ -29,16 +31,16 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim]", "run the station daemon", runServe},
-	"order submit":   {"order submit [--url URL] [--token TOKEN] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim] [--production]", "run the station daemon", runServe},
+	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
 	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
 	"photo crop":     {"photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]", "crop a photo to the 300x380 grayscale card portrait", runPhotoCrop},
-	"photo override": {"photo override ORDER-ID pass|fail --reason TEXT [--data DIR]", "override the photo verdict of an order (operator)", runPhotoOverride},
-	"card render":    {"card render ORDER.json -o face.pdf [--png face.png] [--template FILE]", "lay out a card face without the daemon", runCardRender},
+	"photo override": {"photo override ORDER-ID pass|fail --reason TEXT [--code CODE] [--operator NAME] [--data DIR]", "override the photo verdict of an order (operator)", runPhotoOverride},
+	"card render":    {"card render ORDER.json -o face.pdf [--png face.png] [--template FILE] [--card-number NUMBER]", "lay out a card face without the daemon", runCardRender},
 	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR] [--config FILE] [--crl FILE]", "check an encoded card in a reader (QA); exit 0 every check passed, 1 one failed, 2 some could not run, 3 no verification", runVerify},
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
-	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX] [--stock generic|yubikey]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
+	"sim card":       {"sim card --vpcd HOST:PORT [--stock NAME] [--uid HEX] [--state FILE] [--remove-after-writes N] [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
 	"token list":     {"token list [--data DIR]", "list the API tokens: id, supplier, scopes, created (never the token)", runTokenList},
 	"token revoke":   {"token revoke ID [--data DIR]", "revoke an API token by the id token list shows; it is refused at once", runTokenRevoke},
@@ -58,6 +60,7 @@ func run(ctx, cardCtx context.Context, args []string, getenv func(string) string
 		}
 		return 0
 	}
+	c.usage = verbs[name].usage
 	err := verbs[name].run(c, rest)
 	if err == nil {
 		return 0
@@ -104,11 +107,43 @@ func usage(w io.Writer) {
 	}
 }
 
+// usageErr says how the verb is called, from its line in the verb table.
+func (c *cli) usageErr() error { return errors.New("usage: station " + c.usage) }
+
 // flags makes a verb's flag set that reports errors instead of exiting.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	return fs
+}
+
+// args parses the verb's flags and wants n positional arguments (any number
+// when n < 0) and every check in want to hold once the flags are read;
+// otherwise it says how the verb is called.
+func (c *cli) args(fs *flag.FlagSet, args []string, n int, want ...func() bool) ([]string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	ok := n < 0 || len(pos) == n
+	for _, w := range want {
+		ok = ok && w()
+	}
+	if !ok {
+		return nil, c.usageErr()
+	}
+	return pos, nil
+}
+
+// file parses the verb's flags, wants one positional argument and reads
+// the file it names.
+func (c *cli) file(fs *flag.FlagSet, args []string, want ...func() bool) (name string, data []byte, err error) {
+	pos, err := c.args(fs, args, 1, want...)
+	if err != nil {
+		return "", nil, err
+	}
+	data, err = os.ReadFile(pos[0])
+	return pos[0], data, err
 }
 
 // parse parses flags wherever they stand among the positional arguments.

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"id06/queue"
-	"id06/station"
+	"id06/ui"
 )
 
 // runUserAdd creates an operator account. The password never appears on
@@ -20,12 +20,9 @@ func runUserAdd(c *cli, args []string) error {
 	fs := c.flags("user add")
 	role := fs.String("role", "", "operator, qa or admin")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1, func() bool { return *role != "" })
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 || *role == "" {
-		return errors.New("usage: station user add NAME --role operator|qa|admin (password from stdin or a prompt)")
 	}
 	if !queue.ValidRole(*role) {
 		return fmt.Errorf("role %q: use operator, qa or admin", *role)
@@ -34,22 +31,19 @@ func runUserAdd(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	hash, err := station.HashPassword(password)
+	hash, err := ui.HashPassword(password)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := store.AddUser(c.ctx, pos[0], *role, hash); err != nil {
-		if errors.Is(err, queue.ErrUserExists) {
+	err = c.withStore(*data, func(store *queue.Store) error {
+		if err := store.AddUser(c.ctx, pos[0], *role, hash); errors.Is(err, queue.ErrUserExists) {
 			return fmt.Errorf("user %q exists already; pick another name", pos[0])
+		} else if err != nil {
+			return err
 		}
-		return err
-	}
-	if err := store.Audit(c.ctx, "cli", "user_add", pos[0]+" as "+*role); err != nil {
+		return store.Audit(c.ctx, "cli", "user_add", pos[0]+" as "+*role)
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "user %s added with role %s\n", pos[0], *role)

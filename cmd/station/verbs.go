@@ -2,13 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
-	"image"
 	"io"
 	"net/http"
 	"os"
@@ -17,37 +16,18 @@ import (
 	"strings"
 	"time"
 
+	"id06/api"
 	"id06/imaging"
+	"id06/internal/atomicfile"
 	"id06/order"
 	"id06/personalize"
 	"id06/personalize/pcsc"
 	"id06/personalize/vpcd"
+	"id06/pipeline"
 	"id06/printer"
 	"id06/queue"
 	"id06/station"
 )
-
-func runServe(c *cli, args []string) error {
-	cfg, err := station.ParseServeFlags(args, c.getenv)
-	if err != nil {
-		return err
-	}
-	s, err := station.Open(cfg, c.logger())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	sd := sdNotifier{socket: c.getenv("NOTIFY_SOCKET"), log: c.logger()}
-	defer context.AfterFunc(c.ctx, func() { sd.notify("STOPPING=1") })()
-	// ready runs once the devices are open and the listener accepts; the
-	// pipeline starts right after it.
-	return s.Run(c.ctx, c.cardCtx, func(addr string) {
-		fmt.Fprintf(c.stdout, "station listening on http://%s\n", addr)
-		if c.ctx.Err() == nil {
-			sd.notify("READY=1\nSTATUS=listening on " + addr)
-		}
-	})
-}
 
 // submitter pushes order files to a station's API.
 type submitter struct {
@@ -169,12 +149,9 @@ func withPhoto(body []byte, photoPath string) ([]byte, error) {
 func runDBBackup(c *cli, args []string) error {
 	fs := c.flags("db backup")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: station db backup [--data DIR] FILE")
 	}
 	src := filepath.Join(dataDir(c, *data), "station.db")
 	if !fileExists(src) {
@@ -209,7 +186,7 @@ func runPhotoCheck(c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return &exitError{2, errors.New("usage: station photo check IMG [--json]")}
+		return &exitError{2, c.usageErr()}
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
@@ -242,30 +219,23 @@ func runPhotoCrop(c *cli, args []string) error {
 	fs := c.flags("photo crop")
 	out := fs.String("o", "", "output PNG (300x380, 8-bit gray, 300 dpi)")
 	chip := fs.String("chip-jpeg", "", "also write the chip's facial image JPEG here")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *out == "" {
-		return errors.New("usage: station photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]")
-	}
-	data, err := os.ReadFile(pos[0])
+	name, data, err := c.file(fs, args, func() bool { return *out != "" })
 	if err != nil {
 		return err
 	}
 	res := imaging.CheckPhoto(data)
 	if res.Portrait == nil {
-		return &exitError{2, fmt.Errorf("%s cannot be cropped: %s", pos[0], reasonCodes(res))}
+		return &exitError{2, fmt.Errorf("%s cannot be cropped: %s", name, reasonCodes(res))}
 	}
 	png, err := imaging.EncodePNG(res.Portrait, 300)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, png); err != nil {
+	if err := atomicfile.Write(*out, png, 0o600); err != nil {
 		return err
 	}
 	if *chip != "" {
-		if err := writeFileAtomic(*chip, res.ChipJPEG); err != nil {
+		if err := atomicfile.Write(*chip, res.ChipJPEG, 0o600); err != nil {
 			return err
 		}
 	}
@@ -283,59 +253,24 @@ func reasonCodes(res *imaging.Result) string {
 	return strings.Join(codes, ", ")
 }
 
-// writeFileAtomic writes a portrait or card face for the user alone (it is
-// personal data) through a fresh temporary file, so neither a crash nor an
-// old file's mode leaves it half written or open to others.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err = errors.Join(err, f.Close()); err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
 func runPhotoOverride(c *cli, args []string) error {
 	fs := c.flags("photo override")
 	reason := fs.String("reason", "", "why the verdict is overridden (required)")
 	code := fs.String("code", "", "with fail: the reason code sent to the orderer (e.g. background_not_uniform)")
 	data := fs.String("data", "", "data directory (default ./var)")
-	operator := fs.String("operator", os.Getenv("USER"), "who overrides")
-	pos, err := parse(fs, args)
+	operator := fs.String("operator", c.getenv("USER"), "who overrides")
+	pos, err := c.args(fs, args, 2, func() bool { return strings.TrimSpace(*reason) != "" })
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 || (pos[1] != "pass" && pos[1] != "fail") || strings.TrimSpace(*reason) == "" {
-		return errors.New("usage: station photo override ORDER-ID pass|fail --reason TEXT [--code CODE]")
-	}
-	var reasons []queue.Reason
-	if pos[1] == "fail" {
-		if *code == "" {
-			return errors.New("a fail override needs --code naming the rule the photo breaks (one of " + strings.Join(imaging.Codes(), ", ") + ")")
+	return c.withStore(*data, func(store *queue.Store) error {
+		o, err := pipeline.OverridePhoto(c.ctx, store, pos[0], pipeline.PhotoVerdict{Verdict: pos[1], Code: *code, Reason: *reason}, "operator:"+*operator)
+		if err != nil {
+			return err
 		}
-		r := imaging.ReasonFor(*code)
-		if r.MessageEN == "" {
-			return fmt.Errorf("unknown reason code %q; use one of %s", *code, strings.Join(imaging.Codes(), ", "))
-		}
-		reasons = []queue.Reason{queue.Reason(r)}
-	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	o, err := store.OverridePhoto(c.ctx, pos[0], pos[1], "operator:"+*operator, *reason, reasons)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s %s\n", o.ID, o.State)
-	return nil
+		fmt.Fprintf(c.stdout, "%s %s\n", o.ID, o.State)
+		return nil
+	})
 }
 
 func runCardRender(c *cli, args []string) error {
@@ -344,14 +279,7 @@ func runCardRender(c *cli, args []string) error {
 	pngOut := fs.String("png", "", "also write the front as a 300 dpi PNG")
 	tmplPath := fs.String("template", "", "card template (default: the built-in ID06 template)")
 	number := fs.String("card-number", "", "card number to print (default: a sample number)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *out == "" {
-		return errors.New("usage: station card render ORDER.json -o face.pdf [--png face.png]")
-	}
-	body, err := os.ReadFile(pos[0])
+	_, body, err := c.file(fs, args, func() bool { return *out != "" })
 	if err != nil {
 		return err
 	}
@@ -365,7 +293,7 @@ func runCardRender(c *cli, args []string) error {
 			return err
 		}
 	}
-	if err := o.Validate(order.Checks{Now: time.Now(), Photo: imaging.CheckPhotoHeader, Logo: imaging.CheckLogoHeader, PrintName: tmpl.CheckName}); err != nil {
+	if err := o.Validate(api.Checks(tmpl, time.Now())); err != nil {
 		return err
 	}
 	photo := imaging.CheckPhoto(o.Photo)
@@ -375,35 +303,26 @@ func runCardRender(c *cli, args []string) error {
 	if photo.Verdict != "pass" {
 		fmt.Fprintf(c.stderr, "warning: the photo fails the ID06 rules (%s); rendered anyway\n", reasonCodes(photo))
 	}
-	var logo image.Image
-	if len(o.Company.Logo) > 0 {
-		if logo, err = imaging.PrepareLogo(o.Company.Logo, o.Company.ColorLogo); err != nil {
-			return err
-		}
-	}
 	if *number == "" {
-		*number, _ = queue.FormatCardNumber("BB", 1)
-	} else if !queue.ValidCardNumber(*number) {
+		*number, _ = order.FormatCardNumber("BB", 1)
+	} else if !order.ValidCardNumber(*number) {
 		return fmt.Errorf("card number %q is not of the form BB-NNNN-NNNNNN with a Luhn check digit", *number)
 	}
-	face, err := printer.Render(tmpl, printer.Card{CardType: o.CardType, PrintName: o.Holder.PrintName, Company: o.Company.Name,
-		OrgNumber: o.Company.OrgNumber, CardNumber: *number, Issuer: station.Defaults().Issuer, ValidUntil: o.ValidUntilDate(time.Now()),
-		Portrait: photo.Portrait, Logo: logo, ColorLogo: o.Company.ColorLogo})
+	face, err := pipeline.Face(tmpl, o, *number, station.Defaults().Issuer, o.ValidUntilDate(time.Now()), photo.Portrait, o.Company.Logo)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, face.PDF); err != nil {
+	if err := atomicfile.Write(*out, face.PDF, 0o600); err != nil {
 		return err
 	}
 	if *pngOut != "" {
-		return writeFileAtomic(*pngOut, face.FrontPNG)
+		return atomicfile.Write(*pngOut, face.FrontPNG, 0o600)
 	}
 	return nil
 }
 
-// Exit codes of `station verify`.
+// Exit codes of `station verify` other than 0 (every check passed).
 const (
-	verifyPass       = 0 // every check passed
 	verifyFail       = 1 // a check failed
 	verifyIncomplete = 2 // none failed, some could not run (no PIN, no CRL, no master key)
 	verifyError      = 3 // the card could not be verified at all (no reader, no card, no CA)
@@ -420,7 +339,9 @@ func runVerify(c *cli, args []string) error {
 	data := fs.String("data", "", "data directory of the station that made the card: its pki/ca.pem, master key and database (default ./var)")
 	configFile := fs.String("config", "", "the station's configuration file: its ca_cert, stock and key store")
 	crlFile := fs.String("crl", "", "check revocation against this CRL file (DER or PEM) instead of fetching the certificate's CRL distribution point")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args); errors.Is(err, flag.ErrHelp) {
+		return err
+	} else if err != nil {
 		return &exitError{verifyError, err}
 	}
 	v, dir, closeKeys, err := openVerifier(c, *configFile, *data, *crlFile)
@@ -487,7 +408,7 @@ func openVerifier(c *cli, configFile, data, crlFile string) (*personalize.Verifi
 	if configFile != "" {
 		args = []string{"--config", configFile}
 	}
-	cfg, err := station.ParseServeFlags(args, c.getenv)
+	cfg, err := parseServeFlags(args, c.getenv, c.stderr)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -540,11 +461,22 @@ func openVerifier(c *cli, configFile, data, crlFile string) (*personalize.Verifi
 	return v, dir, closeKeys, nil
 }
 
+// withStore runs fn on the station database of a data directory (see
+// openStore) and closes it.
+func (c *cli) withStore(data string, fn func(*queue.Store) error) error {
+	store, err := openStore(c, data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
 // openStore opens the station database of a data directory (creating both
 // when new), for the verbs that work on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
-	if err := station.EnsureDataDir(dir); err != nil {
+	if err := ensureDataDir(dir); err != nil {
 		return nil, err
 	}
 	return queue.Open(filepath.Join(dir, "station.db"))
@@ -569,6 +501,11 @@ func findOrder(c *cli, dir, cardNumber string) string {
 }
 
 func runReaders(c *cli, args []string) error {
+	if pos, err := parse(c.flags("readers"), args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return c.usageErr()
+	}
 	names, err := pcsc.Readers()
 	if err != nil {
 		return err
@@ -591,83 +528,72 @@ func runTokenCreate(c *cli, args []string) error {
 	supplier := fs.String("supplier", "", "the supplier system the token is for")
 	scope := fs.String("scope", "orders", "what the token may do: orders (supplier API) or operator (/v1/ops); comma-separated for both")
 	data := fs.String("data", "", "data directory (default ./var)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := c.args(fs, args, 0, func() bool { return strings.TrimSpace(*supplier) != "" }); err != nil {
 		return err
 	}
-	if strings.TrimSpace(*supplier) == "" {
-		return errors.New("usage: station token create --supplier NAME [--scope orders|operator]")
-	}
-	scopes, err := station.ParseScopes(*scope)
+	scopes, err := api.ParseScopes(*scope)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	token, err := station.NewToken()
-	if err != nil {
-		return err
-	}
-	if err := store.AddToken(c.ctx, *supplier, token, scopes); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s\n", token)
-	fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
-	return nil
+	return c.withStore(*data, func(store *queue.Store) error {
+		token, err := api.NewToken()
+		if err != nil {
+			return err
+		}
+		if err := store.AddToken(c.ctx, *supplier, token, scopes); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", token)
+		fmt.Fprintf(c.stderr, "This token is shown once; the station keeps only its hash. It is listed as id %s (station token list, station token revoke).\n", queue.TokenID(token))
+		return nil
+	})
 }
 
 func runTokenList(c *cli, args []string) error {
 	fs := c.flags("token list")
 	data := fs.String("data", "", "data directory (default ./var)")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := c.args(fs, args, 0); err != nil {
 		return err
 	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	tokens, err := store.Tokens(c.ctx)
-	if err != nil {
-		return err
-	}
-	if len(tokens) == 0 {
-		fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+	return c.withStore(*data, func(store *queue.Store) error {
+		tokens, err := store.Tokens(c.ctx)
+		if err != nil {
+			return err
+		}
+		if len(tokens) == 0 {
+			fmt.Fprintln(c.stdout, "no tokens; create one with station token create --supplier NAME")
+			return nil
+		}
+		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
+		for _, t := range tokens {
+			fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
+		}
 		return nil
-	}
-	fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", "ID", "SUPPLIER", "SCOPES", "CREATED")
-	for _, t := range tokens {
-		fmt.Fprintf(c.stdout, "%-12s  %-20s  %-16s  %s\n", t.ID, t.Supplier, strings.Join(t.Scopes, ","), t.CreatedAt.Local().Format("2006-01-02 15:04"))
-	}
-	return nil
+	})
 }
 
 func runTokenRevoke(c *cli, args []string) error {
 	fs := c.flags("token revoke")
 	data := fs.String("data", "", "data directory (default ./var)")
-	pos, err := parse(fs, args)
+	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return errors.New("usage: station token revoke ID (the id station token list shows)")
-	}
-	store, err := openStore(c, *data)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	t, err := store.RevokeToken(c.ctx, pos[0])
+	return c.withStore(*data, func(store *queue.Store) error { return c.revokeToken(store, *data, pos[0]) })
+}
+
+// revokeToken revokes a token by its id; the development token's file goes
+// with it, else the next start would accept the token again.
+func (c *cli) revokeToken(store *queue.Store, data, id string) error {
+	t, err := store.RevokeToken(c.ctx, id)
 	switch {
 	case errors.Is(err, queue.ErrNotFound):
-		return fmt.Errorf("no token has id %s; station token list shows the ids", pos[0])
+		return fmt.Errorf("no token has id %s; station token list shows the ids", id)
 	case err != nil:
 		return err
 	}
 	// The station re-adds the dev token from its file at every start.
-	devToken := filepath.Join(dataDir(c, *data), "dev-token")
+	devToken := filepath.Join(dataDir(c, data), "dev-token")
 	if b, err := os.ReadFile(devToken); err == nil && queue.TokenID(strings.TrimSpace(string(b))) == t.ID {
 		if err := os.Remove(devToken); err != nil {
 			return fmt.Errorf("token revoked, but its file %s stays and the next start would accept it again: %w", devToken, err)

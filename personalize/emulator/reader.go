@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"id06/internal/atomicfile"
 	"id06/personalize/apdu"
 )
 
@@ -123,22 +124,7 @@ func (r *Reader) save(b []byte) error {
 	if err := os.MkdirAll(r.stateDir, 0o700); err != nil {
 		return fmt.Errorf("emulator: reader state: %w", err)
 	}
-	tmp, err := os.CreateTemp(r.stateDir, slotFile+".*")
-	if err != nil {
-		return fmt.Errorf("emulator: reader state: %w", err)
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(r.stateDir, slotFile))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(filepath.Join(r.stateDir, slotFile), b, 0o600); err != nil {
 		return fmt.Errorf("emulator: saving the card in reader %q: %w", r.name, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"id06/internal/atomicfile"
 	"id06/personalize/emulator"
 )
 
@@ -110,11 +111,7 @@ func loadOrNew(path string, stock emulator.Stock) (*emulator.Card, error) {
 
 // writeState replaces path atomically, so a crash never leaves half a card.
 func writeState(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("sim card: saving the card: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("sim card: saving the card: %w", err)
 	}
 	return nil

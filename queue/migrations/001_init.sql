@@ -4,7 +4,7 @@ CREATE TABLE orders (
     id              TEXT PRIMARY KEY,
     supplier        TEXT NOT NULL,
     body_hash       TEXT NOT NULL,
-    doc             BLOB NOT NULL,            -- the order JSON as accepted (photo and logo included)
+    doc             BLOB NOT NULL,            -- the order JSON as accepted, without photo and logo (those are in blobs)
     card_type       TEXT NOT NULL,
     express         INTEGER NOT NULL DEFAULT 0,
     trade_org_required INTEGER NOT NULL DEFAULT 0,

@@ -1,0 +1,309 @@
+// Package pipeline carries claimed orders through the stages: the photo
+// check on several workers, then one device worker that takes a card from
+// blank to printed (encoding the chip, printing the face). It pauses the
+// station for what an operator must fix (a reader fault, a printer out of
+// cards) and says why.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"id06/imaging"
+	"id06/order"
+	"id06/personalize"
+	"id06/personalize/apdu"
+	"id06/printer"
+	"id06/queue"
+)
+
+// Config is what the pipeline is told by the station's configuration.
+type Config struct {
+	PhotoWorkers int           // concurrent photo stages
+	Lease        time.Duration // how long a claim holds without being extended
+	CardPrefix   string        // the supplier's two letters on card numbers
+	MaxBlanks    int           // spoiled blanks before an order fails
+	Issuer       string        // card supplier name on the card back
+	// PrinterPatience is how long a printer that says it will be ready
+	// again (busy, briefly unreachable) is retried before the station
+	// pauses for an operator.
+	PrinterPatience time.Duration
+}
+
+// Store is what the pipeline needs of the database: claims and the guarded
+// transitions of a claimed order.
+type Store interface {
+	Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*queue.Claim, error)
+	Extend(ctx context.Context, c *queue.Claim, lease time.Duration) error
+	Advance(ctx context.Context, c *queue.Claim, to order.State, note string) error
+	Release(ctx context.Context, c *queue.Claim, to order.State, note string) error
+	Rescue(ctx context.Context, all bool) (int, error)
+	Blob(ctx context.Context, id, kind string) ([]byte, error)
+	PutBlobs(ctx context.Context, c *queue.Claim, blobs map[string][]byte) error
+	PhotoPassed(ctx context.Context, c *queue.Claim, blobs map[string][]byte, note string) error
+	NeedsFixPhoto(ctx context.Context, c *queue.Claim, reasons []order.Reason) error
+	AllocateCard(ctx context.Context, c *queue.Claim, prefix string) error
+	RecordChip(ctx context.Context, c *queue.Claim, uid string) error
+	RecordCert(ctx context.Context, c *queue.Claim, slot, serial string, notAfter time.Time) error
+	SupersedeCerts(ctx context.Context, c *queue.Claim, keep []string) error
+	SpoilBlank(ctx context.Context, c *queue.Claim, reason string, maxBlanks int) (failed bool, err error)
+	Fail(ctx context.Context, c *queue.Claim, reason string) error
+	FailSpoiled(ctx context.Context, c *queue.Claim, reason string) error
+	Encoded(ctx context.Context, c *queue.Claim, certSerial, validUntil string, sealed []byte) error
+	Produced(ctx context.Context, c *queue.Claim, note string) error
+	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
+}
+
+// Metrics is told how long stages take and what came of them.
+type Metrics interface {
+	Stage(stage string, d time.Duration)
+	Spoiled()
+	Produced()
+	ExpressMissed()
+}
+
+// The stages the pipeline drives, each as small as the pipeline needs it.
+type (
+	// PhotoChecker turns an uploaded photo into a verdict and a portrait.
+	PhotoChecker func(photo []byte) *imaging.Result
+	// CardReader hands out the card in the encoder.
+	CardReader interface {
+		Name() string
+		Connect(ctx context.Context) (apdu.Card, error)
+	}
+	// ChipWriter writes and verifies the PIV data.
+	ChipWriter interface {
+		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, rec personalize.Record) (*personalize.Result, error)
+	}
+	// CardPrinter prints a card face.
+	CardPrinter interface {
+		Print(ctx context.Context, job printer.Job) error
+		Status(ctx context.Context) printer.Status
+	}
+)
+
+// Pipeline claims orders and carries them through the stages. Photo checks
+// run on several workers; the reader and printer are one machine, so one
+// device worker takes a card from blank to printed.
+type Pipeline struct {
+	store    Store
+	cfg      Config
+	log      *slog.Logger
+	photo    PhotoChecker
+	reader   CardReader
+	chip     ChipWriter
+	printer  CardPrinter
+	template *printer.Template
+	metrics  Metrics
+	now      func() time.Time
+	owner    string
+	work     signal
+
+	mu          sync.Mutex
+	paused      bool
+	message     string // why the station is paused, for the operator
+	readerFault string // the last reader error, until a card is written again
+	changed     chan struct{}
+}
+
+// New wires the stages.
+func New(store Store, cfg Config, log *slog.Logger, photo PhotoChecker, reader CardReader, chip ChipWriter,
+	prn CardPrinter, tmpl *printer.Template, m Metrics) *Pipeline {
+	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, reader: reader, chip: chip, printer: prn,
+		template: tmpl, metrics: m, now: time.Now, owner: "worker-" + uuid.NewString()[:8],
+		work: signal{ch: make(chan struct{})}, changed: make(chan struct{})}
+}
+
+// signal wakes every goroutine waiting on it at once. A waiter takes the
+// channel before it looks for work, so a wake that comes while it looks is
+// not lost, and a woken waiter never re-arms it: idle workers sleep.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel that closes at the next wake.
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+func (s *signal) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+}
+
+// Wake tells idle workers that there may be work.
+func (p *Pipeline) Wake() { p.work.wake() }
+
+// Pause stops the device worker from starting new cards.
+func (p *Pipeline) Pause(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused, p.message = true, message
+	p.notify()
+}
+
+// Resume lets the device worker continue.
+func (p *Pipeline) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused, p.message = false, ""
+	p.notify()
+	p.Wake()
+}
+
+func (p *Pipeline) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// readerFailed pauses the station for a reader error and remembers it for
+// the reader's health.
+func (p *Pipeline) readerFailed(message string) {
+	p.mu.Lock()
+	p.readerFault = message
+	p.mu.Unlock()
+	p.Pause(message)
+}
+
+// ReaderUp reports whether the last use of the reader worked.
+func (p *Pipeline) ReaderUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readerFault == ""
+}
+
+// Paused reports whether the station is paused and why.
+func (p *Pipeline) Paused() (bool, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused, p.message
+}
+
+func (p *Pipeline) waitUnpaused(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		paused, ch := p.paused, p.changed
+		p.mu.Unlock()
+		if !paused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Run works until ctx ends. cardCtx is the context a card in hand runs
+// under: a graceful stop cancels ctx (no new work) but lets the card finish;
+// only cancelling cardCtx aborts it.
+func (p *Pipeline) Run(ctx, cardCtx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < max(1, p.cfg.PhotoWorkers); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx, func(context.Context) (bool, error) { return p.photoOnce(cardCtx) })
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.loop(ctx, func(context.Context) (bool, error) {
+			if err := p.waitUnpaused(ctx); err != nil {
+				return false, err
+			}
+			return p.deviceOnce(cardCtx)
+		})
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.rescueLoop(ctx)
+	}()
+	wg.Wait()
+}
+
+// loop runs once until it finds nothing to do, then sleeps until a Wake
+// (new work, a state change, the rescue loop's periodic look) or ctx ends.
+func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, error)) {
+	for ctx.Err() == nil {
+		woken := p.work.wait()
+		worked, err := once(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.log.Error("pipeline step failed", "err", err)
+		}
+		if worked {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-woken:
+		}
+	}
+}
+
+// rescueLoop frees expired leases every half lease and then wakes the
+// workers, also when it freed none: that look picks up what other processes
+// changed in the database (station photo override) without anyone polling.
+func (p *Pipeline) rescueLoop(ctx context.Context) {
+	every(ctx, p.cfg.Lease/2, func() {
+		if n, err := p.store.Rescue(ctx, false); err != nil {
+			p.log.Error("rescue expired leases", "err", err)
+		} else if n > 0 {
+			p.log.Warn("rescued expired leases", "orders", n)
+		}
+		p.Wake()
+	})
+}
+
+// keepLease extends a claim's lease until stop is called.
+func (p *Pipeline) keepLease(ctx context.Context, c *queue.Claim) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		every(ctx, p.cfg.Lease/3, func() {
+			if err := p.store.Extend(ctx, c, p.cfg.Lease); err != nil && ctx.Err() == nil {
+				p.log.Warn("lease extension failed", "order", c.ID, "err", err)
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
+// claim takes the most urgent order in one of the states moves starts
+// from; nil when there is none.
+func (p *Pipeline) claim(ctx context.Context, moves map[order.State]order.State) (*queue.Claim, error) {
+	c, err := p.store.Claim(ctx, p.owner, p.cfg.Lease, moves)
+	if errors.Is(err, queue.ErrNothingToClaim) {
+		return nil, nil
+	}
+	return c, err
+}

@@ -1,0 +1,325 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"id06/imaging"
+	"id06/order"
+	"id06/personalize"
+	"id06/personalize/emulator"
+	"id06/printer"
+	"id06/queue"
+	"id06/queue/queuetest"
+)
+
+// station is a pipeline over real parts: SQLite on disk, the simulated
+// reader with its PIV card emulator, a development PKI, a printer.
+type station struct {
+	store   *queue.Store
+	p       *Pipeline
+	reader  *emulator.Reader
+	printer printer.Driver
+}
+
+func newStation(t *testing.T, printerSpec string, mutate func(*Config)) *station {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := Config{PhotoWorkers: 2, Lease: 30 * time.Second, CardPrefix: "BB", MaxBlanks: 3, Issuer: "ID06 Card Supplier AB", PrinterPatience: time.Minute}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: cfg.Issuer, Certs: testCerts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prn, err := printer.OpenDriver(printerSpec, filepath.Join(dir, "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prn.Close() })
+	st := &station{store: queuetest.Open(t), reader: reader.(*emulator.Reader), printer: prn}
+	st.p = New(st.store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), imaging.CheckPhoto, reader, chip, prn,
+		printer.DefaultTemplate(), nopMetrics{})
+	return st
+}
+
+// testCerts is the test station's certificate profile.
+var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Stage(string, time.Duration) {}
+func (nopMetrics) Spoiled()                    {}
+func (nopMetrics) Produced()                   {}
+func (nopMetrics) ExpressMissed()              {}
+
+// run starts the workers until the test ends.
+func (st *station) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { st.p.Run(ctx, context.Background()); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// submit stores examples/order.json under id with a real portrait, as the
+// intake would: the document without its images, the images apart.
+func (st *station) submit(t *testing.T, id string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", "order.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := order.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logo := o.Company.Logo
+	o.ID, o.Photo, o.Company.Logo, o.Approvals = id, nil, nil, queuetest.Approved()
+	doc, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.store.Submit(t.Context(), queue.NewOrder{ID: id, Supplier: "dev", BodyHash: "h-" + id, Doc: doc, CardType: o.CardType,
+		Approvals: o.Approvals, Photo: realPhoto(t), Logo: logo}, "supplier:dev"); err != nil {
+		t.Fatal(err)
+	}
+	st.p.Wake()
+}
+
+// realPhoto reads a portrait that expected.tsv says must pass.
+func realPhoto(t testing.TB) []byte {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		for _, c := range []string{filepath.Join(d, "shared"), filepath.Join(filepath.Dir(d), "shared")} {
+			if b, err := os.ReadFile(filepath.Join(c, "testdata", "photos", "dev", "pass_london_010_03.jpg")); err == nil {
+				return b
+			}
+		}
+	}
+	t.Fatal("shared/testdata/photos not found")
+	return nil
+}
+
+func (st *station) waitState(t *testing.T, id string, want order.State) *order.Record {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		o, err := st.store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.State == want {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stuck in %s, want %s", id, o.State, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitPaused waits until the station pauses and returns why.
+func (st *station) waitPaused(t *testing.T, what string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if paused, msg := st.p.Paused(); paused {
+			return msg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("station did not pause on %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// faultyPrinter runs a station whose simulated printer reports a fault.
+func faultyPrinter(t *testing.T, fault string, mutate func(*Config)) (*station, *printer.SimDriver) {
+	st := newStation(t, "sim", mutate)
+	sim := st.printer.(*printer.SimDriver)
+	sim.SetFault(fault)
+	st.run(t)
+	return st, sim
+}
+
+// A printer fault pauses the station with the operator's message; the card
+// waits in printing, and is produced once the fault clears.
+func TestPrinterFaultPausesAndResumes(t *testing.T) {
+	st, sim := faultyPrinter(t, "media-empty", nil)
+	st.submit(t, "fault-1")
+	st.waitState(t, "fault-1", order.Printing)
+	if msg := st.waitPaused(t, "the printer fault"); !strings.Contains(strings.ToLower(msg), "out of cards") {
+		t.Fatalf("pause message %q does not tell the operator the printer is out of cards", msg)
+	}
+	if o, _ := st.store.Get(t.Context(), "fault-1"); o.State != order.Printing {
+		t.Fatalf("order left printing during the fault: %s", o.State)
+	}
+	sim.ClearFault()
+	o := st.waitState(t, "fault-1", order.Produced)
+	if paused, _ := st.p.Paused(); paused {
+		t.Fatal("station still paused after the fault cleared")
+	}
+	if jobs := sim.Jobs(); len(jobs) != 1 || jobs[0].CardNumber != o.CardNumber {
+		t.Fatalf("printer got %d jobs", len(jobs))
+	}
+}
+
+// A busy printer will be ready by itself: the card waits without pausing the
+// station. Only a printer busy for longer than the patience pauses it.
+func TestBusyPrinterDoesNotPause(t *testing.T) {
+	st, sim := faultyPrinter(t, "busy", nil)
+	st.submit(t, "busy-1")
+	st.waitState(t, "busy-1", order.Printing)
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if paused, msg := st.p.Paused(); paused {
+			t.Fatalf("a busy printer paused the station: %q", msg)
+		}
+	}
+	sim.ClearFault()
+	st.waitState(t, "busy-1", order.Produced)
+	if paused, _ := st.p.Paused(); paused {
+		t.Fatal("station paused after a busy spell")
+	}
+
+	st, sim = faultyPrinter(t, "busy", func(c *Config) { c.PrinterPatience = 2 * time.Second })
+	st.submit(t, "busy-2")
+	if msg := st.waitPaused(t, "a printer busy past the patience"); !strings.Contains(msg, "busy") {
+		t.Fatalf("pause message %q does not say the printer is busy", msg)
+	}
+	sim.ClearFault()
+	st.waitState(t, "busy-2", order.Produced)
+}
+
+// A card pulled out mid-write is a reader fault, not a spoiled blank: the
+// station pauses with a message, keeps the chip bound to the order, and
+// after the operator resumes it finishes the same chip.
+func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
+	st := newStation(t, "spool", nil)
+	st.reader.InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	st.run(t)
+	st.submit(t, "pulled-1")
+	if msg := st.waitPaused(t, "the card pulled"); !strings.Contains(msg, "Card reader") {
+		t.Fatalf("pause message %q does not point at the reader", msg)
+	}
+	o, err := st.store.Get(t.Context(), "pulled-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.State != order.Encoding || o.ChipUID == "" || o.CardNumber == "" {
+		t.Fatalf("after the pull: state %s chip %q card %q; want encoding with chip and card kept", o.State, o.ChipUID, o.CardNumber)
+	}
+	if st.p.ReaderUp() {
+		t.Fatal("reader reported up after the card was pulled")
+	}
+	st.p.Resume()
+	done := st.waitState(t, "pulled-1", order.Produced)
+	if !st.p.ReaderUp() {
+		t.Fatal("reader still reported down after a card was written")
+	}
+	if done.ChipUID != o.ChipUID || done.CardNumber != o.CardNumber {
+		t.Fatalf("produced on chip %s card %s, want the same chip %s and card %s", done.ChipUID, done.CardNumber, o.ChipUID, o.CardNumber)
+	}
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for a card that was only pulled", n)
+	}
+}
+
+// A blank that cannot hold the profile is spoiled, its card number retired,
+// and the order is produced on the next blank.
+func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
+	st := newStation(t, "spool", nil)
+	st.reader.InjectNext(emulator.Fault{MemoryFull: true})
+	st.run(t)
+	st.submit(t, "full-1")
+	o := st.waitState(t, "full-1", order.Produced)
+	numbers, err := st.store.CardNumbers(t.Context(), "full-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(numbers) != 2 || numbers[o.CardNumber] != "produced" {
+		t.Fatalf("card numbers %v; want one spoiled and %s produced", numbers, o.CardNumber)
+	}
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
+		t.Fatalf("%d spoiled blanks recorded, want 1", n)
+	}
+}
+
+// An order the printer refuses (here: an id from before the id rule) fails
+// at once, visibly, with its blank retired and ejected; it is not retried,
+// and the next order is produced on a fresh blank without spoiling any.
+func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
+	st := newStation(t, "sim", nil)
+	sim := st.printer.(*printer.SimDriver)
+	// Straight into the database, as an older station's intake (before the
+	// id rule) may have left it.
+	st.submit(t, "..")
+	st.run(t)
+	o := st.waitState(t, "..", order.Failed)
+	events, err := st.store.Events(t.Context(), "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "printer refused") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	numbers, _ := st.store.CardNumbers(t.Context(), "..")
+	if len(numbers) != 1 || o.CardNumber != "" {
+		t.Fatalf("card numbers %v, order keeps %q; want one, retired", numbers, o.CardNumber)
+	}
+	for n, state := range numbers {
+		if state != "spoiled" {
+			t.Fatalf("card %s is %s, want spoiled", n, state)
+		}
+	}
+	st.submit(t, "after-1")
+	st.waitState(t, "after-1", order.Produced)
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 1 {
+		t.Fatalf("%d blanks spoiled, want only the refused order's", n)
+	}
+	if got, _ := st.store.Get(t.Context(), ".."); got.State != order.Failed || got.Attempt != o.Attempt {
+		t.Fatalf("the refused order was taken up again: %s attempt %d (was %d)", got.State, got.Attempt, o.Attempt)
+	}
+	if len(sim.Jobs()) != 1 {
+		t.Fatalf("printer got %d jobs, want the good order's only", len(sim.Jobs()))
+	}
+}
+
+// Card data the chip cannot take (here: a portrait too large for the card
+// stock) fails the order with the reason before any blank is touched; it
+// is neither a reader fault that pauses the station nor retried.
+func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
+	st := newStation(t, "spool", nil)
+	stock := personalize.DefaultStock()
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its header and signature
+	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer, Certs: testCerts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.p.chip = chip
+	st.run(t)
+	st.submit(t, "big-1")
+	st.waitState(t, "big-1", order.Failed)
+	events, _ := st.store.Events(t.Context(), "big-1")
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "portrait does not fit") {
+		t.Fatalf("the failure does not say why: %+v", last)
+	}
+	if paused, msg := st.p.Paused(); paused || !st.p.ReaderUp() {
+		t.Fatalf("the station paused for an order's data: %q", msg)
+	}
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled for data refused before writing", n)
+	}
+}
