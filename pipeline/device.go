@@ -30,6 +30,8 @@ func (p *Pipeline) deviceOnce(ctx context.Context) (bool, error) {
 	}
 	stop := p.keepLease(ctx, c)
 	defer stop()
+	p.holding(c.ID)
+	defer p.holding("")
 	log := p.log.With("order", c.ID)
 	if c.State == order.Encoding {
 		done, err := p.encode(ctx, c, log)
@@ -98,18 +100,23 @@ func (p *Pipeline) encode(ctx context.Context, c *queue.Claim, log *slog.Logger)
 	if c.ChipUID != "" {
 		data.ExpectedUID, _ = hex.DecodeString(c.ChipUID)
 	}
+	var recordErr error // the database's answer, not the reader's
 	res, err := p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if c.ChipUID == u {
 			return nil
 		}
-		return p.store.RecordChip(ctx, c, u)
+		recordErr = p.durably(ctx, "chip bound", func() error { return p.store.RecordChip(ctx, c, u) })
+		return recordErr
 	}, Cert: func(ic personalize.IssuedCert) error {
-		return p.store.RecordCert(ctx, c, ic.Slot, ic.Serial, ic.NotAfter)
+		recordErr = p.durably(ctx, "certificate issued", func() error {
+			return p.store.RecordCert(ctx, c, ic.Slot, ic.Serial, ic.NotAfter)
+		})
+		return recordErr
 	}})
 	switch {
 	case err == nil:
-	case errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
+	case recordErr != nil || errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
 		return false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, p.spoil(ctx, c, card, err.Error())
@@ -136,10 +143,32 @@ func (p *Pipeline) encode(ctx context.Context, c *queue.Claim, log *slog.Logger)
 	for _, ic := range res.Certs {
 		keep = append(keep, ic.Serial)
 	}
-	if err := p.store.SupersedeCerts(ctx, c, keep); err != nil {
+	if err := p.durably(ctx, "replaced certificates revoked", func() error { return p.store.SupersedeCerts(ctx, c, keep) }); err != nil {
 		return false, err
 	}
-	return true, p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	return true, p.durably(ctx, "chip written", func() error {
+		return p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	})
+}
+
+// durably records what a device did and cannot undo (a chip bound or
+// written, a card printed): while the database does not answer it tries
+// again, for as long as the lease would have lasted, instead of leaving the
+// order to be done a second time. A lost lease or a changed order is final.
+func (p *Pipeline) durably(ctx context.Context, what string, write func() error) error {
+	deadline := p.now().Add(p.cfg.Lease)
+	for {
+		err := write()
+		if err == nil || errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrState) || ctx.Err() != nil || p.now().After(deadline) {
+			return err
+		}
+		p.log.Warn("recording failed; trying again", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // spoil retires the blank in hand and ejects it when the reader can.
@@ -239,7 +268,7 @@ func (p *Pipeline) print(ctx context.Context, c *queue.Claim, log *slog.Logger) 
 		break
 	}
 	p.eject(ctx)
-	if err := p.store.Produced(ctx, c, "card "+c.CardNumber+" printed"); err != nil {
+	if err := p.durably(ctx, "card printed", func() error { return p.store.Produced(ctx, c, "card "+c.CardNumber+" printed") }); err != nil {
 		return err
 	}
 	p.metrics.Produced()

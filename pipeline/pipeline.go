@@ -109,6 +109,8 @@ type Pipeline struct {
 	paused      bool
 	message     string // why the station is paused, for the operator
 	readerFault string // the last reader error, until a card is written again
+	dbFault     string // why the database does not answer; no claims until it does
+	inHand      string // the order of the card in the encoder or printer
 	changed     chan struct{}
 }
 
@@ -187,13 +189,45 @@ func (p *Pipeline) ReaderUp() bool {
 func (p *Pipeline) Paused() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dbFault != "" {
+		return true, p.dbFault
+	}
 	return p.paused, p.message
+}
+
+// DatabaseFault pauses claims while the database does not answer (message
+// non-empty) and lets them go on when it does again (""). The page and
+// /readyz show it as a pause; an operator's resume does not end it.
+func (p *Pipeline) DatabaseFault(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dbFault == message {
+		return
+	}
+	p.dbFault = message
+	p.notify()
+	if message == "" {
+		p.Wake()
+	}
+}
+
+// CardInHand is the order whose card is in the encoder or printer, if any.
+func (p *Pipeline) CardInHand() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inHand
+}
+
+func (p *Pipeline) holding(orderID string) {
+	p.mu.Lock()
+	p.inHand = orderID
+	p.mu.Unlock()
 }
 
 func (p *Pipeline) waitUnpaused(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		paused, ch := p.paused, p.changed
+		paused, ch := p.paused || p.dbFault != "", p.changed
 		p.mu.Unlock()
 		if !paused {
 			return nil

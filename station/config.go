@@ -10,6 +10,7 @@ import (
 
 	"id06/order"
 	"id06/personalize"
+	"id06/queue"
 	"id06/webhook"
 )
 
@@ -19,6 +20,8 @@ import (
 type Config struct {
 	Listen       string `json:"listen"`
 	DataDir      string `json:"data"`
+	DB           string `json:"db"`            // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
+	Name         string `json:"name"`          // this station's name in a fleet; "" = the host name
 	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
 	Stock        string `json:"stock"`         // card stock profile: generic | yubikey
 	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
@@ -62,8 +65,10 @@ type Config struct {
 
 // Defaults are the embedded defaults of docs/design.md §7.
 func Defaults() Config {
+	host, _ := os.Hostname()
 	return Config{
 		Listen:          "127.0.0.1:8080",
+		Name:            host,
 		DataDir:         "./var",
 		Reader:          "sim",
 		Stock:           personalize.StockGeneric,
@@ -102,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := personalize.Stock(c.Stock); err != nil {
 		errs = append(errs, fmt.Errorf("stock %q: use %s", c.Stock, strings.Join(personalize.StockNames(), " or ")))
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "sqlite:") && !queue.IsPostgres(c.DB) {
+		errs = append(errs, fmt.Errorf("db %q: use sqlite:PATH or postgres://USER@HOST/DATABASE", c.DB))
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, " /\t\n") || len(c.Name) > 64 {
+		errs = append(errs, fmt.Errorf("name %q: one word naming this station in the fleet", c.Name))
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))
@@ -177,6 +188,19 @@ func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
 
 // DBPath is where the database lives.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "station.db") }
+
+// Database names the database: the db setting, else the SQLite file in
+// the data directory.
+func (c Config) Database() string { return DatabaseOf(c.DB, c.DataDir) }
+
+// DatabaseOf is the database a --db value names, with the data
+// directory's SQLite file when it is empty.
+func DatabaseOf(db, dataDir string) string {
+	if db != "" {
+		return db
+	}
+	return "sqlite:" + filepath.Join(dataDir, "station.db")
+}
 
 // DevTokenPath is where the development supplier token is written.
 func (c Config) DevTokenPath() string { return filepath.Join(c.DataDir, "dev-token") }

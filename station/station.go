@@ -121,6 +121,7 @@ func (s *Station) Run(ctx, cardCtx context.Context, ready func(addr string)) err
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Pipeline.Run(ctx, cardCtx) })
 	wg.Go(func() { s.Deliverer.Run(ctx) })
+	wg.Go(func() { s.heartbeat(ctx) })
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:

@@ -61,7 +61,7 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 	}
 	var parts Parts
 	var err error
-	if parts.Store, err = queue.Open(cfg.DBPath()); err != nil {
+	if parts.Store, err = queue.Open(cfg.Database(), queue.WithStation(cfg.Name), queue.WithSoleStation()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { parts.Store.Close() })
