@@ -20,6 +20,7 @@ func (a *API) opsRoutes(r chi.Router) {
 	r.Use(a.requireToken, a.requireScope("operator"))
 	r.Post("/orders/{id}/photo-verdict", a.h(a.opsPhotoVerdict))
 	r.Post("/orders/{id}/spoil", a.h(a.opsSpoil))
+	r.Post("/orders/{id}/revoke", a.h(a.opsRevoke))
 	r.Post("/pause", a.h(a.opsPause))
 	r.Post("/resume", a.h(a.opsResume))
 	r.Get("/stations", a.h(a.opsStations))

@@ -101,14 +101,19 @@ func (p *Pipeline) encode(ctx context.Context, c *queue.Claim, log *slog.Logger)
 		data.ExpectedUID, _ = hex.DecodeString(c.ChipUID)
 	}
 	var recordErr error // the database's answer, not the reader's
-	res, err := p.chip.Personalize(ctx, card, data, func(uid []byte) error {
+	res, err := p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if c.ChipUID == u {
 			return nil
 		}
 		recordErr = p.durably(ctx, "chip bound", func() error { return p.store.RecordChip(ctx, c, u) })
 		return recordErr
-	})
+	}, Cert: func(ic personalize.IssuedCert) error {
+		recordErr = p.durably(ctx, "certificate issued", func() error {
+			return p.store.RecordCert(ctx, c, ic.Slot, ic.Serial, ic.NotAfter)
+		})
+		return recordErr
+	}})
 	switch {
 	case err == nil:
 	case recordErr != nil || errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
@@ -132,6 +137,15 @@ func (p *Pipeline) encode(ctx context.Context, c *queue.Claim, log *slog.Logger)
 	p.readerFault = ""
 	p.mu.Unlock()
 	log.Info("chip written and verified", "chip", c.ChipUID, "apdus", res.APDUs)
+	// Certificates an interrupted run issued for this chip were replaced on
+	// it with their keys: they go on the CRL.
+	var keep []string
+	for _, ic := range res.Certs {
+		keep = append(keep, ic.Serial)
+	}
+	if err := p.durably(ctx, "replaced certificates revoked", func() error { return p.store.SupersedeCerts(ctx, c, keep) }); err != nil {
+		return false, err
+	}
 	return true, p.durably(ctx, "chip written", func() error {
 		return p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
 	})

@@ -49,6 +49,8 @@ type Store interface {
 	NeedsFixPhoto(ctx context.Context, c *queue.Claim, reasons []order.Reason) error
 	AllocateCard(ctx context.Context, c *queue.Claim, prefix string) error
 	RecordChip(ctx context.Context, c *queue.Claim, uid string) error
+	RecordCert(ctx context.Context, c *queue.Claim, slot, serial string, notAfter time.Time) error
+	SupersedeCerts(ctx context.Context, c *queue.Claim, keep []string) error
 	SpoilBlank(ctx context.Context, c *queue.Claim, reason string, maxBlanks int) (failed bool, err error)
 	Fail(ctx context.Context, c *queue.Claim, reason string) error
 	FailSpoiled(ctx context.Context, c *queue.Claim, reason string) error
@@ -77,7 +79,7 @@ type (
 	}
 	// ChipWriter writes and verifies the PIV data.
 	ChipWriter interface {
-		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, recordUID func(uid []byte) error) (*personalize.Result, error)
+		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, rec personalize.Record) (*personalize.Result, error)
 	}
 	// CardPrinter prints a card face.
 	CardPrinter interface {

@@ -36,11 +36,11 @@ func newStation(t *testing.T, printerSpec string, mutate func(*Config)) *station
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"))
+	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: cfg.Issuer})
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: cfg.Issuer, Certs: testCerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,9 @@ func newStation(t *testing.T, printerSpec string, mutate func(*Config)) *station
 		printer.DefaultTemplate(), nopMetrics{})
 	return st
 }
+
+// testCerts is the test station's certificate profile.
+var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
 
 type nopMetrics struct{}
 
@@ -300,8 +303,8 @@ func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
 func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 	st := newStation(t, "spool", nil)
 	stock := personalize.DefaultStock()
-	stock.MaxObject = 3000 // some stock holds ~3 KB per object
-	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer})
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its header and signature
+	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer, Certs: testCerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +313,7 @@ func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 	st.submit(t, "big-1")
 	st.waitState(t, "big-1", order.Failed)
 	events, _ := st.store.Events(t.Context(), "big-1")
-	if last := events[len(events)-1]; !strings.Contains(last.Note, "Facial Image") {
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "portrait does not fit") {
 		t.Fatalf("the failure does not say why: %+v", last)
 	}
 	if paused, msg := st.p.Paused(); paused || !st.p.ReaderUp() {

@@ -295,7 +295,8 @@ func boundCard(ctx context.Context, tx *txn, id string, may func(order.State) bo
 }
 
 // retireBlank records the blank bound to an order as spoiled, takes its card
-// number out of use for good and unbinds both from the order.
+// number out of use for good, revokes its certificates and unbinds both
+// from the order.
 func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, now int64) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO spoiled_blanks (order_id, card_number, chip_uid, reason, at) VALUES (?, ?, ?, ?, ?)`,
 		id, nullable(number), nullable(chip), reason, now); err != nil {
@@ -305,6 +306,10 @@ func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, 
 		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, number); err != nil {
 			return err
 		}
+	}
+	// Certificates issued for the blank go on the CRL with it.
+	if _, err := revokeCard(ctx, tx, number, RevokeSpoiled, stationActor, now, nil); err != nil {
+		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL WHERE id = ?`, id)
 	return err

@@ -15,7 +15,8 @@ import (
 // Reproduce records the card of a produced order as spoiled (a smudged print,
 // a card dropped on the floor) and sends the order back to the device worker
 // for a new blank and a new card number; the old number is retired, never
-// reused. The supplier is told the old card number is void.
+// reused; its certificates go on the CRL. The supplier is told the old card
+// number is void.
 func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error) {
 	err := s.tx(ctx, func(tx *txn) error {
 		number, uid, err := boundCard(ctx, tx, id, order.State.Reproducible, "only a produced, unshipped card can be re-produced")
@@ -28,6 +29,9 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE card_numbers SET status = 'spoiled' WHERE number = ?`, number); err != nil {
+			return err
+		}
+		if _, err := revokeCard(ctx, tx, number.String, RevokeSuperseded, actor, now, nil); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, card_number = NULL, card_uuid = NULL, chip_uid = NULL,

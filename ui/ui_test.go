@@ -26,6 +26,7 @@ import (
 	"id06/printer"
 	"id06/queue"
 	"id06/queue/queuetest"
+	"id06/revocation"
 	"id06/station/stationtest"
 	"id06/webhook"
 )
@@ -50,11 +51,12 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"))
+	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: "ID06 Card Supplier AB"})
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: "ID06 Card Supplier AB",
+		Certs: personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 	t.Cleanup(func() { prn.Close() })
 	m := metrics.New(s.store, func() (bool, bool) { return true, true })
 	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, reader, chip, prn, printer.DefaultTemplate(), m)
-	s.UI = New(s.store, s.pipeline, webhook.New(s.store, suppliers, log, m), Devices{Reader: reader, Chip: chip, Printer: prn}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
+	s.UI = New(s.store, s.pipeline, revocation.New(s.store, chip, log), webhook.New(s.store, suppliers, log, m), Devices{Reader: reader, Chip: chip, Printer: prn}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
 	r := chi.NewRouter()
 	r.Route("/ui", s.Routes)
 	hs := httptest.NewServer(r)

@@ -93,6 +93,8 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
 	pick(&cfg.CACert, "", "STATION_CA_CERT")
 	pick(&cfg.CAKey, "", "STATION_CA_KEY")
+	pick(&cfg.Stock, "", "STATION_STOCK")
+	cfg.PKCS11PIN = getenv("STATION_PKCS11_PIN")
 	if v := getenv("STATION_PRODUCTION"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -160,14 +162,27 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 	if parts.Template, err = loadTemplate(cfg.Template); err != nil {
 		return parts, nil, err
 	}
-	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim")); err != nil {
+	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim"), cfg.Stock); err != nil {
 		return parts, nil, fmt.Errorf("card reader %q: %w", cfg.Reader, err)
 	}
 	if c, ok := parts.Reader.(interface{ Close() error }); ok {
 		closers = append(closers, c.Close)
 	}
-	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
-		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
+	stock, err := personalize.Stock(cfg.Stock)
+	if err != nil {
+		return parts, nil, err
+	}
+	pc := personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock, Certs: cfg.CertProfile()}
+	token, err := cfg.OpenKeyStore()
+	if err != nil {
+		return parts, nil, err
+	}
+	if token != nil {
+		pc.Keys = token
+		closers = append(closers, token.Close)
+	}
+	if parts.Chip, err = personalize.New(pc); err != nil {
 		return parts, nil, err
 	}
 	// Said at every start, so that nobody runs on them by oversight.

@@ -68,6 +68,11 @@ var cases = []struct {
 	{"PhotoVerdicts", testPhotoVerdicts},
 	{"Stations", testStations},
 	{"MigrationsOnceUnderConcurrentOpens", testMigrationsOnceUnderConcurrentOpens},
+	{"RevokeCard", testRevokeCard},
+	{"SpoiledCardsAreRevoked", testSpoiledCardsAreRevoked},
+	{"ReproducedCardsAreRevoked", testReproducedCardsAreRevoked},
+	{"RevokeCardMadeBeforeCertificatesWereRecorded", testRevokeCardMadeBeforeCertificatesWereRecorded},
+	{"CRLNumbersGrow", testCRLNumbersGrow},
 }
 
 type clock struct {
