@@ -47,6 +47,8 @@ type Store interface {
 	AddApproval(ctx context.Context, id, supplier string, a order.Approval, actor string) (*order.Record, error)
 	Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error)
 	OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error)
+	OrderRevocation(ctx context.Context, id string) (*queue.CardRevocation, error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 }
 
 // Production is the part of the pipeline the API drives: it wakes the
@@ -66,20 +68,21 @@ type Production interface {
 
 // API serves the HTTP JSON API.
 type API struct {
-	cfg      Config
-	store    Store
-	pipeline Production
-	template *printer.Template
-	changed  func() // tells the operator page's live views that something changed
-	log      *slog.Logger
-	now      func() time.Time
-	limiter  *rateLimiter
+	cfg         Config
+	store       Store
+	pipeline    Production
+	revocations Revocations
+	template    *printer.Template
+	changed     func() // tells the operator page's live views that something changed
+	log         *slog.Logger
+	now         func() time.Time
+	limiter     *rateLimiter
 }
 
 // New makes the API. changed is called after every change the API makes, so
 // that open operator pages refresh.
-func New(cfg Config, store Store, pipeline Production, tmpl *printer.Template, changed func(), log *slog.Logger) *API {
-	return &API{cfg: cfg, store: store, pipeline: pipeline, template: tmpl, changed: changed, log: log, now: time.Now,
+func New(cfg Config, store Store, pipeline Production, revocations Revocations, tmpl *printer.Template, changed func(), log *slog.Logger) *API {
+	return &API{cfg: cfg, store: store, pipeline: pipeline, revocations: revocations, template: tmpl, changed: changed, log: log, now: time.Now,
 		limiter: newRateLimiter(cfg.RatePerSecond, cfg.RateBurst)}
 }
 
@@ -90,6 +93,7 @@ func (a *API) Routes(r chi.Router) {
 	})
 	r.Get("/readyz", a.readyz)
 	r.Get("/v1/openapi.json", serveOpenAPI)
+	r.Route("/pki", a.pkiRoutes)
 	r.Route("/v1/ops", a.opsRoutes)
 	r.With(a.requireScope("orders")).Route("/v1", a.orderRoutes)
 }

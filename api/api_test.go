@@ -25,10 +25,12 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"id06/metrics"
+	"id06/personalize"
 	"id06/pipeline"
 	"id06/printer"
 	"id06/queue"
 	"id06/queue/queuetest"
+	"id06/revocation"
 	"id06/station/stationtest"
 )
 
@@ -52,7 +54,11 @@ func testServer(t testing.TB, mutate func(*Config)) (*server, *httptest.Server, 
 	s := &server{store: queuetest.Open(t)}
 	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, metrics.New(s.store, nil, func() []metrics.Lane { return nil }))
 	r := chi.NewRouter()
-	New(cfg, s.store, s.pipeline, printer.DefaultTemplate(), func() {}, log).Routes(r)
+	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Issuer: "ID06 Card Supplier AB", Certs: personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	New(cfg, s.store, s.pipeline, revocation.New(s.store, chip, log), printer.DefaultTemplate(), func() {}, log).Routes(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
 	token, err := NewToken()

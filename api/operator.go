@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -18,12 +20,45 @@ func (a *API) opsRoutes(r chi.Router) {
 	r.Use(a.requireToken, a.requireScope("operator"))
 	r.Post("/orders/{id}/photo-verdict", a.h(a.opsPhotoVerdict))
 	r.Post("/orders/{id}/spoil", a.h(a.opsSpoil))
+	r.Post("/orders/{id}/revoke", a.h(a.opsRevoke))
 	r.Post("/pause", a.h(a.opsPause))
 	r.Post("/resume", a.h(a.opsResume))
 	r.Get("/lanes", a.h(a.opsLanes))
 	for _, action := range []string{"pause", "resume", "drain", "spoil"} {
 		r.Post("/lanes/{name}/"+action, a.h(a.opsLaneAction(action)))
 	}
+	r.Get("/stations", a.h(a.opsStations))
+}
+
+// stationJSON is one station of the fleet as GET /v1/ops/stations shows it.
+type stationJSON struct {
+	Name       string          `json:"name"`
+	Live       bool            `json:"live"` // reported within the last 10 s
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"started_at"`
+	LastSeen   time.Time       `json:"last_seen"`
+	Lanes      json.RawMessage `json:"lanes"`
+	CardInHand string          `json:"card_in_hand"` // order id, "" when none
+}
+
+// opsStations lists every station sharing the database: on SQLite the one.
+func (a *API) opsStations(w http.ResponseWriter, r *http.Request) error {
+	list, err := a.store.Stations(r.Context())
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	out := []stationJSON{}
+	for _, st := range list {
+		lanes := json.RawMessage(st.Lanes)
+		if !json.Valid(lanes) {
+			lanes = json.RawMessage("[]")
+		}
+		out = append(out, stationJSON{Name: st.Name, Live: st.Live(now), Status: st.Status, StartedAt: st.StartedAt,
+			LastSeen: st.LastSeen, Lanes: lanes, CardInHand: st.CardInHand})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stations": out})
+	return nil
 }
 
 // opsActor names the token's owner in the audit trail.

@@ -28,6 +28,7 @@ func (a *API) orderRoutes(r chi.Router) {
 	r.Put("/orders/{id}/photo", a.h(a.putPhoto))
 	r.Post("/orders/{id}/approvals", a.h(a.postApproval))
 	r.Post("/orders/{id}/cancel", a.h(a.postCancel))
+	r.Post("/orders/{id}/revoke", a.h(a.postRevoke))
 }
 
 func (a *API) postOrder(w http.ResponseWriter, r *http.Request) error {
@@ -74,17 +75,18 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) error {
 
 // orderView is the JSON of GET /v1/orders/{id}.
 type orderView struct {
-	ID         string         `json:"id"`
-	State      order.State    `json:"state"`
-	CardType   string         `json:"card_type"`
-	Express    bool           `json:"express"`
-	Deadline   *time.Time     `json:"deadline,omitempty"`
-	CardNumber string         `json:"card_number"`
-	ChipUID    string         `json:"chip_uid"`
-	ValidUntil string         `json:"valid_until"`
-	Lane       string         `json:"lane,omitempty"` // the production lane that holds or made the card
-	Reasons    []order.Reason `json:"reasons"`
-	Events     []order.Event  `json:"events,omitempty"`
+	ID         string          `json:"id"`
+	State      order.State     `json:"state"`
+	CardType   string          `json:"card_type"`
+	Express    bool            `json:"express"`
+	Deadline   *time.Time      `json:"deadline,omitempty"`
+	CardNumber string          `json:"card_number"`
+	ChipUID    string          `json:"chip_uid"`
+	ValidUntil string          `json:"valid_until"`
+	Lane       string          `json:"lane,omitempty"` // the production lane that holds or made the card
+	Reasons    []order.Reason  `json:"reasons"`
+	Revoked    *revocationView `json:"revoked,omitempty"` // the card's certificates are on the CRL
+	Events     []order.Event   `json:"events,omitempty"`
 }
 
 func view(o *order.Record, events []order.Event) orderView {
@@ -105,7 +107,15 @@ func (a *API) writeOrder(w http.ResponseWriter, r *http.Request, status int, o *
 	if err != nil {
 		return err
 	}
-	writeJSON(w, status, view(o, events))
+	v := view(o, events)
+	rev, err := a.store.OrderRevocation(r.Context(), o.ID)
+	if err != nil {
+		return err
+	}
+	if rev != nil {
+		v.Revoked = &revocationView{Reason: rev.Reason, At: rev.At}
+	}
+	writeJSON(w, status, v)
 	return nil
 }
 

@@ -183,7 +183,7 @@ func readerIdentity(spec string, lanes int) (string, error) {
 	switch {
 	case kind == "sim":
 		// The simulated reader opens without any device: opening it is the check.
-		_, err := personalize.OpenReader(spec, "")
+		_, err := personalize.OpenReader(spec, "", "")
 		return "", err
 	case spec == "pcsc" && lanes > 1:
 		return "", errors.New(`reader "pcsc" takes whichever reader holds a card; with several lanes name each lane's reader (pcsc:NAME, as "station readers" lists them)`)

@@ -153,7 +153,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := Open(lanes[0], data)
+	a, err := Open(lanes[0], data, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +166,14 @@ func TestOpen(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := Open(lanes[0], data)
+	a2, err := Open(lanes[0], data, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := a2.Transport.TransportStatus(ctx).Blanks; n != 1 {
 		t.Errorf("lane a after a restart has %d blanks, want 1", n)
 	}
-	b, err := Open(lanes[1], data)
+	b, err := Open(lanes[1], data, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestOpen(t *testing.T) {
 	if r := a2.Reader.Name(); r == "" {
 		t.Error("lane a has no reader")
 	}
-	if _, err := Open(Config{Name: "x", Reader: "sim", Printer: "sim", Transport: "belt"}, data); err == nil {
+	if _, err := Open(Config{Name: "x", Reader: "sim", Printer: "sim", Transport: "belt"}, data, ""); err == nil {
 		t.Error("a lane with an unknown transport opened")
 	}
 }

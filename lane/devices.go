@@ -19,11 +19,12 @@ type Devices struct {
 }
 
 // Open opens a lane's devices, keeping their files under dataDir (see
-// Config.dirs). The simulators keep state there, so a restarted station
-// finds the card in hand and the printer's job history as it left them.
-func Open(c Config, dataDir string) (*Devices, error) {
+// Config.dirs); a simulated reader is fed blanks of the named stock. The
+// simulators keep state there, so a restarted station finds the card in
+// hand and the printer's job history as it left them.
+func Open(c Config, dataDir, stock string) (*Devices, error) {
 	d := c.dirs(dataDir)
-	r, err := personalize.OpenReader(c.Reader, d.readerSim)
+	r, err := personalize.OpenReader(c.Reader, d.readerSim, stock)
 	if err != nil {
 		return nil, fmt.Errorf("lane %s: %w", c.Name, err)
 	}

@@ -11,7 +11,7 @@ import (
 func simLane(t *testing.T, printerSpec string) *Lane {
 	t.Helper()
 	c := Config{Name: "b", Reader: "sim", Printer: printerSpec, Transport: "sim"}
-	d, err := Open(c, t.TempDir())
+	d, err := Open(c, t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestLaneResumeRefills(t *testing.T) {
 func TestLaneResumeFails(t *testing.T) {
 	ctx := context.Background()
 	c := Config{Name: "e", Reader: "sim", Printer: "sim", Transport: "evolis:tcp:127.0.0.1:1"}
-	d, err := Open(c, t.TempDir())
+	d, err := Open(c, t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

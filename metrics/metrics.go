@@ -15,10 +15,12 @@ import (
 	"id06/order"
 )
 
-// Figures is what the metrics read from the database when scraped.
+// Figures is what the metrics read from the database when scraped, and
+// the name of the station they are about.
 type Figures interface {
 	CountByState(ctx context.Context) (map[order.State]int, error)
 	OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error)
+	Station() string
 }
 
 // Lane is a production lane's state as the metrics show it.
@@ -39,9 +41,10 @@ type Metrics struct {
 	expressMissed prometheus.Counter
 }
 
-// New registers the station's metrics; orders by state and the outbox come
-// from figures and the lanes from lanes, both when scraped. The named
-// lanes start their counters at zero, so a rate over a fresh lane is defined.
+// New registers the station's metrics, each labelled with the station's
+// name; orders by state and the outbox come from figures and the lanes
+// from lanes, both when scraped. The named lanes start their counters at
+// zero, so a rate over a fresh lane is defined.
 func New(figures Figures, names []string, lanes func() []Lane) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -54,7 +57,10 @@ func New(figures Figures, names []string, lanes func() []Lane) *Metrics {
 		webhooks:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "station_webhook_deliveries_total", Help: "Webhook delivery attempts by result."}, []string{"result"}),
 		expressMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "station_express_deadlines_missed_total", Help: "Express orders produced after their 2-hour deadline."}),
 	}
-	m.reg.MustRegister(m.stage, m.spoiled, m.produced, m.webhooks, m.expressMissed,
+	// Every figure carries the station's name, so that one Prometheus can
+	// scrape a whole fleet and tell its stations apart.
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"station": figures.Station()}, m.reg)
+	reg.MustRegister(m.stage, m.spoiled, m.produced, m.webhooks, m.expressMissed,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 		&stateCollector{figures: figures, lanes: lanes})
 	for _, name := range names {

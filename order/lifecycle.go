@@ -119,4 +119,5 @@ const (
 	NoticeCancelled   = "order.cancelled"
 	NoticeShipped     = "order.shipped"
 	NoticeCardSpoiled = "order.card_spoiled"
+	NoticeRevoked     = "order.revoked"
 )

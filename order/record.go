@@ -32,6 +32,7 @@ type Record struct {
 	BlanksSpoiled    int
 	LeaseOwner       string
 	LeaseUntil       time.Time
+	Station          string // the station that holds the order, or last worked it
 	ShipmentID       string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time

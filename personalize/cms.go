@@ -124,7 +124,7 @@ func stripCertificates(der []byte) ([]byte, error) {
 // and the signer's chain to the CA at time t. For a detached signature,
 // content is the signed data; it returns the signed content and the
 // signer's certificate.
-func verifyCMS(der, content []byte, wantType asn1.ObjectIdentifier, signerCert *x509.Certificate, p *pki, t time.Time) ([]byte, *x509.Certificate, error) {
+func verifyCMS(der, content []byte, wantType asn1.ObjectIdentifier, signerCert, ca *x509.Certificate, t time.Time) ([]byte, *x509.Certificate, error) {
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not a CMS SignedData: %w", err)
@@ -152,7 +152,7 @@ func verifyCMS(der, content []byte, wantType asn1.ObjectIdentifier, signerCert *
 	if cert == nil {
 		return nil, nil, errors.New("signature must have exactly one signer")
 	}
-	if err := p.verifyChain(cert, t); err != nil {
+	if err := verifyChain(ca, cert, t); err != nil {
 		return nil, nil, fmt.Errorf("signer %q: %w", cert.Subject, err)
 	}
 	return p7.Content, cert, nil

@@ -3,6 +3,7 @@ package personalize
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,14 +13,15 @@ import (
 	"id06/personalize/apdu"
 )
 
-// Personalize runs docs/design.md §6 steps 1–6 on card. recordUID is called with
+// Personalize runs docs/design.md §6 steps 1–6 on card. rec.UID is called with
 // the chip UID before the first write to the chip; if it returns an error
-// nothing is written. A card that is not blank is refused with ErrNotBlank
+// nothing is written. rec.Cert is called with each certificate before it is
+// written; an error stops before the write. A card that is not blank is refused with ErrNotBlank
 // unless its UID equals d.ExpectedUID (resume after a crash: the profile is
 // written again over it, or an error wrapping ErrSpoiled is returned when
 // that is impossible). Verification failure returns an error wrapping
 // ErrSpoiled that names the failed check.
-func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardData, recordUID func(uid []byte) error) (*Result, error) {
+func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardData, rec Record) (*Result, error) {
 	now := p.now()
 	if err := d.validate(now); err != nil {
 		return nil, err
@@ -50,12 +52,15 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	if err := s.selectPIV(ctx); err != nil {
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
+	// The order's own chip, seen before (a resume after a crash): it may
+	// already have its per-card management key, and its CHUID.
+	sameChip := d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID)
 	resume := false
 	switch _, err := s.getData(ctx, objCHUID.Tag); {
 	case errors.Is(err, apdu.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("personalize: check the card is blank: %w", err)
-	case d.ExpectedUID != nil && bytes.Equal(uid, d.ExpectedUID):
+	case sameChip:
 		resume = true
 	default:
 		return nil, fmt.Errorf("personalize: chip %s already carries a CHUID: %w", hex.EncodeToString(uid), ErrNotBlank)
@@ -66,8 +71,22 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 		return err
 	}
-	if err := s.authenticate(ctx, p.stock.MgmtAlg, p.stock.MgmtKey); err != nil {
-		return nil, spoiledIfResume(fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err))
+	cardKey, err := p.cardKey(d.CardUUID)
+	if err != nil {
+		return nil, err
+	}
+	transport := mgmtKey{p.stock.MgmtAlg, p.stock.MgmtKey}
+	keyChanged := false
+	if err := s.authenticate(ctx, transport.Alg, transport.Key); err != nil {
+		// A run interrupted after the key change left the card with its
+		// per-card key: try that before giving up.
+		if !sameChip {
+			return nil, fmt.Errorf("personalize: %w (is the stock profile's transport key right?)", err)
+		}
+		if err2 := s.authenticate(ctx, cardKey.Alg, cardKey.Key); err2 != nil {
+			return nil, spoiledIfResume(fmt.Errorf("personalize: the chip takes neither the transport key (%w) nor its per-card key (%w)", err, err2))
+		}
+		keyChanged = true
 	}
 	if resume {
 		// If the crashed run got as far as setting the PIN, its value is
@@ -77,20 +96,55 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 		}
 	}
 
-	if err := recordUID(uid); err != nil {
-		return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+	if rec.UID != nil {
+		if err := rec.UID(uid); err != nil {
+			return nil, fmt.Errorf("personalize: record chip UID: %w", err)
+		}
 	}
 
-	// Step 3: key and certificate.
-	pub, err := s.generateP256(ctx, slotPIVAuth)
-	if err != nil {
-		return nil, writeErr(err)
+	// Step 2b: the transport key never stays on the card. It is replaced
+	// before anything else is written, so a card lost from here on is
+	// already closed to whoever knows the stock's key.
+	if !keyChanged {
+		if err := s.setManagementKey(ctx, cardKey); err != nil {
+			return nil, writeErr(fmt.Errorf("%w (does the stock take %s keys? set its profile's per-card algorithm)", err, algName(cardKey.Alg)))
+		}
+		if err := s.authenticate(ctx, cardKey.Alg, cardKey.Key); err != nil {
+			return nil, writeErr(fmt.Errorf("authenticate with the per-card management key just set: %w", err))
+		}
 	}
-	cert, err := p.pki.issuePIVAuth(pub, d, now)
-	if err != nil {
-		return nil, err
+
+	// Step 3: keys generated on the card — PIV Authentication (9A, PIN
+	// once) and Card Authentication (9E, no PIN: the slot's own access
+	// rule) — and their certificates.
+	certs := map[byte]*x509.Certificate{}
+	var issued []IssuedCert
+	for _, k := range []struct {
+		slot byte
+		obj  object
+	}{{slotPIVAuth, objCert}, {slotCardAuth, objCardAuthCert}} {
+		pub, err := s.generateP256(ctx, k.slot)
+		if err != nil {
+			return nil, writeErr(err)
+		}
+		c, err := p.pki.issueCardCert(k.slot, pub, d, now)
+		if err != nil {
+			return nil, err
+		}
+		certs[k.slot] = c
+		containers[k.obj.Tag] = container(buildCertObject(c))
+		if err := p.stock.checkSize(k.obj, containers[k.obj.Tag]); err != nil {
+			return nil, fmt.Errorf("personalize: %w", err)
+		}
+		ic := IssuedCert{Slot: fmt.Sprintf("%02x", k.slot), Serial: serialHex(c), NotAfter: c.NotAfter}
+		if rec.Cert != nil {
+			if err := rec.Cert(ic); err != nil {
+				return nil, fmt.Errorf("personalize: record certificate %s: %w", ic.Serial, err)
+			}
+		}
+		issued = append(issued, ic)
 	}
-	containers[objCert.Tag] = container(buildCertObject(cert))
+	cert := certs[slotPIVAuth]
 
 	// Step 4: data objects, security object last.
 	for _, o := range written {
@@ -115,8 +169,10 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 			return nil, spoiled(o.String(), errors.New("read back differs from what was written"))
 		}
 	}
-	p.checkObjects(r, objs, errs, now)
-	r.add(checkKey, s.proveKey(ctx, cert))
+	p.Verifier(nil).checkObjects(r, objs, errs, now)
+	r.add(checkKey, s.proveKey(ctx, slotPIVAuth, cert))
+	r.add(checkCardAuthKey, s.proveKey(ctx, slotCardAuth, certs[slotCardAuth]))
+	r.add(checkTransportKey, s.refuses(ctx, transport, "the stock's transport key"))
 	uid2, err := ReadUID(ctx, cc)
 	if err != nil {
 		return nil, err
@@ -144,7 +200,8 @@ func (p *Personalizer) Personalize(ctx context.Context, card apdu.Card, d CardDa
 	}
 	return &Result{
 		UID:           uid,
-		CertSerial:    hex.EncodeToString(cert.SerialNumber.Bytes()),
+		CertSerial:    serialHex(cert),
+		Certs:         issued,
 		SealedSecrets: sealed,
 		APDUs:         int(cc.APDUs()),
 	}, nil
@@ -170,7 +227,7 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	containers[objCHUID.Tag] = container(chuidV)
 	containers[objCCC.Tag] = container(buildCCC(d.CardUUID))
 	containers[objPrinted.Tag] = container(newPrintedInfo(d, p.issuer).encode())
-	facialV, err := buildFacial(sign, d.FacialJPEG, fascBytes, d.CardUUID, now, d.ValidUntil)
+	facialV, err := p.buildFacialToFit(sign, d, fascBytes, now)
 	if err != nil {
 		return nil, fmt.Errorf("personalize: %w", err)
 	}
@@ -181,12 +238,34 @@ func (p *Personalizer) buildObjects(d CardData, now time.Time) (map[uint][]byte,
 	}
 	containers[objSecurity.Tag] = container(soV)
 	for _, o := range written {
-		// The certificate is not built yet; it is far below any limit.
-		if n := len(containers[o.Tag]); p.stock.MaxObject > 0 && n > p.stock.MaxObject {
-			return nil, fmt.Errorf("personalize: %s is %d bytes, the card stock takes at most %d per object (use a smaller photo): %w", o, n, p.stock.MaxObject, ErrCardData)
+		// The certificates are checked once issued.
+		if c, ok := containers[o.Tag]; ok {
+			if err := p.stock.checkSize(o, c); err != nil {
+				return nil, fmt.Errorf("personalize: %w: %w", err, ErrCardData)
+			}
 		}
 	}
 	return containers, nil
+}
+
+// buildFacialToFit builds the Facial Image, recompressing the portrait when
+// the object would exceed SP 800-73-4's maximum or the stock's limit.
+func (p *Personalizer) buildFacialToFit(sign signer, d CardData, fasc []byte, now time.Time) ([]byte, error) {
+	v, err := buildFacial(sign, d.FacialJPEG, fasc, d.CardUUID, now, d.ValidUntil)
+	if err != nil {
+		return nil, err
+	}
+	over := p.stock.excess(objFacial, container(v))
+	if over == 0 {
+		return v, nil
+	}
+	// The signature's DER length varies by a byte or two between runs.
+	const slack = 4
+	jpg, err := compressPortrait(d.FacialJPEG, len(d.FacialJPEG)-over-slack)
+	if err != nil {
+		return nil, fmt.Errorf("facial image: %w: %w", err, ErrCardData)
+	}
+	return buildFacial(sign, jpg, fasc, d.CardUUID, now, d.ValidUntil)
 }
 
 func spoiled(check string, err error) error {
@@ -224,3 +303,18 @@ func newSecrets(stock StockProfile) (pin, puk string, err error) {
 func weak(s string) bool {
 	return strings.Count(s, s[:1]) == len(s) || strings.Contains("01234567890", s) || strings.Contains("98765432109", s)
 }
+
+// cardKey is the per-card management key for the card UUID, in the stock's
+// per-card algorithm.
+func (p *Personalizer) cardKey(uuid [16]byte) (mgmtKey, error) {
+	alg := p.stock.cardMgmtAlg()
+	key, err := p.master.cardKey(uuid, alg)
+	if err != nil {
+		return mgmtKey{}, fmt.Errorf("personalize: derive the card's management key: %w", err)
+	}
+	return mgmtKey{alg, key}, nil
+}
+
+// serialHex is a certificate serial number as the station stores and
+// reports it: lower-case hex of its big-endian bytes.
+func serialHex(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }

@@ -52,13 +52,7 @@ func TestCMSVerifiesWithOpenSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeFile(t, dir, name, b) }
 	ca := filepath.Join(f.dir, caCertFile)
 	signerPEM := filepath.Join(f.dir, signerCertFile)
 	tests := []struct {
@@ -85,4 +79,14 @@ func TestCMSVerifiesWithOpenSSL(t *testing.T) {
 	if err := exec.Command("openssl", args...).Run(); err == nil {
 		t.Fatal("openssl accepted a CHUID signature over altered content")
 	}
+}
+
+// writeFile writes b to dir/name and returns the path.
+func writeFile(t testing.TB, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

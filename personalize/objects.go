@@ -26,22 +26,24 @@ type object struct {
 }
 
 var (
-	objCert     = object{"Certificate 9A", 0x5FC105, 0x0101, false}
-	objCHUID    = object{"CHUID", 0x5FC102, 0x3000, false}
-	objCCC      = object{"CCC", 0x5FC107, 0xDB00, false}
-	objPrinted  = object{"Printed Information", 0x5FC109, 0x3001, true}
-	objFacial   = object{"Facial Image", 0x5FC108, 0x6030, true}
-	objSecurity = object{"Security Object", 0x5FC106, 0x9000, false}
+	objCert         = object{"Certificate 9A", 0x5FC105, 0x0101, false}
+	objCardAuthCert = object{"Certificate 9E", 0x5FC101, 0x0500, false}
+	objCHUID        = object{"CHUID", 0x5FC102, 0x3000, false}
+	objCCC          = object{"CCC", 0x5FC107, 0xDB00, false}
+	objPrinted      = object{"Printed Information", 0x5FC109, 0x3001, true}
+	objFacial       = object{"Facial Image", 0x5FC108, 0x6030, true}
+	objSecurity     = object{"Security Object", 0x5FC106, 0x9000, false}
 )
 
 // written lists the objects in write order: the security object last,
 // after the objects it hashes.
-var written = []object{objCert, objCHUID, objCCC, objPrinted, objFacial, objSecurity}
+var written = []object{objCert, objCardAuthCert, objCHUID, objCCC, objPrinted, objFacial, objSecurity}
 
 // hashed lists the objects covered by the security object, with their data
 // group numbers (the numbering is the issuer's choice, SP 800-73-4 part 1, "Security Object").
-// Certificates are left out as the standard recommends: they carry their
-// own signature.
+// Certificates (9A and 9E alike) are left out as the standard recommends:
+// they carry their own signature. The CCC lists no objects, so the Card
+// Authentication certificate needs no entry there either.
 var hashed = []struct {
 	DG  int
 	Obj object

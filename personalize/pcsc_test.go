@@ -1,6 +1,7 @@
 package personalize
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"id06/personalize/apdu"
 	"id06/personalize/pcsc"
@@ -53,19 +53,7 @@ func run(t testing.TB, env *pcscdtest.Env, name string, args ...string) string {
 // (the connection is exclusive, so tools can only run between these).
 func withCard(t testing.TB, env *pcscdtest.Env, f func(card apdu.Card)) {
 	t.Helper()
-	r, err := pcsc.Open(env.ReaderName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	card, err := r.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer card.Close()
-	f(card)
+	env.WithCard(t, func(_ context.Context, card apdu.Card) { f(card) })
 }
 
 const mgmtKeyHex = "010203040506070801020304050607080102030405060708"
@@ -85,7 +73,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 	var res *Result
 	withCard(t, env, func(card apdu.Card) {
 		var err error
-		if res, err = f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+		if res, err = f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -96,8 +84,11 @@ func TestPCSCIndependentTools(t *testing.T) {
 	if !strings.Contains(strings.ToLower(out), guid) {
 		t.Errorf("pkcs15-tool -D does not show the CHUID GUID %s:\n%s", guid, out)
 	}
-	if !strings.Contains(out, "X.509 Certificate [Certificate for PIV Authentication]") {
-		t.Errorf("pkcs15-tool -D does not list the PIV Authentication certificate:\n%s", out)
+	for _, want := range []string{"X.509 Certificate [Certificate for PIV Authentication]", "X.509 Certificate [Certificate for Card Authentication]",
+		"Private EC Key [PIV AUTH key]", "Private EC Key [CARD AUTH key]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pkcs15-tool -D does not list %q:\n%s", want, out)
+		}
 	}
 
 	out = run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "status")
@@ -106,6 +97,9 @@ func TestPCSCIndependentTools(t *testing.T) {
 	}
 	if !strings.Contains(out, "Slot 9a:") || !strings.Contains(out, f.data.CardNumber) {
 		t.Errorf("yubico-piv-tool -a status does not show the 9A certificate for %s:\n%s", f.data.CardNumber, out)
+	}
+	if !strings.Contains(out, "Slot 9e:") || !strings.Contains(out, "serialNumber="+uuidString(f.data.CardUUID)) {
+		t.Errorf("yubico-piv-tool -a status does not show the 9E certificate of card %s:\n%s", uuidString(f.data.CardUUID), out)
 	}
 
 	certPEM := run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "read-certificate", "-s", "9a")
@@ -127,7 +121,7 @@ func TestPCSCIndependentTools(t *testing.T) {
 	}
 
 	withCard(t, env, func(card apdu.Card) {
-		rep, err := f.p.Verify(ctx, card, pin)
+		rep, err := f.verify(t, card, pin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,22 +147,49 @@ func TestPCSCIndependentTools(t *testing.T) {
 		t.Errorf("the signature made by OpenSC with slot 9A does not verify with the certificate (%v)", err)
 	}
 
-	// Tamper: a CCC from another card, written with the management key.
-	cccFile := filepath.Join(dir, "ccc.bin")
-	if err := os.WriteFile(cccFile, buildCCC([16]byte{0xEE}), 0o600); err != nil {
-		t.Fatal(err)
+	// The stock's transport key no longer opens the card: yubico-piv-tool,
+	// which uses it by default, can change nothing.
+	for _, args := range [][]string{
+		{"-r", "Virtual", "-a", "set-chuid"},
+		{"-r", "Virtual", "-k" + mgmtKeyHex, "-a", "set-ccc"},
+	} {
+		if out, err := runErr(env, "yubico-piv-tool", args...); err == nil || !strings.Contains(out, "authentication") {
+			t.Errorf("yubico-piv-tool %v after production: %v\n%s", args, err, out)
+		}
 	}
-	run(t, env, "yubico-piv-tool", "-r", "Virtual", "-k"+mgmtKeyHex, "-a", "write-object", "--id", "0x5FC107", "-f", "binary", "-i", cccFile)
 	withCard(t, env, func(card apdu.Card) {
-		rep, err := f.p.Verify(ctx, card, pin)
+		s := &session{card: card, extended: true}
+		if err := s.selectPIV(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Raw GENERAL AUTHENTICATE with every well-known 3DES and AES key.
+		for _, k := range wellKnownKeys() {
+			if ok, err := s.accepts(ctx, k); ok || err != nil {
+				t.Errorf("the card accepts the well-known %s key % X (%v)", algName(k.Alg), k.Key, err)
+			}
+		}
+		// The per-card key opens it; an insider who uses it to swap in
+		// another card's CCC is caught.
+		s = f.cardKeySession(t, card)
+		if err := s.putData(ctx, objCCC.Tag, container(buildCCC([16]byte{0xEE}))); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := f.verify(t, card, pin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		failed := rep.Failed()
 		if rep.OK || len(failed) != 1 || failed[0].Name != objCCC.String() {
-			t.Fatalf("Verify after yubico-piv-tool rewrote the CCC: failed %+v, want only %q", failed, objCCC)
+			t.Fatalf("Verify after the CCC was rewritten: failed %+v, want only %q", failed, objCCC)
 		}
 	})
+}
+
+func runErr(env *pcscdtest.Env, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = env.Environ()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // apduCount counts the command APDUs in pcscd's trace.
@@ -216,7 +237,7 @@ func BenchmarkPersonalizePCSC(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil }); err != nil {
+				if _, err := f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
 					b.Fatal(err)
 				}
 				card.Close()
@@ -281,7 +302,7 @@ func BenchmarkYubicoPivToolPCSC(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cert, err := f.p.pki.issuePIVAuth(pub, f.data, f.now)
+		cert, err := f.p.pki.issueCardCert(slotPIVAuth, pub, f.data, f.now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -299,4 +320,45 @@ func BenchmarkYubicoPivToolPCSC(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(apduCount(env)-before)/float64(b.N), "APDUs/card")
+}
+
+// On YubiKey-class stock every object stays within 3,052 bytes, so
+// yubico-piv-tool (which reads objects into a 3,072-byte buffer) reads each
+// one back through the real pcscd, byte for byte as the station wrote it.
+func TestYubiKeyStockReadBackByYubicoPivTool(t *testing.T) {
+	requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
+	env := pcscdtest.StartStock(t, StockYubiKey)
+	ctx := context.Background()
+	stock, err := Stock(StockYubiKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, stock)
+	f.data.FacialJPEG = smallPortrait(t, 300, 380, 90) // far larger than the stock takes
+	var res *Result
+	want := map[uint][]byte{}
+	withCard(t, env, func(card apdu.Card) {
+		if res, err = f.p.Personalize(ctx, card, f.data, Record{}); err != nil {
+			t.Fatal(err)
+		}
+		for tag, c := range f.readBack(t, card, res) {
+			if want[tag], err = apdu.Unwrap(c, 0x53); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	pin := f.openSecrets(t, res.SealedSecrets).PIN
+	dir := t.TempDir()
+	for _, o := range written {
+		out := filepath.Join(dir, fmt.Sprintf("%X.bin", o.Tag))
+		run(t, env, "yubico-piv-tool", "-r", "Virtual", "-a", "verify-pin", "-P", pin,
+			"-a", "read-object", "--id", fmt.Sprintf("0x%X", o.Tag), "-f", "binary", "-o", out)
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want[o.Tag]) {
+			t.Errorf("%s read by yubico-piv-tool: %d bytes, differ from the %d the station wrote", o, len(got), len(want[o.Tag]))
+		}
+	}
 }

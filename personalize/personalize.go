@@ -16,37 +16,21 @@ import (
 	"filippo.io/age"
 
 	"id06/personalize/apdu"
-	"id06/personalize/emulator"
 )
-
-// StockProfile holds what differs between kinds of blank card stock.
-type StockProfile struct {
-	PIN, PUK string // transport PIN and PUK
-	MgmtKey  []byte // transport management key
-	MgmtAlg  byte   // 0x03 3DES, 0x08 AES-128, 0x0A AES-192, 0x0C AES-256
-	// ExtendedLength: card and reader take extended-length APDUs, so each
-	// object is written and read with one APDU instead of a chain.
-	ExtendedLength bool
-	// MaxObject is the largest data object (as stored, 53 L value) the
-	// stock takes; 0 = no limit. Checked before anything is written, so an
-	// oversized photo fails the order instead of spoiling blank after blank.
-	MaxObject int
-}
-
-// DefaultStock is the emulator's (and docs/design.md §6's) default blank stock.
-func DefaultStock() StockProfile {
-	s := emulator.DefaultStock()
-	return StockProfile{PIN: s.PIN, PUK: s.PUK, MgmtKey: s.MgmtKey, MgmtAlg: s.MgmtAlg, ExtendedLength: true}
-}
 
 // Config configures a Personalizer.
 type Config struct {
-	// PKIDir holds the development CA (ca.pem, ca-key.pem), created on
-	// first run unless CACert/CAKey are given, the content-signing
-	// certificate and key, and the development supplier-age.key.
-	PKIDir        string
-	CACert, CAKey string       // optional configured CA (PEM files)
+	// PKIDir holds the certificates: the development CA (ca.pem), created
+	// on first run unless CACert is given, and the content-signing
+	// certificate; the check value of the master management key; the
+	// development supplier-age.key; and, with the file key store, the keys.
+	PKIDir string
+	// Keys holds the CA, content-signing and master management keys; nil
+	// = a FileKeyStore in PKIDir (with the CA key in CAKey when given).
+	Keys          KeyStore
+	CACert, CAKey string       // optional configured CA (PEM files; CAKey only with the file key store)
 	Stock         StockProfile // zero value = DefaultStock()
+	Certs         CertProfile  // PKIBaseURL is required
 	// SealTo is the age X25519 recipient (age1…) the PIN and PUK are sealed
 	// to; "" = a development identity in PKIDir/supplier-age.key.
 	SealTo string
@@ -59,6 +43,7 @@ type Config struct {
 type Personalizer struct {
 	stock  StockProfile
 	pki    *pki
+	master masterKey
 	sealTo age.Recipient
 	issuer string
 	now    func() time.Time
@@ -79,7 +64,25 @@ func New(cfg Config) (*Personalizer, error) {
 	if err := cfg.Stock.validate(); err != nil {
 		return nil, err
 	}
-	p, err := loadPKI(cfg.PKIDir, cfg.CACert, cfg.CAKey, cfg.Issuer, cfg.Now())
+	ks := cfg.Keys
+	switch {
+	case ks == nil && (cfg.CACert == "") != (cfg.CAKey == ""):
+		return nil, errors.New("personalize: configure both CACert and CAKey, or neither")
+	case ks == nil:
+		ks = FileKeyStore{Dir: cfg.PKIDir, CAKeyPath: cfg.CAKey}
+	case cfg.CAKey != "":
+		return nil, errors.New("personalize: CAKey is a key file: with a key store the CA key is in the store")
+	}
+	prof, err := cfg.Certs.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p, err := loadPKI(ks, cfg.PKIDir, cfg.CACert, cfg.Issuer, cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	p.profile = prof
+	master, err := loadMaster(ks, cfg.PKIDir)
 	if err != nil {
 		return nil, err
 	}
@@ -87,25 +90,7 @@ func New(cfg Config) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Personalizer{stock: cfg.Stock, pki: p, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
-}
-
-func (s StockProfile) validate() error {
-	if n, ok := mgmtKeyLen[s.MgmtAlg]; !ok {
-		return fmt.Errorf("personalize: stock management key algorithm %02X is not 03 (3DES), 08, 0A or 0C (AES)", s.MgmtAlg)
-	} else if len(s.MgmtKey) != n {
-		return fmt.Errorf("personalize: stock management key is %d bytes, algorithm %02X needs %d", len(s.MgmtKey), s.MgmtAlg, n)
-	}
-	if s.MaxObject < 0 {
-		return fmt.Errorf("personalize: stock MaxObject %d is negative", s.MaxObject)
-	}
-	if _, err := padRef(s.PIN); err != nil {
-		return fmt.Errorf("personalize: stock transport PIN: %w", err)
-	}
-	if _, err := padRef(s.PUK); err != nil {
-		return fmt.Errorf("personalize: stock transport PUK: %w", err)
-	}
-	return nil
+	return &Personalizer{stock: cfg.Stock, pki: p, master: master, sealTo: r, issuer: cfg.Issuer, now: cfg.Now}, nil
 }
 
 // CACertificate returns the issuing CA certificate (for QA tools and tests).
@@ -120,7 +105,7 @@ type CardData struct {
 	Company     string
 	OrgNumber   string
 	ValidUntil  time.Time
-	FacialJPEG  []byte // portrait JPEG from the photo stage (≤ ~15 KB)
+	FacialJPEG  []byte // portrait JPEG from the photo stage; recompressed when the object would not fit
 	ExpectedUID []byte // set when resuming an order that already recorded a chip UID
 }
 
@@ -150,12 +135,29 @@ func (d CardData) validate(now time.Time) error {
 	return nil
 }
 
+// Record receives what the caller must store before the chip changes, so
+// that a crash loses none of it: the chip UID before the first write, and
+// each certificate before it goes onto the chip (to revoke it should the
+// blank be spoiled). A nil func records nothing.
+type Record struct {
+	UID  func(uid []byte) error
+	Cert func(IssuedCert) error
+}
+
+// IssuedCert is a certificate issued for a card.
+type IssuedCert struct {
+	Slot     string // "9a" (PIV Authentication) or "9e" (Card Authentication)
+	Serial   string // hex, lower case, as serialHex writes it
+	NotAfter time.Time
+}
+
 // Result of a successful personalization.
 type Result struct {
 	UID           []byte
-	CertSerial    string // hex serial number of the PIV Authentication certificate
-	SealedSecrets []byte // age-armored JSON {card_number, pin, puk}
-	APDUs         int    // command APDUs sent
+	CertSerial    string       // hex serial number of the PIV Authentication certificate
+	Certs         []IssuedCert // the certificates on the chip
+	SealedSecrets []byte       // age-armored JSON {card_number, pin, puk}
+	APDUs         int          // command APDUs sent
 }
 
 var (

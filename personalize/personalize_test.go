@@ -3,9 +3,11 @@ package personalize
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
@@ -103,7 +105,7 @@ func newFixture(t testing.TB, stock StockProfile) *fixture {
 func newFixtureAt(t testing.TB, stock StockProfile, now time.Time) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	p, err := New(Config{PKIDir: dir, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
+	p, err := New(Config{PKIDir: dir, Certs: testCerts, Stock: stock, Issuer: "Test Issuer AB", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +167,46 @@ func connect(t testing.TB, r *emulator.Reader) apdu.Card {
 	return c
 }
 
-func recorder(got *[]byte) func([]byte) error {
-	return func(uid []byte) error { *got = append([]byte(nil), uid...); return nil }
+// verify runs the station's verifier on card with a current, empty CRL of
+// the fixture's CA.
+func (f *fixture) verify(t testing.TB, card apdu.Card, pin string) (*Report, error) {
+	t.Helper()
+	der, err := f.p.IssueCRL(nil, 1, f.p.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := func(context.Context, *x509.Certificate) ([]byte, error) { return der, nil }
+	return f.p.Verifier(crl).Verify(context.Background(), card, pin)
+}
+
+// readBack reads every profile object of a personalized card under its PIN,
+// as stored (53 L value).
+func (f *fixture) readBack(t testing.TB, card apdu.Card, res *Result) map[uint][]byte {
+	t.Helper()
+	ctx := context.Background()
+	s := &session{card: card, extended: true}
+	if err := s.selectPIV(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.verifyPIN(ctx, f.openSecrets(t, res.SealedSecrets).PIN); err != nil {
+		t.Fatal(err)
+	}
+	objs := map[uint][]byte{}
+	for _, o := range written {
+		c, err := s.getData(ctx, o.Tag)
+		if err != nil {
+			t.Fatalf("%s: %v", o, err)
+		}
+		objs[o.Tag] = c
+	}
+	return objs
+}
+
+// testCerts is the certificate profile of the test station.
+var testCerts = CertProfile{PKIBaseURL: "http://pki.example.se"}
+
+func recorder(got *[]byte) Record {
+	return Record{UID: func(uid []byte) error { *got = append([]byte(nil), uid...); return nil }}
 }
 
 func TestPersonalizeThenVerify(t *testing.T) {
@@ -208,32 +248,30 @@ func TestPersonalizeThenVerify(t *testing.T) {
 			}
 
 			for _, pin := range []string{sec.PIN, ""} {
-				rep, err := f.p.Verify(ctx, card, pin)
+				rep, err := f.verify(t, card, pin)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !rep.OK {
-					t.Fatalf("verify (PIN given: %v) failed: %+v", pin != "", rep.Failed())
+				// Without the PIN: the two PIN objects, and the 9A key (generic
+				// stock has no metadata to show the slot's public key), are
+				// skipped, and a skipped check is not a pass.
+				wantResult, wantSkipped := ResultPass, 0
+				if pin == "" {
+					wantResult, wantSkipped = ResultIncomplete, 3
+				}
+				if rep.Result != wantResult || len(rep.Failed()) > 0 || len(rep.Skipped()) != wantSkipped || rep.OK != (pin != "") {
+					t.Fatalf("verify (PIN given: %v): %s, failed %+v, skipped %+v", pin != "", rep.Result, rep.Failed(), rep.Skipped())
 				}
 				want := Report{UID: hex.EncodeToString(res.UID), CardNumber: f.data.CardNumber, Holder: f.data.HolderName,
 					Company: f.data.Company, ValidUntil: f.data.ValidUntil.Format(time.DateOnly),
 					CardUUID: uuidString(f.data.CardUUID), CertSerial: res.CertSerial}
 				got := *rep
-				got.Checks, got.OK = nil, false
+				got.Checks, got.OK, got.Result = nil, false, ""
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("report\n got %+v\nwant %+v", got, want)
 				}
-				skipped := 0
-				for _, c := range rep.Checks {
-					if strings.HasPrefix(c.Detail, "skipped") {
-						skipped++
-					}
-				}
-				if wantSkipped := map[bool]int{true: 0, false: 2}[pin != ""]; skipped != wantSkipped {
-					t.Errorf("PIN given %v: %d checks skipped, want %d: %+v", pin != "", skipped, wantSkipped, rep.Checks)
-				}
 			}
-			rep, err := f.p.Verify(ctx, card, "000000")
+			rep, err := f.verify(t, card, "000000")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,18 +282,32 @@ func TestPersonalizeThenVerify(t *testing.T) {
 	}
 }
 
-// tamper rewrites one object on a personalized card with the transport
-// management key, as an attacker (or yubico-piv-tool) could.
-func tamper(t *testing.T, card apdu.Card, stock StockProfile, tag uint, value []byte) {
+// cardKeySession selects the PIV application and authenticates with the
+// card's per-card management key, as the station (or whoever holds its
+// master key) can.
+func (f *fixture) cardKeySession(t *testing.T, card apdu.Card) *session {
 	t.Helper()
 	ctx := context.Background()
 	s := &session{card: card, extended: true}
 	if err := s.selectPIV(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
+	k, err := f.p.cardKey(f.data.CardUUID)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.authenticate(ctx, k.Alg, k.Key); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tamper rewrites one object on a personalized card with its management
+// key, as an insider with the master key could.
+func (f *fixture) tamper(t *testing.T, card apdu.Card, tag uint, value []byte) {
+	t.Helper()
+	ctx := context.Background()
+	s := f.cardKeySession(t, card)
 	if err := s.putData(ctx, tag, container(value)); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +361,7 @@ func TestVerifyNamesTamperedObject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			forged, err := other.p.pki.issuePIVAuth(c.PublicKey, f.data, f.now)
+			forged, err := other.p.pki.issueCardCert(slotPIVAuth, c.PublicKey, f.data, f.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -339,8 +391,8 @@ func TestVerifyNamesTamperedObject(t *testing.T) {
 				t.Fatal(err)
 			}
 			oldV, _ := apdu.Unwrap(old, 0x53)
-			tamper(t, card, stock, tt.obj.Tag, tt.value(t, oldV))
-			rep, err := f.p.Verify(ctx, card, pin)
+			f.tamper(t, card, tt.obj.Tag, tt.value(t, oldV))
+			rep, err := f.verify(t, card, pin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -382,7 +434,7 @@ func TestPersonalizeRefusals(t *testing.T) {
 			reader.InjectNext(tt.fault)
 			card := connect(t, reader)
 			recorded := false
-			_, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { recorded = true; return tt.record })
+			_, err := f.p.Personalize(ctx, card, f.data, Record{UID: func([]byte) error { recorded = true; return tt.record }})
 			if err == nil {
 				t.Fatal("Personalize succeeded")
 			}
@@ -438,8 +490,9 @@ func TestResume(t *testing.T) {
 	stock := DefaultStock()
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), t.TempDir())
-	// Writes: generate key, certificate, CHUID, then the card is pulled.
-	reader.InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	// Writes: management key, the two keys, the two certificates, CHUID,
+	// then the card is pulled.
+	reader.InjectNext(emulator.Fault{RemoveAfterWrites: 6})
 	var uid []byte
 	if _, err := f.p.Personalize(ctx, connect(t, reader), f.data, recorder(&uid)); !errors.Is(err, apdu.ErrCardRemoved) {
 		t.Fatalf("first attempt: %v", err)
@@ -460,7 +513,7 @@ func TestResume(t *testing.T) {
 		t.Fatalf("resume: %v", err)
 	}
 	pin := f.openSecrets(t, res.SealedSecrets).PIN
-	if rep, err := f.p.Verify(ctx, card, pin); err != nil || !rep.OK {
+	if rep, err := f.verify(t, card, pin); err != nil || !rep.OK {
 		t.Fatalf("verify after resume: %v %+v", err, rep)
 	}
 	// Once PIN and PUK are set the transport values are gone: resuming
@@ -481,13 +534,83 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// writeLog records the instruction of every write APDU sent to a card.
+type writeLog struct {
+	apdu.Card
+	ins []byte
+}
+
+func (w *writeLog) Transmit(ctx context.Context, raw []byte) ([]byte, error) {
+	if len(raw) > 1 && raw[0]&^0x10 == 0 {
+		switch raw[1] {
+		case 0xDB, 0x47, 0x24, 0x2C, 0xFF:
+			w.ins = append(w.ins, raw[1])
+		}
+	}
+	return w.Card.Transmit(ctx, raw)
+}
+
+// A station that dies before any write APDU resumes the same chip: before
+// the management key change with the transport key, after it with the
+// per-card key. Once the PIN is changed the transport PIN is gone and the
+// chip can only be spoiled, never finished with unknown secrets.
+func TestResumeAfterEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	stock := DefaultStock()
+	f := newFixture(t, stock)
+	log := &writeLog{Card: connect(t, emulator.NewReader("count", emuStock(stock), ""))}
+	if _, err := f.p.Personalize(ctx, log, f.data, Record{}); err != nil {
+		t.Fatal(err)
+	}
+	pinAt := bytes.IndexByte(log.ins, 0x24)
+	if log.ins[0] != 0xFF || pinAt < 0 {
+		t.Fatalf("write sequence % X: want the key change first and a PIN change", log.ins)
+	}
+	for n := range len(log.ins) {
+		t.Run(fmt.Sprintf("pulled before write %d (INS %02X)", n+1, log.ins[n]), func(t *testing.T) {
+			reader := emulator.NewReader("test", emuStock(stock), "")
+			card := connect(t, reader)
+			reader.Card().FailAfterWrites(n)
+			var uid []byte
+			if _, err := f.p.Personalize(ctx, card, f.data, recorder(&uid)); !errors.Is(err, apdu.ErrCardRemoved) {
+				t.Fatalf("first run: %v, want the card removed", err)
+			}
+			card = connect(t, reader)
+			d := f.data
+			d.ExpectedUID = uid
+			res, err := f.p.Personalize(ctx, card, d, recorder(new([]byte)))
+			if n > pinAt {
+				if !errors.Is(err, ErrSpoiled) {
+					t.Fatalf("resume after the PIN change: %v, want ErrSpoiled", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resume: %v", err)
+			}
+			rep, err := f.verify(t, card, f.openSecrets(t, res.SealedSecrets).PIN)
+			if err != nil || !rep.OK {
+				t.Fatalf("verify after resume: %v %+v", err, rep.Failed())
+			}
+			s := &session{card: card, extended: true}
+			if err := s.selectPIV(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.refuses(ctx, mgmtKey{stock.MgmtAlg, stock.MgmtKey}, "the transport key"); err != nil {
+				t.Fatal(err)
+			}
+			f.cardKeySession(t, card)
+		})
+	}
+}
+
 func TestStockWithAnotherTransportPIN(t *testing.T) {
 	stock := DefaultStock()
 	f := newFixture(t, stock)
 	es := emuStock(stock)
 	es.PIN = "654321"
 	reader := emulator.NewReader("test", es, "")
-	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil })
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, Record{})
 	var auth *apdu.AuthError
 	if !errors.Is(err, ErrSpoiled) || !errors.As(err, &auth) {
 		t.Fatalf("error %v, want ErrSpoiled with the card's 63Cx", err)
@@ -512,7 +635,7 @@ func TestCardDataValidation(t *testing.T) {
 			reader := emulator.NewReader("test", emulator.DefaultStock(), "")
 			d := f.data
 			tt.edit(&d)
-			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, func([]byte) error { return nil })
+			_, err := f.p.Personalize(context.Background(), connect(t, reader), d, Record{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrCardData) {
 				t.Fatalf("error %v, want ErrCardData mentioning %q", err, tt.want)
 			}
@@ -542,7 +665,7 @@ func BenchmarkPersonalize(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+				res, err := f.p.Personalize(ctx, card, f.data, Record{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -560,25 +683,21 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 	ctx := context.Background()
 	stock := DefaultStock()
 	f := newFixture(t, stock)
-	reader := emulator.NewReader("test", emuStock(stock), "")
+	es := emuStock(stock)
+	es.Yubico = true // its key metadata shows the slot's public key without the PIN
+	reader := emulator.NewReader("test", es, "")
 	card := connect(t, reader)
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pin := f.openSecrets(t, res.SealedSecrets).PIN
-	s := &session{card: card, extended: true}
-	if err := s.selectPIV(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.authenticate(ctx, stock.MgmtAlg, stock.MgmtKey); err != nil {
-		t.Fatal(err)
-	}
+	s := f.cardKeySession(t, card)
 	if _, err := s.generateP256(ctx, slotPIVAuth); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"", pin} {
-		rep, err := f.p.Verify(ctx, card, p)
+		rep, err := f.verify(t, card, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -591,27 +710,101 @@ func TestVerifyDetectsReplacedKey(t *testing.T) {
 
 func TestMaxObjectRefusedBeforeWriting(t *testing.T) {
 	stock := DefaultStock()
-	stock.MaxObject = 3000 // some stock holds ~3 KB per object
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its CBEFF header and signature
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	recorded := false
-	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { recorded = true; return nil })
-	if err == nil || errors.Is(err, ErrSpoiled) || !errors.Is(err, ErrCardData) || !strings.Contains(err.Error(), "Facial Image") {
-		t.Fatalf("error %v, want ErrCardData (not spoiled) naming the Facial Image", err)
+	_, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, Record{UID: func([]byte) error { recorded = true; return nil }})
+	if err == nil || errors.Is(err, ErrSpoiled) || !errors.Is(err, ErrCardData) || !strings.Contains(err.Error(), "does not fit in") {
+		t.Fatalf("error %v, want ErrCardData (not spoiled) saying the portrait does not fit", err)
 	}
 	if recorded {
 		t.Error("UID recorded for a card that was never written")
 	}
-	f.data.FacialJPEG = smallPortrait(t, 96, 120, 40)
-	if _, err := f.p.Personalize(context.Background(), connect(t, reader), f.data, func([]byte) error { return nil }); err != nil {
-		t.Fatalf("small portrait: %v", err)
+}
+
+// Every object stays within SP 800-73-4's maxima and the stock's own limit:
+// a large portrait is recompressed to fit, and yubikey stock (whose
+// emulator refuses objects over 3,052 bytes) takes the whole profile.
+func TestObjectSizesFitStock(t *testing.T) {
+	large := smallPortrait(t, 300, 380, 95)
+	for _, name := range StockNames() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			stock, err := Stock(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t, stock)
+			f.data.FacialJPEG = large
+			es, err := emulator.StockNamed(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reader := emulator.NewReader("test", es, "")
+			card := connect(t, reader)
+			res, err := f.p.Personalize(ctx, card, f.data, Record{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := f.readBack(t, card, res)
+			total := 0
+			for _, o := range written {
+				if err := stock.checkSize(o, objs[o.Tag]); err != nil {
+					t.Error(err)
+				}
+				total += len(objs[o.Tag])
+				t.Logf("%-32s %6d bytes", o, len(objs[o.Tag]))
+			}
+			t.Logf("%-32s %6d bytes (portrait given: %d bytes)", "all objects", total, len(large))
+			if len(large)+200 < 12704 {
+				t.Fatalf("the test portrait (%d bytes) is too small to need recompression", len(large))
+			}
+		})
+	}
+}
+
+func TestCheckSize(t *testing.T) {
+	stock := DefaultStock()
+	yk, _ := Stock(StockYubiKey)
+	tests := []struct {
+		name  string
+		stock StockProfile
+		obj   object
+		value []byte
+		want  *SizeError
+	}{
+		{"facial image at the maximum", stock, objFacial, tlvs(apdu.TLV(0xBC, make([]byte, 12704)), apdu.TLV(0xFE, nil)), nil},
+		{"facial image one byte over", stock, objFacial, tlvs(apdu.TLV(0xBC, make([]byte, 12705)), apdu.TLV(0xFE, nil)), &SizeError{Element: 0xBC, Size: 12705, Max: 12704}},
+		{"certificate over 1858", stock, objCert, tlvs(apdu.TLV(0x70, make([]byte, 1859)), apdu.TLV(0x71, []byte{0})), &SizeError{Element: 0x70, Size: 1859, Max: 1858}},
+		{"card authentication certificate over 1858", stock, objCardAuthCert, apdu.TLV(0x70, make([]byte, 2000)), &SizeError{Element: 0x70, Size: 2000, Max: 1858}},
+		{"CHUID signature over 3200", stock, objCHUID, apdu.TLV(0x3E, make([]byte, 3201)), &SizeError{Element: 0x3E, Size: 3201, Max: 3200}},
+		{"security object over 1298", stock, objSecurity, apdu.TLV(0xBB, make([]byte, 1299)), &SizeError{Element: 0xBB, Size: 1299, Max: 1298}},
+		{"printed name over 125", stock, objPrinted, apdu.TLV(0x01, make([]byte, 126)), &SizeError{Element: 0x01, Size: 126, Max: 125}},
+		{"yubikey object over 3052", yk, objFacial, apdu.TLV(0xBC, make([]byte, 3100)), &SizeError{Size: 3108, Max: 3052}},
+		{"yubikey object at 3052", yk, objFacial, apdu.TLV(0xBC, make([]byte, 3044)), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.stock.checkSize(tt.obj, container(tt.value))
+			var se *SizeError
+			switch {
+			case tt.want == nil && err != nil:
+				t.Fatalf("unexpected %v", err)
+			case tt.want == nil:
+			case !errors.As(err, &se):
+				t.Fatalf("error %v, want a SizeError", err)
+			case se.Element != tt.want.Element || se.Size != tt.want.Size || se.Max != tt.want.Max:
+				t.Fatalf("got %+v, want %+v", se, tt.want)
+			}
+		})
 	}
 }
 
 func TestVerifyBlankCard(t *testing.T) {
 	f := newFixture(t, DefaultStock())
 	reader := emulator.NewReader("test", emulator.DefaultStock(), "")
-	rep, err := f.p.Verify(context.Background(), connect(t, reader), "123456")
+	rep, err := f.verify(t, connect(t, reader), "123456")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -637,13 +830,13 @@ func TestInjectedClock(t *testing.T) {
 	f := newFixtureAt(t, stock, time.Date(2031, 3, 14, 9, 0, 0, 0, time.UTC))
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	card := connect(t, reader)
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pin := f.openSecrets(t, res.SealedSecrets).PIN
 	later := f.data.ValidUntil.AddDate(0, 0, 2)
-	p, err := New(Config{PKIDir: f.dir, Issuer: "Test Issuer AB", Now: func() time.Time { return later }})
+	p, err := New(Config{PKIDir: f.dir, Certs: testCerts, Issuer: "Test Issuer AB", Now: func() time.Time { return later }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -680,21 +873,21 @@ func TestExtendedLengthFallsBackToChaining(t *testing.T) {
 	f := newFixture(t, stock)
 	reader := emulator.NewReader("test", emuStock(stock), "")
 	card := &shortOnly{Card: connect(t, reader)}
-	res, err := f.p.Personalize(ctx, card, f.data, func([]byte) error { return nil })
+	res, err := f.p.Personalize(ctx, card, f.data, Record{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if card.refused != 1 {
 		t.Errorf("%d extended APDUs refused, want 1 (then short APDUs only)", card.refused)
 	}
-	rep, err := f.p.Verify(ctx, card, f.openSecrets(t, res.SealedSecrets).PIN)
+	rep, err := f.verify(t, card, f.openSecrets(t, res.SealedSecrets).PIN)
 	if err != nil || !rep.OK {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
 
 func TestOpenReader(t *testing.T) {
-	r, err := OpenReader("sim", t.TempDir())
+	r, err := OpenReader("sim", t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,21 +898,21 @@ func TestOpenReader(t *testing.T) {
 		t.Error("the simulated reader cannot eject")
 	}
 	for _, spec := range []string{"", "simulator", "usb:0"} {
-		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
+		if _, err := OpenReader(spec, "", ""); err == nil || !strings.Contains(err.Error(), "sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
 	}
 	// No pcscd here, or no such reader: an error and no reader to Close.
-	if r, err := OpenReader("pcsc:no-such-reader-anywhere", ""); err == nil || r != nil {
+	if r, err := OpenReader("pcsc:no-such-reader-anywhere", "", ""); err == nil || r != nil {
 		t.Errorf("OpenReader(pcsc:no-such-reader-anywhere) = %v, %v; want nil and an error", r, err)
 	}
 	for _, spec := range []string{"sim:apdu-delay=fast", "sim:apdu-delay=-1ms", "sim:apdu-delay=2s"} {
-		if _, err := OpenReader(spec, ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
+		if _, err := OpenReader(spec, "", ""); err == nil || !strings.Contains(err.Error(), "e.g. sim:apdu-delay=20ms") {
 			t.Errorf("OpenReader(%q): %v", spec, err)
 		}
 	}
 	// The slow simulator still ejects and takes at least its delay per APDU.
-	slow, err := OpenReader("sim:apdu-delay=30ms", "")
+	slow, err := OpenReader("sim:apdu-delay=30ms", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,14 @@ import (
 var pivAID = []byte{0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00}
 
 const (
-	keyPIN      = 0x80
-	keyPUK      = 0x81
-	keyMgmt     = 0x9B
-	slotPIVAuth = 0x9A
-	algECCP256  = 0x11
+	keyPIN       = 0x80
+	keyPUK       = 0x81
+	keyMgmt      = 0x9B
+	slotPIVAuth  = 0x9A
+	slotCardAuth = 0x9E
+	algECCP256   = 0x11
+	alg3DES      = 0x03
+	algAES256    = 0x0C
 )
 
 var mgmtKeyLen = map[byte]int{0x03: 24, 0x08: 16, 0x0A: 24, 0x0C: 32}
@@ -115,7 +118,7 @@ func (s *session) authenticate(ctx context.Context, alg byte, key []byte) error 
 	}
 	witness, err := dynAuthField(resp, 0x80)
 	if err != nil || len(witness) != n {
-		return fmt.Errorf("management key authentication: bad witness from card (%v)", err)
+		return fmt.Errorf("%w (%v)", errBadWitness, err)
 	}
 	plain := make([]byte, n)
 	blk.Decrypt(plain, witness)
@@ -135,10 +138,14 @@ func (s *session) authenticate(ctx context.Context, alg byte, key []byte) error 
 	want := make([]byte, n)
 	blk.Encrypt(want, challenge)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return errors.New("management key authentication: the card did not prove the same key")
+		return errCardProof
 	}
 	return nil
 }
+
+// errBadWitness: the card's witness is not one block of the algorithm asked
+// for (a card with another key algorithm may answer so).
+var errBadWitness = errors.New("management key authentication: bad witness from card")
 
 // dynAuthField extracts tag from a 7C dynamic authentication template.
 func dynAuthField(resp []byte, tag uint) ([]byte, error) {

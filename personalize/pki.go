@@ -2,8 +2,6 @@ package personalize
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,17 +18,20 @@ import (
 // OIDs from FIPS 201 / SP 800-73-4 / RFC 4556 used in the certificates.
 var (
 	oidPIVContentSigning = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 7}
+	oidPIVCardAuth       = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 6, 8}
 	oidSmartcardLogon    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
 	oidPKINITClientAuth  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 2, 3, 4}
+	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 37}
 )
 
 // pki holds the issuing CA and the content-signing key that signs the CHUID,
-// the facial image and the security object.
+// the facial image and the security object; the keys stay in the key store.
 type pki struct {
 	caCert     *x509.Certificate
 	caKey      crypto.Signer
 	signerCert *x509.Certificate
 	signerKey  crypto.Signer
+	profile    CertProfile
 }
 
 const (
@@ -41,14 +41,12 @@ const (
 	signerKeyFile  = "content-signer-key.pem"
 )
 
-// loadPKI loads the configured CA (or the development CA in dir, creating it
-// on first run) and a content-signing certificate issued by that CA.
-func loadPKI(dir, caCertPath, caKeyPath, issuer string, now time.Time) (*pki, error) {
-	if (caCertPath == "") != (caKeyPath == "") {
-		return nil, errors.New("personalize: configure both CACert and CAKey, or neither")
-	}
+// loadPKI loads the configured CA (or the development CA whose certificate
+// is in dir, creating it on first run) and a content-signing certificate
+// issued by that CA, with their keys from ks.
+func loadPKI(ks KeyStore, dir, caCertPath, issuer string, now time.Time) (*pki, error) {
 	if dir == "" {
-		return nil, errors.New("personalize: Config.PKIDir is required (it holds the content-signing key)")
+		return nil, errors.New("personalize: Config.PKIDir is required (it holds the certificates)")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("personalize: create PKI directory: %w", err)
@@ -56,104 +54,107 @@ func loadPKI(dir, caCertPath, caKeyPath, issuer string, now time.Time) (*pki, er
 	p := &pki{}
 	var err error
 	if caCertPath != "" {
-		p.caCert, p.caKey, err = loadCertKey(caCertPath, caKeyPath)
-		if err != nil {
+		if p.caCert, err = readCertFile(caCertPath); err != nil {
 			return nil, fmt.Errorf("personalize: configured CA: %w", err)
 		}
 		if !p.caCert.IsCA {
 			return nil, fmt.Errorf("personalize: configured CA certificate %s is not a CA (basicConstraints cA=false)", caCertPath)
 		}
+		if p.caKey, err = ks.Signer(KeyCA); err != nil {
+			return nil, fmt.Errorf("personalize: the key of the configured CA %s: %w", caCertPath, err)
+		}
+		if !publicKeysEqual(p.caKey.Public(), p.caCert.PublicKey) {
+			return nil, fmt.Errorf("personalize: %s does not hold the private key of %s", ks, caCertPath)
+		}
 	} else {
-		p.caCert, p.caKey, err = loadOrCreate(dir, caCertFile, caKeyFile, func() (*x509.Certificate, crypto.Signer, error) {
-			return newDevCA(issuer, now)
+		p.caCert, p.caKey, err = loadOrCreate(ks, KeyCA, filepath.Join(dir, caCertFile), false, func(key crypto.Signer) (*x509.Certificate, error) {
+			return newDevCA(key, issuer, now)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	p.signerCert, p.signerKey, err = loadOrCreate(dir, signerCertFile, signerKeyFile, func() (*x509.Certificate, crypto.Signer, error) {
-		return newContentSigner(p.caCert, p.caKey, issuer, now)
-	})
-	if err != nil {
+	if err := canSignCRLs(p.caCert); err != nil {
+		return nil, fmt.Errorf("personalize: the station revokes cards with CRLs its CA signs, but %w", err)
+	}
+	issueSigner := func(key crypto.Signer) (*x509.Certificate, error) {
+		return newContentSigner(p.caCert, p.caKey, key, issuer, now)
+	}
+	certPath := filepath.Join(dir, signerCertFile)
+	if p.signerCert, p.signerKey, err = loadOrCreate(ks, KeyContentSigner, certPath, true, issueSigner); err != nil {
 		return nil, err
 	}
-	// A content signer left over from another CA would make every card fail
-	// verification: reissue it.
+	// A content-signing certificate from another CA, or an expired one,
+	// would make every card fail verification: reissue it for the same key.
 	if p.signerCert.CheckSignatureFrom(p.caCert) != nil || now.After(p.signerCert.NotAfter) {
-		p.signerCert, p.signerKey, err = newContentSigner(p.caCert, p.caKey, issuer, now)
-		if err != nil {
+		if p.signerCert, err = issueSigner(p.signerKey); err != nil {
 			return nil, err
 		}
-		if err := writeCertKey(dir, signerCertFile, signerKeyFile, p.signerCert, p.signerKey); err != nil {
+		if err := writeCertFile(certPath, p.signerCert); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-func loadOrCreate(dir, certName, keyName string, create func() (*x509.Certificate, crypto.Signer, error)) (*x509.Certificate, crypto.Signer, error) {
-	certPath, keyPath := filepath.Join(dir, certName), filepath.Join(dir, keyName)
-	_, errC := os.Stat(certPath)
-	_, errK := os.Stat(keyPath)
+// loadOrCreate returns the certificate in certPath and its key from ks,
+// creating both on first run. A key without its certificate gets a new
+// certificate only when reissue allows (the content signer); a certificate
+// without its key is an error: something was lost that a new key cannot
+// replace.
+func loadOrCreate(ks KeyStore, name, certPath string, reissue bool, issue func(crypto.Signer) (*x509.Certificate, error)) (*x509.Certificate, crypto.Signer, error) {
+	cert, errC := readCertFile(certPath)
+	key, errK := ks.Signer(name)
+	noCert, noKey := errors.Is(errC, os.ErrNotExist), errors.Is(errK, ErrNoKey)
 	switch {
 	case errC == nil && errK == nil:
-		return loadCertKey(certPath, keyPath)
-	case errors.Is(errC, os.ErrNotExist) && errors.Is(errK, os.ErrNotExist):
-		cert, key, err := create()
-		if err != nil {
-			return nil, nil, err
+		if !publicKeysEqual(key.Public(), cert.PublicKey) {
+			return nil, nil, fmt.Errorf("personalize: the %s key in %s is not the key of %s", name, ks, certPath)
 		}
-		return cert, key, writeCertKey(dir, certName, keyName, cert, key)
+		return cert, key, nil
+	case noCert && noKey:
+		if key, errK = ks.NewSigner(name); errK != nil {
+			return nil, nil, fmt.Errorf("personalize: create the %s key in %s: %w", name, ks, errK)
+		}
+	case noCert && errK == nil && reissue:
+	case noCert && errK == nil:
+		return nil, nil, fmt.Errorf("personalize: %s is missing but its key is in %s: restore the certificate from the backup", certPath, ks)
+	case errC == nil && noKey:
+		return nil, nil, fmt.Errorf("personalize: the %s key for %s is missing from %s: restore it from the backup (or move the certificate away to start a new one)", name, certPath, ks)
+	case errC != nil && !noCert:
+		return nil, nil, fmt.Errorf("personalize: %w", errC)
 	default:
-		return nil, nil, fmt.Errorf("personalize: %s and %s must both exist or both be absent (delete the stray one to regenerate)", certPath, keyPath)
+		return nil, nil, fmt.Errorf("personalize: %s key: %w", name, errK)
 	}
+	if cert, errC = issue(key); errC != nil {
+		return nil, nil, errC
+	}
+	return cert, key, writeCertFile(certPath, cert)
 }
 
-func writeCertKey(dir, certName, keyName string, cert *x509.Certificate, key crypto.Signer) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("personalize: encode key: %w", err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := os.WriteFile(filepath.Join(dir, keyName), keyPEM, 0o600); err != nil {
-		return fmt.Errorf("personalize: write key: %w", err)
-	}
+func writeCertFile(path string, cert *x509.Certificate) error {
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	if err := os.WriteFile(filepath.Join(dir, certName), certPEM, 0o644); err != nil {
+	if err := os.WriteFile(path, certPEM, 0o644); err != nil {
 		return fmt.Errorf("personalize: write certificate: %w", err)
 	}
 	return nil
 }
 
-func loadCertKey(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	certPEM, err := os.ReadFile(certPath)
+// readCertFile reads a PEM certificate; a missing file wraps os.ErrNotExist.
+func readCertFile(path string) (*x509.Certificate, error) {
+	certPEM, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	block, _ := pem.Decode(certPEM)
 	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("%s: no PEM CERTIFICATE block", certPath)
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", path)
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, nil, fmt.Errorf("%s: no PEM block", keyPath)
-	}
-	key, err := parsePrivateKey(kb)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
-	}
-	if !publicKeysEqual(key.Public(), cert.PublicKey) {
-		return nil, nil, fmt.Errorf("%s does not hold the private key of %s", keyPath, certPath)
-	}
-	return cert, key, nil
+	return cert, nil
 }
 
 func parsePrivateKey(b *pem.Block) (crypto.Signer, error) {
@@ -199,14 +200,10 @@ func notBefore(now time.Time) time.Time {
 	return now.Add(-time.Hour)
 }
 
-func newDevCA(issuer string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
+func newDevCA(key crypto.Signer, issuer string, now time.Time) (*x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -220,20 +217,15 @@ func newDevCA(issuer string, now time.Time) (*x509.Certificate, crypto.Signer, e
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("personalize: create development CA: %w", err)
+		return nil, fmt.Errorf("personalize: create development CA: %w", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
+	return x509.ParseCertificate(der)
 }
 
-func newContentSigner(ca *x509.Certificate, caKey crypto.Signer, issuer string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
+func newContentSigner(ca *x509.Certificate, caKey, key crypto.Signer, issuer string, now time.Time) (*x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	notAfter := now.AddDate(10, 0, 0)
 	if notAfter.After(ca.NotAfter) {
@@ -249,46 +241,15 @@ func newContentSigner(ca *x509.Certificate, caKey crypto.Signer, issuer string, 
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("personalize: create content-signing certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
-}
-
-// issuePIVAuth issues the PIV Authentication certificate for the key
-// generated in slot 9A.
-func (p *pki) issuePIVAuth(pub crypto.PublicKey, d CardData, now time.Time) (*x509.Certificate, error) {
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	u := uuidString(d.CardUUID)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			CommonName:   d.HolderName,
-			Organization: []string{d.Company},
-			SerialNumber: d.CardNumber,
-		},
-		NotBefore:          now.Add(-time.Minute),
-		NotAfter:           d.ValidUntil,
-		KeyUsage:           x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		UnknownExtKeyUsage: []asn1.ObjectIdentifier{oidSmartcardLogon, oidPKINITClientAuth},
-		// PIV-I binds the certificate to the card by the card UUID.
-		URIs: []*url.URL{{Scheme: "urn", Opaque: "uuid:" + u}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, pub, p.caKey)
-	if err != nil {
-		return nil, fmt.Errorf("personalize: issue PIV Authentication certificate: %w", err)
+		return nil, fmt.Errorf("personalize: create content-signing certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
 }
 
-// verifyChain checks cert against the CA at time t.
-func (p *pki) verifyChain(cert *x509.Certificate, t time.Time) error {
+// verifyChain checks cert against the CA ca at time t.
+func verifyChain(ca, cert *x509.Certificate, t time.Time) error {
 	roots := x509.NewCertPool()
-	roots.AddCert(p.caCert)
+	roots.AddCert(ca)
 	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: t, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err
 }

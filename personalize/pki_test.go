@@ -22,6 +22,10 @@ import (
 // writeRSACA writes an RSA CA in the traditional PKCS#1 PEM form many
 // existing CAs use, and returns the certificate and key paths.
 func writeRSACA(t *testing.T, dir string, isCA bool) (string, string) {
+	return writeRSACAUsage(t, dir, isCA, x509.KeyUsageCertSign|x509.KeyUsageCRLSign|x509.KeyUsageDigitalSignature)
+}
+
+func writeRSACAUsage(t *testing.T, dir string, isCA bool, usage x509.KeyUsage) (string, string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -30,7 +34,7 @@ func writeRSACA(t *testing.T, dir string, isCA bool) (string, string) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "Supplier Issuing CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0),
-		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		IsCA: isCA, BasicConstraintsValid: true, KeyUsage: usage,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -52,6 +56,7 @@ func TestNewPKI(t *testing.T) {
 	caCert, caKey := writeRSACA(t, caDir, true)
 	leafCert, leafKey := writeRSACA(t, t.TempDir(), false)
 	otherCert, _ := writeRSACA(t, t.TempDir(), true)
+	noCRLCert, noCRLKey := writeRSACAUsage(t, t.TempDir(), true, x509.KeyUsageCertSign)
 	tests := []struct {
 		name          string
 		cert, key     string
@@ -63,12 +68,13 @@ func TestNewPKI(t *testing.T) {
 		{"certificate without key", caCert, "", "both CACert and CAKey", ""},
 		{"key of another CA", otherCert, caKey, "does not hold the private key", ""},
 		{"not a CA", leafCert, leafKey, "not a CA", ""},
+		{"CA that cannot sign CRLs", noCRLCert, noCRLKey, "lacks cRLSign", ""},
 		{"missing file", filepath.Join(caDir, "nope.pem"), caKey, "no such file", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			p, err := New(Config{PKIDir: dir, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
+			p, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -81,7 +87,7 @@ func TestNewPKI(t *testing.T) {
 			if got := p.CACertificate().Subject.CommonName; got != tt.wantCASubject {
 				t.Errorf("CA %q, want %q", got, tt.wantCASubject)
 			}
-			if err := p.pki.verifyChain(p.pki.signerCert, time.Now()); err != nil {
+			if err := verifyChain(p.pki.caCert, p.pki.signerCert, time.Now()); err != nil {
 				t.Errorf("content signer does not chain to the CA: %v", err)
 			}
 			fi, err := os.Stat(filepath.Join(dir, signerKeyFile))
@@ -89,7 +95,7 @@ func TestNewPKI(t *testing.T) {
 				t.Errorf("content signer key: %v, mode %v", err, fi.Mode())
 			}
 			// A second start reuses everything.
-			p2, err := New(Config{PKIDir: dir, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
+			p2, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: tt.cert, CAKey: tt.key, Issuer: "Test Issuer AB"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,19 +108,19 @@ func TestNewPKI(t *testing.T) {
 
 func TestSwitchingCAReissuesContentSigner(t *testing.T) {
 	dir := t.TempDir()
-	dev, err := New(Config{PKIDir: dir, Issuer: "Test Issuer AB"})
+	dev, err := New(Config{PKIDir: dir, Certs: testCerts, Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	caCert, caKey := writeRSACA(t, t.TempDir(), true)
-	conf, err := New(Config{PKIDir: dir, CACert: caCert, CAKey: caKey, Issuer: "Test Issuer AB"})
+	conf, err := New(Config{PKIDir: dir, Certs: testCerts, CACert: caCert, CAKey: caKey, Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if conf.pki.signerCert.Equal(dev.pki.signerCert) {
 		t.Fatal("content signer of the development CA kept after configuring another CA")
 	}
-	if err := conf.pki.verifyChain(conf.pki.signerCert, time.Now()); err != nil {
+	if err := verifyChain(conf.pki.caCert, conf.pki.signerCert, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -125,7 +131,7 @@ func TestSealToConfiguredRecipient(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p, err := New(Config{PKIDir: dir, SealTo: id.Recipient().String(), Issuer: "Test Issuer AB"})
+	p, err := New(Config{PKIDir: dir, Certs: testCerts, SealTo: id.Recipient().String(), Issuer: "Test Issuer AB"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +153,7 @@ func TestSealToConfiguredRecipient(t *testing.T) {
 	if want := `{"card_number":"BB-1234-567890","pin":"385912","puk":"70315864"}`; string(plain) != want {
 		t.Errorf("opened %s, want %s", plain, want)
 	}
-	if _, err := New(Config{PKIDir: dir, SealTo: "age1nope", Issuer: "Test Issuer AB"}); err == nil || !strings.Contains(err.Error(), "age1") {
+	if _, err := New(Config{PKIDir: dir, Certs: testCerts, SealTo: "age1nope", Issuer: "Test Issuer AB"}); err == nil || !strings.Contains(err.Error(), "age1") {
 		t.Errorf("bad recipient: %v", err)
 	}
 }

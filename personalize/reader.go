@@ -27,20 +27,31 @@ type Ejector interface {
 const SimReaderName = "Simulated PIV reader"
 
 // OpenReader opens a reader by spec: "sim" is the in-process emulator fed
-// with default blank stock (state kept in simStateDir, "" = in memory);
-// "sim:apdu-delay=DURATION" the same with each APDU taking that long, as a
-// real chip's EEPROM writes do; "pcsc" is the first PC/SC reader with a
-// card; "pcsc:NAME" a named one.
-func OpenReader(spec string, simStateDir string) (Reader, error) {
+// with blanks of the named stock profile (state kept in simStateDir, "" =
+// in memory); "sim:apdu-delay=DURATION" the same with each APDU taking that
+// long, as a real chip's EEPROM writes do; "pcsc" is the first PC/SC reader
+// with a card; "pcsc:NAME" a named one.
+func OpenReader(spec, simStateDir, stock string) (Reader, error) {
+	blanks := func() (*emulator.Reader, error) {
+		es, err := emulator.StockNamed(stock)
+		if err != nil {
+			return nil, fmt.Errorf("personalize: simulated reader: %w", err)
+		}
+		return emulator.NewReader(SimReaderName, es, simStateDir), nil
+	}
 	switch {
 	case spec == "sim":
-		return emulator.NewReader(SimReaderName, emulator.DefaultStock(), simStateDir), nil
+		return blanks()
 	case strings.HasPrefix(spec, "sim:apdu-delay="):
 		d, err := time.ParseDuration(strings.TrimPrefix(spec, "sim:apdu-delay="))
 		if err != nil || d < 0 || d > time.Second {
 			return nil, fmt.Errorf("personalize: reader %q: the APDU delay must be a duration from 0 to 1s, e.g. sim:apdu-delay=20ms", spec)
 		}
-		return slowReader{emulator.NewReader(SimReaderName, emulator.DefaultStock(), simStateDir), d}, nil
+		r, err := blanks()
+		if err != nil {
+			return nil, err
+		}
+		return slowReader{r, d}, nil
 	case spec == "pcsc" || strings.HasPrefix(spec, "pcsc:"):
 		r, err := pcsc.Open(strings.TrimPrefix(strings.TrimPrefix(spec, "pcsc"), ":"))
 		if err != nil {

@@ -237,16 +237,23 @@ func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, 
 	if c.ChipUID != "" {
 		data.ExpectedUID, _ = hex.DecodeString(c.ChipUID)
 	}
-	res, err := p.chip.Personalize(ctx, card, data, func(uid []byte) error {
+	var recordErr error // the database's answer, not the reader's
+	res, err := p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if c.ChipUID == u {
 			return nil
 		}
-		return p.store.RecordChip(ctx, c, u)
-	})
+		recordErr = p.durably(ctx, "chip bound", func() error { return p.store.RecordChip(ctx, c, u) })
+		return recordErr
+	}, Cert: func(ic personalize.IssuedCert) error {
+		recordErr = p.durably(ctx, "certificate issued", func() error {
+			return p.store.RecordCert(ctx, c, ic.Slot, ic.Serial, ic.NotAfter)
+		})
+		return recordErr
+	}})
 	switch {
 	case err == nil:
-	case errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
+	case recordErr != nil || errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
 		return false, false, false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
 		return false, true, false, p.spoil(ctx, l, c, err.Error(), log)
@@ -259,7 +266,38 @@ func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, 
 		return false, false, true, err
 	}
 	log.Info("chip written and verified", "chip", c.ChipUID, "apdus", res.APDUs)
-	return true, false, false, p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	// Certificates an interrupted run issued for this chip were replaced on
+	// it with their keys: they go on the CRL.
+	var keep []string
+	for _, ic := range res.Certs {
+		keep = append(keep, ic.Serial)
+	}
+	if err := p.durably(ctx, "replaced certificates revoked", func() error { return p.store.SupersedeCerts(ctx, c, keep) }); err != nil {
+		return false, false, false, err
+	}
+	return true, false, false, p.durably(ctx, "chip written", func() error {
+		return p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	})
+}
+
+// durably records what a device did and cannot undo (a chip bound or
+// written, a card printed): while the database does not answer it tries
+// again, for as long as the lease would have lasted, instead of leaving the
+// order to be done a second time. A lost lease or a changed order is final.
+func (p *Pipeline) durably(ctx context.Context, what string, write func() error) error {
+	deadline := p.now().Add(p.cfg.Lease)
+	for {
+		err := write()
+		if err == nil || errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrState) || ctx.Err() != nil || p.now().After(deadline) {
+			return err
+		}
+		p.log.Warn("recording failed; trying again", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // spoil retires the blank in hand: it goes to the reject bin and the order
@@ -406,7 +444,9 @@ func (p *Pipeline) print(ctx context.Context, l *lane.Lane, c *queue.Claim, log 
 		}
 	}
 	p.clearSlot(ctx, l, log)
-	if err := p.store.Produced(ctx, c, fmt.Sprintf("card %s printed on lane %s", c.CardNumber, l.Config.Name)); err != nil {
+	if err := p.durably(ctx, "card printed", func() error {
+		return p.store.Produced(ctx, c, fmt.Sprintf("card %s printed on lane %s", c.CardNumber, l.Config.Name))
+	}); err != nil {
 		return false, false, err
 	}
 	p.metrics.Produced(l.Config.Name)

@@ -55,6 +55,8 @@ type Store interface {
 	NeedsFixPhoto(ctx context.Context, c *queue.Claim, reasons []order.Reason) error
 	AllocateCard(ctx context.Context, c *queue.Claim, prefix string) error
 	RecordChip(ctx context.Context, c *queue.Claim, uid string) error
+	RecordCert(ctx context.Context, c *queue.Claim, slot, serial string, notAfter time.Time) error
+	SupersedeCerts(ctx context.Context, c *queue.Claim, keep []string) error
 	SpoilBlank(ctx context.Context, c *queue.Claim, reason string, maxBlanks int) (failed bool, err error)
 	Fail(ctx context.Context, c *queue.Claim, reason string) error
 	FailSpoiled(ctx context.Context, c *queue.Claim, reason string) error
@@ -81,7 +83,7 @@ type (
 	PhotoChecker func(photo []byte) *imaging.Result
 	// ChipWriter writes and verifies the PIV data.
 	ChipWriter interface {
-		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, recordUID func(uid []byte) error) (*personalize.Result, error)
+		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, rec personalize.Record) (*personalize.Result, error)
 	}
 )
 
@@ -103,6 +105,7 @@ type Pipeline struct {
 	mu      sync.Mutex
 	paused  bool
 	message string // why an operator paused the station
+	dbFault string // why the database does not answer; no claims until it does
 	changed chan struct{}
 }
 
@@ -162,17 +165,37 @@ func (p *Pipeline) notify() {
 	p.changed = make(chan struct{})
 }
 
-// Paused reports whether an operator paused the station and why.
+// Paused reports whether the station is paused, by an operator or a
+// database that does not answer, and why.
 func (p *Pipeline) Paused() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dbFault != "" {
+		return true, p.dbFault
+	}
 	return p.paused, p.message
+}
+
+// DatabaseFault pauses claims while the database does not answer (message
+// non-empty) and lets them go on when it does again (""). The page and
+// /readyz show it as a pause; an operator's resume does not end it.
+func (p *Pipeline) DatabaseFault(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dbFault == message {
+		return
+	}
+	p.dbFault = message
+	p.notify()
+	if message == "" {
+		p.Wake()
+	}
 }
 
 func (p *Pipeline) waitUnpaused(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		paused, ch := p.paused, p.changed
+		paused, ch := p.paused || p.dbFault != "", p.changed
 		p.mu.Unlock()
 		if !paused {
 			return nil

@@ -59,14 +59,14 @@ func (st *station) open(t *testing.T, flags []string) {
 	}
 	st.lanes = nil
 	for _, c := range configs {
-		d, err := lane.Open(c, st.data)
+		d, err := lane.Open(c, st.data, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { d.Close() })
 		st.lanes = append(st.lanes, lane.New(c, d))
 	}
-	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(st.data, "pki"), Issuer: st.cfg.Issuer})
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(st.data, "pki"), Issuer: st.cfg.Issuer, Certs: testCerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +81,9 @@ func (st *station) reader(i int) *emulator.Reader {
 func (st *station) sim(i int) *printer.SimDriver {
 	return st.lanes[i].Devices.Printer.(*printer.SimDriver)
 }
+
+// testCerts is the test station's certificate profile.
+var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
 
 type nopMetrics struct{}
 
@@ -333,8 +336,8 @@ func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
 func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 	st := newStation(t, "spool", nil)
 	stock := personalize.DefaultStock()
-	stock.MaxObject = 3000 // some stock holds ~3 KB per object
-	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer})
+	stock.MaxObject = 700 // not even a thumbnail portrait fits with its header and signature
+	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Stock: stock, Issuer: st.p.cfg.Issuer, Certs: testCerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +346,7 @@ func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 	st.submit(t, "big-1")
 	st.waitState(t, "big-1", order.Failed)
 	events, _ := st.store.Events(t.Context(), "big-1")
-	if last := events[len(events)-1]; !strings.Contains(last.Note, "Facial Image") {
+	if last := events[len(events)-1]; !strings.Contains(last.Note, "portrait does not fit") {
 		t.Fatalf("the failure does not say why: %+v", last)
 	}
 	if s := st.lanes[0].Snapshot(t.Context()); s.State == lane.Paused {

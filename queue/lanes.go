@@ -22,11 +22,13 @@ func (s *Store) ClaimLane(ctx context.Context, owner, lane string, lease time.Du
 	err := s.tx(ctx, func(tx *txn) error {
 		now := s.now()
 		var id string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE lane = ? AND state IN (?, ?) AND lease_owner IS NULL LIMIT 1`,
-			lane, order.Encoding, order.Printing).Scan(&id)
+		// Lanes are named per station: the card is this station's lane's.
+		err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE lane = ? AND (station = ? OR station IS NULL)
+			AND state IN (?, ?) AND lease_owner IS NULL LIMIT 1`+s.d.skipLocked,
+			lane, s.station, order.Encoding, order.Printing).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			err = tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE state = ? AND lease_owner IS NULL
-				ORDER BY express DESC, approved_at, created_at LIMIT 1`, order.Ready).Scan(&id)
+				ORDER BY express DESC, approved_at, created_at LIMIT 1`+s.d.skipLocked, order.Ready).Scan(&id)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNothingToClaim
@@ -34,9 +36,9 @@ func (s *Store) ClaimLane(ctx context.Context, owner, lane string, lease time.Du
 		if err != nil {
 			return err
 		}
-		o, err := scanOrder(tx.QueryRowContext(ctx, `UPDATE orders SET state = CASE state WHEN ? THEN ? ELSE state END, lane = ?,
+		o, err := scanOrder(tx.QueryRowContext(ctx, `UPDATE orders SET state = CASE state WHEN ? THEN ? ELSE state END, lane = ?, station = ?,
 			lease_owner = ?, lease_until = ?, attempt = attempt + 1, updated_at = ? WHERE id = ? RETURNING `+orderColumns,
-			order.Ready, order.Encoding, lane, owner, ms(now.Add(lease)), ms(now), id))
+			order.Ready, order.Encoding, lane, s.station, owner, ms(now.Add(lease)), ms(now), id))
 		if err != nil {
 			return err
 		}
@@ -75,12 +77,12 @@ func (s *Store) SpoilInHand(ctx context.Context, id, lane, actor, reason string)
 		if err != nil {
 			return err
 		}
-		var held sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT lane FROM orders WHERE id = ?`, id).Scan(&held); err != nil {
+		var held, station sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT lane, station FROM orders WHERE id = ?`, id).Scan(&held, &station); err != nil {
 			return err
 		}
-		if held.String != lane {
-			return fmt.Errorf("%w: the order's card is in lane %q, not %q", ErrState, held.String, lane)
+		if held.String != lane || (station.Valid && station.String != s.station) {
+			return fmt.Errorf("%w: the order's card is in lane %q of station %q, not this station's lane %q", ErrState, held.String, station.String, lane)
 		}
 		now := ms(s.now())
 		if number.String != "" || chip.String != "" {

@@ -22,9 +22,11 @@ import (
 	"id06/lane"
 	"id06/metrics"
 	"id06/personalize"
+	"id06/personalize/apdu"
 	"id06/pipeline"
 	"id06/printer"
 	"id06/queue"
+	"id06/revocation"
 	"id06/ui"
 	"id06/webhook"
 )
@@ -41,13 +43,14 @@ type Parts struct {
 // Station is the assembled station.
 type Station struct {
 	Parts
-	Config    Config
-	Pipeline  *pipeline.Pipeline
-	Deliverer *webhook.Deliverer
-	Metrics   *metrics.Metrics
-	API       *api.API
-	UI        *ui.UI
-	log       *slog.Logger
+	Config      Config
+	Pipeline    *pipeline.Pipeline
+	Deliverer   *webhook.Deliverer
+	Revocations *revocation.Service
+	Metrics     *metrics.Metrics
+	API         *api.API
+	UI          *ui.UI
+	log         *slog.Logger
 }
 
 // New assembles a station from its configuration and opened parts.
@@ -62,12 +65,24 @@ func New(cfg Config, parts Parts, log *slog.Logger) *Station {
 		MaxBlanks: cfg.MaxBlanks, Issuer: cfg.Issuer, PrinterPatience: cfg.PrinterPatience},
 		log, imaging.CheckPhoto, parts.Chip, parts.Lanes, parts.Template, s.Metrics)
 	s.Deliverer = webhook.New(parts.Store, cfg.Suppliers, log, s.Metrics)
+	s.Revocations = revocation.New(parts.Store, parts.Chip, log)
+	qa := qaChip{parts.Chip, s.Revocations.Source}
 	// QA reads cards in the first lane's encoder (with the station paused).
-	s.UI = ui.New(parts.Store, s.Pipeline, s.Deliverer, ui.Devices{Reader: parts.Lanes[0].Devices.Reader, Chip: parts.Chip},
+	s.UI = ui.New(parts.Store, s.Pipeline, s.Revocations, s.Deliverer, ui.Devices{Reader: parts.Lanes[0].Devices.Reader, Chip: qa},
 		ui.Keys{DevelopmentCA: cfg.DevelopmentCA(), DevelopmentSeal: cfg.DevelopmentSeal()}, log)
 	s.API = api.New(api.Config{MaxBodyBytes: cfg.MaxBodyBytes, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst},
-		parts.Store, s.Pipeline, parts.Template, s.UI.Changed, log)
+		parts.Store, s.Pipeline, s.Revocations, parts.Template, s.UI.Changed, log)
 	return s
+}
+
+// qaChip is the QA page's check: the station's verifier with its own CRL.
+type qaChip struct {
+	chip *personalize.Personalizer
+	crl  personalize.CRLSource
+}
+
+func (q qaChip) Verify(ctx context.Context, card apdu.Card, pin string) (*personalize.Report, error) {
+	return q.chip.Verifier(q.crl).Verify(ctx, card, pin)
 }
 
 // laneMetrics reads each lane for /metrics: its state, whether its reader
@@ -124,6 +139,7 @@ func (s *Station) Run(ctx, cardCtx context.Context, ready func(addr string)) err
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Pipeline.Run(ctx, cardCtx) })
 	wg.Go(func() { s.Deliverer.Run(ctx) })
+	wg.Go(func() { s.heartbeat(ctx) })
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,25 @@ type dashboard struct {
 	Pending, Dead int  // their notices
 	DevCA         bool // cards signed by the development CA
 	DevSeal       bool // PIN/PUK sealed to the development age key
+	Stations      []stationRow
+}
+
+// stationRow is one station of the fleet (on SQLite, this one) with its
+// lanes as its last heartbeat described them.
+type stationRow struct {
+	Name       string
+	Live       bool
+	Status     string
+	LastSeen   time.Time
+	CardInHand string
+	Lanes      []laneRow
+}
+
+type laneRow struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Message    string `json:"message"`
+	CardInHand string `json:"card_in_hand"`
 }
 
 type stateCount struct {
@@ -78,6 +98,17 @@ func (u *UI) uiDashboard(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, r, err)
 			return
 		}
+	}
+	stations, err := u.store.Stations(ctx)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	for _, st := range stations {
+		row := stationRow{Name: st.Name, Live: st.Live(now), Status: st.Status, LastSeen: st.LastSeen, CardInHand: st.CardInHand}
+		// Lanes are what the station said; one it cannot read shows none.
+		json.Unmarshal(st.Lanes, &row.Lanes)
+		d.Stations = append(d.Stations, row)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	d.Lanes = u.pipeline.Lanes(sctx)

@@ -10,6 +10,7 @@ import (
 
 	"id06/imaging"
 	"id06/order"
+	"id06/personalize"
 	"id06/pipeline"
 	"id06/queue"
 )
@@ -96,6 +97,12 @@ func (u *UI) order(ctx context.Context, id string) (map[string]any, error) {
 		"CanOverridePass": o.State.PhotoPassable(), "CanOverrideFail": o.State.PhotoRefusable(),
 		"CanCancel": o.State.Cancellable(), "CanSpoil": o.State.InDevice(),
 	}
+	revoked, err := u.store.OrderRevocation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	data["Revoked"], data["RevokeReasons"] = revoked, personalize.Reasons()
+	data["CanRevoke"] = revoked == nil && (o.State == order.Produced || o.State == order.Shipped)
 	if data["Events"], err = u.store.Events(ctx, id); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,7 @@ type Store interface {
 	ProducedSince(ctx context.Context, t time.Time) (int, error)
 	SpoiledCount(ctx context.Context, since time.Time) (int, error)
 	OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 	// orders
 	List(ctx context.Context, f queue.Filter) ([]*order.Record, error)
 	Get(ctx context.Context, id string) (*order.Record, error)
@@ -67,6 +68,9 @@ type Store interface {
 	OrderNotices(ctx context.Context, orderID string) ([]*queue.Notice, error)
 	RecentNotices(ctx context.Context, limit int) ([]*queue.Notice, error)
 	Redeliver(ctx context.Context, id int64) error
+	// revoked cards
+	OrderRevocation(ctx context.Context, id string) (*queue.CardRevocation, error)
+	RevokedCards(ctx context.Context, limit int) ([]queue.CardRevocation, error)
 }
 
 // Production is the part of the pipeline the page shows and drives.
@@ -112,31 +116,32 @@ type Keys struct {
 
 // UI serves the operator page.
 type UI struct {
-	keys       Keys
-	store      Store
-	pipeline   Production
-	deliverer  Deliverer
-	devices    Devices
-	log        *slog.Logger
-	now        func() time.Time
-	pages      map[string]*template.Template
-	throttle   *loginThrottle
-	sessionTTL time.Duration
-	poll       time.Duration // how often an event stream looks for changes
-	loc        *time.Location
-	hub        *hub
-	stopping   chan struct{} // closed by Stop: event streams end so shutdown need not wait for them
+	keys        Keys
+	store       Store
+	pipeline    Production
+	revocations Revocations
+	deliverer   Deliverer
+	devices     Devices
+	log         *slog.Logger
+	now         func() time.Time
+	pages       map[string]*template.Template
+	throttle    *loginThrottle
+	sessionTTL  time.Duration
+	poll        time.Duration // how often an event stream looks for changes
+	loc         *time.Location
+	hub         *hub
+	stopping    chan struct{} // closed by Stop: event streams end so shutdown need not wait for them
 }
 
-var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error"}
+var pageNames = []string{"login", "dashboard", "orders", "order", "needsfix", "shipments", "webhooks", "qa", "audit", "error", "revocations"}
 
 // New makes the operator page.
-func New(store Store, pipeline Production, deliverer Deliverer, devices Devices, keys Keys, log *slog.Logger) *UI {
+func New(store Store, pipeline Production, revocations Revocations, deliverer Deliverer, devices Devices, keys Keys, log *slog.Logger) *UI {
 	loc, err := time.LoadLocation("Europe/Stockholm")
 	if err != nil {
 		loc = time.UTC
 	}
-	u := &UI{keys: keys, store: store, pipeline: pipeline, deliverer: deliverer, devices: devices, log: log, now: time.Now,
+	u := &UI{keys: keys, store: store, pipeline: pipeline, revocations: revocations, deliverer: deliverer, devices: devices, log: log, now: time.Now,
 		pages: map[string]*template.Template{}, throttle: newLoginThrottle(time.Now),
 		sessionTTL: defaultSessionTT, poll: time.Second, loc: loc, hub: newHub(), stopping: make(chan struct{})}
 	funcs := template.FuncMap{
@@ -190,6 +195,7 @@ func (u *UI) Routes(r chi.Router) {
 		r.Get("/shipments/{id}/packing-list.pdf", u.uiPackingList)
 		r.Get("/webhooks", u.uiWebhooks)
 		r.Get("/qa", u.uiQA)
+		r.Get("/revocations", u.uiRevocations)
 		r.Group(func(r chi.Router) {
 			r.Use(u.requireRole("produce"))
 			r.Post("/pause", u.uiPause)
@@ -200,6 +206,7 @@ func (u *UI) Routes(r chi.Router) {
 			r.Post("/orders/{id}/reproduce", u.orderAction("reproduced", u.reproduce))
 			r.Post("/orders/{id}/cancel", u.orderAction("cancelled", u.cancel))
 			r.Post("/orders/{id}/spoil", u.orderAction("spoiled", u.spoil))
+			r.Post("/orders/{id}/revoke", u.orderAction("revoked", u.revoke))
 			r.Post("/shipments", u.uiPack)
 			r.Post("/shipments/{id}/shipped", u.uiShipped)
 			r.Post("/notices/{id}/redeliver", u.uiRedeliver)
@@ -329,7 +336,7 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		u.uiErrorText(w, r, http.StatusUnprocessableEntity, "err_invalid", invalid.Error())
 	case errors.Is(err, queue.ErrNotFound):
 		u.uiError(w, r, http.StatusNotFound, "err_not_found")
-	case errors.Is(err, queue.ErrState):
+	case errors.Is(err, queue.ErrState), errors.Is(err, queue.ErrRevoked):
 		u.uiErrorText(w, r, http.StatusConflict, "err_state", err.Error())
 	default:
 		u.log.Error("operator action failed", "path", r.URL.Path, "err", err)

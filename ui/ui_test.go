@@ -27,6 +27,7 @@ import (
 	"id06/printer"
 	"id06/queue"
 	"id06/queue/queuetest"
+	"id06/revocation"
 	"id06/station/stationtest"
 	"id06/webhook"
 )
@@ -51,19 +52,20 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: "ID06 Card Supplier AB"})
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: "ID06 Card Supplier AB",
+		Certs: personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lc := lane.Config{Name: lane.Main, Reader: "sim", Printer: "spool", Transport: "manual"}
-	dev, err := lane.Open(lc, dir)
+	dev, err := lane.Open(lc, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
 	m := metrics.New(s.store, nil, func() []metrics.Lane { return nil })
 	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, chip, []*lane.Lane{lane.New(lc, dev)}, printer.DefaultTemplate(), m)
-	s.UI = New(s.store, s.pipeline, webhook.New(s.store, suppliers, log, m), Devices{Reader: dev.Reader, Chip: chip}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
+	s.UI = New(s.store, s.pipeline, revocation.New(s.store, chip, log), webhook.New(s.store, suppliers, log, m), Devices{Reader: dev.Reader, Chip: chip}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
 	r := chi.NewRouter()
 	r.Route("/ui", s.Routes)
 	hs := httptest.NewServer(r)

@@ -196,3 +196,21 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 		t.Fatalf("db backup while running: %s", errOut)
 	}
 }
+
+// verify without the station's PKI says what to pass and creates nothing:
+// no development CA appears to check the card against.
+func TestVerifyWithoutPKI(t *testing.T) {
+	dir := t.TempDir()
+	_, errOut, code := run2(t, "verify", "--reader", "sim", "--data", dir)
+	if code != 3 || !strings.Contains(errOut, "--config") || !strings.Contains(errOut, "--data") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("verify created %v in the data directory", entries)
+	}
+	conf := filepath.Join(t.TempDir(), "station.json")
+	os.WriteFile(conf, []byte(`{"ca_cert": "/nonexistent/ca.pem", "ca_key": "/nonexistent/ca-key.pem"}`), 0o600)
+	if _, errOut, code := run2(t, "verify", "--reader", "sim", "--config", conf); code != 3 || !strings.Contains(errOut, "/nonexistent/ca.pem") {
+		t.Fatalf("with a configured CA that is not there: exit %d: %s", code, errOut)
+	}
+}

@@ -31,16 +31,17 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim[:OPTIONS]] [--lane NAME=READER,PRINTER[,TRANSPORT]]... [--production]", "run the station daemon", runServe},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim[:OPTIONS]] [--lane NAME=READER,PRINTER[,TRANSPORT]]... [--production] [--db URL] [--name NAME]", "run the station daemon", runServe},
 	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
-	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
+	"db backup":      {"db backup [--data DIR] [--db sqlite:PATH|postgres://…] FILE", "write a consistent copy of the database while the station runs (PostgreSQL: pg_dump's custom format)", runDBBackup},
+	"db migrate":     {"db migrate [--data DIR] [--db sqlite:PATH|postgres://…]", "bring the database's schema up to date (stations also do it at start)", runDBMigrate},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
 	"photo crop":     {"photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]", "crop a photo to the 300x380 grayscale card portrait", runPhotoCrop},
 	"photo override": {"photo override ORDER-ID pass|fail --reason TEXT [--code CODE] [--operator NAME] [--data DIR]", "override the photo verdict of an order (operator)", runPhotoOverride},
 	"card render":    {"card render ORDER.json -o face.pdf [--png face.png] [--template FILE] [--card-number NUMBER]", "lay out a card face without the daemon", runCardRender},
-	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR]", "check an encoded card in a reader (QA); exit 0 only when every check passes", runVerify},
+	"verify":         {"verify [--reader NAME] [--pin PIN] [--json] [--data DIR] [--config FILE] [--crl FILE]", "check an encoded card in a reader (QA); exit 0 every check passed, 1 one failed, 2 some could not run, 3 no verification", runVerify},
 	"readers":        {"readers", "list the PC/SC readers", runReaders},
-	"sim card":       {"sim card --vpcd HOST:PORT [--uid HEX] [--state FILE] [--remove-after-writes N] [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
+	"sim card":       {"sim card --vpcd HOST:PORT [--stock NAME] [--uid HEX] [--state FILE] [--remove-after-writes N] [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]", "attach a simulated blank PIV card to vsmartcard-vpcd", runSimCard},
 	"token create":   {"token create --supplier NAME [--scope orders|operator] [--data DIR]", "create an API token (shown once, stored hashed)", runTokenCreate},
 	"token list":     {"token list [--data DIR]", "list the API tokens: id, supplier, scopes, created (never the token)", runTokenList},
 	"token revoke":   {"token revoke ID [--data DIR]", "revoke an API token by the id token list shows; it is refused at once", runTokenRevoke},

@@ -65,6 +65,8 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 		return nil
 	})
 	production := fs.Bool("production", false, "refuse to start until real keys are configured (ca_cert, ca_key, seal_to)")
+	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
+	name := fs.String("name", "", "this station's name in a fleet (default the host name)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -95,11 +97,15 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	pick(&cfg.DataDir, *data, "STATION_DATA")
 	pick(&cfg.Reader, *reader, "STATION_READER")
 	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
+	pick(&cfg.DB, *db, "STATION_DB")
+	pick(&cfg.Name, *name, "STATION_NAME")
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
 	pick(&cfg.CACert, "", "STATION_CA_CERT")
 	pick(&cfg.CAKey, "", "STATION_CA_KEY")
+	pick(&cfg.Stock, "", "STATION_STOCK")
+	cfg.PKCS11PIN = getenv("STATION_PKCS11_PIN")
 	if v := getenv("STATION_PRODUCTION"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -119,23 +125,19 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 }
 
 // openParts opens what the station runs on, as its configuration says: it
-// takes the data directory's lock, opens the database, rescues the leases of
-// a previous run, makes sure a development token exists, and opens the card
-// template, each lane's reader, printer and card transport, and the chip
-// writer. closeParts closes them all.
+// takes the data directory's lock (for a SQLite database; PostgreSQL is
+// shared by a fleet), opens the database, registers the station's name,
+// rescues the leases of its previous run, makes sure a development token
+// exists, and opens the card template, each lane's reader, printer and
+// card transport, and the chip writer. closeParts closes them all.
 func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, closeParts func() error, err error) {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return parts, nil, err
 	}
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return parts, nil, err
-	}
 	if err := ownerOnly(cfg.DataDir, log); err != nil {
-		lock.Close()
 		return parts, nil, err
 	}
-	closers := []func() error{lock.Close}
+	var closers []func() error
 	closeParts = func() error {
 		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -148,10 +150,23 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 			closeParts()
 		}
 	}()
-	if parts.Store, err = queue.Open(cfg.DBPath()); err != nil {
+	opts := []queue.Option{queue.WithStation(cfg.Name)}
+	sole := !queue.IsPostgres(cfg.Database())
+	if sole {
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return parts, nil, err
+		}
+		closers = append(closers, lock.Close)
+		opts = append(opts, queue.WithSoleStation())
+	}
+	if parts.Store, err = queue.Open(cfg.Database(), opts...); err != nil {
 		return parts, nil, err
 	}
 	closers = append(closers, parts.Store.Close)
+	if err := station.Register(context.Background(), parts.Store, sole, log); err != nil {
+		return parts, nil, err
+	}
 	if n, err := parts.Store.Rescue(context.Background(), true); err != nil {
 		return parts, nil, err
 	} else if n > 0 {
@@ -171,8 +186,21 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 	}
 	parts.Lanes = lanes
 	closers = append(closers, closeLanes)
-	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
-		SealTo: cfg.SealTo, Issuer: cfg.Issuer}); err != nil {
+	stock, err := personalize.Stock(cfg.Stock)
+	if err != nil {
+		return parts, nil, err
+	}
+	pc := personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
+		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Stock: stock, Certs: cfg.CertProfile()}
+	token, err := cfg.OpenKeyStore()
+	if err != nil {
+		return parts, nil, err
+	}
+	if token != nil {
+		pc.Keys = token
+		closers = append(closers, token.Close)
+	}
+	if parts.Chip, err = personalize.New(pc); err != nil {
 		return parts, nil, err
 	}
 	// Said at every start, so that nobody runs on them by oversight.

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,13 +149,14 @@ func withPhoto(body []byte, photoPath string) ([]byte, error) {
 func runDBBackup(c *cli, args []string) error {
 	fs := c.flags("db backup")
 	data := fs.String("data", "", "data directory (default ./var)")
+	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
 	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	src := filepath.Join(dataDir(c, *data), "station.db")
-	if !fileExists(src) {
-		return fmt.Errorf("no database at %s", src)
+	src := database(c, *data, *db)
+	if path, ok := strings.CutPrefix(src, "sqlite:"); ok && !fileExists(path) {
+		return fmt.Errorf("no database at %s", path)
 	}
 	if fileExists(pos[0]) {
 		return fmt.Errorf("%s exists; choose a new file name", pos[0])
@@ -318,41 +322,55 @@ func runCardRender(c *cli, args []string) error {
 	return nil
 }
 
+// Exit codes of `station verify` other than 0 (every check passed).
+const (
+	verifyFail       = 1 // a check failed
+	verifyIncomplete = 2 // none failed, some could not run (no PIN, no CRL, no master key)
+	verifyError      = 3 // the card could not be verified at all (no reader, no card, no CA)
+)
+
+// crlFetchTimeout bounds fetching a CRL from a certificate's distribution point.
+const crlFetchTimeout = 10 * time.Second
+
 func runVerify(c *cli, args []string) error {
 	fs := c.flags("verify")
 	readerName := fs.String("reader", "", "PC/SC reader name (default: the first reader with a card); 'sim' for the simulator")
-	pin := fs.String("pin", "", "the card's PIN, to also check the facial image and printed information")
+	pin := fs.String("pin", "", "the card's PIN, to also check the facial image, printed information and the 9A key")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	data := fs.String("data", "", "data directory with the station's PKI and database (default ./var)")
-	if _, err := parse(fs, args); err != nil {
+	data := fs.String("data", "", "data directory of the station that made the card: its pki/ca.pem, master key and database (default ./var)")
+	configFile := fs.String("config", "", "the station's configuration file: its ca_cert, stock and key store")
+	crlFile := fs.String("crl", "", "check revocation against this CRL file (DER or PEM) instead of fetching the certificate's CRL distribution point")
+	if _, err := parse(fs, args); errors.Is(err, flag.ErrHelp) {
 		return err
+	} else if err != nil {
+		return &exitError{verifyError, err}
 	}
-	dir := dataDir(c, *data)
+	v, dir, closeKeys, err := openVerifier(c, *configFile, *data, *crlFile)
+	if err != nil {
+		return &exitError{verifyError, err}
+	}
+	defer closeKeys()
 	spec := "pcsc"
 	if *readerName == "sim" {
 		spec = "sim"
 	} else if *readerName != "" {
 		spec = "pcsc:" + *readerName
 	}
-	reader, err := personalize.OpenReader(spec, filepath.Join(dir, "sim"))
+	reader, err := personalize.OpenReader(spec, filepath.Join(dir, "sim"), "")
 	if err != nil {
-		return &exitError{2, err}
+		return &exitError{verifyError, err}
 	}
 	if cl, ok := reader.(io.Closer); ok {
 		defer cl.Close()
 	}
-	p, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: station.Defaults().Issuer})
-	if err != nil {
-		return &exitError{2, err}
-	}
 	card, err := reader.Connect(c.ctx)
 	if err != nil {
-		return &exitError{2, err}
+		return &exitError{verifyError, err}
 	}
 	defer card.Close()
-	report, err := p.Verify(c.ctx, card, *pin)
+	report, err := v.Verify(c.ctx, card, *pin)
 	if err != nil {
-		return &exitError{2, err}
+		return &exitError{verifyError, err}
 	}
 	orderID := findOrder(c, dir, report.CardNumber)
 	if *asJSON {
@@ -369,17 +387,79 @@ func runVerify(c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "card %s  chip %s  holder %s  company %s  valid until %s  order %s\n",
 			report.CardNumber, report.UID, report.Holder, report.Company, report.ValidUntil, orderID)
 		for _, ch := range report.Checks {
-			mark := "PASS"
-			if !ch.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(c.stdout, "  %s  %-32s %s\n", mark, ch.Name, ch.Detail)
+			fmt.Fprintf(c.stdout, "  %-7s %-40s %s\n", strings.ToUpper(string(ch.Status)), ch.Name, ch.Detail)
 		}
+		fmt.Fprintf(c.stdout, "result: %s (%d failed, %d skipped)\n", report.Result, len(report.Failed()), len(report.Skipped()))
 	}
-	if !report.OK {
-		return &exitError{code: 1}
+	switch report.Result {
+	case personalize.ResultPass:
+		return nil
+	case personalize.ResultIncomplete:
+		return &exitError{code: verifyIncomplete}
 	}
-	return nil
+	return &exitError{code: verifyFail}
+}
+
+// openVerifier sets up QA verification from the station's configuration
+// and data directory without creating anything: the configured CA (or the
+// one in DATA/pki), the stock profile, the master key when at hand, and the
+// CRL from a file or the certificate's distribution point.
+func openVerifier(c *cli, configFile, data, crlFile string) (*personalize.Verifier, string, func(), error) {
+	var args []string
+	if configFile != "" {
+		args = []string{"--config", configFile}
+	}
+	cfg, err := parseServeFlags(args, c.getenv, c.stderr)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	dir := data
+	if dir == "" {
+		dir = cfg.DataDir // the configuration's, STATION_DATA, or ./var
+	}
+	caPath := cfg.CACert
+	if caPath == "" {
+		caPath = filepath.Join(dir, "pki", "ca.pem")
+	}
+	caPEM, err := os.ReadFile(caPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil, fmt.Errorf("no issuing CA certificate at %s: pass --config FILE of the station (its ca_cert names the CA), or --data DIR of the station that made the card (it holds pki/ca.pem)", caPath)
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	block, _ := pem.Decode(caPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, "", nil, fmt.Errorf("%s holds no PEM certificate", caPath)
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("%s: %w", caPath, err)
+	}
+	stock, err := personalize.Stock(cfg.Stock)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	vc := personalize.VerifyConfig{CACert: ca, Stock: stock, CRL: personalize.CRLFromDistributionPoint(crlFetchTimeout)}
+	if crlFile != "" {
+		vc.CRL = personalize.CRLFromFile(crlFile)
+	}
+	closeKeys := func() {}
+	token, err := cfg.OpenKeyStore()
+	switch {
+	case err != nil:
+		return nil, "", nil, err
+	case token != nil:
+		vc.Keys, closeKeys = token, func() { token.Close() }
+	default:
+		vc.Keys = personalize.FileKeyStore{Dir: filepath.Join(dir, "pki")}
+	}
+	v, err := personalize.NewVerifier(vc)
+	if err != nil {
+		closeKeys()
+		return nil, "", nil, err
+	}
+	return v, dir, closeKeys, nil
 }
 
 // withStore runs fn on the station database of a data directory (see
@@ -393,23 +473,33 @@ func (c *cli) withStore(data string, fn func(*queue.Store) error) error {
 	return fn(store)
 }
 
-// openStore opens the station database of a data directory (creating both
-// when new), for the verbs that work on it beside or without the daemon.
+// openStore opens the station database (STATION_DB, else the data
+// directory's SQLite file, creating both when new), for the verbs that work
+// on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
 	if err := ensureDataDir(dir); err != nil {
 		return nil, err
 	}
-	return queue.Open(filepath.Join(dir, "station.db"))
+	return queue.Open(database(c, data, ""))
+}
+
+// database is the database a verb works on: --db, else STATION_DB, else
+// the data directory's SQLite file.
+func database(c *cli, data, db string) string {
+	if db == "" {
+		db = c.getenv("STATION_DB")
+	}
+	return station.DatabaseOf(db, dataDir(c, data))
 }
 
 // findOrder names the order a card belongs to, when this station made it.
 func findOrder(c *cli, dir, cardNumber string) string {
-	path := filepath.Join(dir, "station.db")
-	if cardNumber == "" || !fileExists(path) {
+	src := database(c, dir, "")
+	if path, ok := strings.CutPrefix(src, "sqlite:"); cardNumber == "" || ok && !fileExists(path) {
 		return ""
 	}
-	store, err := queue.Open(path)
+	store, err := queue.Open(src)
 	if err != nil {
 		return ""
 	}

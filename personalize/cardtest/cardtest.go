@@ -1,5 +1,6 @@
 // Package cardtest is a PIV conformance suite (NIST SP 800-73-4 part 2
-// commands plus the YubiKey extensions the emulator offers) that any
+// commands, SET MANAGEMENT KEY, and the YubiKey extensions on stock that
+// has them) that any
 // apdu.Card can be run against: the in-process emulator in unit tests, and
 // the emulator behind a real pcscd in integration tests.
 package cardtest
@@ -25,6 +26,9 @@ type Config struct {
 	// Capacity is the card's object memory; the suite overfills it to
 	// check 6A84. 0 skips that check.
 	Capacity int
+	// Yubico: the stock answers the YubiKey extensions; otherwise the
+	// suite checks that it refuses them, as generic PIV stock does.
+	Yubico bool
 }
 
 // Default is the emulator's default stock.
@@ -147,8 +151,14 @@ func (s *session) mgmtBlock(key []byte) cipher.Block {
 // checks the card's answer to our challenge.
 func (s *session) mutualAuth(key []byte) error {
 	s.t.Helper()
+	return s.mutualAuthAs(s.cfg.MgmtAlg, key)
+}
+
+// mutualAuthAs is mutualAuth naming the algorithm as alg in P1.
+func (s *session) mutualAuthAs(alg byte, key []byte) error {
+	s.t.Helper()
 	blk := s.mgmtBlock(key)
-	out, err := s.do(apdu.Command{INS: 0x87, P1: s.cfg.MgmtAlg, P2: 0x9B, Data: tlv(0x7C, tlv(0x80, nil)), Le: 256})
+	out, err := s.do(apdu.Command{INS: 0x87, P1: alg, P2: 0x9B, Data: tlv(0x7C, tlv(0x80, nil)), Le: 256})
 	if err != nil {
 		return err
 	}
@@ -161,7 +171,7 @@ func (s *session) mutualAuth(key []byte) error {
 	chal := make([]byte, blk.BlockSize())
 	rand.Read(chal)
 	body := append(append(tlv(0x80, w), tlv(0x81, chal)...), tlv(0x82, nil)...)
-	out, err = s.do(apdu.Command{INS: 0x87, P1: s.cfg.MgmtAlg, P2: 0x9B, Data: tlv(0x7C, body), Le: 256})
+	out, err = s.do(apdu.Command{INS: 0x87, P1: alg, P2: 0x9B, Data: tlv(0x7C, body), Le: 256})
 	if err != nil {
 		return err
 	}

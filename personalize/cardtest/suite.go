@@ -425,6 +425,15 @@ var suite = []struct {
 		}
 	}},
 	{"YubicoExtensions", func(s *session) {
+		if !s.cfg.Yubico {
+			// Generic stock: no vendor commands a client could take
+			// for a YubiKey's.
+			for _, ins := range []byte{0xFD, 0xF8, 0xF7, 0xFA, 0xFB, 0xFE} {
+				_, err := s.do(apdu.Command{INS: ins, P2: 0x9B, Le: 256})
+				s.wantErr(err, apdu.ErrInsNotSupported)
+			}
+			return
+		}
 		if v := s.must(apdu.Command{INS: 0xFD, Le: 256}); len(v) != 3 {
 			s.t.Fatalf("GET VERSION % X", v)
 		}
@@ -450,6 +459,9 @@ var suite = []struct {
 		}
 	}},
 	{"ImportKey", func(s *session) {
+		if !s.cfg.Yubico {
+			return // a Yubico extension; generic stock refuses it above
+		}
 		ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			s.t.Fatal(err)
@@ -492,6 +504,16 @@ var suite = []struct {
 		if back.Cmp(big.NewInt(42)) != 0 {
 			s.t.Fatal("RSA operation with the imported key is wrong")
 		}
+	}},
+	{"Algorithm00Is3DES", func(s *session) {
+		// SP 800-78-4 table 6-2 names 3DES both 00 and 03.
+		if s.cfg.MgmtAlg != 0x03 {
+			return
+		}
+		if err := s.mutualAuthAs(0x00, s.cfg.MgmtKey); err != nil {
+			s.t.Fatalf("mutual authentication with algorithm 00: %v", err)
+		}
+		s.must(putDataCmd(tagCHUID, []byte{0x30, 0x01, 0x00}))
 	}},
 	{"SetManagementKey", func(s *session) {
 		s.auth()

@@ -53,6 +53,9 @@ func (c *Card) generalAuthenticate(cmd apdu.Command) ([]byte, uint16) {
 // authentication (80 witness → 80 + 81 challenge → 82 response) and
 // external authentication (81 request → 82 encrypted challenge).
 func (c *Card) mgmtAuth(alg byte, items []apdu.TLVItem) ([]byte, uint16) {
+	if alg == Alg3DESAlias {
+		alg = Alg3DES
+	}
 	if alg != c.st.MgmtAlg {
 		return nil, swIncorrectP1P2
 	}

@@ -271,20 +271,11 @@ func (c *Card) exec(cmd apdu.Command) ([]byte, uint16) {
 		return c.generalAuthenticate(cmd)
 	case 0x47:
 		return c.generateKey(cmd)
-	case 0xFD:
-		return yubiVersion, swOK
-	case 0xF8:
-		return c.serial(), swOK
-	case 0xF7:
-		return c.metadata(cmd)
 	case 0xFF:
 		return c.setManagementKey(cmd)
-	case 0xFA:
-		return c.setRetries(cmd)
-	case 0xFB:
-		return c.resetApplet()
-	case 0xFE:
-		return c.importKey(cmd)
+	}
+	if c.st.Yubico {
+		return c.yubico(cmd)
 	}
 	return nil, swInsNotSupp
 }
@@ -324,7 +315,11 @@ func (c *Card) selectApp(cmd apdu.Command) ([]byte, uint16) {
 	apt = append(apt, apdu.TLV(0x79, apdu.TLV(0x4F, pivAID[:5]))...)
 	apt = append(apt, apdu.TLV(0x50, []byte("ID06 PIV emulator"))...)
 	algs := []byte{}
-	for _, a := range []byte{Alg3DES, AlgAES128, AlgAES192, AlgAES256, AlgRSA2048, AlgECCP256, AlgECCP384} {
+	supported := []byte{Alg3DES, AlgAES128, AlgAES192, AlgAES256, AlgRSA2048, AlgECCP256, AlgECCP384}
+	if c.st.NoAES {
+		supported = []byte{Alg3DES, AlgRSA2048, AlgECCP256, AlgECCP384}
+	}
+	for _, a := range supported {
 		algs = append(algs, apdu.TLV(0x80, []byte{a})...)
 	}
 	algs = append(algs, 0x06, 0x00)

@@ -16,21 +16,24 @@ import (
 
 func TestConformance(t *testing.T) {
 	stocks := []struct {
-		name string
-		alg  byte
-		key  []byte
+		name   string
+		alg    byte
+		key    []byte
+		yubico bool
 	}{
-		{"3DES", emulator.Alg3DES, emulator.DefaultManagementKey},
-		{"AES128", emulator.AlgAES128, bytes.Repeat([]byte{0x42}, 16)},
-		{"AES192", emulator.AlgAES192, emulator.DefaultManagementKey},
-		{"AES256", emulator.AlgAES256, bytes.Repeat([]byte{0x17}, 32)},
+		{"3DES", emulator.Alg3DES, emulator.DefaultManagementKey, false},
+		{"AES128", emulator.AlgAES128, bytes.Repeat([]byte{0x42}, 16), false},
+		{"AES192", emulator.AlgAES192, emulator.DefaultManagementKey, false},
+		{"AES256", emulator.AlgAES256, bytes.Repeat([]byte{0x17}, 32), false},
+		{"Yubico 3DES", emulator.Alg3DES, emulator.DefaultManagementKey, true},
+		{"Yubico AES192", emulator.AlgAES192, emulator.DefaultManagementKey, true},
 	}
 	for _, st := range stocks {
 		t.Run(st.name, func(t *testing.T) {
 			stock := emulator.DefaultStock()
-			stock.MgmtAlg, stock.MgmtKey = st.alg, st.key
+			stock.MgmtAlg, stock.MgmtKey, stock.Yubico = st.alg, st.key, st.yubico
 			cfg := cardtest.Default()
-			cfg.MgmtAlg, cfg.MgmtKey = st.alg, st.key
+			cfg.MgmtAlg, cfg.MgmtKey, cfg.Yubico = st.alg, st.key, st.yubico
 			cardtest.RunConfig(t, cfg, func(t *testing.T) apdu.Card { return emulator.New(stock) })
 		})
 	}
@@ -255,5 +258,33 @@ func TestInspect(t *testing.T) {
 	objs, keys := card.Inspect()
 	if !slices.Equal(objs, []uint{0x5FC102, 0x5FC108}) || !bytes.Equal(keys, []byte{0x9A, 0x9E}) {
 		t.Fatalf("Inspect = %X, %X", objs, keys)
+	}
+}
+
+// 3DES-only stock lists no AES algorithm and refuses an AES management key.
+func TestNoAESStock(t *testing.T) {
+	ctx := context.Background()
+	stock := emulator.DefaultStock()
+	stock.NoAES = true
+	card := emulator.New(stock)
+	apt, err := apdu.Do(ctx, card, apdu.Command{INS: 0xA4, P1: 0x04, Data: []byte{0xA0, 0, 0, 3, 8}, Le: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(apt, []byte{0x80, 0x01, emulator.AlgAES256}) || !bytes.Contains(apt, []byte{0x80, 0x01, emulator.Alg3DES}) {
+		t.Fatalf("3DES-only stock's property template % X", apt)
+	}
+	mgmtAuth(t, card, emulator.DefaultManagementKey)
+	aes := append([]byte{emulator.AlgAES256, 0x9B, 32}, bytes.Repeat([]byte{7}, 32)...)
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xFF, P1: 0xFF, P2: 0xFF, Data: aes}); !errors.Is(err, apdu.ErrWrongData) {
+		t.Fatalf("AES key on 3DES-only stock: %v, want 6A80", err)
+	}
+	des := append([]byte{emulator.Alg3DES, 0x9B, 24}, bytes.Repeat([]byte{7, 8}, 12)...)
+	if _, err := apdu.Do(ctx, card, apdu.Command{INS: 0xFF, P1: 0xFF, P2: 0xFF, Data: des}); err != nil {
+		t.Fatalf("3DES key on 3DES-only stock: %v", err)
+	}
+	stock.MgmtAlg, stock.MgmtKey = emulator.AlgAES192, emulator.DefaultManagementKey
+	if stock.Validate() == nil {
+		t.Fatal("3DES-only stock with an AES transport key accepted")
 	}
 }

@@ -31,6 +31,8 @@ type state struct {
 	MgmtDef    bool   `json:"mgmt_default"`
 	Capacity   int    `json:"capacity"`
 	MaxObject  int    `json:"max_object"`
+	Yubico     bool   `json:"yubico,omitempty"`
+	NoAES      bool   `json:"no_aes,omitempty"`
 	// Objects maps a data object tag (hex) to its stored BER-TLV, as GET
 	// DATA returns it (53 L value, or 7E/7F61 for those objects).
 	Objects map[string][]byte `json:"objects"`
@@ -59,6 +61,7 @@ func blankState(s Stock, uid []byte) state {
 		MgmtKey:  append([]byte(nil), s.MgmtKey...),
 		MgmtDef:  true,
 		Capacity: s.Capacity, MaxObject: s.MaxObject,
+		Yubico: s.Yubico, NoAES: s.NoAES,
 		Objects: map[string][]byte{},
 		Keys:    map[string]*slot{},
 	}

@@ -1,9 +1,11 @@
 // Package emulator is an in-process PIV card (NIST SP 800-73-4) that behaves
 // like blank card stock, plus a simulated reader fed from a stack of blanks.
 // It implements the PIV commands for real — management key mutual
-// authentication, on-card ECC/RSA keys, PIN/PUK retry counters — and the
-// YubiKey extensions yubico-piv-tool relies on, so both the station and
-// independent tools can be tested against it.
+// authentication, on-card ECC/RSA keys, PIN/PUK retry counters — and SET
+// MANAGEMENT KEY (INS FF), the one card-management command most PIV stock
+// takes. By default it is generic PIV stock; a stock with Yubico set also
+// answers the YubiKey extensions (version, serial, metadata, import, reset)
+// that YubiKey-only client paths use.
 package emulator
 
 import (
@@ -11,12 +13,13 @@ import (
 	"fmt"
 )
 
-// Management key algorithms (SP 800-78-4 table 6-2).
+// Management key algorithms (SP 800-78-4 table 6-2; 00 is 3DES too).
 const (
-	Alg3DES   byte = 0x03
-	AlgAES128 byte = 0x08
-	AlgAES192 byte = 0x0A
-	AlgAES256 byte = 0x0C
+	Alg3DESAlias byte = 0x00
+	Alg3DES      byte = 0x03
+	AlgAES128    byte = 0x08
+	AlgAES192    byte = 0x0A
+	AlgAES256    byte = 0x0C
 )
 
 // Asymmetric key algorithms.
@@ -37,13 +40,21 @@ type Stock struct {
 	// MaxObject limits one data object's stored size; 0 = only Capacity.
 	MaxObject int
 	UID       []byte // nil = random 7-byte UID per card
+	// Yubico makes the card answer the YubiKey PIV extensions: GET
+	// VERSION, GET SERIAL, GET METADATA, SET PIN RETRIES, RESET and
+	// IMPORT KEY. Generic stock answers them 6D00 (INS not supported).
+	Yubico bool
+	// NoAES is old stock with 3DES management keys only: it lists no AES
+	// in its application property template and refuses AES keys.
+	NoAES bool
 }
 
 // DefaultManagementKey is the well-known transport key 0102030405060708 x3.
 var DefaultManagementKey = bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 3)
 
-// DefaultStock is the station's default blank: PIN 123456, PUK 12345678,
-// 3DES transport management key 0102030405060708 x3, ~50 KB for objects.
+// DefaultStock is the station's default blank: generic PIV stock with PIN
+// 123456, PUK 12345678, 3DES transport management key 0102030405060708 x3,
+// ~50 KB for objects.
 func DefaultStock() Stock {
 	return Stock{
 		PIN:      "123456",
@@ -52,6 +63,33 @@ func DefaultStock() Stock {
 		MgmtKey:  append([]byte(nil), DefaultManagementKey...),
 		Capacity: 50 * 1024,
 	}
+}
+
+// YubiKeyMaxObject is the largest data object a YubiKey stores (as stored,
+// 53 L value): yubico-piv-tool reads objects into a 3,072-byte buffer.
+const YubiKeyMaxObject = 3052
+
+// YubiKeyStock is YubiKey-class blank stock: the YubiKey extensions,
+// objects of at most YubiKeyMaxObject bytes, about 51 KB in all, and the
+// factory PIN, PUK and 3DES management key of firmware before 5.7.
+func YubiKeyStock() Stock {
+	s := DefaultStock()
+	s.Yubico = true
+	s.MaxObject = YubiKeyMaxObject
+	s.Capacity = 51200
+	return s
+}
+
+// StockNamed returns the emulator stock of a stock profile name:
+// "generic" (DefaultStock) or "yubikey" (YubiKeyStock).
+func StockNamed(name string) (Stock, error) {
+	switch name {
+	case "", "generic":
+		return DefaultStock(), nil
+	case "yubikey":
+		return YubiKeyStock(), nil
+	}
+	return Stock{}, fmt.Errorf("emulator: unknown stock %q: use generic or yubikey", name)
 }
 
 func mgmtKeyLen(alg byte) (int, error) {
@@ -80,6 +118,9 @@ func (s Stock) Validate() error {
 	}
 	if len(s.MgmtKey) != n {
 		return fmt.Errorf("emulator: management key algorithm %#02x needs %d key bytes, got %d", s.MgmtAlg, n, len(s.MgmtKey))
+	}
+	if s.NoAES && s.MgmtAlg != Alg3DES {
+		return fmt.Errorf("emulator: 3DES-only stock cannot have an AES transport key")
 	}
 	if s.Capacity <= 0 {
 		return fmt.Errorf("emulator: stock capacity must be positive, got %d", s.Capacity)

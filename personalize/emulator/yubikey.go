@@ -12,10 +12,29 @@ import (
 )
 
 // YubiKey PIV extensions (Yubico "PIV commands" reference) that
-// yubico-piv-tool sends: GET VERSION, GET SERIAL, GET METADATA, SET
-// MANAGEMENT KEY, SET PIN RETRIES and RESET. The emulator reports firmware
-// 5.4.3, the first line with AES management keys and metadata.
+// yubico-piv-tool sends: GET VERSION, GET SERIAL, GET METADATA, SET PIN
+// RETRIES, RESET and IMPORT KEY, answered only by Yubico stock. The
+// emulator reports firmware 5.4.3, the first line with AES management keys
+// and metadata.
 var yubiVersion = []byte{5, 4, 3}
+
+func (c *Card) yubico(cmd apdu.Command) ([]byte, uint16) {
+	switch cmd.INS {
+	case 0xFD:
+		return yubiVersion, swOK
+	case 0xF8:
+		return c.serial(), swOK
+	case 0xF7:
+		return c.metadata(cmd)
+	case 0xFA:
+		return c.setRetries(cmd)
+	case 0xFB:
+		return c.resetApplet()
+	case 0xFE:
+		return c.importKey(cmd)
+	}
+	return nil, swInsNotSupp
+}
 
 // metadata: 00 F7 00 ref.
 func (c *Card) metadata(cmd apdu.Command) ([]byte, uint16) {
@@ -63,6 +82,8 @@ func (c *Card) metadata(cmd apdu.Command) ([]byte, uint16) {
 }
 
 // setManagementKey: 00 FF FF FF|FE with 03 9B 18 key (alg, ref, length).
+// Yubico defined it; most PIV stock takes it, as SP 800-73-4 leaves
+// changing the management key to the card vendor.
 func (c *Card) setManagementKey(cmd apdu.Command) ([]byte, uint16) {
 	if cmd.P1 != 0xFF || (cmd.P2 != 0xFF && cmd.P2 != 0xFE) {
 		return nil, swIncorrectP1P2
@@ -75,7 +96,7 @@ func (c *Card) setManagementKey(cmd apdu.Command) ([]byte, uint16) {
 		return nil, swWrongData
 	}
 	n, err := mgmtKeyLen(d[0])
-	if err != nil || n != len(d)-3 {
+	if err != nil || n != len(d)-3 || (c.st.NoAES && d[0] != Alg3DES) {
 		return nil, swWrongData
 	}
 	c.st.MgmtAlg = d[0]
@@ -112,7 +133,7 @@ func (c *Card) resetApplet() ([]byte, uint16) {
 		return nil, swConditions
 	}
 	d := DefaultStock()
-	d.Capacity, d.MaxObject = c.st.Capacity, c.st.MaxObject
+	d.Capacity, d.MaxObject, d.Yubico = c.st.Capacity, c.st.MaxObject, c.st.Yubico
 	c.st = blankState(d, c.st.UID)
 	c.resetVolatile()
 	c.markDirty()

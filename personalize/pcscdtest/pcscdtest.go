@@ -34,7 +34,9 @@ import (
 
 	"github.com/ebfe/scard"
 
+	"id06/personalize/apdu"
 	"id06/personalize/emulator"
+	"id06/personalize/pcsc"
 	"id06/personalize/vpcd"
 )
 
@@ -46,7 +48,8 @@ const VPCDAddr = "127.0.0.1:35963"
 const ReaderName = "Virtual PCD 00 00"
 
 const (
-	envCard   = "PCSCDTEST_CARD" // "persistent" or "blanks": run as the card side
+	envCard   = "PCSCDTEST_CARD"  // "persistent" or "blanks": run as the card side
+	envStock  = "PCSCDTEST_STOCK" // the card side's emulator stock name
 	vpcdLib   = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 	readyWait = 20 * time.Second
 )
@@ -64,11 +67,11 @@ func MaybeServeCard() {
 	syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var err error
-	if mode == "blanks" {
-		err = vpcd.ServeBlanks(ctx, VPCDAddr, emulator.DefaultStock())
-	} else {
-		err = vpcd.Serve(ctx, VPCDAddr, emulator.New(emulator.DefaultStock()))
+	stock, err := emulator.StockNamed(os.Getenv(envStock))
+	if err == nil && mode == "blanks" {
+		err = vpcd.ServeBlanks(ctx, VPCDAddr, stock)
+	} else if err == nil {
+		err = vpcd.Serve(ctx, VPCDAddr, emulator.New(stock))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pcscdtest card:", err)
@@ -147,18 +150,24 @@ func requireIntegration(t testing.TB, format string, args ...any) {
 // cardCmd runs inside the namespaces and must connect a card to VPCDAddr
 // (e.g. station sim card --vpcd 127.0.0.1:35963); nil re-runs the test
 // binary, whose TestMain must call MaybeServeCard, with one persistent
-// default-stock card.
+// default-stock (generic PIV) card.
 func Start(t testing.TB, cardCmd []string) *Env {
-	return start(t, cardCmd, "persistent")
+	return start(t, cardCmd, "persistent", "generic")
+}
+
+// StartStock is Start(t, nil) with one persistent card of the named
+// emulator stock (see emulator.StockNamed).
+func StartStock(t testing.TB, stock string) *Env {
+	return start(t, nil, "persistent", stock)
 }
 
 // StartBlanks is Start with a card side that feeds a new blank at every
 // reset: each pcsc Connect/Close session sees a fresh card.
 func StartBlanks(t testing.TB) *Env {
-	return start(t, nil, "blanks")
+	return start(t, nil, "blanks", "generic")
 }
 
-func start(t testing.TB, cardCmd []string, mode string) *Env {
+func start(t testing.TB, cardCmd []string, mode, stock string) *Env {
 	t.Helper()
 	for _, tool := range []string{"pcscd", "unshare", "ip", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -199,7 +208,7 @@ func start(t testing.TB, cardCmd []string, mode string) *Env {
 			t.Fatalf("pcscdtest: %v", err)
 		}
 		cardCmd = []string{exe, "-test.run=^$"}
-		cardEnv = append(cardEnv, envCard+"="+mode)
+		cardEnv = append(cardEnv, envCard+"="+mode, envStock+"="+stock)
 	}
 	if err := env.run(cardCmd, cardEnv); err != nil {
 		t.Fatalf("pcscdtest: %v", err)
@@ -329,6 +338,26 @@ func (e *Env) Stop() {
 			<-e.done
 		}
 	})
+}
+
+// WithCard connects to the card in this pcscd's reader (ebfe/scard, as the
+// station does), runs f and releases the card. The connection is exclusive:
+// tools such as yubico-piv-tool run between such calls.
+func (e *Env) WithCard(t testing.TB, f func(ctx context.Context, card apdu.Card)) {
+	t.Helper()
+	r, err := pcsc.Open(e.ReaderName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	card, err := r.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer card.Close()
+	f(ctx, card)
 }
 
 // Trace returns the APDU lines of pcscd's log (pcscd --apdu).

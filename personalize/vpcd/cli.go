@@ -14,8 +14,8 @@ import (
 	"id06/personalize/emulator"
 )
 
-// RunSimCard is `station sim card --vpcd HOST:PORT [--uid HEX] [--state FILE]
-// [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]
+// RunSimCard is `station sim card --vpcd HOST:PORT [--stock NAME] [--uid HEX]
+// [--state FILE] [--mgmt-alg ALG] [--mgmt-key HEX] [--capacity BYTES]
 // [--remove-after-writes N]`: it inserts a blank emulated card into pcscd's
 // vpcd reader until ctx ends. With --state the card is loaded from and
 // saved to FILE, so it survives restarts like a real card would.
@@ -23,19 +23,23 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sim card", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	addr := fs.String("vpcd", "127.0.0.1:35963", "vpcd `HOST:PORT` of pcscd's virtual reader (vpcd listens on 35963 for reader 00 00)")
+	stockName := fs.String("stock", "generic", "blank stock `NAME`: generic (PIV only) or yubikey (YubiKey extensions, 3,052-byte objects)")
 	uidHex := fs.String("uid", "", "chip UID as `HEX` (4–10 bytes); default random 7 bytes")
 	statePath := fs.String("state", "", "keep the card in `FILE` across restarts")
 	removeAfter := fs.Int("remove-after-writes", 0, "fault injection: pull the card out after `N` write APDUs (it is re-inserted a second later)")
 	mgmtAlg := fs.String("mgmt-alg", "3des", "transport management key `ALG`: 3des, aes128, aes192 or aes256")
 	mgmtKey := fs.String("mgmt-key", "", "transport management key as `HEX` (default 0102030405060708 repeated to the key length)")
-	capacity := fs.Int("capacity", emulator.DefaultStock().Capacity, "object memory in `BYTES`")
+	capacity := fs.Int("capacity", -1, "object memory in `BYTES` (default the stock's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("sim card: unexpected argument %q", fs.Arg(0))
 	}
-	stock := emulator.DefaultStock()
+	stock, err := emulator.StockNamed(*stockName)
+	if err != nil {
+		return fmt.Errorf("sim card: --stock: %w", err)
+	}
 	if *uidHex != "" {
 		uid, err := hex.DecodeString(*uidHex)
 		if err != nil {
@@ -58,7 +62,9 @@ func RunSimCard(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		stock.MgmtKey = bytes.Repeat(emulator.DefaultManagementKey[:8], 4)[:keyLen(alg)]
 	}
-	stock.Capacity = *capacity
+	if *capacity != -1 {
+		stock.Capacity = *capacity
+	}
 	if err := stock.Validate(); err != nil {
 		return fmt.Errorf("sim card: %w", err)
 	}

@@ -145,6 +145,7 @@ func TestRunSimCardFlags(t *testing.T) {
 		{"--mgmt-alg", "aes128", "--mgmt-key", "0102"},
 		{"--mgmt-key", "xyz"},
 		{"--capacity", "0"},
+		{"--stock", "javacard"},
 		{"--remove-after-writes", "-1"},
 	}
 	for _, args := range bad {
@@ -280,7 +281,7 @@ func TestSimCardAESStock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(envSimArgs, "--vpcd "+pcscdtest.VPCDAddr+" --mgmt-alg aes128")
+	t.Setenv(envSimArgs, "--vpcd "+pcscdtest.VPCDAddr+" --stock yubikey --mgmt-alg aes128")
 	env := pcscdtest.Start(t, []string{exe, "-test.run=^$"})
 	card := connect(t, env.ReaderName)
 	md, err := apdu.Do(t.Context(), card, apdu.Command{INS: 0xF7, P2: 0x9B, Le: 256})

@@ -1,4 +1,4 @@
-package queue
+package queuetest
 
 import (
 	"context"
@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"id06/order"
+	"id06/queue"
 )
 
 // ready submits an order and passes its photo.
-func ready(t *testing.T, s *Store, c *clock, id string, express bool) {
+func ready(t *testing.T, s *queue.Store, c *clock, id string, express bool) {
 	t.Helper()
-	submit(t, s, id, express, holder(c.now()))
+	Submit(t, s, id, express, Holder(c.now()))
 	j, err := s.Claim(context.Background(), "photo", time.Minute, photoMoves)
 	if err != nil || j.ID != id {
 		t.Fatalf("photo claim: %v %v", j, err)
@@ -23,9 +24,11 @@ func ready(t *testing.T, s *Store, c *clock, id string, express bool) {
 }
 
 // A lane takes the card in its own hand before anything new; a card in
-// another lane's hand is never its to take; ready orders go express first.
-func TestClaimLane(t *testing.T) {
-	s, c := open(t)
+// another lane's hand is never its to take, nor a card in the lane of the
+// same name at another station; ready orders go express first.
+func testClaimLane(t *testing.T, e *env) {
+	s, c := e.first()
+	other := e.open("st-b")
 	ctx := context.Background()
 	ready(t, s, c, "o1", false)
 	c.add(time.Minute)
@@ -40,7 +43,8 @@ func TestClaimLane(t *testing.T) {
 	if err := s.AllocateCard(ctx, a, "BB"); err != nil {
 		t.Fatal(err)
 	}
-	// Lane a crashes (its lease is rescued); lane b must not take its card.
+	// Lane a's station restarts (its leases are rescued); neither lane b
+	// nor station st-b's lane a may take its card.
 	if _, err := s.Rescue(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +52,15 @@ func TestClaimLane(t *testing.T) {
 	if err != nil || b.ID != "o1" {
 		t.Fatalf("lane b's claim = %+v, %v; want o1 (x3 is in lane a's hand)", b, err)
 	}
+	twin, err := other.ClaimLane(ctx, "st-b-lane-a", "a", time.Minute)
+	if err != nil || twin.ID != "o2" {
+		t.Fatalf("st-b's lane a took %+v, %v; want o2, not st-a's card", twin, err)
+	}
 	a2, err := s.ClaimLane(ctx, "lane-a2", "a", time.Minute)
 	if err != nil || a2.ID != "x3" || a2.CardNumber == "" {
 		t.Fatalf("lane a after its restart = %+v, %v; want its own card x3 first", a2, err)
 	}
-	if _, err := s.ClaimLane(ctx, "lane-c", "c", time.Minute); err != nil {
-		t.Fatal(err) // o2
-	}
-	if _, err := s.ClaimLane(ctx, "lane-d", "d", time.Minute); !errors.Is(err, ErrNothingToClaim) {
+	if _, err := s.ClaimLane(ctx, "lane-d", "d", time.Minute); !errors.Is(err, queue.ErrNothingToClaim) {
 		t.Fatalf("lane d with nothing left: %v", err)
 	}
 	ev, _ := s.Events(ctx, "x3")
@@ -67,8 +72,8 @@ func TestClaimLane(t *testing.T) {
 // The print is recorded before it is submitted, once per job; spoiling the
 // blank drops the record with the card number and frees the order for any
 // lane.
-func TestRecordPrintAndSpoil(t *testing.T) {
-	s, c := open(t)
+func testRecordPrintAndSpoil(t *testing.T, e *env) {
+	s, c := e.first()
 	ctx := context.Background()
 	ready(t, s, c, "o1", false)
 	cl, err := s.ClaimLane(ctx, "w", "a", time.Minute)
@@ -110,8 +115,8 @@ func TestRecordPrintAndSpoil(t *testing.T) {
 // An operator spoils the card in a paused lane's hand: the number is
 // retired, the order is ready for another lane, and the lane's worker has
 // lost its claim.
-func TestSpoilInHand(t *testing.T) {
-	s, c := open(t)
+func testSpoilInHand(t *testing.T, e *env) {
+	s, c := e.first()
 	ctx := context.Background()
 	ready(t, s, c, "o1", false)
 	cl, err := s.ClaimLane(ctx, "w", "b", time.Minute)
@@ -125,8 +130,11 @@ func TestSpoilInHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	number := cl.CardNumber
-	if _, err := s.SpoilInHand(ctx, "o1", "a", "op", "jam"); !errors.Is(err, ErrState) {
+	if _, err := s.SpoilInHand(ctx, "o1", "a", "op", "jam"); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("spoiling from the wrong lane: %v", err)
+	}
+	if _, err := e.open("st-b").SpoilInHand(ctx, "o1", "b", "op", "jam"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("spoiling from another station's lane of the same name: %v", err)
 	}
 	o, err := s.SpoilInHand(ctx, "o1", "b", "op", "card jammed under the print head")
 	if err != nil {
@@ -138,10 +146,10 @@ func TestSpoilInHand(t *testing.T) {
 	if nums, _ := s.CardNumbers(ctx, "o1"); nums[number] != "spoiled" {
 		t.Errorf("card number %s is %q, want spoiled", number, nums[number])
 	}
-	if err := s.Extend(ctx, cl, time.Minute); !errors.Is(err, ErrLeaseLost) {
+	if err := s.Extend(ctx, cl, time.Minute); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Errorf("the lane's worker still holds the order: %v", err)
 	}
-	if _, err := s.SpoilInHand(ctx, "o1", "b", "op", "again"); !errors.Is(err, ErrState) {
+	if _, err := s.SpoilInHand(ctx, "o1", "b", "op", "again"); !errors.Is(err, queue.ErrState) {
 		t.Errorf("spoiling a ready order: %v", err)
 	}
 	other, err := s.ClaimLane(ctx, "w2", "c", time.Minute)
