@@ -33,12 +33,11 @@ type dashboard struct {
 // stationRow is one station of the fleet (on SQLite, this one) with its
 // lanes as its last heartbeat described them.
 type stationRow struct {
-	Name       string
-	Live       bool
-	Status     string
-	LastSeen   time.Time
-	CardInHand string
-	Lanes      []laneRow
+	Name     string
+	Live     bool
+	Status   string
+	LastSeen time.Time
+	Lanes    []laneRow
 }
 
 type laneRow struct {
@@ -105,7 +104,7 @@ func (u *UI) uiDashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, st := range stations {
-		row := stationRow{Name: st.Name, Live: st.Live(now), Status: st.Status, LastSeen: st.LastSeen, CardInHand: st.CardInHand}
+		row := stationRow{Name: st.Name, Live: st.Live(now), Status: st.Status, LastSeen: st.LastSeen}
 		// Lanes are what the station said; one it cannot read shows none.
 		json.Unmarshal(st.Lanes, &row.Lanes)
 		d.Stations = append(d.Stations, row)
