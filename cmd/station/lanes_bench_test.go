@@ -102,4 +102,3 @@ func (d *daemon) waitCount(t testing.TB, state string, n int, timeout time.Durat
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
