@@ -151,8 +151,13 @@ func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log
 		res, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
 		if res != nil {
 			if err := face(); err != nil {
-				spoiled, err := p.failCard(ctx, l, c, "card face: "+err.Error(), log)
-				return false, spoiled, err
+				if fe := (faceError{}); errors.As(err, &fe) {
+					spoiled, err := p.failCard(ctx, l, c, fe.Error(), log)
+					return false, spoiled, err
+				}
+				// The store did not answer: the written chip stays in the
+				// lane's hand and is taken up again.
+				return false, false, err
 			}
 			return true, false, p.encoded(ctx, c, res, validUntil)
 		}
@@ -365,7 +370,16 @@ func (p *Pipeline) lostCard(ctx context.Context, l *lane.Lane, c *queue.Claim, l
 	return true
 }
 
-// renderFace lays out the card face for the claimed order's card number.
+// faceError is what is wrong with the order's face itself (its portrait,
+// logo or layout): another try cannot help, unlike a store that did not
+// answer.
+type faceError struct{ err error }
+
+func (e faceError) Error() string { return "card face: " + e.err.Error() }
+func (e faceError) Unwrap() error { return e.err }
+
+// renderFace lays out the card face for the claimed order's card number
+// and stores it.
 func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) error {
 	portraitPNG, err := p.store.Blob(ctx, c.ID, "portrait")
 	if err != nil {
@@ -373,7 +387,7 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 	}
 	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
-		return fmt.Errorf("portrait: %w", err)
+		return faceError{fmt.Errorf("portrait: %w", err)}
 	}
 	logo, err := p.store.Blob(ctx, c.ID, "logo")
 	if err != nil && !errors.Is(err, queue.ErrNotFound) {
@@ -381,9 +395,11 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 	}
 	face, err := Face(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)
 	if err != nil {
-		return err
+		return faceError{err}
 	}
-	return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+	return p.durably(ctx, "card face", func() error {
+		return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+	})
 }
 
 // print records the print job, then prints it once on the lane's printer
