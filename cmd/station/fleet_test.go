@@ -19,6 +19,7 @@ import (
 
 	"id06/queue"
 	"id06/queue/pgtest"
+	"id06/station/stationtest"
 	"id06/webhook/signature"
 )
 
@@ -145,7 +146,15 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	victim.start(t) // waits until the name is free (its last heartbeat goes stale)
 	t.Logf("%s back after %v", victim.name, time.Since(killedAt).Round(time.Second))
 
-	// PostgreSQL restarts while the fleet works.
+	// PostgreSQL restarts while the fleet works; an operator watches the page.
+	store, err := queue.Open(url, queue.WithStation("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stationtest.AddUser(t, store, "eva", queue.RoleOperator, stationtest.Password)
+	page := stationtest.NewBrowser(t, stations[0].d.url)
+	page.LoggedIn("eva", stationtest.Password)
 	waitFor("production under way again", time.Minute, func() bool {
 		return count(`SELECT count(*) FROM orders WHERE state = 'produced'`) < n && count(`SELECT count(*) FROM stations WHERE card_in_hand <> ''`) > 0
 	})
@@ -153,16 +162,21 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	db.Close()
 	restarted := make(chan error, 1)
 	go func() { restarted <- srv.Restart(3 * time.Second) }()
-	sawPause := false
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !sawPause; time.Sleep(100 * time.Millisecond) {
+	sawPause, pageSaid := false, false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !(sawPause && pageSaid); time.Sleep(100 * time.Millisecond) {
 		code, b, err := stations[0].d.do(http.MethodGet, "/readyz", nil)
-		sawPause = err == nil && code == http.StatusServiceUnavailable && strings.Contains(string(b), "database unavailable")
+		sawPause = sawPause || err == nil && code == http.StatusServiceUnavailable && strings.Contains(string(b), "database unavailable")
+		r := page.Get("/ui/")
+		pageSaid = pageSaid || r.Status == http.StatusServiceUnavailable && strings.Contains(r.Body, "database is not answering")
 	}
 	if err := <-restarted; err != nil {
 		t.Fatal(err)
 	}
 	if !sawPause {
 		t.Error("/readyz never said the database was unavailable while PostgreSQL was down")
+	}
+	if !pageSaid {
+		t.Error("the operator page never said the database was not answering while PostgreSQL was down")
 	}
 	if db, err = sql.Open("pgx", url); err != nil {
 		t.Fatal(err)
@@ -173,6 +187,9 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		return err == nil && code == http.StatusOK && strings.Contains(string(b), `"ready"`)
 	})
 	t.Logf("PostgreSQL restarted with %d of %d produced", before, n)
+	if r := page.Get("/ui/"); r.Status != http.StatusOK || !strings.Contains(r.Body, `id="station-floor-1"`) {
+		t.Errorf("the dashboard after the restart: %d, fleet shown %v", r.Status, strings.Contains(r.Body, "station-floor"))
+	}
 
 	orders := stations[2].d.waitFinal(ids, 5*time.Minute)
 	producedOnce(t, ids, orders)
@@ -207,11 +224,6 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	spoiled.Close()
 
 	// The fleet view: every station, each reporting, through any one's API.
-	store, err := queue.Open(url, queue.WithStation("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	if err := store.AddToken(context.Background(), "floor", "st_fleet_operator", []string{"operator"}); err != nil {
 		t.Fatal(err)
 	}
