@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"id06/queue"
@@ -81,30 +82,34 @@ func (s *Station) heartbeat(ctx context.Context) {
 	}
 }
 
-// lane is how a station's heartbeat describes one lane to the fleet.
-type lane struct {
+// fleetLane is how a station's heartbeat describes one lane to the fleet.
+type fleetLane struct {
 	Name       string `json:"name"`
 	Reader     string `json:"reader"`
 	Printer    string `json:"printer"`
-	State      string `json:"state"` // idle, working, paused
+	State      string `json:"state"` // idle, working, paused, off
 	Message    string `json:"message,omitempty"`
 	CardInHand string `json:"card_in_hand,omitempty"`
 }
 
 func (s *Station) stationStatus(running string) queue.StationStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
 	paused, msg := s.Pipeline.Paused()
-	card := s.Pipeline.CardInHand()
-	l := lane{Name: "main", Reader: s.Config.Reader, Printer: s.Config.Printer, State: "idle", CardInHand: card}
 	status := running
-	switch {
-	case paused:
-		l.State, l.Message = "paused", msg
-		if running == "ready" {
-			status = "paused: " + msg
-		}
-	case card != "":
-		l.State = "working"
+	if paused && running == "ready" {
+		status = "paused: " + msg
 	}
-	lanes, _ := json.Marshal([]lane{l})
-	return queue.StationStatus{Status: status, Lanes: lanes, CardInHand: card}
+	var lanes []fleetLane
+	var cards []string
+	for _, l := range s.Pipeline.Lanes(ctx) {
+		fl := fleetLane{Name: l.Name, Reader: l.Reader, Printer: l.Printer, State: string(l.State), Message: l.Reason}
+		if l.Card != nil {
+			fl.CardInHand = l.Card.Order
+			cards = append(cards, l.Card.Order)
+		}
+		lanes = append(lanes, fl)
+	}
+	b, _ := json.Marshal(lanes)
+	return queue.StationStatus{Status: status, Lanes: b, CardInHand: strings.Join(cards, ", ")}
 }

@@ -73,6 +73,9 @@ var cases = []struct {
 	{"ReproducedCardsAreRevoked", testReproducedCardsAreRevoked},
 	{"RevokeCardMadeBeforeCertificatesWereRecorded", testRevokeCardMadeBeforeCertificatesWereRecorded},
 	{"CRLNumbersGrow", testCRLNumbersGrow},
+	{"ClaimLane", testClaimLane},
+	{"RecordPrintAndSpoil", testRecordPrintAndSpoil},
+	{"SpoilInHand", testSpoilInHand},
 }
 
 type clock struct {
