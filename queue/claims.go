@@ -106,11 +106,13 @@ func (s *Store) Advance(ctx context.Context, j *Claim, to order.State, note stri
 	return err
 }
 
-// Release gives the claim back to the queue in its current state (e.g. when the
-// station pauses with a card not yet started).
+// Release gives the claim back to the queue in state to (e.g. when a lane
+// pauses before its card was started). Back to ready the order is any
+// lane's again.
 func (s *Store) Release(ctx context.Context, j *Claim, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lane = CASE WHEN ? THEN NULL ELSE lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, to == order.Ready, j.ID); err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)
@@ -217,8 +219,9 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Claim, reason string, maxBlan
 		if failed {
 			next, note = order.Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
-			next, spoiled, j.ID); err != nil {
+		// Back to ready the order is any lane's again.
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lane = CASE WHEN ? THEN lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, failed, j.ID); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, j.ID, now, next, j.Owner, note); err != nil {
@@ -311,7 +314,9 @@ func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, 
 	if _, err := revokeCard(ctx, tx, number, RevokeSpoiled, stationActor, now, nil); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL WHERE id = ?`, id)
+	// The print job named the retired card: it goes with it.
+	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL,
+		print_printer = NULL, print_job = NULL WHERE id = ?`, id)
 	return err
 }
 

@@ -35,7 +35,7 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, card_number = NULL, card_uuid = NULL, chip_uid = NULL,
-			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL,
+			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL, lane = NULL, print_printer = NULL, print_job = NULL,
 			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, order.Ready, now, id); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
 	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
-	created_at, updated_at, produced_at, station`
+	created_at, updated_at, produced_at, station, lane, print_printer, print_job`
 
 type scanner interface{ Scan(...any) error }
 
@@ -26,12 +26,13 @@ func scanOrder(row scanner) (*order.Record, error) {
 		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
 		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
 		override, leaseOwner, shipment, station                    sql.NullString
+		lane, printPrinter, printJob                               sql.NullString
 		reasons                                                    string
 	)
 	err := row.Scan(&o.ID, &o.SupplierOrderID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
 		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
 		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
-		&created, &updated, &produced, &station)
+		&created, &updated, &produced, &station, &lane, &printPrinter, &printJob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -43,6 +44,7 @@ func scanOrder(row scanner) (*order.Record, error) {
 	o.ValidUntil, o.CardNumber, o.CardUUID, o.ChipUID = validUntil.String, cardNumber.String, cardUUID.String, chipUID.String
 	o.CertSerial, o.PhotoOverride, o.LeaseOwner, o.ShipmentID = certSerial.String, override.String, leaseOwner.String, shipment.String
 	o.Station = station.String
+	o.Lane, o.PrintPrinter, o.PrintJob = lane.String, printPrinter.String, printJob.String
 	if err := json.Unmarshal([]byte(reasons), &o.Reasons); err != nil {
 		return nil, fmt.Errorf("order %s: reasons: %w", o.ID, err)
 	}
@@ -437,7 +439,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 // Retry sends a failed order back to the queue (operator).
 func (s *Store) Retry(ctx context.Context, id, actor, note string) (*order.Record, error) {
 	return s.operatorMove(ctx, id, "", order.State.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
-		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
+		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]', lane = NULL WHERE id = ?`, id)
 		return err
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"id06/lane"
 	"id06/order"
 	"id06/personalize"
 	"id06/queue"
@@ -18,21 +19,24 @@ import (
 // --config file, over which the flags and STATION_* variables go (see
 // cmd/station).
 type Config struct {
-	Listen       string `json:"listen"`
-	DataDir      string `json:"data"`
-	DB           string `json:"db"`            // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
-	Name         string `json:"name"`          // this station's name in a fleet; "" = the host name
-	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
-	Stock        string `json:"stock"`         // card stock profile: generic | yubikey
-	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
-	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template
-	CardPrefix   string `json:"card_prefix"`   // the supplier's two-letter code
-	Issuer       string `json:"issuer"`        // card supplier name on the card back and certificates
-	MaxBlanks    int    `json:"max_blanks"`    // spoiled blanks before an order fails
-	PhotoWorkers int    `json:"photo_workers"` // concurrent photo stages
-	SealTo       string `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
-	CACert       string `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
-	CAKey        string `json:"ca_key"`
+	Listen  string `json:"listen"`
+	DataDir string `json:"data"`
+	DB      string `json:"db"`      // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
+	Name    string `json:"name"`    // this station's name in a fleet; "" = the host name
+	Reader  string `json:"reader"`  // lane main's: sim | pcsc[:NAME]
+	Stock   string `json:"stock"`   // card stock profile: generic | yubikey
+	Printer string `json:"printer"` // lane main's: spool[:DIR] | ipp:URI | sim[:OPTIONS]
+	// Lanes are the production lanes: in the config file the list as
+	// written; once parsed (cmd/station), the lanes the station runs.
+	Lanes        []lane.Config `json:"lanes"`
+	Template     string        `json:"template"`      // card face template file; "" = the built-in ID06 template
+	CardPrefix   string        `json:"card_prefix"`   // the supplier's two-letter code
+	Issuer       string        `json:"issuer"`        // card supplier name on the card back and certificates
+	MaxBlanks    int           `json:"max_blanks"`    // spoiled blanks before an order fails
+	PhotoWorkers int           `json:"photo_workers"` // concurrent photo stages
+	SealTo       string        `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
+	CACert       string        `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
+	CAKey        string        `json:"ca_key"`
 	// PKIBaseURL is where relying parties fetch /pki/ca.crl and /pki/ca.crt
 	// (named in every card certificate); "" = this station's own address.
 	PKIBaseURL        string `json:"pki_base_url"`
@@ -99,11 +103,8 @@ func (c Config) Validate() error {
 	if err := order.CheckCardPrefix(c.CardPrefix); err != nil {
 		errs = append(errs, fmt.Errorf("card_prefix: %w", err))
 	}
-	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
-		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))
-	}
-	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
-		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))
+	if _, err := c.LaneConfigs(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := personalize.Stock(c.Stock); err != nil {
 		errs = append(errs, fmt.Errorf("stock %q: use %s", c.Stock, strings.Join(personalize.StockNames(), " or ")))
@@ -184,6 +185,38 @@ func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
 		pin = strings.TrimSpace(string(b))
 	}
 	return personalize.OpenPKCS11(personalize.PKCS11Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11Token, PIN: pin})
+}
+
+// LaneConfigs are the lanes the station runs: Lanes, or else the one lane
+// main of Reader and Printer; checked against each other.
+func (c Config) LaneConfigs() ([]lane.Config, error) {
+	return lane.Resolve(lane.Sources{File: c.Lanes, Reader: c.Reader, Printer: c.Printer}, c.DataDir)
+}
+
+// OpenLanes opens the devices of every lane; closeAll closes them.
+func OpenLanes(c Config) (lanes []*lane.Lane, closeAll func() error, err error) {
+	configs, err := c.LaneConfigs()
+	if err != nil {
+		return nil, nil, err
+	}
+	var devs []*lane.Devices
+	closeAll = func() error {
+		var errs []error
+		for _, d := range devs {
+			errs = append(errs, d.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for _, lc := range configs {
+		d, err := lane.Open(lc, c.DataDir, c.Stock)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		devs = append(devs, d)
+		lanes = append(lanes, lane.New(lc, d))
+	}
+	return lanes, closeAll, nil
 }
 
 // DBPath is where the database lives.

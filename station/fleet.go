@@ -1,12 +1,15 @@
 package station
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
+	"id06/lane"
 	"id06/queue"
 )
 
@@ -81,30 +84,44 @@ func (s *Station) heartbeat(ctx context.Context) {
 	}
 }
 
-// lane is how a station's heartbeat describes one lane to the fleet.
-type lane struct {
-	Name       string `json:"name"`
-	Reader     string `json:"reader"`
-	Printer    string `json:"printer"`
-	State      string `json:"state"` // idle, working, paused
-	Message    string `json:"message,omitempty"`
-	CardInHand string `json:"card_in_hand,omitempty"`
+// laneReport is how a station's heartbeat describes one lane to the fleet.
+type laneReport struct {
+	Name       string     `json:"name"`
+	Reader     string     `json:"reader"`
+	Printer    string     `json:"printer"`
+	State      lane.State `json:"state"` // idle, working, paused, off
+	Message    string     `json:"message,omitempty"`
+	CardInHand string     `json:"card_in_hand,omitempty"` // order id
 }
 
+// stationStatus reports each lane as it is (its state, why it is paused,
+// the card in its hand) and the station as paused when an operator paused
+// it or every lane is paused or off, as /readyz says.
 func (s *Station) stationStatus(running string) queue.StationStatus {
 	paused, msg := s.Pipeline.Paused()
-	card := s.Pipeline.CardInHand()
-	l := lane{Name: "main", Reader: s.Config.Reader, Printer: s.Config.Printer, State: "idle", CardInHand: card}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	snaps := s.Pipeline.Lanes(ctx)
+	cancel()
+	reports := make([]laneReport, len(snaps))
+	var cards, stopped []string
+	for i, l := range snaps {
+		reports[i] = laneReport{Name: l.Name, Reader: l.Reader, Printer: l.Printer, State: l.State, Message: l.Reason}
+		if l.Card != nil {
+			reports[i].CardInHand = l.Card.Order
+			cards = append(cards, l.Card.Order)
+		}
+		if l.State == lane.Paused || l.State == lane.Off {
+			stopped = append(stopped, "lane "+l.Name+": "+cmp.Or(l.Reason, string(l.State)))
+		}
+	}
 	status := running
 	switch {
+	case running != "ready":
 	case paused:
-		l.State, l.Message = "paused", msg
-		if running == "ready" {
-			status = "paused: " + msg
-		}
-	case card != "":
-		l.State = "working"
+		status = "paused: " + msg
+	case len(stopped) > 0 && len(stopped) == len(snaps):
+		status = "paused: " + strings.Join(stopped, "; ")
 	}
-	lanes, _ := json.Marshal([]lane{l})
-	return queue.StationStatus{Status: status, Lanes: lanes, CardInHand: card}
+	lanes, _ := json.Marshal(reports)
+	return queue.StationStatus{Status: status, Lanes: lanes, CardInHand: strings.Join(cards, ",")}
 }

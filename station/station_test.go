@@ -72,17 +72,16 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 	if _, err := parts.Store.Rescue(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim"), cfg.Stock); err != nil {
+	lanes, closeLanes, err := OpenLanes(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { closeLanes() })
+	parts.Lanes = lanes
 	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
 		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Certs: cfg.CertProfile()}); err != nil {
 		t.Fatal(err)
 	}
-	if parts.Printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { parts.Printer.Close() })
 	parts.Template = printer.DefaultTemplate()
 	token, err := api.NewToken()
 	if err != nil {
@@ -443,11 +442,12 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 	// Every figure names the station, for a Prometheus that scrapes a fleet.
 	metrics := get(t, "http://"+addr+"/metrics")
 	name := `station="` + s.Config.Name + `"`
-	for _, want := range []string{`station_orders{state="produced",` + name + `} 1`, `station_stage_seconds_count{stage="photo",` + name + `}`,
-		`station_stage_seconds_count{stage="encode",` + name + `}`, `station_stage_seconds_count{stage="print",` + name + `}`,
-		`station_cards_produced_total{` + name + `} 1`, `station_spoiled_blanks_total{` + name + `} 0`,
+	for _, want := range []string{`station_orders{state="produced",` + name + `} 1`, `station_stage_seconds_count{lane="",stage="photo",` + name + `}`,
+		`station_stage_seconds_count{lane="main",stage="encode",` + name + `}`, `station_stage_seconds_count{lane="main",stage="print",` + name + `}`,
+		`station_cards_produced_total{lane="main",` + name + `} 1`, `station_spoiled_blanks_total{lane="main",` + name + `} 0`,
 		`station_webhook_deliveries_total{result="delivered",` + name + `}`, `station_webhook_outbox{` + name + `,status="dead"} 0`,
-		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{` + name + `}`, `station_printer_up{` + name + `} 1`} {
+		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{lane="main",` + name + `} 1`, `station_printer_up{lane="main",` + name + `} 1`,
+		`station_lane_state{lane="main",state="idle",` + name + `} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -699,7 +699,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		t.Fatalf("resume offered to QA: %d %v", n, err)
 	}
 	// The card leaves the reader before production resumes.
-	if err := s.Reader.(personalize.Ejector).Eject(context.Background()); err != nil {
+	if err := s.Lanes[0].Devices.Reader.(personalize.Ejector).Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	logout()

@@ -213,6 +213,7 @@ type orderState struct {
 	CardNumber string `json:"card_number"`
 	ChipUID    string `json:"chip_uid"`
 	ValidUntil string `json:"valid_until"`
+	Lane       string `json:"lane"`
 	Events     []struct {
 		State string `json:"state"`
 		Note  string `json:"note"`

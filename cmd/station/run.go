@@ -31,7 +31,7 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim] [--production] [--db URL] [--name NAME]", "run the station daemon", runServe},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim[:OPTIONS]] [--lane NAME=READER,PRINTER[,TRANSPORT]]... [--production] [--db URL] [--name NAME]", "run the station daemon", runServe},
 	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
 	"db backup":      {"db backup [--data DIR] [--db sqlite:PATH|postgres://…] FILE", "write a consistent copy of the database while the station runs (PostgreSQL: pg_dump's custom format)", runDBBackup},
 	"db migrate":     {"db migrate [--data DIR] [--db sqlite:PATH|postgres://…]", "bring the database's schema up to date (stations also do it at start)", runDBMigrate},

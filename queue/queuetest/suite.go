@@ -73,6 +73,10 @@ var cases = []struct {
 	{"ReproducedCardsAreRevoked", testReproducedCardsAreRevoked},
 	{"RevokeCardMadeBeforeCertificatesWereRecorded", testRevokeCardMadeBeforeCertificatesWereRecorded},
 	{"CRLNumbersGrow", testCRLNumbersGrow},
+	{"ClaimLane", testClaimLane},
+	{"LanesClaimOnceAcrossStations", testLanesClaimOnceAcrossStations},
+	{"RecordPrintAndSpoil", testRecordPrintAndSpoil},
+	{"SpoilInHand", testSpoilInHand},
 }
 
 type clock struct {
