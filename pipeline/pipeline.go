@@ -165,7 +165,8 @@ func (p *Pipeline) notify() {
 	p.changed = make(chan struct{})
 }
 
-// Paused reports whether an operator paused the station and why.
+// Paused reports whether the station is paused, by an operator or a
+// database that does not answer, and why.
 func (p *Pipeline) Paused() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

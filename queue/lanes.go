@@ -84,12 +84,8 @@ func (s *Store) SpoilInHand(ctx context.Context, id, lane, actor, reason string)
 		if err := tx.QueryRowContext(ctx, `SELECT lane, station FROM orders WHERE id = ?`, id).Scan(&held, &station); err != nil {
 			return err
 		}
-		if held.String != lane {
-			return fmt.Errorf("%w: the order's card is in lane %q, not %q", ErrState, held.String, lane)
-		}
-		// The card is in that station's printer: only it may spoil it.
-		if station.Valid && station.String != s.station {
-			return fmt.Errorf("%w: the order's card is in station %q's lane %s, not this station's", ErrState, station.String, lane)
+		if held.String != lane || (station.Valid && station.String != s.station) {
+			return fmt.Errorf("%w: the order's card is in lane %q of station %q, not this station's lane %q", ErrState, held.String, station.String, lane)
 		}
 		now := ms(s.now())
 		if number.String != "" || chip.String != "" {
