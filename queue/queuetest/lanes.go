@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,42 +85,16 @@ func testLanesClaimOnceAcrossStations(t *testing.T, e *env) {
 	for i := range orders {
 		ready(t, a, c, fmt.Sprintf("o%03d", i), i%5 == 0)
 	}
-	var mu sync.Mutex
-	claims := map[string][]string{}
-	var wg sync.WaitGroup
+	var workers []claimer
 	for l := range 6 {
 		s := []*queue.Store{a, b}[l%2]
 		lane := fmt.Sprintf("l%d", l/2)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				j, err := s.ClaimLane(ctx, "lane-"+lane, lane, time.Minute)
-				if errors.Is(err, queue.ErrNothingToClaim) {
-					return
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				claims[j.ID] = append(claims[j.ID], s.Station()+"/"+lane)
-				mu.Unlock()
-				if err := s.Produced(ctx, j, "made"); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
+		workers = append(workers, claimer{name: s.Station() + "/" + lane,
+			claim:  func() (*queue.Claim, error) { return s.ClaimLane(ctx, "lane-"+lane, lane, time.Minute) },
+			finish: func(j *queue.Claim) error { return s.Produced(ctx, j, "made") }})
 	}
-	wg.Wait()
-	if len(claims) != orders {
-		t.Fatalf("%d of %d orders claimed", len(claims), orders)
-	}
+	claims := claimAll(t, workers, orders)
 	for id, by := range claims {
-		if len(by) != 1 {
-			t.Errorf("%s claimed %d times: %v", id, len(by), by)
-		}
 		o, _ := a.Get(ctx, id)
 		if o.State != order.Produced || o.Station+"/"+o.Lane != by[0] {
 			t.Errorf("%s: state %s made on %s/%s, claimed by %v", id, o.State, o.Station, o.Lane, by)
