@@ -28,7 +28,7 @@ import (
 )
 
 // opsToken makes an operator-scope token before the daemon starts.
-func opsToken(t *testing.T, dir string) string {
+func opsToken(t testing.TB, dir string) string {
 	t.Helper()
 	out, stderr, code := runIn(t, "", "token", "create", "--supplier", "floor", "--scope", "operator", "--data", dir)
 	if code != 0 {
@@ -38,7 +38,7 @@ func opsToken(t *testing.T, dir string) string {
 }
 
 // ops calls the operator API with token.
-func (d *daemon) ops(t *testing.T, token, method, path string, body any) (int, []byte) {
+func (d *daemon) ops(t testing.TB, token, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var b []byte
 	if body != nil {
@@ -54,7 +54,7 @@ func (d *daemon) ops(t *testing.T, token, method, path string, body any) (int, [
 	return code, out
 }
 
-func (d *daemon) lanes(t *testing.T, token string) map[string]lane.Snapshot {
+func (d *daemon) lanes(t testing.TB, token string) map[string]lane.Snapshot {
 	t.Helper()
 	code, b := d.ops(t, token, http.MethodGet, "/v1/ops/lanes", nil)
 	if code != http.StatusOK {
@@ -104,19 +104,8 @@ func sealedPIN(t *testing.T, dir, orderID string) string {
 	return secrets.PIN
 }
 
-// laneAt reports whether a lane's card in hand is at step.
-func (d *daemon) laneAt(t *testing.T, token, step string) bool {
-	t.Helper()
-	for _, l := range d.lanes(t, token) {
-		if l.Card != nil && l.Card.Step == step {
-			return true
-		}
-	}
-	return false
-}
-
 // submitAll posts the orders concurrently, as a supplier's system does.
-func (d *daemon) submitAll(t *testing.T, ids []string) {
+func (d *daemon) submitAll(t testing.TB, ids []string) {
 	t.Helper()
 	photos := passPhotos(t)
 	var wg sync.WaitGroup
@@ -270,7 +259,6 @@ func TestThreeLanes60Orders(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	// Every figure also names the station.
 	for _, want := range []string{fmt.Sprintf(`station_cards_produced_total\{lane="b",station="[^"]+"\} %d\n`, 5+resumedB),
 		`station_lane_state\{lane="b",state="idle",station="[^"]+"\} 1\n`} {
 		if !regexp.MustCompile(want).Match(metrics) {
@@ -289,8 +277,8 @@ func TestKill9ThreeLanes(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=300ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=300ms",
-		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=300ms"}
+	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=500ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=500ms",
+		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=500ms"}
 	const n = 30
 	ids := make([]string, n)
 	for i := range ids {
@@ -302,20 +290,25 @@ func TestKill9ThreeLanes(t *testing.T) {
 	var logs strings.Builder
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	for round := range 8 {
-		// Each kill waits for a card at the step it is meant to catch (a
-		// card takes seconds of key generation and sealing, more than a
-		// fixed delay after a restart reliably lets it reach): even rounds
-		// a card being printed, odd ones a card some way into encoding.
-		step := []string{"printing", "encoding"}[round%2]
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !d.laneAt(t, ops, step); {
-			time.Sleep(20 * time.Millisecond)
+		// Kill while the lanes work: a moment after some lane's card
+		// reached the encoder (even rounds) or the printer (odd rounds).
+		step := []string{"encoding", "printing"}[round%2]
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			there := false
+			for _, l := range d.lanes(t, ops) {
+				there = there || (l.Card != nil && l.Card.Step == step)
+			}
+			if there {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no card reached %s\n%s", round, step, d.stderr.String())
+			}
 		}
-		if step == "encoding" {
-			time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
-		}
+		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
 		d.kill()
 		logs.WriteString(d.stderr.String())
-		t.Logf("round %d: killed at %s", round, step)
+		t.Logf("round %d: killed with a card %s", round, step)
 		d = startDaemon(t, dir, args...)
 	}
 	orders := d.waitFinal(ids, 5*time.Minute)
@@ -398,7 +391,8 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	eve := ippetest.Start(t)
 	dir := t.TempDir()
 	ops := opsToken(t, dir)
-	d := startDaemonEnv(t, dir, env.Environ(), "--lane", "p=pcsc:"+pcscdtest.ReaderName+",ipp:"+eve.URI,
+	// A fixed address: the cards name it for their CRL, which verify fetches.
+	d := startDaemonEnv(t, dir, env.Environ(), "--listen", freePort(t), "--lane", "p=pcsc:"+pcscdtest.ReaderName+",ipp:"+eve.URI,
 		"--lane", "a=sim,sim:print-time=200ms", "--lane", "b=sim,sim:print-time=200ms")
 	ids := make([]string, 12)
 	for i := range ids {
@@ -452,13 +446,31 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	out, err := cmd.Output()
 	var rep struct {
 		OK         bool
+		Result     string
 		CardNumber string `json:"card_number"`
 		Order      string
+		Checks     []struct{ Name, Status string }
 	}
-	if jerr := json.Unmarshal(out, &rep); err != nil || jerr != nil || !rep.OK {
-		t.Fatalf("station verify of lane p's card: %v %v\n%s", err, jerr, out)
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("station verify: %v %v\n%s", err, jerr, out)
 	}
 	if p := orders[inHand.Order]; rep.Order != inHand.Order || rep.CardNumber != p.CardNumber {
 		t.Fatalf("verify read card %s of %s, want lane p's %s of %s", rep.CardNumber, rep.Order, p.CardNumber, inHand.Order)
+	}
+	status := map[string]string{}
+	for _, c := range rep.Checks {
+		status[c.Name] = c.Status
+		if c.Status == "fail" {
+			t.Errorf("check %q failed on lane p's card\n%s", c.Name, out)
+		}
+	}
+	for _, name := range []string{"chip UID", "CHUID (5FC102)", "Security Object (5FC106)", "revocation (CRL)", "management key: this station's per-card key",
+		"key 9A (sign a challenge)", "Facial Image (5FC108)"} {
+		if status[name] != "pass" {
+			t.Errorf("check %q: %q, want pass\n%s", name, status[name], out)
+		}
+	}
+	if err != nil || !rep.OK {
+		t.Errorf("verify result %q (%v): every check must run and pass\n%s", rep.Result, err, out)
 	}
 }
