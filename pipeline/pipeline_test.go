@@ -50,6 +50,9 @@ func newLanes(t *testing.T, flags []string, mutate func(*Config)) *station {
 	return st
 }
 
+// testCerts is the test station's certificate profile.
+var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
+
 // open opens the lanes' devices on the station's data directory (again:
 // a restarted station) and a new pipeline over them.
 func (st *station) open(t *testing.T, flags []string) {
@@ -82,9 +85,6 @@ func (st *station) reader(i int) *emulator.Reader {
 func (st *station) sim(i int) *printer.SimDriver {
 	return st.lanes[i].Devices.Printer.(*printer.SimDriver)
 }
-
-// testCerts is the test station's certificate profile.
-var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
 
 type nopMetrics struct{}
 

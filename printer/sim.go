@@ -91,7 +91,7 @@ func OpenSimDriver(opt SimOptions) (*SimDriver, error) {
 	b, err := os.ReadFile(filepath.Join(opt.StateDir, simStateFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(opt.StateDir, 0o750); err != nil {
+		if err := os.MkdirAll(opt.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("simulated printer: %w", err)
 		}
 		return s, s.save()
@@ -131,7 +131,7 @@ func (s *SimDriver) save() error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(s.opt.StateDir, simStateFile), b, 0o640); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.opt.StateDir, simStateFile), b, 0o600); err != nil {
 		return fmt.Errorf("simulated printer: saving its state: %w", err)
 	}
 	return nil

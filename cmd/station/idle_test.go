@@ -12,7 +12,7 @@ import (
 
 // cpuTime is the CPU a process has used so far (user + system), read from
 // /proc/PID/stat.
-func cpuTime(t *testing.T, pid int) time.Duration {
+func cpuTime(t testing.TB, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

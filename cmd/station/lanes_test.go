@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -10,10 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
 
 	"id06/lane"
 	"id06/personalize/pcscdtest"
@@ -23,7 +28,7 @@ import (
 )
 
 // opsToken makes an operator-scope token before the daemon starts.
-func opsToken(t *testing.T, dir string) string {
+func opsToken(t testing.TB, dir string) string {
 	t.Helper()
 	out, stderr, code := runIn(t, "", "token", "create", "--supplier", "floor", "--scope", "operator", "--data", dir)
 	if code != 0 {
@@ -33,7 +38,7 @@ func opsToken(t *testing.T, dir string) string {
 }
 
 // ops calls the operator API with token.
-func (d *daemon) ops(t *testing.T, token, method, path string, body any) (int, []byte) {
+func (d *daemon) ops(t testing.TB, token, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var b []byte
 	if body != nil {
@@ -49,7 +54,7 @@ func (d *daemon) ops(t *testing.T, token, method, path string, body any) (int, [
 	return code, out
 }
 
-func (d *daemon) lanes(t *testing.T, token string) map[string]lane.Snapshot {
+func (d *daemon) lanes(t testing.TB, token string) map[string]lane.Snapshot {
 	t.Helper()
 	code, b := d.ops(t, token, http.MethodGet, "/v1/ops/lanes", nil)
 	if code != http.StatusOK {
@@ -66,8 +71,41 @@ func (d *daemon) lanes(t *testing.T, token string) map[string]lane.Snapshot {
 	return out
 }
 
+// sealedPIN opens an order's sealed PIN with the development age key in
+// the station's data directory, as the supplier's PIN letter process does.
+func sealedPIN(t *testing.T, dir, orderID string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "station.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sealed []byte
+	if err := db.QueryRow(`SELECT sealed_secrets FROM orders WHERE id = ?`, orderID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.Open(filepath.Join(dir, "pki", "supplier-age.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	ids, err := age.ParseIdentities(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets struct{ PIN string }
+	if err := json.NewDecoder(r).Decode(&secrets); err != nil || secrets.PIN == "" {
+		t.Fatalf("sealed secrets of %s: %v", orderID, err)
+	}
+	return secrets.PIN
+}
+
 // submitAll posts the orders concurrently, as a supplier's system does.
-func (d *daemon) submitAll(t *testing.T, ids []string) {
+func (d *daemon) submitAll(t testing.TB, ids []string) {
 	t.Helper()
 	photos := passPhotos(t)
 	var wg sync.WaitGroup
@@ -221,8 +259,9 @@ func TestThreeLanes60Orders(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{fmt.Sprintf(`station_cards_produced_total{lane="b"} %d`, 5+resumedB), `station_lane_state{lane="b",state="idle"} 1`} {
-		if !strings.Contains(string(metrics), want) {
+	for _, want := range []string{fmt.Sprintf(`station_cards_produced_total\{lane="b",station="[^"]+"\} %d\n`, 5+resumedB),
+		`station_lane_state\{lane="b",state="idle",station="[^"]+"\} 1\n`} {
+		if !regexp.MustCompile(want).Match(metrics) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
@@ -238,22 +277,38 @@ func TestKill9ThreeLanes(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=300ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=300ms",
-		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=300ms"}
+	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=500ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=500ms",
+		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=500ms"}
 	const n = 30
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("k9-%02d", i)
 	}
+	ops := opsToken(t, dir)
 	d := startDaemon(t, dir, args...)
 	d.submitAll(t, ids)
 	var logs strings.Builder
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	for round := range 8 {
-		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		// Kill while the lanes work: a moment after some lane's card
+		// reached the encoder (even rounds) or the printer (odd rounds).
+		step := []string{"encoding", "printing"}[round%2]
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			there := false
+			for _, l := range d.lanes(t, ops) {
+				there = there || (l.Card != nil && l.Card.Step == step)
+			}
+			if there {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no card reached %s\n%s", round, step, d.stderr.String())
+			}
+		}
+		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
 		d.kill()
 		logs.WriteString(d.stderr.String())
-		t.Logf("round %d: killed", round)
+		t.Logf("round %d: killed with a card %s", round, step)
 		d = startDaemon(t, dir, args...)
 	}
 	orders := d.waitFinal(ids, 5*time.Minute)
@@ -336,7 +391,8 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	eve := ippetest.Start(t)
 	dir := t.TempDir()
 	ops := opsToken(t, dir)
-	d := startDaemonEnv(t, dir, env.Environ(), "--lane", "p=pcsc:"+pcscdtest.ReaderName+",ipp:"+eve.URI,
+	// A fixed address: the cards name it for their CRL, which verify fetches.
+	d := startDaemonEnv(t, dir, env.Environ(), "--listen", freePort(t), "--lane", "p=pcsc:"+pcscdtest.ReaderName+",ipp:"+eve.URI,
 		"--lane", "a=sim,sim:print-time=200ms", "--lane", "b=sim,sim:print-time=200ms")
 	ids := make([]string, 12)
 	for i := range ids {
@@ -357,6 +413,17 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	if p := d.lanes(t, ops)["p"]; p.State != lane.Off || p.CardsThisHour != 1 {
 		t.Fatalf("lane p after its card = %+v, want off with one card", p)
 	}
+	// The station's CRL, for verify's revocation check once it is stopped.
+	crl := filepath.Join(t.TempDir(), "ca.crl")
+	resp, err := http.Get(d.url + "/pki/ca.crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || os.WriteFile(crl, b, 0o600) != nil {
+		t.Fatalf("GET /pki/ca.crl: %s", resp.Status)
+	}
 	d.stop()
 	byLane := map[string][]string{}
 	for _, id := range ids {
@@ -372,18 +439,38 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	if n := len(eve.Received(t)); n != 1 {
 		t.Fatalf("the IPP printer received %d documents, want lane p's one card", n)
 	}
-	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir)
+	// With the card's PIN (the supplier opens it from the sealed letter)
+	// and the CRL every check runs.
+	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir, "--crl", crl, "--pin", sealedPIN(t, dir, inHand.Order))
 	cmd.Env = env.Environ()
 	out, err := cmd.Output()
 	var rep struct {
 		OK         bool
+		Result     string
 		CardNumber string `json:"card_number"`
 		Order      string
+		Checks     []struct{ Name, Status string }
 	}
-	if jerr := json.Unmarshal(out, &rep); err != nil || jerr != nil || !rep.OK {
-		t.Fatalf("station verify of lane p's card: %v %v\n%s", err, jerr, out)
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("station verify: %v %v\n%s", err, jerr, out)
 	}
 	if p := orders[inHand.Order]; rep.Order != inHand.Order || rep.CardNumber != p.CardNumber {
 		t.Fatalf("verify read card %s of %s, want lane p's %s of %s", rep.CardNumber, rep.Order, p.CardNumber, inHand.Order)
+	}
+	status := map[string]string{}
+	for _, c := range rep.Checks {
+		status[c.Name] = c.Status
+		if c.Status == "fail" {
+			t.Errorf("check %q failed on lane p's card\n%s", c.Name, out)
+		}
+	}
+	for _, name := range []string{"chip UID", "CHUID (5FC102)", "Security Object (5FC106)", "revocation (CRL)", "management key: this station's per-card key",
+		"key 9A (sign a challenge)", "Facial Image (5FC108)"} {
+		if status[name] != "pass" {
+			t.Errorf("check %q: %q, want pass\n%s", name, status[name], out)
+		}
+	}
+	if err != nil || !rep.OK {
+		t.Errorf("verify result %q (%v): every check must run and pass\n%s", rep.Result, err, out)
 	}
 }

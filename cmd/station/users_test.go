@@ -14,7 +14,7 @@ import (
 )
 
 // runIn runs the CLI in-process with stdin.
-func runIn(t *testing.T, stdin string, args ...string) (string, string, int) {
+func runIn(t testing.TB, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), context.Background(), args, func(string) string { return "" }, strings.NewReader(stdin), &out, &errb)
