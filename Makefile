@@ -12,7 +12,7 @@ DEB_PKGS   := dpkg-dev
 # systemd and adduser for the package's tests (systemd-analyze, dpkg -i).
 TEST_PKGS  := pcscd vsmartcard-vpcd opensc yubico-piv-tool poppler-utils cups-ipp-utils \
               dbus chromium libvips-tools iproute2 util-linux openssl fonts-dejavu-core \
-              $(DEB_PKGS) systemd adduser softhsm2
+              $(DEB_PKGS) systemd adduser softhsm2 postgresql
 
 .PHONY: run build deb test bench deps test-deps clean
 

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"id06/imaging"
+	"id06/lane"
 	"id06/order"
 	"id06/printer"
 	"id06/queue"
@@ -45,6 +48,7 @@ type Store interface {
 	Cancel(ctx context.Context, id, supplier, actor, note string) (*order.Record, error)
 	OverridePhoto(ctx context.Context, id, verdict, actor, reason string, reasons []order.Reason) (*order.Record, error)
 	OrderRevocation(ctx context.Context, id string) (*queue.CardRevocation, error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 }
 
 // Production is the part of the pipeline the API drives: it wakes the
@@ -55,6 +59,11 @@ type Production interface {
 	Resume()
 	Paused() (bool, string)
 	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	Lanes(ctx context.Context) []lane.Snapshot
+	PauseLane(name, reason string) error
+	ResumeLane(ctx context.Context, name string) error
+	DrainLane(name string) error
+	SpoilLane(ctx context.Context, name, actor, reason string) (*order.Record, error)
 }
 
 // API serves the HTTP JSON API.
@@ -96,7 +105,9 @@ func Checks(tmpl *printer.Template, now time.Time) order.Checks {
 }
 
 // readyz says whether the station can take and make orders: the database
-// answers, and production is not paused (with the reason when it is).
+// answers, and production is not paused: neither by an operator nor with
+// every lane paused or off (with the reasons when it is). Lanes paused
+// while others work are listed beside "ready".
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.Ping(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
@@ -106,7 +117,21 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "paused", "message": msg})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	var stopped []string
+	lanes := a.pipeline.Lanes(r.Context())
+	for _, l := range lanes {
+		if l.State == lane.Paused || l.State == lane.Off {
+			stopped = append(stopped, "lane "+l.Name+": "+cmp.Or(l.Reason, string(l.State)))
+		}
+	}
+	switch {
+	case len(stopped) > 0 && len(stopped) == len(lanes):
+		writeJSON(w, http.StatusOK, map[string]any{"status": "paused", "message": strings.Join(stopped, "; ")})
+	case len(stopped) > 0:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "lanes_stopped": stopped})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
 }
 
 // apiError is the one error shape of the API.

@@ -52,7 +52,7 @@ func testServer(t testing.TB, mutate func(*Config)) (*server, *httptest.Server, 
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := &server{store: queuetest.Open(t)}
-	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, nil, metrics.New(s.store, func() (bool, bool) { return true, true }))
+	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, nil, nil, nil, metrics.New(s.store, nil, func() []metrics.Lane { return nil }))
 	r := chi.NewRouter()
 	chip, err := personalize.New(personalize.Config{PKIDir: t.TempDir(), Issuer: "ID06 Card Supplier AB", Certs: personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}})
 	if err != nil {

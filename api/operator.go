@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -21,6 +23,42 @@ func (a *API) opsRoutes(r chi.Router) {
 	r.Post("/orders/{id}/revoke", a.h(a.opsRevoke))
 	r.Post("/pause", a.h(a.opsPause))
 	r.Post("/resume", a.h(a.opsResume))
+	r.Get("/lanes", a.h(a.opsLanes))
+	for _, action := range []string{"pause", "resume", "drain", "spoil"} {
+		r.Post("/lanes/{name}/"+action, a.h(a.opsLaneAction(action)))
+	}
+	r.Get("/stations", a.h(a.opsStations))
+}
+
+// stationJSON is one station of the fleet as GET /v1/ops/stations shows it.
+type stationJSON struct {
+	Name       string          `json:"name"`
+	Live       bool            `json:"live"` // reported within the last 10 s
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"started_at"`
+	LastSeen   time.Time       `json:"last_seen"`
+	Lanes      json.RawMessage `json:"lanes"`
+	CardInHand string          `json:"card_in_hand"` // order id, "" when none
+}
+
+// opsStations lists every station sharing the database: on SQLite the one.
+func (a *API) opsStations(w http.ResponseWriter, r *http.Request) error {
+	list, err := a.store.Stations(r.Context())
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	out := []stationJSON{}
+	for _, st := range list {
+		lanes := json.RawMessage(st.Lanes)
+		if !json.Valid(lanes) {
+			lanes = json.RawMessage("[]")
+		}
+		out = append(out, stationJSON{Name: st.Name, Live: st.Live(now), Status: st.Status, StartedAt: st.StartedAt,
+			LastSeen: st.LastSeen, Lanes: lanes, CardInHand: st.CardInHand})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stations": out})
+	return nil
 }
 
 // opsActor names the token's owner in the audit trail.
@@ -129,5 +167,66 @@ func (a *API) opsResume(w http.ResponseWriter, r *http.Request) error {
 func (a *API) writeStatus(w http.ResponseWriter) error {
 	paused, msg := a.pipeline.Paused()
 	writeJSON(w, http.StatusOK, stationStatus{Paused: paused, Message: msg})
+	return nil
+}
+
+// opsLanes lists the production lanes: state, card in hand, counters.
+func (a *API) opsLanes(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"lanes": a.pipeline.Lanes(r.Context())})
+	return nil
+}
+
+// opsLaneAction pauses, resumes, drains a lane or spoils the card in its
+// hand, and answers with the lane.
+func (a *API) opsLaneAction(action string) handler {
+	return func(w http.ResponseWriter, r *http.Request) error { return a.laneAction(w, r, action) }
+}
+
+func (a *API) laneAction(w http.ResponseWriter, r *http.Request, action string) error {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := a.decodeOps(w, r, &req, `empty or {"reason": "…"} (required to spoil)`); err != nil {
+		return err
+	}
+	ctx, name, actor := r.Context(), chi.URLParam(r, "name"), opsActor(r)
+	reason := strings.TrimSpace(req.Reason)
+	var err error
+	switch action {
+	case "pause":
+		if reason == "" {
+			reason = "Paused by " + actor
+		}
+		err = a.pipeline.PauseLane(name, reason)
+	case "resume":
+		// A device that still fails keeps the lane paused; the answer shows why.
+		if err = a.pipeline.ResumeLane(ctx, name); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			a.log.Warn("lane resumed; a device still fails", "lane", name, "err", err)
+			err = nil
+		}
+	case "drain":
+		err = a.pipeline.DrainLane(name)
+	case "spoil":
+		if reason == "" || len(reason) > 500 {
+			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the card cannot be spoiled without a reason",
+				Fields: []order.FieldError{{Path: "reason", Message: "say why the card is spoiled (1 to 500 characters)"}}}
+		}
+		_, err = a.pipeline.SpoilLane(ctx, name, actor, reason)
+	}
+	if errors.Is(err, queue.ErrNotFound) {
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	a.audit(ctx, actor, "lane_"+action, strings.TrimSpace(name+" "+reason))
+	a.log.Info("lane action", "lane", name, "action", action, "actor", actor)
+	a.pipeline.Wake()
+	a.changed()
+	for _, l := range a.pipeline.Lanes(ctx) {
+		if l.Name == name {
+			writeJSON(w, http.StatusOK, l)
+		}
+	}
 	return nil
 }

@@ -83,6 +83,7 @@ type orderView struct {
 	CardNumber string          `json:"card_number"`
 	ChipUID    string          `json:"chip_uid"`
 	ValidUntil string          `json:"valid_until"`
+	Lane       string          `json:"lane,omitempty"` // the production lane that holds or made the card
 	Reasons    []order.Reason  `json:"reasons"`
 	Revoked    *revocationView `json:"revoked,omitempty"` // the card's certificates are on the CRL
 	Events     []order.Event   `json:"events,omitempty"`
@@ -90,7 +91,7 @@ type orderView struct {
 
 func view(o *order.Record, events []order.Event) orderView {
 	v := orderView{ID: o.SupplierOrderID, State: o.State, CardType: o.CardType, Express: o.Express, CardNumber: o.CardNumber,
-		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Reasons: o.Reasons, Events: events}
+		ChipUID: o.ChipUID, ValidUntil: o.ValidUntil, Lane: o.Lane, Reasons: o.Reasons, Events: events}
 	if !o.Deadline.IsZero() {
 		d := o.Deadline
 		v.Deadline = &d

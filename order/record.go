@@ -32,10 +32,14 @@ type Record struct {
 	BlanksSpoiled    int
 	LeaseOwner       string
 	LeaseUntil       time.Time
+	Station          string // the station that holds the order, or last worked it
 	ShipmentID       string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 	ProducedAt       time.Time
+	Lane             string // the lane holding the card, then the one that made it
+	PrintPrinter     string // the printer the card's print job was recorded on
+	PrintJob         string // that print job, recorded before it was submitted
 }
 
 // Document reads the stored order document. It is the one way the station

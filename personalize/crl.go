@@ -186,6 +186,9 @@ func FetchCRL(ctx context.Context, rawURL string, timeout time.Duration) ([]byte
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetch CRL %s: %s", rawURL, resp.Status)
 	}
+	if resp.ContentLength > MaxCRLSize { // refused before reading it
+		return nil, fmt.Errorf("CRL at %s is larger than %d bytes", rawURL, MaxCRLSize)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxCRLSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetch CRL %s: %w", rawURL, err)

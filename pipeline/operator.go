@@ -60,7 +60,7 @@ func (p *Pipeline) Reproduce(ctx context.Context, id, actor, reason string) (*or
 	if err != nil {
 		return nil, err
 	}
-	p.metrics.Spoiled()
+	p.metrics.Spoiled(o.Lane)
 	p.Wake()
 	return o, nil
 }
@@ -72,6 +72,8 @@ func (p *Pipeline) SpoilAndFail(ctx context.Context, id, actor, reason string) (
 	if err != nil {
 		return nil, err
 	}
-	p.metrics.Spoiled()
+	p.metrics.Spoiled(o.Lane)
+	// The lane holding the card sends it to the reject bin.
+	p.poke(o.Lane)
 	return o, nil
 }

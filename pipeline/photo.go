@@ -17,7 +17,7 @@ func (p *Pipeline) photoOnce(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	start := p.now()
-	defer func() { p.metrics.Stage("photo", p.now().Sub(start)) }()
+	defer func() { p.metrics.Stage("photo", "", p.now().Sub(start)) }()
 	photo, err := p.store.Blob(ctx, c.ID, "photo")
 	if err != nil {
 		return true, fmt.Errorf("order %s: photo: %w", c.ID, err)

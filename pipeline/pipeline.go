@@ -1,8 +1,11 @@
 // Package pipeline carries claimed orders through the stages: the photo
-// check on several workers, then one device worker that takes a card from
-// blank to printed (encoding the chip, printing the face). It pauses the
-// station for what an operator must fix (a reader fault, a printer out of
-// cards) and says why.
+// check on several workers, then one worker per production lane that takes
+// a card from blank to printed (feeding it under the lane's encoder,
+// writing the chip, printing the face, ejecting it). A device fault pauses
+// its lane alone, with the reason, until the device is ready again or an
+// operator resumes the lane; the other lanes go on. An operator's pause of
+// the whole station stops every lane from starting a new card and only an
+// operator ends it.
 package pipeline
 
 import (
@@ -15,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"id06/imaging"
+	"id06/lane"
 	"id06/order"
 	"id06/personalize"
 	"id06/personalize/apdu"
@@ -39,6 +43,8 @@ type Config struct {
 // transitions of a claimed order.
 type Store interface {
 	Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*queue.Claim, error)
+	ClaimLane(ctx context.Context, owner, lane string, lease time.Duration) (*queue.Claim, error)
+	Get(ctx context.Context, id string) (*order.Record, error)
 	Extend(ctx context.Context, c *queue.Claim, lease time.Duration) error
 	Advance(ctx context.Context, c *queue.Claim, to order.State, note string) error
 	Release(ctx context.Context, c *queue.Claim, to order.State, note string) error
@@ -55,16 +61,19 @@ type Store interface {
 	Fail(ctx context.Context, c *queue.Claim, reason string) error
 	FailSpoiled(ctx context.Context, c *queue.Claim, reason string) error
 	Encoded(ctx context.Context, c *queue.Claim, certSerial, validUntil string, sealed []byte) error
+	RecordPrint(ctx context.Context, c *queue.Claim, printerID, jobID string) error
 	Produced(ctx context.Context, c *queue.Claim, note string) error
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
 	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
+	SpoilInHand(ctx context.Context, id, lane, actor, reason string) (*order.Record, error)
 }
 
-// Metrics is told how long stages take and what came of them.
+// Metrics is told how long stages take and what came of them, by lane
+// ("" for the photo stage, which belongs to no lane).
 type Metrics interface {
-	Stage(stage string, d time.Duration)
-	Spoiled()
-	Produced()
+	Stage(stage, lane string, d time.Duration)
+	Spoiled(lane string)
+	Produced(lane string)
 	ExpressMissed()
 }
 
@@ -72,33 +81,21 @@ type Metrics interface {
 type (
 	// PhotoChecker turns an uploaded photo into a verdict and a portrait.
 	PhotoChecker func(photo []byte) *imaging.Result
-	// CardReader hands out the card in the encoder.
-	CardReader interface {
-		Name() string
-		Connect(ctx context.Context) (apdu.Card, error)
-	}
 	// ChipWriter writes and verifies the PIV data.
 	ChipWriter interface {
 		Personalize(ctx context.Context, card apdu.Card, d personalize.CardData, rec personalize.Record) (*personalize.Result, error)
 	}
-	// CardPrinter prints a card face.
-	CardPrinter interface {
-		Print(ctx context.Context, job printer.Job) error
-		Status(ctx context.Context) printer.Status
-	}
 )
 
-// Pipeline claims orders and carries them through the stages. Photo checks
-// run on several workers; the reader and printer are one machine, so one
-// device worker takes a card from blank to printed.
+// Pipeline claims orders and carries them through the stages: photo checks
+// on several workers, each lane's cards on the lane's own worker.
 type Pipeline struct {
 	store    Store
 	cfg      Config
 	log      *slog.Logger
 	photo    PhotoChecker
-	reader   CardReader
 	chip     ChipWriter
-	printer  CardPrinter
+	lanes    []*lane.Lane
 	template *printer.Template
 	metrics  Metrics
 	now      func() time.Time
@@ -106,17 +103,17 @@ type Pipeline struct {
 	owner    string
 	work     signal
 
-	mu          sync.Mutex
-	paused      bool
-	message     string // why the station is paused, for the operator
-	readerFault string // the last reader error, until a card is written again
-	changed     chan struct{}
+	mu      sync.Mutex
+	paused  bool
+	message string // why an operator paused the station
+	dbFault string // why the database does not answer; no claims until it does
+	changed chan struct{}
 }
 
-// New wires the stages.
-func New(store Store, cfg Config, log *slog.Logger, photo PhotoChecker, reader CardReader, chip ChipWriter,
-	prn CardPrinter, tmpl *printer.Template, m Metrics) *Pipeline {
-	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, reader: reader, chip: chip, printer: prn,
+// New wires the stages and the lanes.
+func New(store Store, cfg Config, log *slog.Logger, photo PhotoChecker, chip ChipWriter, lanes []*lane.Lane,
+	tmpl *printer.Template, m Metrics) *Pipeline {
+	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, chip: chip, lanes: lanes,
 		template: tmpl, metrics: m, now: time.Now, sleep: sleepCtx, owner: "worker-" + uuid.NewString()[:8],
 		work: signal{ch: make(chan struct{})}, changed: make(chan struct{})}
 }
@@ -146,7 +143,8 @@ func (s *signal) wake() {
 // Wake tells idle workers that there may be work.
 func (p *Pipeline) Wake() { p.work.wake() }
 
-// Pause stops the device worker from starting new cards.
+// Pause is an operator stopping the whole station: no lane starts a new
+// card until Resume. No device recovering ends it.
 func (p *Pipeline) Pause(message string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,7 +152,7 @@ func (p *Pipeline) Pause(message string) {
 	p.notify()
 }
 
-// Resume lets the device worker continue.
+// Resume ends an operator's pause of the station.
 func (p *Pipeline) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -168,33 +166,37 @@ func (p *Pipeline) notify() {
 	p.changed = make(chan struct{})
 }
 
-// readerFailed pauses the station for a reader error and remembers it for
-// the reader's health.
-func (p *Pipeline) readerFailed(message string) {
-	p.mu.Lock()
-	p.readerFault = message
-	p.mu.Unlock()
-	p.Pause(message)
-}
-
-// ReaderUp reports whether the last use of the reader worked.
-func (p *Pipeline) ReaderUp() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.readerFault == ""
-}
-
-// Paused reports whether the station is paused and why.
+// Paused reports whether the station is paused, by an operator or a
+// database that does not answer, and why.
 func (p *Pipeline) Paused() (bool, string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dbFault != "" {
+		return true, p.dbFault
+	}
 	return p.paused, p.message
+}
+
+// DatabaseFault pauses claims while the database does not answer (message
+// non-empty) and lets them go on when it does again (""). The page and
+// /readyz show it as a pause; an operator's resume does not end it.
+func (p *Pipeline) DatabaseFault(message string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dbFault == message {
+		return
+	}
+	p.dbFault = message
+	p.notify()
+	if message == "" {
+		p.Wake()
+	}
 }
 
 func (p *Pipeline) waitUnpaused(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		paused, ch := p.paused, p.changed
+		paused, ch := p.paused || p.dbFault != "", p.changed
 		p.mu.Unlock()
 		if !paused {
 			return nil
@@ -208,8 +210,8 @@ func (p *Pipeline) waitUnpaused(ctx context.Context) error {
 }
 
 // Run works until ctx ends. cardCtx is the context a card in hand runs
-// under: a graceful stop cancels ctx (no new work) but lets the card finish;
-// only cancelling cardCtx aborts it.
+// under: a graceful stop cancels ctx (no new work) but lets each lane's
+// card finish; only cancelling cardCtx aborts them.
 func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 	var wg sync.WaitGroup
 	for i := 0; i < max(1, p.cfg.PhotoWorkers); i++ {
@@ -219,16 +221,22 @@ func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 			p.loop(ctx, func(context.Context) (bool, error) { return p.photoOnce(cardCtx) })
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p.loop(ctx, func(context.Context) (bool, error) {
-			if err := p.waitUnpaused(ctx); err != nil {
-				return false, err
-			}
-			return p.deviceOnce(cardCtx)
-		})
-	}()
+	for _, l := range p.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx, func(context.Context) (bool, error) {
+				// A new card waits for the station and for the lane.
+				if err := p.waitUnpaused(ctx); err != nil {
+					return false, err
+				}
+				if err := l.WaitReady(ctx); err != nil {
+					return false, err
+				}
+				return p.laneOnce(cardCtx, l)
+			})
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

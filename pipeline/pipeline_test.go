@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"id06/imaging"
+	"id06/lane"
 	"id06/order"
 	"id06/personalize"
 	"id06/personalize/emulator"
@@ -21,39 +23,64 @@ import (
 	"id06/queue/queuetest"
 )
 
-// station is a pipeline over real parts: SQLite on disk, the simulated
-// reader with its PIV card emulator, a development PKI, a printer.
+// station is a pipeline over real parts: SQLite on disk, lanes of
+// simulated readers with the PIV card emulator, a development PKI, printers.
 type station struct {
-	store   *queue.Store
-	p       *Pipeline
-	reader  *emulator.Reader
-	printer printer.Driver
+	store *queue.Store
+	p     *Pipeline
+	lanes []*lane.Lane
+	data  string
+	cfg   Config
 }
 
+// newStation runs one lane, main, on the simulated reader and printerSpec.
 func newStation(t *testing.T, printerSpec string, mutate func(*Config)) *station {
+	return newLanes(t, []string{"main=sim," + printerSpec}, mutate)
+}
+
+// newLanes builds a station of lanes given as --lane values.
+func newLanes(t *testing.T, flags []string, mutate func(*Config)) *station {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := Config{PhotoWorkers: 2, Lease: 30 * time.Second, CardPrefix: "BB", MaxBlanks: 3, Issuer: "ID06 Card Supplier AB", PrinterPatience: time.Minute}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: cfg.Issuer, Certs: testCerts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prn, err := printer.OpenDriver(printerSpec, filepath.Join(dir, "spool"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prn.Close() })
-	st := &station{store: queuetest.Open(t), reader: reader.(*emulator.Reader), printer: prn}
-	st.p = New(st.store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), imaging.CheckPhoto, reader, chip, prn,
-		printer.DefaultTemplate(), nopMetrics{})
+	st := &station{store: queuetest.Open(t), data: t.TempDir(), cfg: cfg}
+	st.open(t, flags)
 	return st
+}
+
+// open opens the lanes' devices on the station's data directory (again:
+// a restarted station) and a new pipeline over them.
+func (st *station) open(t *testing.T, flags []string) {
+	t.Helper()
+	configs, err := lane.Resolve(lane.Sources{Flags: flags}, st.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.lanes = nil
+	for _, c := range configs {
+		d, err := lane.Open(c, st.data, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		st.lanes = append(st.lanes, lane.New(c, d))
+	}
+	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(st.data, "pki"), Issuer: st.cfg.Issuer, Certs: testCerts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.p = New(st.store, st.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), imaging.CheckPhoto, chip, st.lanes,
+		printer.DefaultTemplate(), nopMetrics{})
+}
+
+// reader is the lane's simulated reader; sim its simulated printer.
+func (st *station) reader(i int) *emulator.Reader {
+	return st.lanes[i].Devices.Reader.(*emulator.Reader)
+}
+func (st *station) sim(i int) *printer.SimDriver {
+	return st.lanes[i].Devices.Printer.(*printer.SimDriver)
 }
 
 // testCerts is the test station's certificate profile.
@@ -61,17 +88,20 @@ var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
 
 type nopMetrics struct{}
 
-func (nopMetrics) Stage(string, time.Duration) {}
-func (nopMetrics) Spoiled()                    {}
-func (nopMetrics) Produced()                   {}
-func (nopMetrics) ExpressMissed()              {}
+func (nopMetrics) Stage(string, string, time.Duration) {}
+func (nopMetrics) Spoiled(string)                      {}
+func (nopMetrics) Produced(string)                     {}
+func (nopMetrics) ExpressMissed()                      {}
 
-// run starts the workers until the test ends.
-func (st *station) run(t *testing.T) {
+// run starts the workers until the test ends; stop ends them at once, the
+// card in hand aborted as by a crash.
+func (st *station) run(t *testing.T) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { st.p.Run(ctx, context.Background()); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { st.p.Run(ctx, ctx); close(done) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // submit stores examples/order.json under id with a real portrait, as the
@@ -132,88 +162,95 @@ func (st *station) waitState(t *testing.T, id string, want order.State) *order.R
 	}
 }
 
-// waitPaused waits until the station pauses and returns why.
-func (st *station) waitPaused(t *testing.T, what string) string {
+// waitLane waits until lane i is in state want and returns its snapshot.
+func (st *station) waitLane(t *testing.T, i int, want lane.State, what string) lane.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if paused, msg := st.p.Paused(); paused {
-			return msg
+		s := st.lanes[i].Snapshot(t.Context())
+		if s.State == want {
+			return s
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("station did not pause on %s", what)
+			t.Fatalf("lane %s is %s (%s), want %s: %s", s.Name, s.State, s.Reason, want, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// faultyPrinter runs a station whose simulated printer reports a fault.
+// faultyPrinter runs a one-lane station whose simulated printer reports a
+// fault; the cards are fed by hand, so the fault shows when printing.
 func faultyPrinter(t *testing.T, fault string, mutate func(*Config)) (*station, *printer.SimDriver) {
-	st := newStation(t, "sim", mutate)
-	sim := st.printer.(*printer.SimDriver)
+	st := newLanes(t, []string{"main=sim,sim,manual"}, mutate)
+	sim := st.sim(0)
 	sim.SetFault(fault)
 	st.run(t)
 	return st, sim
 }
 
-// A printer fault pauses the station with the operator's message; the card
-// waits in printing, and is produced once the fault clears.
-func TestPrinterFaultPausesAndResumes(t *testing.T) {
+// A printer fault pauses the lane (not the station) with the operator's
+// message; the card waits in printing, and is produced once the fault
+// clears at the printer.
+func TestPrinterFaultPausesTheLane(t *testing.T) {
 	st, sim := faultyPrinter(t, "media-empty", nil)
 	st.submit(t, "fault-1")
 	st.waitState(t, "fault-1", order.Printing)
-	if msg := st.waitPaused(t, "the printer fault"); !strings.Contains(strings.ToLower(msg), "out of cards") {
-		t.Fatalf("pause message %q does not tell the operator the printer is out of cards", msg)
+	s := st.waitLane(t, 0, lane.Paused, "the printer fault")
+	if !strings.Contains(strings.ToLower(s.Reason), "out of cards") || s.Fault != "printer" || s.Card == nil || s.Card.Order != "fault-1" {
+		t.Fatalf("lane = %+v: want paused for the printer, out of cards, fault-1 in hand", s)
+	}
+	if paused, msg := st.p.Paused(); paused {
+		t.Fatalf("a printer fault paused the whole station: %q", msg)
 	}
 	if o, _ := st.store.Get(t.Context(), "fault-1"); o.State != order.Printing {
 		t.Fatalf("order left printing during the fault: %s", o.State)
 	}
 	sim.ClearFault()
 	o := st.waitState(t, "fault-1", order.Produced)
-	if paused, _ := st.p.Paused(); paused {
-		t.Fatal("station still paused after the fault cleared")
+	if s := st.waitLane(t, 0, lane.Idle, "the fault cleared"); s.CardsThisHour != 1 || s.LastFault == "" {
+		t.Fatalf("lane after the fault = %+v", s)
 	}
 	if jobs := sim.Jobs(); len(jobs) != 1 || jobs[0].CardNumber != o.CardNumber {
 		t.Fatalf("printer got %d jobs", len(jobs))
 	}
+	if o.Lane != "main" || o.PrintJob != printer.JobID("fault-1", o.CardNumber) || o.PrintPrinter != "sim:main" {
+		t.Errorf("order records lane %q, print %q on %q", o.Lane, o.PrintJob, o.PrintPrinter)
+	}
 }
 
 // A busy printer will be ready by itself: the card waits without pausing the
-// station. Only a printer busy for longer than the patience pauses it.
+// lane. Only a printer busy for longer than the patience pauses it.
 func TestBusyPrinterDoesNotPause(t *testing.T) {
 	st, sim := faultyPrinter(t, "busy", nil)
 	st.submit(t, "busy-1")
 	st.waitState(t, "busy-1", order.Printing)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if paused, msg := st.p.Paused(); paused {
-			t.Fatalf("a busy printer paused the station: %q", msg)
+		if s := st.lanes[0].Snapshot(t.Context()); s.State == lane.Paused {
+			t.Fatalf("a busy printer paused the lane: %q", s.Reason)
 		}
 	}
 	sim.ClearFault()
 	st.waitState(t, "busy-1", order.Produced)
-	if paused, _ := st.p.Paused(); paused {
-		t.Fatal("station paused after a busy spell")
-	}
 
 	st, sim = faultyPrinter(t, "busy", func(c *Config) { c.PrinterPatience = 2 * time.Second })
 	st.submit(t, "busy-2")
-	if msg := st.waitPaused(t, "a printer busy past the patience"); !strings.Contains(msg, "busy") {
-		t.Fatalf("pause message %q does not say the printer is busy", msg)
+	if s := st.waitLane(t, 0, lane.Paused, "a printer busy past the patience"); !strings.Contains(s.Reason, "busy") {
+		t.Fatalf("lane pause %q does not say the printer is busy", s.Reason)
 	}
 	sim.ClearFault()
 	st.waitState(t, "busy-2", order.Produced)
 }
 
 // A card pulled out mid-write is a reader fault, not a spoiled blank: the
-// station pauses with a message, keeps the chip bound to the order, and
-// after the operator resumes it finishes the same chip.
+// lane pauses with a message, keeps the chip bound to the order, and after
+// the operator resumes the lane it finishes the same chip.
 func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
 	st := newStation(t, "spool", nil)
-	st.reader.InjectNext(emulator.Fault{RemoveAfterWrites: 3})
+	st.reader(0).InjectNext(emulator.Fault{RemoveAfterWrites: 3})
 	st.run(t)
 	st.submit(t, "pulled-1")
-	if msg := st.waitPaused(t, "the card pulled"); !strings.Contains(msg, "Card reader") {
-		t.Fatalf("pause message %q does not point at the reader", msg)
+	if s := st.waitLane(t, 0, lane.Paused, "the card pulled"); !strings.Contains(s.Reason, "Card reader") || s.Fault != "reader" {
+		t.Fatalf("lane = %+v: the pause does not point at the reader", s)
 	}
 	o, err := st.store.Get(t.Context(), "pulled-1")
 	if err != nil {
@@ -222,14 +259,10 @@ func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
 	if o.State != order.Encoding || o.ChipUID == "" || o.CardNumber == "" {
 		t.Fatalf("after the pull: state %s chip %q card %q; want encoding with chip and card kept", o.State, o.ChipUID, o.CardNumber)
 	}
-	if st.p.ReaderUp() {
-		t.Fatal("reader reported up after the card was pulled")
+	if err := st.p.ResumeLane(t.Context(), "main"); err != nil {
+		t.Fatal(err)
 	}
-	st.p.Resume()
 	done := st.waitState(t, "pulled-1", order.Produced)
-	if !st.p.ReaderUp() {
-		t.Fatal("reader still reported down after a card was written")
-	}
 	if done.ChipUID != o.ChipUID || done.CardNumber != o.CardNumber {
 		t.Fatalf("produced on chip %s card %s, want the same chip %s and card %s", done.ChipUID, done.CardNumber, o.ChipUID, o.CardNumber)
 	}
@@ -242,7 +275,7 @@ func TestCardRemovedMidWriteResumesSameChip(t *testing.T) {
 // and the order is produced on the next blank.
 func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
 	st := newStation(t, "spool", nil)
-	st.reader.InjectNext(emulator.Fault{MemoryFull: true})
+	st.reader(0).InjectNext(emulator.Fault{MemoryFull: true})
 	st.run(t)
 	st.submit(t, "full-1")
 	o := st.waitState(t, "full-1", order.Produced)
@@ -263,7 +296,7 @@ func TestFullBlankIsSpoiledAndReplaced(t *testing.T) {
 // and the next order is produced on a fresh blank without spoiling any.
 func TestPrinterRefusalFailsTheOrderOnce(t *testing.T) {
 	st := newStation(t, "sim", nil)
-	sim := st.printer.(*printer.SimDriver)
+	sim := st.sim(0)
 	// Straight into the database, as an older station's intake (before the
 	// id rule) may have left it.
 	st.submit(t, "..")
@@ -317,8 +350,8 @@ func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 	if last := events[len(events)-1]; !strings.Contains(last.Note, "portrait does not fit") {
 		t.Fatalf("the failure does not say why: %+v", last)
 	}
-	if paused, msg := st.p.Paused(); paused || !st.p.ReaderUp() {
-		t.Fatalf("the station paused for an order's data: %q", msg)
+	if s := st.lanes[0].Snapshot(t.Context()); s.State == lane.Paused {
+		t.Fatalf("the lane paused for an order's data: %q", s.Reason)
 	}
 	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
 		t.Fatalf("%d blanks spoiled for data refused before writing", n)
@@ -330,7 +363,7 @@ func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 // disk full, the station burned a core and logged hundreds of errors a
 // second. A success starts the waits over.
 func TestFailingStepBacksOff(t *testing.T) {
-	p := New(nil, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil, nil, nil, nopMetrics{})
+	p := New(nil, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil, nil, nopMetrics{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var waits []time.Duration

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"id06/order"
 )
 
 // Job is the print job of one card. ID names the card, not the attempt
-// (see JobID): a resumed print sends the same ID again, and printing the
-// same ID again must not print (or spool) a second card.
+// (see JobID): a resumed print sends the same ID again, and PrintOnce
+// prints each ID once, however often it is called.
 type Job struct {
 	ID         string
 	CardNumber string
@@ -20,14 +23,102 @@ type Job struct {
 	PDF        []byte
 }
 
-// Driver sends card faces to a printer.
+// Driver sends card faces to a printer and answers for them afterwards.
 type Driver interface {
-	// Print blocks until the printer reports the job completed. A printer
-	// fault returns a *Fault; the job is not lost and Print may be called
-	// again with the same Job once the fault clears.
+	// Lookup asks the printer what became of a job, from the printer's own
+	// records (job history, hot folder, simulator state), so that a
+	// restarted station, or another lane after a failover, can tell.
+	Lookup(ctx context.Context, jobID string) (JobStatus, error)
+	// Submit hands a job to the printer without asking first; PrintOnce
+	// holds the one rule that makes this safe (ask, then submit).
+	Submit(ctx context.Context, job Job) error
+	// Wait blocks while the job is pending and the printer reports no
+	// fault, then answers as Lookup does.
+	Wait(ctx context.Context, jobID string) (JobStatus, error)
+	// Print is PrintOnce with this driver.
 	Print(ctx context.Context, job Job) error
 	Status(ctx context.Context) Status
 	Close() error
+}
+
+// JobState is what a printer knows of one job.
+type JobState int
+
+const (
+	// JobUnknown: the printer has no record of the job: it was never handed
+	// over, or the printer lost it before printing. Submitting it prints one card.
+	JobUnknown JobState = iota
+	// JobPending: the printer has the job and has not finished it; it must
+	// not be submitted again.
+	JobPending
+	// JobDone: printed (for a hot folder: handed over).
+	JobDone
+	// JobFailed: the printer gave the job up (aborted, cancelled) without
+	// a card; submitting it again prints one card.
+	JobFailed
+)
+
+func (s JobState) String() string {
+	switch s {
+	case JobPending:
+		return "pending"
+	case JobDone:
+		return "done"
+	case JobFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// JobStatus is a printer's answer to "what happened to job X?".
+type JobStatus struct {
+	State JobState
+	// Fault is why a pending job does not progress, or why a failed job
+	// failed, when the printer says.
+	Fault *Fault
+}
+
+// PrintOnce prints a job exactly once however often it is called, also
+// across station restarts and lanes: it asks the printer about the job
+// first, submits only a job the printer does not have or gave up, and
+// waits for it. A printer fault returns a *Fault; the job stays where it is
+// (not submitted, or pending at the printer) and PrintOnce may be called
+// again once the fault clears.
+func PrintOnce(ctx context.Context, d Driver, job Job) error {
+	if err := checkJob(job); err != nil {
+		return err
+	}
+	st, err := d.Lookup(ctx, job.ID)
+	for submitted := false; ; {
+		if err != nil {
+			return err
+		}
+		switch st.State {
+		case JobDone:
+			return nil
+		case JobPending:
+			if st.Fault != nil {
+				return st.Fault
+			}
+		default:
+			if submitted {
+				// The printer gave up (or lost) the card just sent: say why;
+				// the next call sends it again.
+				if st.Fault != nil {
+					return st.Fault
+				}
+				return NewFault(FaultJobAborted)
+			}
+			if s := d.Status(ctx); s.Fault != nil {
+				return s.Fault
+			}
+			if err := d.Submit(ctx, job); err != nil {
+				return err
+			}
+			submitted = true
+		}
+		st, err = d.Wait(ctx, job.ID)
+	}
 }
 
 // Status is the printer's state for the operator page and the pipeline.
@@ -104,38 +195,140 @@ func driverOrNil[D Driver](d D, err error) (Driver, error) {
 	return d, nil
 }
 
-// OpenDriver opens a printer from a spec: "spool" (→ spoolDefault),
+// Dirs are where drivers keep their files when the spec names none.
+type Dirs struct {
+	Spool string // the hot folder of a bare "spool"
+	Sim   string // the simulated printer's state; "" keeps it in memory
+}
+
+// OpenDriver opens a printer with spoolDefault as the hot folder of a bare
+// "spool" and a simulator that keeps its state in memory.
+func OpenDriver(spec, spoolDefault string) (Driver, error) {
+	return Open(spec, Dirs{Spool: spoolDefault})
+}
+
+// Open opens a printer from a spec: "spool" (the hot folder dirs.Spool),
 // "spool:DIR", "ipp:URI" (http://host:port/ipp/print, ipp://…, ipps://…; a
-// bare URI works too) or "sim".
-func OpenDriver(spec string, spoolDefault string) (Driver, error) {
+// bare URI works too) or "sim" with options joined by colons
+// ("sim:cards=5:jam-after=20:print-time=2s", see SimOptions).
+func Open(spec string, dirs Dirs) (Driver, error) {
+	p, err := parseSpec(spec, dirs.Spool)
+	if err != nil {
+		return nil, err
+	}
+	switch p.kind {
+	case "spool":
+		return driverOrNil(NewSpoolDriver(p.arg))
+	case "ipp":
+		return driverOrNil(NewIPPDriver(p.arg))
+	}
+	p.sim.StateDir = dirs.Sim
+	return driverOrNil(OpenSimDriver(p.sim))
+}
+
+// Identity names the device a spec drives, so that two lanes are never
+// given the same printer: the cleaned hot folder or the printer URI. The
+// simulator has none ("", each lane gets its own).
+func Identity(spec, spoolDefault string) (string, error) {
+	p, err := parseSpec(spec, spoolDefault)
+	if err != nil {
+		return "", err
+	}
+	switch p.kind {
+	case "spool":
+		abs, err := filepath.Abs(p.arg)
+		if err != nil {
+			return "", fmt.Errorf("printer %q: %w", spec, err)
+		}
+		return "spool:" + abs, nil
+	case "ipp":
+		d, err := NewIPPDriver(p.arg)
+		if err != nil {
+			return "", err
+		}
+		return d.printerURI, nil
+	}
+	return "", nil
+}
+
+type parsedSpec struct {
+	kind, arg string
+	sim       SimOptions
+}
+
+func parseSpec(spec, spoolDefault string) (parsedSpec, error) {
 	for _, scheme := range []string{"ipp://", "ipps://", "http://", "https://"} {
 		if strings.HasPrefix(spec, scheme) {
 			spec = "ipp:" + spec // a bare printer URI is a mistake easily forgiven
 		}
 	}
 	kind, arg, _ := strings.Cut(spec, ":")
+	p := parsedSpec{kind: kind, arg: arg}
 	switch kind {
 	case "spool":
-		if arg == "" {
-			arg = spoolDefault
+		if p.arg == "" {
+			p.arg = spoolDefault
 		}
-		if arg == "" {
-			return nil, errors.New(`printer "spool": no spool directory given; use spool:DIR`)
+		if p.arg == "" {
+			return p, errors.New(`printer "spool": no spool directory given; use spool:DIR`)
 		}
-		return driverOrNil(NewSpoolDriver(arg))
 	case "ipp":
 		if arg == "" {
-			return nil, errors.New(`printer "ipp": no printer URI given; use ipp:http://HOST:PORT/ipp/print or ipp:ipp://HOST/printers/QUEUE`)
+			return p, errors.New(`printer "ipp": no printer URI given; use ipp:http://HOST:PORT/ipp/print or ipp:ipp://HOST/printers/QUEUE`)
 		}
-		return driverOrNil(NewIPPDriver(arg))
+		if _, err := NewIPPDriver(arg); err != nil {
+			return p, err
+		}
 	case "sim":
-		if arg != "" {
-			return nil, fmt.Errorf("printer %q: the simulator takes no argument", spec)
+		var err error
+		if p.sim, err = parseSimOptions(arg); err != nil {
+			return p, fmt.Errorf("printer %q: %w", spec, err)
 		}
-		return NewSimDriver(), nil
 	default:
-		return nil, fmt.Errorf("printer %q: unknown kind %q (want spool[:DIR], ipp:URI or sim)", spec, kind)
+		return p, fmt.Errorf("printer %q: unknown kind %q (want spool[:DIR], ipp:URI or sim[:cards=N][:jam-after=N][:print-time=DURATION])", spec, kind)
 	}
+	return p, nil
+}
+
+// parseSimOptions reads "cards=5:jam-after=20:print-time=2s" (any subset,
+// any order; "" is the endless, instant, fault-free simulator).
+func parseSimOptions(s string) (SimOptions, error) {
+	var o SimOptions
+	if s == "" {
+		return o, nil
+	}
+	seen := map[string]bool{}
+	for _, opt := range strings.Split(s, ":") {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok || v == "" {
+			return o, fmt.Errorf("simulator option %q: want NAME=VALUE (cards=N, jam-after=N, print-time=DURATION)", opt)
+		}
+		if seen[k] {
+			return o, fmt.Errorf("simulator option %s given twice", k)
+		}
+		seen[k] = true
+		switch k {
+		case "cards", "jam-after":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1_000_000 {
+				return o, fmt.Errorf("simulator option %s=%s: want a whole number from 1 to 1000000", k, v)
+			}
+			if k == "cards" {
+				o.Cards = n
+			} else {
+				o.JamAfter = n
+			}
+		case "print-time":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > 10*time.Minute {
+				return o, fmt.Errorf("simulator option print-time=%s: want a duration from 0 to 10m, e.g. 2s", v)
+			}
+			o.PrintTime = d
+		default:
+			return o, fmt.Errorf("unknown simulator option %q (want cards=N, jam-after=N, print-time=DURATION)", k)
+		}
+	}
+	return o, nil
 }
 
 // ErrRefused marks a job no printer will print as it is (a bad id, not a

@@ -39,7 +39,12 @@ func TestOpenDriver(t *testing.T) {
 		{"ipp:ipp://printer:99999/ipp/print", "bad port", true},
 		{"ipp:ipp://printer/ipp/print?sides=both", "the only option is sides", true},
 		{"ipp:ipp://printer/ipp/print?copies=2", "the only option is sides", true},
-		{"sim:x", "takes no argument", true},
+		{"sim:cards=5:jam-after=3:print-time=2s", "*printer.SimDriver", false},
+		{"sim:x", "want NAME=VALUE", true},
+		{"sim:cards=0", "cards=0: want a whole number from 1", true},
+		{"sim:cards=5:cards=6", "given twice", true},
+		{"sim:print-time=forever", "print-time=forever", true},
+		{"sim:speed=2", `unknown simulator option "speed"`, true},
 		{"spool:/proc/no-spool-here", "spool", true},
 		{"laser", `unknown kind "laser"`, true},
 	}
@@ -188,8 +193,8 @@ func TestSpoolDriver(t *testing.T) {
 		t.Errorf("reprinting the same job ID spooled again: %v", got)
 	}
 
-	// A PDF already in place but never recorded (crash between rename and
-	// record) is not written again.
+	// A PDF already in place without a record (an older station version
+	// recorded after the rename) counts as handed over and is not rewritten.
 	if err := os.WriteFile(filepath.Join(dir, "ord-9-a1.pdf"), []byte("%PDF-earlier"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +204,28 @@ func TestSpoolDriver(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dir, "ord-9-a1.pdf")); string(got) != "%PDF-earlier" {
 		t.Error("an already spooled PDF was written a second time")
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".sent", "ord-9-a1")); err != nil {
-		t.Errorf("the hand-over was not recorded: %v", err)
+
+	// A crash between recording the hand-over and renaming the PDF into
+	// place: Lookup finishes the hand-over, once.
+	if err := os.WriteFile(filepath.Join(dir, ".sent", "ord-8-a1"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".ord-8-a1.pdf.tmp"), testPDF, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Lookup(ctx, "ord-8-a1"); err != nil || st.State != JobDone {
+		t.Fatalf("Lookup of a half-finished hand-over = %v, %v; want done", st, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "ord-8-a1.pdf")); !bytes.Equal(got, testPDF) {
+		t.Error("the interrupted hand-over was not finished")
+	}
+	if got := visible(t, dir); strings.Join(got, " ") != "ord-8-a1.pdf ord-9-a1.pdf" {
+		t.Errorf("spool folder holds %v after the interrupted hand-over", got)
+	}
+	for _, f := range []string{"ord-8-a1.pdf", "ord-9-a1.pdf"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The watcher reports out of cards: the station pauses, nothing spooled.

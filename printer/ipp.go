@@ -24,9 +24,8 @@ import (
 // (ipp://host:631/printers/QUEUE) or the printer's own endpoint
 // (ipp://printer:631/ipp/print).
 //
-// The IPP job-name is the station's job ID. Before submitting, Print looks
-// for an earlier job of the same name (after a fault or a station restart)
-// and follows it instead of printing a second card.
+// The IPP job-name is the station's job ID, so that Lookup finds a job in
+// the printer's job history after a fault or a station restart.
 type IPPDriver struct {
 	printerURI string // the printer-uri attribute (ipp:// or ipps://)
 	sides      string // IPP "sides" for the two-page face; "" leaves the queue's default
@@ -39,8 +38,8 @@ type IPPDriver struct {
 	BusyRetries int
 	BusyBackoff time.Duration
 
-	mu    sync.Mutex     // one card at a time; guards jobs
-	jobs  map[string]int // station job ID → printer job-id
+	mu    sync.Mutex     // guards jobs
+	jobs  map[string]int // station job ID → printer job-id, a cache of Get-Jobs
 	reqID atomic.Int32
 	// held is the printer job-id of a card the printer holds (0: none), so
 	// that Status keeps the station paused until someone releases it.
@@ -112,33 +111,58 @@ func NewIPPDriver(uri string) (*IPPDriver, error) {
 	}, nil
 }
 
-// Print submits the PDF with Print-Job (unless an earlier attempt of the
-// same job exists) and follows it with Get-Job-Attributes until completed.
-func (d *IPPDriver) Print(ctx context.Context, job Job) error {
+// Print is PrintOnce with this printer.
+func (d *IPPDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, d, job) }
+
+// Lookup finds the newest printer job named jobID (the station's job ID is
+// the IPP job-name) in the printer's job history.
+func (d *IPPDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {
+	d.mu.Lock()
+	id, state, err := d.findJob(ctx, jobID)
+	d.mu.Unlock()
+	if err != nil || id == 0 {
+		return JobStatus{}, err
+	}
+	return d.jobStatus(ctx, id, int8(state), nil), nil
+}
+
+// jobStatus maps an IPP job-state to what the station needs to know.
+func (d *IPPDriver) jobStatus(ctx context.Context, id int, state int8, reasons []string) JobStatus {
+	switch state {
+	case ipp.JobStateCompleted:
+		return JobStatus{State: JobDone}
+	case ipp.JobStateAborted, ipp.JobStateCanceled:
+		// Say why, if the printer knows.
+		f := faultFromReasons(d.printerReasons(ctx), true)
+		if f == nil {
+			f = NewFault(FaultJobAborted)
+			if len(reasons) > 0 {
+				f.Message += " (" + strings.Join(reasons, ", ") + ")"
+			}
+		}
+		return JobStatus{State: JobFailed, Fault: f}
+	case ipp.JobStateHeld:
+		// Status keeps the station paused until someone releases it.
+		d.held.Store(int64(id))
+		return JobStatus{State: JobPending, Fault: NewFault(FaultJobHeld)}
+	}
+	d.held.CompareAndSwap(int64(id), 0)
+	return JobStatus{State: JobPending}
+}
+
+// Submit sends the PDF with Print-Job.
+func (d *IPPDriver) Submit(ctx context.Context, job Job) error {
 	if err := checkJob(job); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-
-	id, state, err := d.findJob(ctx, job.ID)
+	id, err := d.submit(ctx, job)
 	if err != nil {
 		return err
 	}
-	if id != 0 && state == int(ipp.JobStateCompleted) {
-		return nil
-	}
-	if id == 0 || state == int(ipp.JobStateAborted) || state == int(ipp.JobStateCanceled) {
-		if st := d.status(ctx); st.Fault != nil {
-			return st.Fault
-		}
-		id, err = d.submit(ctx, job)
-		if err != nil {
-			return err
-		}
-		d.jobs[job.ID] = id
-	}
-	return d.follow(ctx, id)
+	d.jobs[job.ID] = id
+	return nil
 }
 
 // findJob returns the newest printer job named jobID, from memory or from
@@ -197,42 +221,40 @@ func (d *IPPDriver) submit(ctx context.Context, job Job) (int, error) {
 	return intAttr(resp.JobAttributes[0], "job-id"), nil
 }
 
-// follow polls the job until it completes. A printer fault while the job
-// waits returns the fault and leaves the job at the printer.
-func (d *IPPDriver) follow(ctx context.Context, id int) error {
+// Wait polls the job with Get-Job-Attributes until it leaves pending or
+// the printer reports a fault, which leaves the job at the printer.
+func (d *IPPDriver) Wait(ctx context.Context, jobID string) (JobStatus, error) {
+	d.mu.Lock()
+	id, _, err := d.findJob(ctx, jobID)
+	d.mu.Unlock()
+	if err != nil || id == 0 {
+		return JobStatus{}, err
+	}
 	// Poll fast first (a card may be done in milliseconds), then back off to
 	// d.Poll for a printer that takes half a minute per card.
 	wait := min(5*time.Millisecond, d.Poll)
 	for {
 		attrs, err := d.jobAttributes(ctx, id)
+		if ippErr := (ipp.IPPError{}); errors.As(err, &ippErr) && ippErr.Status == ipp.StatusErrorNotFound {
+			// The printer restarted and lost the job while it waited.
+			d.mu.Lock()
+			delete(d.jobs, jobID)
+			d.mu.Unlock()
+			return JobStatus{State: JobUnknown}, nil
+		}
 		if err != nil {
-			return err
+			return JobStatus{}, err
 		}
-		switch int8(intAttr(attrs, "job-state")) {
-		case ipp.JobStateCompleted:
-			return nil
-		case ipp.JobStateAborted, ipp.JobStateCanceled:
-			// Say why, if the printer knows; the next Print submits again.
-			if f := faultFromReasons(d.printerReasons(ctx), true); f != nil {
-				return f
-			}
-			f := NewFault(FaultJobAborted)
-			if reasons := strAttrs(attrs, "job-state-reasons"); len(reasons) > 0 {
-				f.Message += " (" + strings.Join(reasons, ", ") + ")"
-			}
-			return f
-		case ipp.JobStateHeld:
-			d.held.Store(int64(id))
-			return NewFault(FaultJobHeld)
+		js := d.jobStatus(ctx, id, int8(intAttr(attrs, "job-state")), strAttrs(attrs, "job-state-reasons"))
+		if js.State != JobPending || js.Fault != nil {
+			return js, nil
 		}
-		d.held.CompareAndSwap(int64(id), 0)
-		st := d.status(ctx)
-		if st.Fault != nil {
-			return st.Fault
+		if st := d.status(ctx); st.Fault != nil {
+			return JobStatus{State: JobPending, Fault: st.Fault}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return JobStatus{}, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, d.Poll)

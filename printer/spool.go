@@ -17,18 +17,19 @@ import (
 )
 
 // SpoolDriver hands cards to a hot folder that the printer's own software
-// watches. The contract (see HARDWARE-printer.md):
+// watches. The contract (see hardware.md):
 //   - DIR/ID.json, the sidecar, appears first; then DIR/ID.pdf. Both are
 //     written to a dot-file and renamed, so a watcher never sees a partial file;
 //   - the watcher prints ID.pdf and may delete or move both files;
-//   - DIR/.sent/ID records that the job was handed over, so the same job ID
-//     never makes a second file even after the watcher removed the first;
+//   - DIR/.sent/ID is the folder's job history: the hand-over of job ID,
+//     written before the PDF is renamed into place, so that Lookup answers
+//     even after the watcher removed the files;
 //   - the watcher may write DIR/printer-status.json
 //     ({"ready": false, "code": "media-empty", "message": "…"}) to pause the
 //     station; without that file the printer counts as ready.
 //
-// Print returns once the PDF is in the folder: for a hot folder the hand-over
-// is the completion the station can observe.
+// For a hot folder the hand-over is the completion the station can observe:
+// a submitted job is done at once.
 type SpoolDriver struct {
 	dir string
 	now func() time.Time
@@ -57,8 +58,48 @@ func NewSpoolDriver(dir string) (*SpoolDriver, error) {
 	return &SpoolDriver{dir: dir, now: time.Now}, nil
 }
 
-// Print writes the sidecar, then the PDF, each atomically.
-func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
+// Print is PrintOnce with the hot folder.
+func (s *SpoolDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, s, job) }
+
+// Lookup reads the folder's job history. A hand-over that a crash cut
+// between recording it and renaming the PDF into place is finished here.
+func (s *SpoolDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return JobStatus{}, err
+	}
+	if !jobIDRE.MatchString(jobID) {
+		return JobStatus{}, fmt.Errorf("print job id %q is invalid", jobID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := os.Stat(filepath.Join(s.dir, ".sent", jobID)); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return JobStatus{}, s.ioFault(err)
+		}
+		// A PDF in place without a record was spooled by an older version
+		// of the station, which recorded after the rename.
+		if _, err := os.Stat(filepath.Join(s.dir, jobID+".pdf")); err == nil {
+			return JobStatus{State: JobDone}, nil
+		}
+		return JobStatus{State: JobUnknown}, nil
+	}
+	tmp := filepath.Join(s.dir, "."+jobID+".pdf.tmp")
+	if _, err := os.Stat(tmp); err == nil {
+		if err := s.place(tmp, jobID+".pdf"); err != nil {
+			return JobStatus{}, s.ioFault(err)
+		}
+	}
+	return JobStatus{State: JobDone}, nil
+}
+
+// Wait is Lookup: a hand-over never stays pending.
+func (s *SpoolDriver) Wait(ctx context.Context, jobID string) (JobStatus, error) {
+	return s.Lookup(ctx, jobID)
+}
+
+// Submit writes the sidecar, then the PDF beside it under a dot-name,
+// records the hand-over, and renames the PDF into place.
+func (s *SpoolDriver) Submit(ctx context.Context, job Job) error {
 	if err := checkJob(job); err != nil {
 		return err
 	}
@@ -67,20 +108,6 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.status(); st.Fault != nil {
-		return st.Fault
-	}
-	sentDir := filepath.Join(s.dir, ".sent")
-	if _, err := os.Stat(filepath.Join(sentDir, job.ID)); err == nil {
-		return nil // already handed over
-	}
-	if _, err := os.Stat(filepath.Join(s.dir, job.ID+".pdf")); err == nil {
-		// An earlier attempt placed the PDF but failed to record it.
-		if err := atomicfile.Write(filepath.Join(sentDir, job.ID), nil, 0o640); err != nil {
-			return s.ioFault(err)
-		}
-		return nil
-	}
 	sum := sha256.Sum256(job.PDF)
 	side, err := json.MarshalIndent(Sidecar{
 		JobID: job.ID, OrderID: job.OrderID, CardNumber: job.CardNumber,
@@ -93,12 +120,26 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 	if err := atomicfile.Write(filepath.Join(s.dir, job.ID+".json"), append(side, '\n'), 0o640); err != nil {
 		return s.ioFault(err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.dir, job.ID+".pdf"), job.PDF, 0o640); err != nil {
+	tmp := filepath.Join(s.dir, "."+job.ID+".pdf.tmp")
+	if err := writeSynced(tmp, job.PDF); err != nil {
 		return s.ioFault(err)
 	}
-	if err := atomicfile.Write(filepath.Join(sentDir, job.ID), nil, 0o640); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, ".sent", job.ID), nil, 0o640); err != nil {
+		_ = os.Remove(tmp)
 		return s.ioFault(err)
 	}
+	if err := s.place(tmp, job.ID+".pdf"); err != nil {
+		return s.ioFault(err)
+	}
+	return nil
+}
+
+// place renames a written dot-file to its visible name and persists the rename.
+func (s *SpoolDriver) place(tmp, name string) error {
+	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
+		return err
+	}
+	syncDir(s.dir)
 	return nil
 }
 
@@ -106,6 +147,33 @@ func (s *SpoolDriver) Print(ctx context.Context, job Job) error {
 // retryable offline fault so that the station pauses instead of failing cards.
 func (s *SpoolDriver) ioFault(err error) error {
 	return &Fault{Code: FaultOffline, Message: fmt.Sprintf("Spool folder %s is not writable: %v", s.dir, err), Retryable: true}
+}
+
+// writeSynced writes a file and syncs it to disk; on failure it leaves none.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+	}
+	return err
+}
+
+// syncDir persists renames in dir; not all file systems support it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 }
 
 // Status reads the watcher's status file.

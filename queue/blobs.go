@@ -21,7 +21,7 @@ func putBlob(ctx context.Context, tx *txn, id, kind string, data []byte) error {
 // "chip_jpeg", "face_pdf", "face_png". ErrNotFound when absent.
 func (s *Store) Blob(ctx context.Context, id, kind string) ([]byte, error) {
 	var data []byte
-	err := s.r.QueryRowContext(ctx, `SELECT data FROM blobs WHERE order_id = ? AND kind = ?`, id, kind).Scan(&data)
+	err := s.queryRow(ctx, `SELECT data FROM blobs WHERE order_id = ? AND kind = ?`, id, kind).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -55,7 +55,8 @@ func hashToken(token string) string {
 // Tokens are long random strings, so a plain SHA-256 is enough to make a
 // stolen database useless for calling the API.
 func (s *Store) AddToken(ctx context.Context, supplier, token string, scopes []string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO tokens (hash, supplier, scopes, created_at) VALUES (?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO tokens (hash, supplier, scopes, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (hash) DO UPDATE SET supplier = excluded.supplier, scopes = excluded.scopes, created_at = excluded.created_at`,
 		hashToken(token), supplier, strings.Join(scopes, " "), ms(s.now()))
 	return err
 }
@@ -84,7 +85,7 @@ var ErrAmbiguous = errors.New("the id matches more than one token; give more of 
 
 // Tokens lists every token, by supplier.
 func (s *Store) Tokens(ctx context.Context) ([]TokenInfo, error) {
-	return s.tokens(ctx, s.r, "")
+	return s.tokens(ctx, s, "")
 }
 
 func (s *Store) tokens(ctx context.Context, q querier, prefix string) ([]TokenInfo, error) {
@@ -129,7 +130,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) (*TokenInfo, error) 
 func (s *Store) LookupToken(ctx context.Context, token string) (*Token, error) {
 	var t Token
 	var scopes string
-	err := s.r.QueryRowContext(ctx, `SELECT supplier, scopes FROM tokens WHERE hash = ?`, hashToken(token)).Scan(&t.Supplier, &scopes)
+	err := s.queryRow(ctx, `SELECT supplier, scopes FROM tokens WHERE hash = ?`, hashToken(token)).Scan(&t.Supplier, &scopes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

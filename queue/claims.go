@@ -26,7 +26,9 @@ type Claim struct {
 
 // Claim takes the most urgent order in one of the keys of moves (express
 // first, then oldest holder approval), moves it to the mapped state and leases
-// it to owner — all in one UPDATE … RETURNING.
+// it to owner, one of this store's station's workers — all in one
+// UPDATE … RETURNING. On PostgreSQL a row another station is claiming at
+// that moment is skipped, not waited for.
 func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, moves map[order.State]order.State) (*Claim, error) {
 	// One indexed LIMIT 1 probe per source state, then the best of those:
 	// a single IN (…) ORDER BY would sort every waiting order on each claim.
@@ -35,23 +37,23 @@ func (s *Store) Claim(ctx context.Context, owner string, lease time.Duration, mo
 	var cases strings.Builder
 	cases.WriteString("CASE state")
 	// Sorted, so each set of moves is one cached prepared statement.
-	for _, f := range slices.Sorted(maps.Keys(moves)) {
+	for i, f := range slices.Sorted(maps.Keys(moves)) {
 		t := moves[f]
 		from = append(from, f)
-		branches = append(branches, `SELECT * FROM (SELECT id, express, approved_at, created_at FROM orders
-			WHERE state = ? AND lease_owner IS NULL ORDER BY express DESC, approved_at, created_at LIMIT 1)`)
+		branches = append(branches, fmt.Sprintf(`SELECT * FROM (SELECT id, express, approved_at, created_at FROM orders
+			WHERE state = ? AND lease_owner IS NULL ORDER BY express DESC, approved_at, created_at LIMIT 1%s) AS b%d`, s.d.skipLocked, i))
 		fmt.Fprintf(&cases, " WHEN '%s' THEN '%s'", f, t)
 	}
 	cases.WriteString(" END")
-	q := `UPDATE orders SET state = ` + cases.String() + `, lease_owner = ?, lease_until = ?,
+	q := `UPDATE orders SET state = ` + cases.String() + `, lease_owner = ?, lease_until = ?, station = ?,
 		attempt = attempt + 1, updated_at = ?
-		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) ORDER BY express DESC, approved_at, created_at LIMIT 1)
+		WHERE id = (SELECT id FROM (` + strings.Join(branches, " UNION ALL ") + `) AS c ORDER BY express DESC, approved_at, created_at LIMIT 1)
 		RETURNING ` + orderColumns
 	var c *Claim
 	err := s.tx(ctx, func(tx *txn) error {
 		// The clock is read under the write lock so events stay in time order.
 		now := s.now()
-		args := append([]any{owner, ms(now.Add(lease)), ms(now)}, from...)
+		args := append([]any{owner, ms(now.Add(lease)), s.station, ms(now)}, from...)
 		o, err := scanOrder(tx.QueryRowContext(ctx, q, args...))
 		if errors.Is(err, ErrNotFound) {
 			return ErrNothingToClaim
@@ -104,11 +106,13 @@ func (s *Store) Advance(ctx context.Context, j *Claim, to order.State, note stri
 	return err
 }
 
-// Release gives the claim back to the queue in its current state (e.g. when the
-// station pauses with a card not yet started).
+// Release gives the claim back to the queue in state to (e.g. when a lane
+// pauses before its card was started). Back to ready the order is any
+// lane's again.
 func (s *Store) Release(ctx context.Context, j *Claim, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lane = CASE WHEN ? = 'ready' THEN NULL ELSE lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, to, j.ID); err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)
@@ -152,13 +156,14 @@ func (s *Store) NeedsFixPhoto(ctx context.Context, j *Claim, reasons []order.Rea
 	})
 }
 
-// AllocateCard hands the claim a fresh card number and card UUID. Numbers come
-// from a counter that only grows, so a number is never handed out twice.
+// AllocateCard hands the claim a fresh card number and card UUID. Numbers
+// come from one counter (a sequence on PostgreSQL, shared by the fleet) that
+// only grows, so a number is never handed out twice.
 func (s *Store) AllocateCard(ctx context.Context, j *Claim, prefix string) error {
 	var number, id string
 	err := s.guarded(ctx, j, func(tx *txn, now int64) error {
 		var seq int64
-		if err := tx.QueryRowContext(ctx, `UPDATE counters SET value = value + 1 WHERE name = 'card_number' RETURNING value`).Scan(&seq); err != nil {
+		if err := tx.QueryRowContext(ctx, s.d.nextCardSeq).Scan(&seq); err != nil {
 			return err
 		}
 		var err error
@@ -214,8 +219,9 @@ func (s *Store) SpoilBlank(ctx context.Context, j *Claim, reason string, maxBlan
 		if failed {
 			next, note = order.Failed, fmt.Sprintf("blank spoiled (%s); %d blanks spoiled, giving up", reason, spoiled)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
-			next, spoiled, j.ID); err != nil {
+		// Back to ready the order is any lane's again.
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, blanks_spoiled = ?, lane = CASE WHEN ? THEN lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, next, spoiled, failed, j.ID); err != nil {
 			return err
 		}
 		if err := addEvent(ctx, tx, j.ID, now, next, j.Owner, note); err != nil {
@@ -308,7 +314,9 @@ func retireBlank(ctx context.Context, tx *txn, id, number, chip, reason string, 
 	if _, err := revokeCard(ctx, tx, number, RevokeSpoiled, stationActor, now, nil); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL WHERE id = ?`, id)
+	// The print job named the retired card: it goes with it.
+	_, err := tx.ExecContext(ctx, `UPDATE orders SET card_number = NULL, card_uuid = NULL, chip_uid = NULL,
+		print_printer = NULL, print_job = NULL WHERE id = ?`, id)
 	return err
 }
 
@@ -360,43 +368,56 @@ func (s *Store) Produced(ctx context.Context, j *Claim, note string) error {
 	})
 }
 
-// Rescue frees leases that ran out (or, with all=true at start-up, every
-// lease: a fresh process knows no worker of the old one is alive). The order
-// keeps its state and its recorded card and chip, so a worker resumes it.
-func (s *Store) Rescue(ctx context.Context, all bool) (int, error) {
+// Rescue frees leases that ran out; with own=true (this station's start-up)
+// also every lease this station's previous run held, live or not: no worker
+// of that run is left. A lease of another station is freed only once it ran
+// out, and not even then while the order's chip is bound to a blank: that
+// card is inside the other station's encoder or printer, so the order waits
+// for that station (or an operator spoils the card). The order keeps its
+// state and its recorded card and chip, so a worker resumes it.
+func (s *Store) Rescue(ctx context.Context, own bool) (int, error) {
 	var n int
 	err := s.tx(ctx, func(tx *txn) error {
 		now := ms(s.now())
-		q := `SELECT id, state, lease_owner FROM orders WHERE lease_owner IS NOT NULL`
-		var args []any
-		if !all {
-			q += ` AND lease_until < ?`
-			args = append(args, now)
+		// A lease without a station is from before stations were named:
+		// the single station of a SQLite file, so this one.
+		mine := `(station = ? OR station IS NULL)`
+		q := `SELECT id, state, lease_owner, coalesce(station, '') FROM orders WHERE lease_owner IS NOT NULL AND
+			(lease_until < ? AND (chip_uid IS NULL OR ` + mine + `))`
+		args := []any{now, s.station}
+		switch {
+		case own && s.sole:
+			q += ` OR lease_owner IS NOT NULL`
+		case own:
+			q += ` OR (lease_owner IS NOT NULL AND ` + mine + `)`
+			args = append(args, s.station)
 		}
-		rows, err := tx.QueryContext(ctx, q, args...)
+		rows, err := tx.QueryContext(ctx, q+s.d.skipLocked, args...)
 		if err != nil {
 			return err
 		}
 		type lost struct {
-			id    string
-			state order.State
-			owner string
+			id, owner, station string
+			state              order.State
 		}
 		var found []lost
 		for rows.Next() {
 			var l lost
-			if err := rows.Scan(&l.id, &l.state, &l.owner); err != nil {
+			if err := rows.Scan(&l.id, &l.state, &l.owner, &l.station); err != nil {
 				rows.Close()
 				return err
 			}
 			found = append(found, l)
 		}
 		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
 		for _, l := range found {
 			if _, err := tx.ExecContext(ctx, `UPDATE orders SET lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, now, l.id); err != nil {
 				return err
 			}
-			if err := addEvent(ctx, tx, l.id, now, l.state, "station", "lease of "+l.owner+" expired; order will resume"); err != nil {
+			if err := addEvent(ctx, tx, l.id, now, l.state, "station", "lease of "+l.station+" "+l.owner+" freed; order will resume"); err != nil {
 				return err
 			}
 		}
@@ -415,7 +436,7 @@ func nullable(s string) any {
 
 // CardNumbers lists every card number an order was given, with its status.
 func (s *Store) CardNumbers(ctx context.Context, orderID string) (map[string]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT number, status FROM card_numbers WHERE order_id = ?`, orderID)
+	rows, err := s.query(ctx, `SELECT number, status FROM card_numbers WHERE order_id = ?`, orderID)
 	if err != nil {
 		return nil, err
 	}
@@ -434,6 +455,6 @@ func (s *Store) CardNumbers(ctx context.Context, orderID string) (map[string]str
 // SpoiledCount is how many blanks were spoiled since a time.
 func (s *Store) SpoiledCount(ctx context.Context, since time.Time) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM spoiled_blanks WHERE at >= ?`, ms(since)).Scan(&n)
+	err := s.queryRow(ctx, `SELECT count(*) FROM spoiled_blanks WHERE at >= ?`, ms(since)).Scan(&n)
 	return n, err
 }

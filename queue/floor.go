@@ -35,7 +35,7 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, card_number = NULL, card_uuid = NULL, chip_uid = NULL,
-			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL,
+			cert_serial = NULL, sealed_secrets = NULL, produced_at = NULL, shipment_id = NULL, lane = NULL, print_printer = NULL, print_job = NULL,
 			lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`, order.Ready, now, id); err != nil {
 			return err
 		}
@@ -56,12 +56,12 @@ func (s *Store) Reproduce(ctx context.Context, id, actor, reason string) (*order
 // refresh only when it moved. Every part is one index probe.
 func (s *Store) Changes(ctx context.Context) (string, error) {
 	var events, audit, delivered, dead, next int64
-	err := s.r.QueryRowContext(ctx, `SELECT
+	err := s.queryRow(ctx, `SELECT
 		(SELECT coalesce(max(id), 0) FROM events),
 		(SELECT coalesce(max(id), 0) FROM audit),
 		(SELECT coalesce(max(delivered_at), 0) FROM outbox),
-		(SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead = 1),
-		(SELECT coalesce(max(next_attempt), 0) FROM outbox WHERE delivered_at IS NULL AND dead = 0)`).Scan(&events, &audit, &delivered, &dead, &next)
+		(SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead),
+		(SELECT coalesce(max(next_attempt), 0) FROM outbox WHERE delivered_at IS NULL AND NOT dead)`).Scan(&events, &audit, &delivered, &dead, &next)
 	return fmt.Sprintf("%d.%d.%d.%d.%d", events, audit, delivered, dead, next), err
 }
 
@@ -72,13 +72,13 @@ func (s *Store) ExpressOpen(ctx context.Context) ([]*order.Record, error) {
 }
 
 func (s *Store) orders(ctx context.Context, where string, args ...any) ([]*order.Record, error) {
-	return collect(ctx, s.r, scanOrder, `SELECT `+orderColumns+` FROM orders `+where, args...)
+	return collect(ctx, s, scanOrder, `SELECT `+orderColumns+` FROM orders `+where, args...)
 }
 
 // ProducedSince counts the cards produced since t.
 func (s *Store) ProducedSince(ctx context.Context, t time.Time) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE produced_at >= ?`, ms(t)).Scan(&n)
+	err := s.queryRow(ctx, `SELECT count(*) FROM orders WHERE produced_at >= ?`, ms(t)).Scan(&n)
 	return n, err
 }
 
@@ -86,25 +86,9 @@ func (s *Store) ProducedSince(ctx context.Context, t time.Time) (int, error) {
 // deadline: produced late, or still open (or ended) after it.
 func (s *Store) ExpressMissed(ctx context.Context) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM orders WHERE deadline IS NOT NULL AND deadline <
+	err := s.queryRow(ctx, `SELECT count(*) FROM orders WHERE deadline IS NOT NULL AND deadline <
 		coalesce(produced_at, CASE WHEN state IN ('failed', 'cancelled') THEN updated_at ELSE ? END)`, ms(s.now())).Scan(&n)
 	return n, err
-}
-
-// DueNoticesFor returns undelivered, live notices whose next attempt has
-// come, for the given suppliers only (those with a webhook), so notices
-// nobody can receive never crowd out the others.
-func (s *Store) DueNoticesFor(ctx context.Context, suppliers []string, limit int) ([]*Notice, error) {
-	if len(suppliers) == 0 {
-		return nil, nil
-	}
-	args := []any{ms(s.now())}
-	for _, sup := range suppliers {
-		args = append(args, sup)
-	}
-	args = append(args, limit)
-	return s.notices(ctx, `WHERE delivered_at IS NULL AND dead = 0 AND next_attempt <= ? AND supplier IN (?`+
-		strings.Repeat(", ?", len(suppliers)-1)+`) ORDER BY id LIMIT ?`, args...)
 }
 
 // RecentNotices returns the newest notices first (operator page).
@@ -114,7 +98,7 @@ func (s *Store) RecentNotices(ctx context.Context, limit int) ([]*Notice, error)
 
 // BlobKinds lists which files an order has, without reading them.
 func (s *Store) BlobKinds(ctx context.Context, id string) (map[string]bool, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind FROM blobs WHERE order_id = ?`, id)
+	rows, err := s.query(ctx, `SELECT kind FROM blobs WHERE order_id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +117,7 @@ func (s *Store) BlobKinds(ctx context.Context, id string) (map[string]bool, erro
 // OutboxCounts counts notices still to deliver and notices given up on, for
 // the given suppliers or, with none given, for all.
 func (s *Store) OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error) {
-	q := `SELECT coalesce(sum(delivered_at IS NULL AND dead = 0), 0), coalesce(sum(dead = 1), 0) FROM outbox`
+	q := `SELECT count(*) FILTER (WHERE delivered_at IS NULL AND NOT dead), count(*) FILTER (WHERE dead) FROM outbox`
 	var args []any
 	if len(suppliers) > 0 {
 		q += ` WHERE supplier IN (?` + strings.Repeat(", ?", len(suppliers)-1) + `)`
@@ -141,6 +125,6 @@ func (s *Store) OutboxCounts(ctx context.Context, suppliers ...string) (pending,
 			args = append(args, sup)
 		}
 	}
-	err = s.r.QueryRowContext(ctx, q, args...).Scan(&pending, &dead)
+	err = s.queryRow(ctx, q, args...).Scan(&pending, &dead)
 	return pending, dead, err
 }

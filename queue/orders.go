@@ -16,7 +16,7 @@ import (
 const orderColumns = `id, coalesce(supplier_order_id, id), supplier, body_hash, doc, card_type, express, trade_org_required, state,
 	approved_at, deadline, valid_until, card_number, card_uuid, chip_uid, cert_serial, sealed_secrets,
 	reasons, photo_override, attempt, blanks_spoiled, lease_owner, lease_until, shipment_id,
-	created_at, updated_at, produced_at`
+	created_at, updated_at, produced_at, station, lane, print_printer, print_job`
 
 type scanner interface{ Scan(...any) error }
 
@@ -25,13 +25,14 @@ func scanOrder(row scanner) (*order.Record, error) {
 		o                                                          order.Record
 		approved, deadline, leaseUntil, created, updated, produced sql.NullInt64
 		validUntil, cardNumber, cardUUID, chipUID, certSerial      sql.NullString
-		override, leaseOwner, shipment                             sql.NullString
+		override, leaseOwner, shipment, station                    sql.NullString
+		lane, printPrinter, printJob                               sql.NullString
 		reasons                                                    string
 	)
 	err := row.Scan(&o.ID, &o.SupplierOrderID, &o.Supplier, &o.BodyHash, &o.Doc, &o.CardType, &o.Express, &o.TradeOrgRequired, &o.State,
 		&approved, &deadline, &validUntil, &cardNumber, &cardUUID, &chipUID, &certSerial, &o.SealedSecrets,
 		&reasons, &override, &o.Attempt, &o.BlanksSpoiled, &leaseOwner, &leaseUntil, &shipment,
-		&created, &updated, &produced)
+		&created, &updated, &produced, &station, &lane, &printPrinter, &printJob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -42,6 +43,8 @@ func scanOrder(row scanner) (*order.Record, error) {
 	o.CreatedAt, o.UpdatedAt, o.ProducedAt = fromMS(created), fromMS(updated), fromMS(produced)
 	o.ValidUntil, o.CardNumber, o.CardUUID, o.ChipUID = validUntil.String, cardNumber.String, cardUUID.String, chipUID.String
 	o.CertSerial, o.PhotoOverride, o.LeaseOwner, o.ShipmentID = certSerial.String, override.String, leaseOwner.String, shipment.String
+	o.Station = station.String
+	o.Lane, o.PrintPrinter, o.PrintJob = lane.String, printPrinter.String, printJob.String
 	if err := json.Unmarshal([]byte(reasons), &o.Reasons); err != nil {
 		return nil, fmt.Errorf("order %s: reasons: %w", o.ID, err)
 	}
@@ -70,7 +73,8 @@ type NewOrder struct {
 // it first.
 func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.Record, created bool, err error) {
 	var key string
-	err = s.tx(ctx, func(tx *txn) error {
+	intake := func(tx *txn) error {
+		created = false
 		var hash string
 		err := tx.QueryRowContext(ctx, `SELECT id, body_hash FROM orders WHERE supplier = ? AND supplier_order_id = ?`,
 			n.Supplier, n.ID).Scan(&key, &hash)
@@ -111,7 +115,13 @@ func (s *Store) Submit(ctx context.Context, n NewOrder, actor string) (o *order.
 			}
 		}
 		return s.promoteIfApproved(ctx, tx, key, order.Received, actor)
-	})
+	}
+	err = s.tx(ctx, intake)
+	if err != nil && s.d.unique(err) {
+		// Another station stored the same order between our look and our
+		// insert: look again, and answer as for a repeated submission.
+		err = s.tx(ctx, intake)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -145,7 +155,7 @@ func freeKey(ctx context.Context, tx *txn, id, supplier string) (string, error) 
 // SupplierOrder finds an order by its supplier's id, as the supplier API
 // names it; ErrNotFound when the supplier has none by that id.
 func (s *Store) SupplierOrder(ctx context.Context, supplier, id string) (*order.Record, error) {
-	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE supplier = ? AND supplier_order_id = ?`, supplier, id))
+	return scanOrder(s.queryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE supplier = ? AND supplier_order_id = ?`, supplier, id))
 }
 
 // AddApproval records an approval; an order waiting for it moves to the queue.
@@ -170,7 +180,8 @@ func (s *Store) AddApproval(ctx context.Context, id, supplier string, a order.Ap
 }
 
 func insertApproval(ctx context.Context, tx *txn, id string, a order.Approval) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO approvals (order_id, kind, method, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
 		id, a.Kind, a.Method, ms(a.At))
 	return err
 }
@@ -208,6 +219,9 @@ func (s *Store) promoteIfApproved(ctx context.Context, tx *txn, id string, from 
 	return addEvent(ctx, tx, id, now, order.Queued, actor, "approved by the holder; queued for production")
 }
 
+// stateOf reads an order's state in a write transaction and, on
+// PostgreSQL, locks its row until the transaction ends, so that what the
+// caller decides from the state still holds when it writes.
 func stateOf(ctx context.Context, tx *txn, id, supplier string) (order.State, error) {
 	var st order.State
 	q := `SELECT state FROM orders WHERE id = ?`
@@ -216,7 +230,7 @@ func stateOf(ctx context.Context, tx *txn, id, supplier string) (order.State, er
 		q += ` AND supplier = ?`
 		args = append(args, supplier)
 	}
-	err := tx.QueryRowContext(ctx, q, args...).Scan(&st)
+	err := tx.QueryRowContext(ctx, q+tx.s.d.forUpdate, args...).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -231,7 +245,7 @@ func addEvent(ctx context.Context, tx *txn, id string, at int64, st order.State,
 
 // Get returns an order by id.
 func (s *Store) Get(ctx context.Context, id string) (*order.Record, error) {
-	return scanOrder(s.r.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
+	return scanOrder(s.queryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, id))
 }
 
 // Filter selects orders for List.
@@ -263,7 +277,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 	}
 	if f.Search != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Search) + "%"
-		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR holder_names LIKE ? ESCAPE '\')`)
+		where = append(where, `(id = ? OR supplier_order_id = ? OR card_number = ? OR chip_uid = ? OR `+s.d.ilike("holder_names")+`)`)
 		args = append(args, f.Search, f.Search, f.Search, strings.ToUpper(f.Search), like)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
@@ -278,7 +292,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*order.Record, error) {
 
 // Events returns an order's audit trail, oldest first.
 func (s *Store) Events(ctx context.Context, id string) ([]order.Event, error) {
-	return collect(ctx, s.r, func(row scanner) (order.Event, error) {
+	return collect(ctx, s, func(row scanner) (order.Event, error) {
 		var e order.Event
 		var at sql.NullInt64
 		err := row.Scan(&at, &e.State, &e.Actor, &e.Note)
@@ -289,7 +303,7 @@ func (s *Store) Events(ctx context.Context, id string) ([]order.Event, error) {
 
 // Approvals returns the approvals recorded for an order.
 func (s *Store) Approvals(ctx context.Context, id string) ([]order.Approval, error) {
-	return approvalsOf(ctx, s.r, id)
+	return approvalsOf(ctx, s, id)
 }
 
 func approvalsOf(ctx context.Context, q querier, id string) ([]order.Approval, error) {
@@ -304,7 +318,7 @@ func approvalsOf(ctx context.Context, q querier, id string) ([]order.Approval, e
 
 // CountByState returns how many orders are in each state.
 func (s *Store) CountByState(ctx context.Context) (map[order.State]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
+	rows, err := s.query(ctx, `SELECT state, count(*) FROM orders GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +439,7 @@ func (s *Store) OverridePhoto(ctx context.Context, id, verdict, actor, reason st
 // Retry sends a failed order back to the queue (operator).
 func (s *Store) Retry(ctx context.Context, id, actor, note string) (*order.Record, error) {
 	return s.operatorMove(ctx, id, "", order.State.Retryable, order.Queued, actor, "retry: "+note, func(tx *txn, id string) error {
-		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]' WHERE id = ?`, id)
+		_, err := tx.ExecContext(ctx, `UPDATE orders SET blanks_spoiled = 0, reasons = '[]', lane = NULL WHERE id = ?`, id)
 		return err
 	})
 }

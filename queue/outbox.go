@@ -1,10 +1,13 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +64,43 @@ func scanNotice(row scanner) (*Notice, error) {
 }
 
 func (s *Store) notices(ctx context.Context, q string, args ...any) ([]*Notice, error) {
-	return collect(ctx, s.r, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
+	return collect(ctx, s, scanNotice, `SELECT `+noticeColumns+` FROM outbox `+q, args...)
+}
+
+// ClaimNotices takes up to limit due notices of the given suppliers, oldest
+// first, for this station to deliver. Each is leased to the station: its
+// next attempt moves lease ahead, so no other station of a fleet sends it
+// meanwhile, and a station that dies holding it only delays it. Recording
+// the attempt (NoticeDelivered, NoticeFailed) ends the lease.
+func (s *Store) ClaimNotices(ctx context.Context, suppliers []string, limit int, lease time.Duration) ([]*Notice, error) {
+	if len(suppliers) == 0 {
+		return nil, nil
+	}
+	var out []*Notice
+	err := s.tx(ctx, func(tx *txn) error {
+		now := s.now()
+		args := []any{ms(now.Add(lease)), s.station, ms(now)}
+		for _, sup := range suppliers {
+			args = append(args, sup)
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE outbox SET next_attempt = ?, claimed_by = ? WHERE id IN (
+			SELECT id FROM outbox WHERE delivered_at IS NULL AND NOT dead AND next_attempt <= ? AND supplier IN (?`+
+			strings.Repeat(", ?", len(suppliers)-1)+`) ORDER BY id LIMIT ?`+s.d.skipLocked+`) RETURNING `+noticeColumns, append(args, limit)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n, err := scanNotice(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	slices.SortFunc(out, func(a, b *Notice) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
 }
 
 // OrderNotices returns every notice about an order, oldest first.
@@ -71,21 +110,21 @@ func (s *Store) OrderNotices(ctx context.Context, orderID string) ([]*Notice, er
 
 // NoticeDelivered marks a notice delivered.
 func (s *Store) NoticeDelivered(ctx context.Context, id int64) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, ms(s.now()), id)
+	_, err := s.exec(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, ms(s.now()), id)
 	return err
 }
 
 // NoticeFailed records a failed attempt: try again at next, or, when dead,
 // park it for an operator to redeliver.
 func (s *Store) NoticeFailed(ctx context.Context, id int64, errText string, next time.Time, dead bool) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ?, dead = ? WHERE id = ?`,
+	_, err := s.exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ?, dead = ? WHERE id = ?`,
 		errText, ms(next), dead, id)
 	return err
 }
 
 // Redeliver brings a dead notice back to life (operator).
 func (s *Store) Redeliver(ctx context.Context, id int64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET dead = 0, attempts = 0, next_attempt = ? WHERE id = ? AND delivered_at IS NULL`, ms(s.now()), id)
+	res, err := s.exec(ctx, `UPDATE outbox SET dead = FALSE, attempts = 0, next_attempt = ? WHERE id = ? AND delivered_at IS NULL`, ms(s.now()), id)
 	if err != nil {
 		return err
 	}

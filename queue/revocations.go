@@ -205,28 +205,29 @@ type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) scanner
 }
 
-type readPool struct{ db *sql.DB }
+// readPool reads through the store's pool in the dialect's placeholders.
+type readPool struct{ s *Store }
 
 func (p readPool) QueryRowContext(ctx context.Context, query string, args ...any) scanner {
-	return p.db.QueryRowContext(ctx, query, args...)
+	return p.s.queryRow(ctx, query, args...)
 }
 
 // OrderRevocation is the revocation of the order's current card, or nil.
 func (s *Store) OrderRevocation(ctx context.Context, id string) (*CardRevocation, error) {
 	var number sql.NullString
-	if err := s.r.QueryRowContext(ctx, `SELECT card_number FROM orders WHERE id = ?`, id).Scan(&number); err != nil {
+	if err := s.queryRow(ctx, `SELECT card_number FROM orders WHERE id = ?`, id).Scan(&number); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
-	return cardRevocation(ctx, readPool{s.r}, id, number.String)
+	return cardRevocation(ctx, readPool{s}, id, number.String)
 }
 
 // CRLEntries returns the revoked certificates that have not expired by now:
 // what the CRL lists (an expired certificate is invalid without it).
 func (s *Store) CRLEntries(ctx context.Context, now time.Time) ([]Revocation, error) {
-	return collect(ctx, s.r, func(row scanner) (Revocation, error) {
+	return collect(ctx, s, func(row scanner) (Revocation, error) {
 		var r Revocation
 		var at int64
 		err := row.Scan(&r.Serial, &r.Reason, &at)
@@ -240,7 +241,7 @@ func (s *Store) CRLEntries(ctx context.Context, now time.Time) ([]Revocation, er
 // under an older mark is out of date.
 func (s *Store) RevocationsMark(ctx context.Context) (string, error) {
 	var n, at int64
-	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(max(at), 0) FROM revocations`).Scan(&n, &at)
+	err := s.queryRow(ctx, `SELECT count(*), coalesce(max(at), 0) FROM revocations`).Scan(&n, &at)
 	return fmt.Sprintf("%d.%d", n, at), err
 }
 
@@ -256,21 +257,21 @@ func (s *Store) NextCRLNumber(ctx context.Context) (int64, error) {
 // RevokedCards lists the most recent revocations, one row per card and
 // reason, newest first: for the operator page.
 func (s *Store) RevokedCards(ctx context.Context, limit int) ([]CardRevocation, error) {
-	return collect(ctx, s.r, func(row scanner) (CardRevocation, error) {
+	return collect(ctx, s, func(row scanner) (CardRevocation, error) {
 		var r CardRevocation
 		var at int64
 		var serials string
 		err := row.Scan(&r.OrderID, &r.CardNumber, &r.Reason, &at, &r.Actor, &serials)
 		r.At, r.Serials = time.UnixMilli(at).UTC(), strings.Fields(serials)
 		return r, err
-	}, `SELECT c.order_id, c.card_number, r.reason, max(r.at), r.actor, group_concat(r.serial, ' ')
+	}, `SELECT c.order_id, c.card_number, r.reason, max(r.at), r.actor, string_agg(r.serial, ' ')
 		FROM revocations r JOIN issued_certs c ON c.serial = r.serial
 		GROUP BY c.order_id, c.card_number, r.reason, r.actor ORDER BY max(r.at) DESC LIMIT ?`, limit)
 }
 
 // IssuedCerts lists the certificates issued for an order, oldest first.
 func (s *Store) IssuedCerts(ctx context.Context, id string) ([]IssuedCert, error) {
-	return collect(ctx, s.r, func(row scanner) (IssuedCert, error) {
+	return collect(ctx, s, func(row scanner) (IssuedCert, error) {
 		var c IssuedCert
 		var notAfter, issued int64
 		err := row.Scan(&c.Serial, &c.OrderID, &c.CardNumber, &c.Slot, &notAfter, &issued)

@@ -50,7 +50,7 @@ func (s *Store) CreateSession(ctx context.Context, cookie, user, csrf string, tt
 func (s *Store) LookupSession(ctx context.Context, cookie string) (*Session, error) {
 	var sess Session
 	var exp sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT s.user_name, u.role, s.csrf, s.expires_at FROM sessions s
+	err := s.queryRow(ctx, `SELECT s.user_name, u.role, s.csrf, s.expires_at FROM sessions s
 		JOIN users u ON u.name = s.user_name WHERE s.hash = ?`, hashToken(cookie)).Scan(&sess.User, &sess.Role, &sess.CSRF, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -67,6 +67,6 @@ func (s *Store) LookupSession(ctx context.Context, cookie string) (*Session, err
 
 // DeleteSession ends a session (log out).
 func (s *Store) DeleteSession(ctx context.Context, cookie string) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, hashToken(cookie))
+	_, err := s.exec(ctx, `DELETE FROM sessions WHERE hash = ?`, hashToken(cookie))
 	return err
 }

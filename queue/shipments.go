@@ -88,7 +88,7 @@ func scanShipment(row scanner) (*order.Shipment, error) {
 // Shipments returns parcels, those still to ship first, then newest first,
 // without their cards (see ShipmentOrders).
 func (s *Store) Shipments(ctx context.Context, limit int) ([]*order.Shipment, error) {
-	return collect(ctx, s.r, scanShipment, `SELECT `+shipmentColumns+` FROM shipments
+	return collect(ctx, s, scanShipment, `SELECT `+shipmentColumns+` FROM shipments
 		ORDER BY shipped_at IS NOT NULL, express DESC, created_at DESC LIMIT ?`, limit)
 }
 
@@ -107,7 +107,7 @@ func (s *Store) ShipmentOrders(ctx context.Context, ids []string) ([]*order.Reco
 
 // Shipment returns one parcel with its orders.
 func (s *Store) Shipment(ctx context.Context, id string) (*order.Shipment, []*order.Record, error) {
-	sh, err := scanShipment(s.r.QueryRowContext(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE id = ?`, id))
+	sh, err := scanShipment(s.queryRow(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE id = ?`, id))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +121,7 @@ func (s *Store) MarkShipped(ctx context.Context, id, actor string) (int, error) 
 	var n int
 	err := s.tx(ctx, func(tx *txn) error {
 		var shipped sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT shipped_at FROM shipments WHERE id = ?`, id).Scan(&shipped); errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, `SELECT shipped_at FROM shipments WHERE id = ?`+s.d.forUpdate, id).Scan(&shipped); errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
 			return err

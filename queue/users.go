@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // Operator roles. An operator runs production, qa checks cards, an admin may
@@ -43,10 +41,9 @@ func (s *Store) AddUser(ctx context.Context, name, role string, passwordHash []b
 	if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t\r\n:") {
 		return fmt.Errorf("user name %q: use one word without spaces or colons", name)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)`,
 		name, role, passwordHash, ms(s.now()))
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
+	if s.d.unique(err) {
 		return ErrUserExists
 	}
 	return err
@@ -71,7 +68,7 @@ func (s *Store) SetPassword(ctx context.Context, name string, passwordHash []byt
 func (s *Store) User(ctx context.Context, name string) (*User, error) {
 	var u User
 	var created sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT name, role, password_hash, created_at FROM users WHERE name = ?`, name).
+	err := s.queryRow(ctx, `SELECT name, role, password_hash, created_at FROM users WHERE name = ?`, name).
 		Scan(&u.Name, &u.Role, &u.PasswordHash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -94,14 +91,14 @@ type AuditEntry struct {
 
 // Audit records a station-level action.
 func (s *Store) Audit(ctx context.Context, actor, action, detail string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)`,
 		ms(s.now()), actor, action, detail)
 	return err
 }
 
 // AuditLog returns the newest station-level actions first.
 func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	return collect(ctx, s.r, func(row scanner) (AuditEntry, error) {
+	return collect(ctx, s, func(row scanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at sql.NullInt64
 		err := row.Scan(&at, &e.Actor, &e.Action, &e.Detail)

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"id06/lane"
 	"id06/order"
 	"id06/personalize"
+	"id06/queue"
 	"id06/webhook"
 )
 
@@ -17,19 +19,24 @@ import (
 // --config file, over which the flags and STATION_* variables go (see
 // cmd/station).
 type Config struct {
-	Listen       string `json:"listen"`
-	DataDir      string `json:"data"`
-	Reader       string `json:"reader"`        // sim | pcsc[:NAME]
-	Stock        string `json:"stock"`         // card stock profile: generic | yubikey
-	Printer      string `json:"printer"`       // spool[:DIR] | ipp:URI | sim
-	Template     string `json:"template"`      // card face template file; "" = the built-in ID06 template
-	CardPrefix   string `json:"card_prefix"`   // the supplier's two-letter code
-	Issuer       string `json:"issuer"`        // card supplier name on the card back and certificates
-	MaxBlanks    int    `json:"max_blanks"`    // spoiled blanks before an order fails
-	PhotoWorkers int    `json:"photo_workers"` // concurrent photo stages
-	SealTo       string `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
-	CACert       string `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
-	CAKey        string `json:"ca_key"`
+	Listen  string `json:"listen"`
+	DataDir string `json:"data"`
+	DB      string `json:"db"`      // sqlite:PATH or postgres://…; "" = sqlite:DATA/station.db
+	Name    string `json:"name"`    // this station's name in a fleet; "" = the host name
+	Reader  string `json:"reader"`  // lane main's: sim | pcsc[:NAME]
+	Stock   string `json:"stock"`   // card stock profile: generic | yubikey
+	Printer string `json:"printer"` // lane main's: spool[:DIR] | ipp:URI | sim[:OPTIONS]
+	// Lanes are the production lanes: in the config file the list as
+	// written; once parsed (cmd/station), the lanes the station runs.
+	Lanes        []lane.Config `json:"lanes"`
+	Template     string        `json:"template"`      // card face template file; "" = the built-in ID06 template
+	CardPrefix   string        `json:"card_prefix"`   // the supplier's two-letter code
+	Issuer       string        `json:"issuer"`        // card supplier name on the card back and certificates
+	MaxBlanks    int           `json:"max_blanks"`    // spoiled blanks before an order fails
+	PhotoWorkers int           `json:"photo_workers"` // concurrent photo stages
+	SealTo       string        `json:"seal_to"`       // age recipient for PIN/PUK; "" = a development key in DATA/pki
+	CACert       string        `json:"ca_cert"`       // issuing CA (PEM); "" = a development CA in DATA/pki
+	CAKey        string        `json:"ca_key"`
 	// PKIBaseURL is where relying parties fetch /pki/ca.crl and /pki/ca.crt
 	// (named in every card certificate); "" = this station's own address.
 	PKIBaseURL        string `json:"pki_base_url"`
@@ -62,8 +69,10 @@ type Config struct {
 
 // Defaults are the embedded defaults of docs/design.md §7.
 func Defaults() Config {
+	host, _ := os.Hostname()
 	return Config{
 		Listen:          "127.0.0.1:8080",
+		Name:            host,
 		DataDir:         "./var",
 		Reader:          "sim",
 		Stock:           personalize.StockGeneric,
@@ -94,14 +103,17 @@ func (c Config) Validate() error {
 	if err := order.CheckCardPrefix(c.CardPrefix); err != nil {
 		errs = append(errs, fmt.Errorf("card_prefix: %w", err))
 	}
-	if c.Reader != "sim" && c.Reader != "pcsc" && !strings.HasPrefix(c.Reader, "pcsc:") && !strings.HasPrefix(c.Reader, "sim:") {
-		errs = append(errs, fmt.Errorf("reader %q: use sim, sim:apdu-delay=DURATION, pcsc or pcsc:NAME", c.Reader))
-	}
-	if c.Printer != "sim" && c.Printer != "spool" && !strings.HasPrefix(c.Printer, "spool:") && !strings.HasPrefix(c.Printer, "ipp:") && !strings.Contains(c.Printer, "://") {
-		errs = append(errs, fmt.Errorf("printer %q: use spool[:DIR], ipp:URI (or a bare ipp://, http:// URI) or sim", c.Printer))
+	if _, err := c.LaneConfigs(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := personalize.Stock(c.Stock); err != nil {
 		errs = append(errs, fmt.Errorf("stock %q: use %s", c.Stock, strings.Join(personalize.StockNames(), " or ")))
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "sqlite:") && !queue.IsPostgres(c.DB) {
+		errs = append(errs, fmt.Errorf("db %q: use sqlite:PATH or postgres://USER@HOST/DATABASE", c.DB))
+	}
+	if c.Name == "" || strings.ContainsAny(c.Name, " /\t\n") || len(c.Name) > 64 {
+		errs = append(errs, fmt.Errorf("name %q: one word naming this station in the fleet", c.Name))
 	}
 	if c.MaxBlanks < 1 {
 		errs = append(errs, errors.New("max_blanks must be at least 1"))
@@ -145,6 +157,38 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// LaneConfigs are the lanes the station runs: Lanes, or else the one lane
+// main of Reader and Printer; checked against each other.
+func (c Config) LaneConfigs() ([]lane.Config, error) {
+	return lane.Resolve(lane.Sources{File: c.Lanes, Reader: c.Reader, Printer: c.Printer}, c.DataDir)
+}
+
+// OpenLanes opens the devices of every lane; closeAll closes them.
+func OpenLanes(c Config) (lanes []*lane.Lane, closeAll func() error, err error) {
+	configs, err := c.LaneConfigs()
+	if err != nil {
+		return nil, nil, err
+	}
+	var devs []*lane.Devices
+	closeAll = func() error {
+		var errs []error
+		for _, d := range devs {
+			errs = append(errs, d.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for _, lc := range configs {
+		d, err := lane.Open(lc, c.DataDir, c.Stock)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		devs = append(devs, d)
+		lanes = append(lanes, lane.New(lc, d))
+	}
+	return lanes, closeAll, nil
+}
+
 // CertProfile is the certificate profile of the cards this station makes.
 func (c Config) CertProfile() personalize.CertProfile {
 	base := c.PKIBaseURL
@@ -177,6 +221,19 @@ func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
 
 // DBPath is where the database lives.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "station.db") }
+
+// Database names the database: the db setting, else the SQLite file in
+// the data directory.
+func (c Config) Database() string { return DatabaseOf(c.DB, c.DataDir) }
+
+// DatabaseOf is the database a --db value names, with the data
+// directory's SQLite file when it is empty.
+func DatabaseOf(db, dataDir string) string {
+	if db != "" {
+		return db
+	}
+	return "sqlite:" + filepath.Join(dataDir, "station.db")
+}
 
 // DevTokenPath is where the development supplier token is written.
 func (c Config) DevTokenPath() string { return filepath.Join(c.DataDir, "dev-token") }

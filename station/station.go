@@ -1,6 +1,7 @@
 // Package station puts the parts together. From a configuration and the
-// parts cmd/station opened (the store, the card reader, the chip writer, the
-// printer, the card template) it builds the pipeline, the webhook delivery,
+// parts cmd/station opened (the store, the lanes with their readers,
+// printers and card transports, the chip writer, the card template) it
+// builds the pipeline, the webhook delivery,
 // the metrics, the API and the operator page, serves them on one HTTP
 // surface and runs the background loops until stopped.
 package station
@@ -18,6 +19,7 @@ import (
 
 	"id06/api"
 	"id06/imaging"
+	"id06/lane"
 	"id06/metrics"
 	"id06/personalize"
 	"id06/personalize/apdu"
@@ -33,9 +35,8 @@ import (
 // them.
 type Parts struct {
 	Store    *queue.Store
-	Reader   personalize.Reader
+	Lanes    []*lane.Lane
 	Chip     *personalize.Personalizer
-	Printer  printer.Driver
 	Template *printer.Template
 }
 
@@ -55,14 +56,19 @@ type Station struct {
 // New assembles a station from its configuration and opened parts.
 func New(cfg Config, parts Parts, log *slog.Logger) *Station {
 	s := &Station{Parts: parts, Config: cfg, log: log}
-	s.Metrics = metrics.New(parts.Store, s.deviceStatus)
+	names := make([]string, len(parts.Lanes))
+	for i, l := range parts.Lanes {
+		names[i] = l.Config.Name
+	}
+	s.Metrics = metrics.New(parts.Store, names, s.laneMetrics)
 	s.Pipeline = pipeline.New(parts.Store, pipeline.Config{PhotoWorkers: cfg.PhotoWorkers, Lease: cfg.Lease, CardPrefix: cfg.CardPrefix,
 		MaxBlanks: cfg.MaxBlanks, Issuer: cfg.Issuer, PrinterPatience: cfg.PrinterPatience},
-		log, imaging.CheckPhoto, parts.Reader, parts.Chip, parts.Printer, parts.Template, s.Metrics)
+		log, imaging.CheckPhoto, parts.Chip, parts.Lanes, parts.Template, s.Metrics)
 	s.Deliverer = webhook.New(parts.Store, cfg.Suppliers, log, s.Metrics)
 	s.Revocations = revocation.New(parts.Store, parts.Chip, log)
 	qa := qaChip{parts.Chip, s.Revocations.Source}
-	s.UI = ui.New(parts.Store, s.Pipeline, s.Revocations, s.Deliverer, ui.Devices{Reader: parts.Reader, Chip: qa, Printer: parts.Printer},
+	// QA reads cards in the first lane's encoder (with the station paused).
+	s.UI = ui.New(parts.Store, s.Pipeline, s.Revocations, s.Deliverer, ui.Devices{Reader: parts.Lanes[0].Devices.Reader, Chip: qa},
 		ui.Keys{DevelopmentCA: cfg.DevelopmentCA(), DevelopmentSeal: cfg.DevelopmentSeal()}, log)
 	s.API = api.New(api.Config{MaxBodyBytes: cfg.MaxBodyBytes, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst},
 		parts.Store, s.Pipeline, s.Revocations, parts.Template, s.UI.Changed, log)
@@ -79,10 +85,18 @@ func (q qaChip) Verify(ctx context.Context, card apdu.Card, pin string) (*person
 	return q.chip.Verifier(q.crl).Verify(ctx, card, pin)
 }
 
-func (s *Station) deviceStatus() (readerUp, printerUp bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+// laneMetrics reads each lane for /metrics: its state, whether its reader
+// is free of a fault and whether its printer says it is ready.
+func (s *Station) laneMetrics() []metrics.Lane {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return s.Pipeline.ReaderUp(), s.Printer.Status(ctx).Ready
+	snaps := s.Pipeline.Lanes(ctx)
+	out := make([]metrics.Lane, len(snaps))
+	for i, l := range snaps {
+		out[i] = metrics.Lane{Name: l.Name, State: string(l.State), ReaderUp: l.Fault != "reader",
+			PrinterUp: s.Lanes[i].Devices.Printer.Status(ctx).Ready, Blanks: l.Blanks}
+	}
+	return out
 }
 
 // Handler is the station's HTTP surface: the API, the metrics and the
@@ -114,19 +128,24 @@ func (s *Station) Run(ctx, cardCtx context.Context, ready func(addr string)) err
 			serveErr <- srv.Serve(ln)
 		}
 	}()
-	s.log.Info("station listening", "addr", ln.Addr().String(), "reader", s.Config.Reader, "printer", s.Config.Printer)
+	for _, l := range s.Lanes {
+		c := l.Config
+		s.log.Info("lane", "name", c.Name, "reader", c.Reader, "printer", c.Printer, "transport", c.Transport)
+	}
+	s.log.Info("station listening", "addr", ln.Addr().String(), "lanes", len(s.Lanes))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Pipeline.Run(ctx, cardCtx) })
 	wg.Go(func() { s.Deliverer.Run(ctx) })
+	wg.Go(func() { s.heartbeat(ctx) })
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
-	s.log.Info("stopping: finishing the card in hand")
+	s.log.Info("stopping: each lane finishes the card in hand")
 	s.UI.Stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

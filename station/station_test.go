@@ -61,25 +61,27 @@ func testStationLogged(t testing.TB, mutate func(*Config), log *slog.Logger) (*S
 	}
 	var parts Parts
 	var err error
-	if parts.Store, err = queue.Open(cfg.DBPath()); err != nil {
+	if parts.Store, err = queue.Open(cfg.Database(), queue.WithStation(cfg.Name), queue.WithSoleStation()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { parts.Store.Close() })
 	// As cmd/station does at every start.
+	if err := Register(context.Background(), parts.Store, true, log); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := parts.Store.Rescue(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim"), cfg.Stock); err != nil {
+	lanes, closeLanes, err := OpenLanes(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { closeLanes() })
+	parts.Lanes = lanes
 	if parts.Chip, err = personalize.New(personalize.Config{PKIDir: filepath.Join(cfg.DataDir, "pki"), CACert: cfg.CACert, CAKey: cfg.CAKey,
 		SealTo: cfg.SealTo, Issuer: cfg.Issuer, Certs: cfg.CertProfile()}); err != nil {
 		t.Fatal(err)
 	}
-	if parts.Printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { parts.Printer.Close() })
 	parts.Template = printer.DefaultTemplate()
 	token, err := api.NewToken()
 	if err != nil {
@@ -357,7 +359,7 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 	if !stationtest.HasAudit(t, s.Store, "station webhook_dead") {
 		t.Fatalf("dead letters not audited: %v", stationtest.Audit(t, s.Store))
 	}
-	if m := get(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead"} 2`) {
+	if m := get(t, hs.URL+"/metrics"); !strings.Contains(m, `station_webhook_deliveries_total{result="dead",station="`+s.Config.Name+`"} 2`) {
 		t.Fatalf("dead counter: %s", m)
 	}
 	// The daemon kept serving throughout.
@@ -385,7 +387,8 @@ func TestWebhookDeadLetterAndRedelivery(t *testing.T) {
 		t.Fatalf("redelivering a delivered notice: %d, want 409", r.Status)
 	}
 	metrics := get(t, hs.URL+"/metrics")
-	for _, want := range []string{`station_webhook_deliveries_total{result="dead"} 2`, `station_webhook_outbox{status="dead"} 1`} {
+	for _, want := range []string{`station_webhook_deliveries_total{result="dead",station="` + s.Config.Name + `"} 2`,
+		`station_webhook_outbox{station="` + s.Config.Name + `",status="dead"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -436,11 +439,15 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 		t.Errorf("sealed_pin_puk is not an age-sealed message: %.40q", sealed)
 	}
 	// The floor's figures are all on /metrics.
+	// Every figure names the station, for a Prometheus that scrapes a fleet.
 	metrics := get(t, "http://"+addr+"/metrics")
-	for _, want := range []string{`station_orders{state="produced"} 1`, `station_stage_seconds_count{stage="photo"}`,
-		`station_stage_seconds_count{stage="encode"}`, `station_stage_seconds_count{stage="print"}`, "station_cards_produced_total 1",
-		"station_spoiled_blanks_total 0", `station_webhook_deliveries_total{result="delivered"}`, `station_webhook_outbox{status="dead"} 0`,
-		"station_express_deadlines_missed_total 0", "station_reader_up", "station_printer_up 1"} {
+	name := `station="` + s.Config.Name + `"`
+	for _, want := range []string{`station_orders{state="produced",` + name + `} 1`, `station_stage_seconds_count{lane="",stage="photo",` + name + `}`,
+		`station_stage_seconds_count{lane="main",stage="encode",` + name + `}`, `station_stage_seconds_count{lane="main",stage="print",` + name + `}`,
+		`station_cards_produced_total{lane="main",` + name + `} 1`, `station_spoiled_blanks_total{lane="main",` + name + `} 0`,
+		`station_webhook_deliveries_total{result="delivered",` + name + `}`, `station_webhook_outbox{` + name + `,status="dead"} 0`,
+		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{lane="main",` + name + `} 1`,
+		`station_printer_up{lane="main",` + name + `} 1`, `station_lane_state{lane="main",state="idle",` + name + `} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -692,7 +699,7 @@ func TestBrowserOperatorFlows(t *testing.T) {
 		t.Fatalf("resume offered to QA: %d %v", n, err)
 	}
 	// The card leaves the reader before production resumes.
-	if err := s.Reader.(personalize.Ejector).Eject(context.Background()); err != nil {
+	if err := s.Lanes[0].Devices.Reader.(personalize.Ejector).Eject(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	logout()

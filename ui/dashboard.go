@@ -2,12 +2,18 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
+	"id06/lane"
 	"id06/order"
+	"id06/queue"
 )
 
 // dashboard is the live summary of the floor.
@@ -16,13 +22,29 @@ type dashboard struct {
 	Express       []expressRow
 	ProducedToday int
 	SpoiledToday  int
-	Reader        string
-	PrinterReady  bool
-	PrinterMsg    string
+	Lanes         []lane.Snapshot
 	Hooks         int  // suppliers with a webhook
 	Pending, Dead int  // their notices
 	DevCA         bool // cards signed by the development CA
 	DevSeal       bool // PIN/PUK sealed to the development age key
+	Stations      []stationRow
+}
+
+// stationRow is one station of the fleet (on SQLite, this one) with its
+// lanes as its last heartbeat described them.
+type stationRow struct {
+	Name     string
+	Live     bool
+	Status   string
+	LastSeen time.Time
+	Lanes    []laneRow
+}
+
+type laneRow struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Message    string `json:"message"`
+	CardInHand string `json:"card_in_hand"`
 }
 
 type stateCount struct {
@@ -40,7 +62,7 @@ type expressRow struct {
 
 func (u *UI) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	d := dashboard{Reader: u.devices.Reader.Name(), DevCA: u.keys.DevelopmentCA, DevSeal: u.keys.DevelopmentSeal}
+	d := dashboard{DevCA: u.keys.DevelopmentCA, DevSeal: u.keys.DevelopmentSeal}
 	counts, err := u.store.CountByState(ctx)
 	if err != nil {
 		u.fail(w, r, err)
@@ -76,10 +98,20 @@ func (u *UI) uiDashboard(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	stations, err := u.store.Stations(ctx)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	for _, st := range stations {
+		row := stationRow{Name: st.Name, Live: st.Live(now), Status: st.Status, LastSeen: st.LastSeen}
+		// Lanes are what the station said; one it cannot read shows none.
+		json.Unmarshal(st.Lanes, &row.Lanes)
+		d.Stations = append(d.Stations, row)
+	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	st := u.devices.Printer.Status(sctx)
+	d.Lanes = u.pipeline.Lanes(sctx)
 	cancel()
-	d.PrinterReady, d.PrinterMsg = st.Ready, st.Message
 	u.render(w, r, http.StatusOK, "dashboard", u.newPage(w, r, "nav_dashboard", d))
 }
 
@@ -110,4 +142,45 @@ func (u *UI) uiResume(w http.ResponseWriter, r *http.Request) {
 	u.log.Info("station resumed by an operator", "actor", actorOf(r.Context()))
 	u.Changed()
 	back(w, r, "/ui/", "resumed")
+}
+
+// uiLaneAction is an operator's pause, resume, drain or spoil of one lane.
+func (u *UI) uiLaneAction(w http.ResponseWriter, r *http.Request) {
+	ctx, name, action, actor := r.Context(), chi.URLParam(r, "name"), chi.URLParam(r, "action"), actorOf(r.Context())
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	var err error
+	switch action {
+	case "pause":
+		if reason == "" {
+			reason = "Paused by " + sessionOf(ctx).User
+		}
+		err = u.pipeline.PauseLane(name, reason)
+	case "resume":
+		err = u.pipeline.ResumeLane(ctx, name)
+		if err != nil && !errors.Is(err, queue.ErrNotFound) {
+			// Resumed, but a device still fails: the lane panel says why.
+			u.log.Warn("lane resumed; a device still fails", "lane", name, "err", err)
+			err = nil
+		}
+	case "drain":
+		err = u.pipeline.DrainLane(name)
+	case "spoil":
+		if reason == "" || len(reason) > 500 {
+			u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
+			return
+		}
+		_, err = u.pipeline.SpoilLane(ctx, name, actor, reason)
+	default:
+		u.uiError(w, r, http.StatusNotFound, "err_not_found")
+		return
+	}
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.audit(ctx, actor, "lane_"+action, strings.TrimSpace(name+" "+reason))
+	u.log.Info("lane action", "lane", name, "action", action, "actor", actor)
+	u.pipeline.Wake()
+	u.Changed()
+	back(w, r, "/ui/", "lane_"+action)
 }

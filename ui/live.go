@@ -13,7 +13,14 @@ import (
 func (u *UI) liveVersion(ctx context.Context) string {
 	c, _ := u.store.Changes(ctx)
 	paused, msg := u.pipeline.Paused()
-	return fmt.Sprintf("%s|%v|%s", c, paused, msg)
+	v := fmt.Sprintf("%s|%v|%s", c, paused, msg)
+	for _, l := range u.pipeline.Lanes(ctx) {
+		v += fmt.Sprintf("|%s:%s:%s:%d", l.Name, l.State, l.Reason, l.Blanks)
+		if l.Card != nil {
+			v += ":" + l.Card.Order + ":" + l.Card.Step
+		}
+	}
+	return v
 }
 
 // uiEvents streams "change" events to the page: from the hub for changes

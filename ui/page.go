@@ -21,10 +21,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"id06/lane"
 	"id06/order"
 	"id06/personalize"
 	"id06/personalize/apdu"
-	"id06/printer"
 	"id06/queue"
 )
 
@@ -47,6 +47,7 @@ type Store interface {
 	ProducedSince(ctx context.Context, t time.Time) (int, error)
 	SpoiledCount(ctx context.Context, since time.Time) (int, error)
 	OutboxCounts(ctx context.Context, suppliers ...string) (pending, dead int, err error)
+	Stations(ctx context.Context) ([]queue.StationInfo, error)
 	// orders
 	List(ctx context.Context, f queue.Filter) ([]*order.Record, error)
 	Get(ctx context.Context, id string) (*order.Record, error)
@@ -78,6 +79,11 @@ type Production interface {
 	Pause(message string)
 	Resume()
 	Paused() (bool, string)
+	Lanes(ctx context.Context) []lane.Snapshot
+	PauseLane(name, reason string) error
+	ResumeLane(ctx context.Context, name string) error
+	DrainLane(name string) error
+	SpoilLane(ctx context.Context, name, actor, reason string) (*order.Record, error)
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
 	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
 }
@@ -89,8 +95,8 @@ type Deliverer interface {
 	Wake()
 }
 
-// Devices are the encoder's reader and chip writer (for the QA check) and
-// the printer (for its state on the dashboard).
+// Devices are the reader and chip writer of the QA check (the first
+// lane's encoder, used while the station is paused).
 type Devices struct {
 	Reader interface {
 		Name() string
@@ -98,9 +104,6 @@ type Devices struct {
 	}
 	Chip interface {
 		Verify(ctx context.Context, card apdu.Card, pin string) (*personalize.Report, error)
-	}
-	Printer interface {
-		Status(ctx context.Context) printer.Status
 	}
 }
 
@@ -197,6 +200,7 @@ func (u *UI) Routes(r chi.Router) {
 			r.Use(u.requireRole("produce"))
 			r.Post("/pause", u.uiPause)
 			r.Post("/resume", u.uiResume)
+			r.Post("/lanes/{name}/{action}", u.uiLaneAction)
 			r.Post("/orders/{id}/override", u.orderAction("overridden", u.override))
 			r.Post("/orders/{id}/retry", u.orderAction("retried", u.retry))
 			r.Post("/orders/{id}/reproduce", u.orderAction("reproduced", u.reproduce))

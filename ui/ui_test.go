@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"id06/lane"
 	"id06/metrics"
 	"id06/order"
 	"id06/personalize"
@@ -51,23 +52,20 @@ func testPage(t testing.TB, suppliers []webhook.Supplier) (*testStation, *httpte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	reader, err := personalize.OpenReader("sim", filepath.Join(dir, "sim"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	chip, err := personalize.New(personalize.Config{PKIDir: filepath.Join(dir, "pki"), Issuer: "ID06 Card Supplier AB",
 		Certs: personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	prn, err := printer.OpenDriver("spool", filepath.Join(dir, "spool"))
+	lc := lane.Config{Name: lane.Main, Reader: "sim", Printer: "spool", Transport: "manual"}
+	dev, err := lane.Open(lc, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { prn.Close() })
-	m := metrics.New(s.store, func() (bool, bool) { return true, true })
-	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, reader, chip, prn, printer.DefaultTemplate(), m)
-	s.UI = New(s.store, s.pipeline, revocation.New(s.store, chip, log), webhook.New(s.store, suppliers, log, m), Devices{Reader: reader, Chip: chip, Printer: prn}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
+	t.Cleanup(func() { dev.Close() })
+	m := metrics.New(s.store, nil, func() []metrics.Lane { return nil })
+	s.pipeline = pipeline.New(s.store, pipeline.Config{}, log, nil, chip, []*lane.Lane{lane.New(lc, dev)}, printer.DefaultTemplate(), m)
+	s.UI = New(s.store, s.pipeline, revocation.New(s.store, chip, log), webhook.New(s.store, suppliers, log, m), Devices{Reader: dev.Reader, Chip: chip}, Keys{DevelopmentCA: true, DevelopmentSeal: true}, log)
 	r := chi.NewRouter()
 	r.Route("/ui", s.Routes)
 	hs := httptest.NewServer(r)

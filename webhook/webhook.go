@@ -40,7 +40,7 @@ type Supplier struct {
 
 // Outbox is what the deliverer needs of the database.
 type Outbox interface {
-	DueNoticesFor(ctx context.Context, suppliers []string, limit int) ([]*queue.Notice, error)
+	ClaimNotices(ctx context.Context, suppliers []string, limit int, lease time.Duration) ([]*queue.Notice, error)
 	NoticeDelivered(ctx context.Context, id int64) error
 	NoticeFailed(ctx context.Context, id int64, errText string, next time.Time, dead bool) error
 	Audit(ctx context.Context, actor, action, detail string) error
@@ -252,18 +252,21 @@ func (d *Deliverer) DeliverDue(ctx context.Context, supplier string) (int, error
 	if !ok {
 		return 0, fmt.Errorf("supplier %q has no webhook_url", supplier)
 	}
-	due, err := d.store.DueNoticesFor(ctx, []string{supplier}, 50)
-	if err != nil {
-		return 0, err
-	}
 	delivered := 0
-	for _, n := range due {
+	// One notice at a time, each claimed for this station while it is
+	// tried (long enough for one attempt), so a fleet never sends a
+	// notice from two stations at once.
+	for range 50 {
 		if ctx.Err() != nil {
 			return delivered, ctx.Err()
 		}
-		if !d.attempt(ctx, sup, n) {
-			// The receiver is down or slow: the rest of the batch would
-			// most likely wait out the same timeout. They stay due and are
+		due, err := d.store.ClaimNotices(ctx, []string{supplier}, 1, 2*d.clients[supplier].Timeout+10*time.Second)
+		if err != nil || len(due) == 0 {
+			return delivered, err
+		}
+		if !d.attempt(ctx, sup, due[0]) {
+			// The receiver is down or slow: the next notices would most
+			// likely wait out the same timeout. They stay due and are
 			// tried one per poll until the receiver answers again.
 			break
 		}

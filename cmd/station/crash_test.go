@@ -45,29 +45,7 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 	orders := d.waitFinal(ids, 5*time.Minute)
 	d.stop()
 
-	cards := map[string]string{}
-	for _, id := range ids {
-		o := orders[id]
-		if o.State != "produced" {
-			t.Errorf("%s ended %s", id, o.State)
-		}
-		if prev, dup := cards[o.CardNumber]; dup {
-			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)
-		}
-		cards[o.CardNumber] = id
-		produced := 0
-		for _, e := range o.Events {
-			if e.State == "produced" {
-				produced++
-			}
-			if strings.HasPrefix(e.Note, "resuming chip") {
-				t.Logf("%s: %s", id, e.Note)
-			}
-		}
-		if produced != 1 {
-			t.Errorf("%s has %d produced events", id, produced)
-		}
-	}
+	producedOnce(t, ids, orders)
 	// The database's own record: one produced card number per order, every
 	// other number it was given spoiled, and no number shared.
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "station.db")+"?mode=ro")

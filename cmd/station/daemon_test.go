@@ -213,6 +213,7 @@ type orderState struct {
 	CardNumber string `json:"card_number"`
 	ChipUID    string `json:"chip_uid"`
 	ValidUntil string `json:"valid_until"`
+	Lane       string `json:"lane"`
 	Events     []struct {
 		State string `json:"state"`
 		Note  string `json:"note"`
@@ -274,4 +275,33 @@ func (d *daemon) waitFinal(ids []string, timeout time.Duration) map[string]*orde
 		out[id] = o
 	}
 	return out
+}
+
+// producedOnce checks that every order was produced, once, on a card number
+// no other order has, and logs each chip resumed after a crash.
+func producedOnce(t *testing.T, ids []string, orders map[string]*orderState) {
+	t.Helper()
+	cards := map[string]string{}
+	for _, id := range ids {
+		o := orders[id]
+		if o.State != "produced" {
+			t.Errorf("%s ended %s", id, o.State)
+		}
+		if prev, dup := cards[o.CardNumber]; dup {
+			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)
+		}
+		cards[o.CardNumber] = id
+		produced := 0
+		for _, e := range o.Events {
+			if e.State == "produced" {
+				produced++
+			}
+			if strings.HasPrefix(e.Note, "resuming chip") {
+				t.Logf("%s: %s", id, e.Note)
+			}
+		}
+		if produced != 1 {
+			t.Errorf("%s has %d produced events", id, produced)
+		}
+	}
 }

@@ -31,9 +31,10 @@ type cli struct {
 }
 
 var verbs = map[string]verb{
-	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim] [--production]", "run the station daemon", runServe},
+	"serve":          {"serve [--listen ADDR] [--data DIR] [--config FILE] [--reader sim|pcsc[:NAME]] [--printer spool[:DIR]|ipp:URI|sim[:OPTIONS]] [--lane NAME=READER,PRINTER[,TRANSPORT]]... [--production] [--db URL] [--name NAME]", "run the station daemon", runServe},
 	"order submit":   {"order submit [--url URL] [--token TOKEN] [--data DIR] [--photo IMG] (FILE.json | --dir DIR)", "push orders to a running station", runOrderSubmit},
-	"db backup":      {"db backup [--data DIR] FILE", "write a consistent copy of the database while the station runs", runDBBackup},
+	"db backup":      {"db backup [--data DIR] [--db sqlite:PATH|postgres://…] FILE", "write a consistent copy of the database while the station runs (PostgreSQL: pg_dump's custom format)", runDBBackup},
+	"db migrate":     {"db migrate [--data DIR] [--db sqlite:PATH|postgres://…]", "bring the database's schema up to date (stations also do it at start)", runDBMigrate},
 	"photo check":    {"photo check IMG [--json]", "check a photo against the ID06 rules (exit 0 pass, 1 fail, 2 unreadable)", runPhotoCheck},
 	"photo crop":     {"photo crop IMG -o OUT.png [--chip-jpeg OUT.jpg]", "crop a photo to the 300x380 grayscale card portrait", runPhotoCrop},
 	"photo override": {"photo override ORDER-ID pass|fail --reason TEXT [--code CODE] [--operator NAME] [--data DIR]", "override the photo verdict of an order (operator)", runPhotoOverride},

@@ -17,6 +17,7 @@ import (
 
 	"id06/api"
 	"id06/internal/atomicfile"
+	"id06/lane"
 	"id06/personalize"
 	"id06/printer"
 	"id06/queue"
@@ -53,11 +54,19 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(out)
 	configFile := fs.String("config", getenv("STATION_CONFIG"), "configuration file (JSON)")
+	singleLane := false // the operator set a reader or printer of the one lane main
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
 	data := fs.String("data", "", "data directory (default ./var)")
-	reader := fs.String("reader", "", "card reader: sim | pcsc[:NAME]")
-	printerSpec := fs.String("printer", "", "printer: spool[:DIR] | ipp:URI | sim")
+	reader := fs.String("reader", "", "card reader of the one lane main: sim | pcsc[:NAME]")
+	printerSpec := fs.String("printer", "", "printer of the one lane main: spool[:DIR] | ipp:URI | sim[:OPTIONS]")
+	var laneFlags []string
+	fs.Func("lane", "a production lane NAME=READER,PRINTER[,TRANSPORT] (repeatable; env STATION_LANES, ';'-separated)", func(v string) error {
+		laneFlags = append(laneFlags, v)
+		return nil
+	})
 	production := fs.Bool("production", false, "refuse to start until real keys are configured (ca_cert, ca_key, seal_to)")
+	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
+	name := fs.String("name", "", "this station's name in a fleet (default the host name)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -70,6 +79,10 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cfg); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+		var set struct{ Reader, Printer *string }
+		if json.Unmarshal(b, &set) == nil && (set.Reader != nil || set.Printer != nil) {
+			singleLane = true
 		}
 	}
 	pick := func(dst *string, flagVal, env string) {
@@ -84,6 +97,8 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	pick(&cfg.DataDir, *data, "STATION_DATA")
 	pick(&cfg.Reader, *reader, "STATION_READER")
 	pick(&cfg.Printer, *printerSpec, "STATION_PRINTER")
+	pick(&cfg.DB, *db, "STATION_DB")
+	pick(&cfg.Name, *name, "STATION_NAME")
 	pick(&cfg.Template, "", "STATION_TEMPLATE")
 	pick(&cfg.CardPrefix, "", "STATION_CARD_PREFIX")
 	pick(&cfg.SealTo, "", "STATION_SEAL_TO")
@@ -99,27 +114,30 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 		cfg.Production = on
 	}
 	cfg.Production = cfg.Production || *production
+	singleLane = singleLane || *reader != "" || *printerSpec != "" || getenv("STATION_READER") != "" || getenv("STATION_PRINTER") != ""
+	lanes, err := lane.Resolve(lane.Sources{Flags: laneFlags, Env: getenv("STATION_LANES"), File: cfg.Lanes,
+		Reader: cfg.Reader, Printer: cfg.Printer, Explicit: singleLane}, cfg.DataDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Lanes = lanes
 	return cfg, cfg.Validate()
 }
 
 // openParts opens what the station runs on, as its configuration says: it
-// takes the data directory's lock, opens the database, rescues the leases of
-// a previous run, makes sure a development token exists, and opens the card
-// template, the reader, the chip writer and the printer. closeParts closes
-// them all.
+// takes the data directory's lock (for a SQLite database; PostgreSQL is
+// shared by a fleet), opens the database, registers the station's name,
+// rescues the leases of its previous run, makes sure a development token
+// exists, and opens the card template, each lane's reader, printer and
+// card transport, and the chip writer. closeParts closes them all.
 func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, closeParts func() error, err error) {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return parts, nil, err
 	}
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		return parts, nil, err
-	}
 	if err := ownerOnly(cfg.DataDir, log); err != nil {
-		lock.Close()
 		return parts, nil, err
 	}
-	closers := []func() error{lock.Close}
+	var closers []func() error
 	closeParts = func() error {
 		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -132,10 +150,23 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 			closeParts()
 		}
 	}()
-	if parts.Store, err = queue.Open(cfg.DBPath()); err != nil {
+	opts := []queue.Option{queue.WithStation(cfg.Name)}
+	sole := !queue.IsPostgres(cfg.Database())
+	if sole {
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return parts, nil, err
+		}
+		closers = append(closers, lock.Close)
+		opts = append(opts, queue.WithSoleStation())
+	}
+	if parts.Store, err = queue.Open(cfg.Database(), opts...); err != nil {
 		return parts, nil, err
 	}
 	closers = append(closers, parts.Store.Close)
+	if err := station.Register(context.Background(), parts.Store, sole, log); err != nil {
+		return parts, nil, err
+	}
 	if n, err := parts.Store.Rescue(context.Background(), true); err != nil {
 		return parts, nil, err
 	} else if n > 0 {
@@ -149,12 +180,12 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 	if parts.Template, err = loadTemplate(cfg.Template); err != nil {
 		return parts, nil, err
 	}
-	if parts.Reader, err = personalize.OpenReader(cfg.Reader, filepath.Join(cfg.DataDir, "sim"), cfg.Stock); err != nil {
-		return parts, nil, fmt.Errorf("card reader %q: %w", cfg.Reader, err)
+	lanes, closeLanes, err := station.OpenLanes(cfg)
+	if err != nil {
+		return parts, nil, err
 	}
-	if c, ok := parts.Reader.(interface{ Close() error }); ok {
-		closers = append(closers, c.Close)
-	}
+	parts.Lanes = lanes
+	closers = append(closers, closeLanes)
 	stock, err := personalize.Stock(cfg.Stock)
 	if err != nil {
 		return parts, nil, err
@@ -181,10 +212,6 @@ func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, close
 		log.Warn("DEVELOPMENT KEYS: PIN and PUK are sealed to the development age key whose private half is in " +
 			filepath.Join(cfg.DataDir, "pki") + "; anyone who can read the data directory can open them. Configure seal_to with the supplier's age recipient")
 	}
-	if parts.Printer, err = printer.OpenDriver(cfg.Printer, filepath.Join(cfg.DataDir, "spool")); err != nil {
-		return parts, nil, fmt.Errorf("printer %q: %w", cfg.Printer, err)
-	}
-	closers = append(closers, parts.Printer.Close)
 	return parts, closeParts, nil
 }
 

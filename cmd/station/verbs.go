@@ -149,13 +149,14 @@ func withPhoto(body []byte, photoPath string) ([]byte, error) {
 func runDBBackup(c *cli, args []string) error {
 	fs := c.flags("db backup")
 	data := fs.String("data", "", "data directory (default ./var)")
+	db := fs.String("db", "", "database: sqlite:PATH | postgres://… (default sqlite:DATA/station.db)")
 	pos, err := c.args(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	src := filepath.Join(dataDir(c, *data), "station.db")
-	if !fileExists(src) {
-		return fmt.Errorf("no database at %s", src)
+	src := database(c, *data, *db)
+	if path, ok := strings.CutPrefix(src, "sqlite:"); ok && !fileExists(path) {
+		return fmt.Errorf("no database at %s", path)
 	}
 	if fileExists(pos[0]) {
 		return fmt.Errorf("%s exists; choose a new file name", pos[0])
@@ -472,23 +473,33 @@ func (c *cli) withStore(data string, fn func(*queue.Store) error) error {
 	return fn(store)
 }
 
-// openStore opens the station database of a data directory (creating both
-// when new), for the verbs that work on it beside or without the daemon.
+// openStore opens the station database (STATION_DB, else the data
+// directory's SQLite file, creating both when new), for the verbs that work
+// on it beside or without the daemon.
 func openStore(c *cli, data string) (*queue.Store, error) {
 	dir := dataDir(c, data)
 	if err := ensureDataDir(dir); err != nil {
 		return nil, err
 	}
-	return queue.Open(filepath.Join(dir, "station.db"))
+	return queue.Open(database(c, data, ""))
+}
+
+// database is the database a verb works on: --db, else STATION_DB, else
+// the data directory's SQLite file.
+func database(c *cli, data, db string) string {
+	if db == "" {
+		db = c.getenv("STATION_DB")
+	}
+	return station.DatabaseOf(db, dataDir(c, data))
 }
 
 // findOrder names the order a card belongs to, when this station made it.
 func findOrder(c *cli, dir, cardNumber string) string {
-	path := filepath.Join(dir, "station.db")
-	if cardNumber == "" || !fileExists(path) {
+	src := database(c, dir, "")
+	if path, ok := strings.CutPrefix(src, "sqlite:"); cardNumber == "" || ok && !fileExists(path) {
 		return ""
 	}
-	store, err := queue.Open(path)
+	store, err := queue.Open(src)
 	if err != nil {
 		return ""
 	}

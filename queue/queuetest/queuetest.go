@@ -83,6 +83,17 @@ func Printing(t testing.TB, s *queue.Store, id string) *order.Record {
 // the chip uid and its encoding, as the pipeline would.
 func toPrinting(t testing.TB, s *queue.Store, n queue.NewOrder, uid string) *queue.Claim {
 	t.Helper()
+	c := toChip(t, s, n, uid)
+	if err := s.Encoded(context.Background(), c, "01", "2031-11-22", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// toChip takes a new order to the encoder with a card number and a chip
+// bound to it, before anything is written to the chip.
+func toChip(t testing.TB, s *queue.Store, n queue.NewOrder, uid string) *queue.Claim {
+	t.Helper()
 	ctx := context.Background()
 	if _, _, err := s.Submit(ctx, n, "supplier:"+n.Supplier); err != nil {
 		t.Fatal(err)
@@ -101,9 +112,6 @@ func toPrinting(t testing.TB, s *queue.Store, n queue.NewOrder, uid string) *que
 		t.Fatal(err)
 	}
 	if err := s.RecordChip(ctx, c, uid); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Encoded(ctx, c, "01", "2031-11-22", []byte("sealed")); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -1,4 +1,4 @@
-package queue
+package queuetest
 
 import (
 	"context"
@@ -9,15 +9,17 @@ import (
 	"time"
 
 	"id06/order"
+	"id06/queue"
 )
 
 // encodeWithCerts takes an order to the chip as the pipeline does when a run
 // was interrupted once: the first run's two certificates, then the resumed
 // run's two, of which only the last pair stays on the chip.
-func encodeWithCerts(t *testing.T, s *Store, id string, c *clock) (*Claim, []string, []string) {
+func encodeWithCerts(t *testing.T, s *queue.Store, id string, c *clock) (*queue.Claim, []string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	j := atChip(t, s, id, false, c.now())
+	j := toChip(t, s, queue.NewOrder{ID: id, Supplier: "sup", BodyHash: "h-" + id, Doc: []byte(`{}`), CardType: "id06",
+		Approvals: Holder(c.now()), Photo: []byte("jpeg")}, "04A1B2C3")
 	orphans, final := []string{id + "a1", id + "e1"}, []string{id + "a2", id + "e2"}
 	for i, serial := range append(append([]string(nil), orphans...), final...) {
 		if err := s.RecordCert(ctx, j, []string{"9a", "9e"}[i%2], serial, c.now().AddDate(3, 0, 0)); err != nil {
@@ -33,7 +35,7 @@ func encodeWithCerts(t *testing.T, s *Store, id string, c *clock) (*Claim, []str
 	return j, orphans, final
 }
 
-func crlSerials(t *testing.T, s *Store, now time.Time) map[string]string {
+func crlSerials(t *testing.T, s *queue.Store, now time.Time) map[string]string {
 	t.Helper()
 	entries, err := s.CRLEntries(context.Background(), now)
 	if err != nil {
@@ -46,21 +48,21 @@ func crlSerials(t *testing.T, s *Store, now time.Time) map[string]string {
 	return out
 }
 
-func TestRevokeCard(t *testing.T) {
-	s, c := open(t)
+func testRevokeCard(t *testing.T, e *env) {
+	s, c := e.first()
 	ctx := context.Background()
 	j, orphans, final := encodeWithCerts(t, s, "o1", c)
-	if got := crlSerials(t, s, c.now()); len(got) != 2 || got[orphans[0]] != RevokeSuperseded || got[orphans[1]] != RevokeSuperseded {
+	if got := crlSerials(t, s, c.now()); len(got) != 2 || got[orphans[0]] != queue.RevokeSuperseded || got[orphans[1]] != queue.RevokeSuperseded {
 		t.Fatalf("CRL after a resumed run: %v, want the first run's certificates superseded", got)
 	}
-	if _, _, err := s.Revoke(ctx, "o1", "sup", "supplier:sup", "lost"); !errors.Is(err, ErrState) {
-		t.Fatalf("revoking a card still at the printer: %v, want ErrState", err)
+	if _, _, err := s.Revoke(ctx, "o1", "sup", "supplier:sup", "lost"); !errors.Is(err, queue.ErrState) {
+		t.Fatalf("revoking a card still at the printer: %v, want queue.ErrState", err)
 	}
 	if err := s.Produced(ctx, j, "printed"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Revoke(ctx, "o1", "other", "supplier:other", "lost"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("another supplier's order: %v, want ErrNotFound", err)
+	if _, _, err := s.Revoke(ctx, "o1", "other", "supplier:other", "lost"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("another supplier's order: %v, want queue.ErrNotFound", err)
 	}
 	if rev, err := s.OrderRevocation(ctx, "o1"); err != nil || rev != nil {
 		t.Fatalf("a card not revoked: %+v %v", rev, err)
@@ -106,11 +108,11 @@ func TestRevokeCard(t *testing.T) {
 	if n, _ := s.OrderNotices(ctx, "o1"); len(n) != len(notices) {
 		t.Fatal("a repeated revocation sent another notice")
 	}
-	if _, _, err := s.Revoke(ctx, "o1", "", "operator:eva", "stolen"); !errors.Is(err, ErrRevoked) {
+	if _, _, err := s.Revoke(ctx, "o1", "", "operator:eva", "stolen"); !errors.Is(err, queue.ErrRevoked) {
 		t.Fatalf("revoke again for another reason: %v, want ErrRevoked", err)
 	}
 	cards, err := s.RevokedCards(ctx, 10)
-	if err != nil || len(cards) != 2 || cards[0].Reason != "lost" || cards[0].CardNumber != o.CardNumber || cards[1].Reason != RevokeSuperseded {
+	if err != nil || len(cards) != 2 || cards[0].Reason != "lost" || cards[0].CardNumber != o.CardNumber || cards[1].Reason != queue.RevokeSuperseded {
 		t.Fatalf("revoked cards %+v %v", cards, err)
 	}
 	// Expired certificates leave the CRL.
@@ -121,18 +123,21 @@ func TestRevokeCard(t *testing.T) {
 
 // A blank spoiled after its certificates were issued, and a produced card
 // sent back for re-production, take their certificates to the CRL.
-func TestSpoiledAndReproducedCardsAreRevoked(t *testing.T) {
-	s, c := open(t)
+func testSpoiledCardsAreRevoked(t *testing.T, e *env) {
+	s, c := e.first()
 	ctx := context.Background()
 	j, _, final := encodeWithCerts(t, s, "o1", c)
 	if failed, err := s.SpoilBlank(ctx, j, "print head jam", 3); err != nil || failed {
 		t.Fatalf("spoil: %v %v", failed, err)
 	}
-	if got := crlSerials(t, s, c.now()); got[final[0]] != RevokeSpoiled || got[final[1]] != RevokeSpoiled {
+	if got := crlSerials(t, s, c.now()); got[final[0]] != queue.RevokeSpoiled || got[final[1]] != queue.RevokeSpoiled {
 		t.Fatalf("CRL after the blank was spoiled: %v", got)
 	}
+}
 
-	s, c = open(t) // the spoiled order waits in ready, where a claim would take it
+func testReproducedCardsAreRevoked(t *testing.T, e *env) {
+	s, c := e.first()
+	ctx := context.Background()
 	j2, _, final2 := encodeWithCerts(t, s, "o2", c)
 	if err := s.Produced(ctx, j2, "printed"); err != nil {
 		t.Fatal(err)
@@ -140,28 +145,28 @@ func TestSpoiledAndReproducedCardsAreRevoked(t *testing.T) {
 	if _, err := s.Reproduce(ctx, "o2", "operator:eva", "print smudged"); err != nil {
 		t.Fatal(err)
 	}
-	if got := crlSerials(t, s, c.now()); got[final2[0]] != RevokeSuperseded || got[final2[1]] != RevokeSuperseded {
+	if got := crlSerials(t, s, c.now()); got[final2[0]] != queue.RevokeSuperseded || got[final2[1]] != queue.RevokeSuperseded {
 		t.Fatalf("CRL after re-production: %v", got)
 	}
 }
 
 // A card made before certificates were recorded (only the 9A serial on the
 // order) can still be revoked.
-func TestRevokeCardMadeBeforeCertificatesWereRecorded(t *testing.T) {
-	s, c := open(t)
+func testRevokeCardMadeBeforeCertificatesWereRecorded(t *testing.T, e *env) {
+	s, c := e.first()
 	ctx := context.Background()
 	produce(t, s, "old", false, c.now())
 	rev, created, err := s.Revoke(ctx, "old", "sup", "supplier:sup", "holder_left")
-	if err != nil || !created || !slices.Equal(rev.Serials, []string{"1234"}) {
+	if err != nil || !created || !slices.Equal(rev.Serials, []string{"01"}) {
 		t.Fatalf("revoke: %+v %v %v", rev, created, err)
 	}
-	if got := crlSerials(t, s, c.now()); got["1234"] != "holder_left" {
+	if got := crlSerials(t, s, c.now()); got["01"] != "holder_left" {
 		t.Fatalf("CRL %v", got)
 	}
 }
 
-func TestCRLNumbersGrow(t *testing.T) {
-	s, _ := open(t)
+func testCRLNumbersGrow(t *testing.T, e *env) {
+	s, _ := e.first()
 	ctx := context.Background()
 	a, err := s.NextCRLNumber(ctx)
 	if err != nil {

@@ -1,0 +1,97 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"id06/lane"
+	"id06/order"
+	"id06/queue"
+)
+
+// ErrNoLane is an operator action on a lane the station does not have.
+var ErrNoLane = fmt.Errorf("no such lane: %w", queue.ErrNotFound)
+
+// Lanes reads every lane for the operator page, the API and the metrics.
+func (p *Pipeline) Lanes(ctx context.Context) []lane.Snapshot {
+	out := make([]lane.Snapshot, len(p.lanes))
+	for i, l := range p.lanes {
+		out[i] = l.Snapshot(ctx)
+	}
+	return out
+}
+
+// Lane returns the lane of that name.
+func (p *Pipeline) Lane(name string) (*lane.Lane, error) {
+	for _, l := range p.lanes {
+		if l.Config.Name == name {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoLane, name)
+}
+
+// poke wakes the lane holding a card an operator changed.
+func (p *Pipeline) poke(name string) {
+	if l, err := p.Lane(name); err == nil {
+		l.Poke()
+	}
+}
+
+// PauseLane is an operator stopping one lane; its card in hand stays.
+func (p *Pipeline) PauseLane(name, reason string) error {
+	l, err := p.Lane(name)
+	if err != nil {
+		return err
+	}
+	l.Pause(reason)
+	return nil
+}
+
+// ResumeLane is an operator resuming one lane (which also tells its
+// devices: a simulated printer counts it as a refill).
+func (p *Pipeline) ResumeLane(ctx context.Context, name string) error {
+	l, err := p.Lane(name)
+	if err != nil {
+		return err
+	}
+	err = l.Resume(ctx)
+	p.Wake()
+	return err
+}
+
+// DrainLane lets a lane finish its card and take no new one.
+func (p *Pipeline) DrainLane(name string) error {
+	l, err := p.Lane(name)
+	if err != nil {
+		return err
+	}
+	l.Drain()
+	return nil
+}
+
+// SpoilLane is an operator spoiling the card in a paused lane's hand (a
+// jam it cannot get past): the card number is retired, the card goes to
+// the reject bin when the lane can send it there, and the order back to
+// ready for another lane.
+func (p *Pipeline) SpoilLane(ctx context.Context, name, actor, reason string) (*order.Record, error) {
+	l, err := p.Lane(name)
+	if err != nil {
+		return nil, err
+	}
+	s := l.Snapshot(ctx)
+	if s.Card == nil {
+		return nil, fmt.Errorf("%w: lane %s holds no card", queue.ErrState, name)
+	}
+	if s.State != lane.Paused {
+		return nil, fmt.Errorf("%w: pause lane %s first, so that its card stops moving", queue.ErrState, name)
+	}
+	o, err := p.store.SpoilInHand(ctx, s.Card.Order, name, actor, reason)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics.Spoiled(name)
+	l.Poke()
+	p.Wake()
+	return o, nil
+}
