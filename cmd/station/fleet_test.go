@@ -61,8 +61,9 @@ func newReceiver(t *testing.T, secret string) (*receiver, string) {
 	return rc, srv.URL
 }
 
-// fleetStation is one station of the fleet: its own data directory (sim
-// reader, spool printer, dev token) and name, the shared database.
+// fleetStation is one station of the fleet: its own data directory (two
+// lanes of sim reader and sim printer, dev token) and name, the shared
+// database.
 type fleetStation struct {
 	name, dir string
 	args      []string
@@ -95,7 +96,8 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	for i := range stations {
 		name := fmt.Sprintf("floor-%d", i+1)
 		stations[i] = &fleetStation{name: name, dir: filepath.Join(t.TempDir(), name),
-			args: []string{"--db", url, "--name", name, "--config", cfg, "--reader", "sim:apdu-delay=10ms"}}
+			args: []string{"--db", url, "--name", name, "--config", cfg,
+				"--lane", "a=sim:apdu-delay=10ms,sim:print-time=100ms", "--lane", "b=sim:apdu-delay=10ms,sim:print-time=100ms"}}
 		stations[i].start(t)
 	}
 	photos := passPhotos(t)
@@ -241,7 +243,7 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		t.Fatalf("GET /v1/ops/stations: %d %s %v", code, body, err)
 	}
 	for i, st := range fleet.Stations {
-		if st.Name != stations[i].name || !st.Live || len(st.Lanes) != 1 {
+		if st.Name != stations[i].name || !st.Live || len(st.Lanes) != 2 {
 			t.Errorf("station %d in the fleet view: %+v", i, st)
 		}
 	}
