@@ -132,17 +132,32 @@ func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log
 			return false, false, err
 		}
 	}
-	if err := p.renderFace(ctx, c, o, validUntil); err != nil {
-		spoiled, err := p.failCard(ctx, l, c, "card face: "+err.Error(), log)
-		return false, spoiled, err
+	// The face is drawn while the chip is written: the CPU work overlaps
+	// the chip's I/O instead of holding up the lane.
+	faced := make(chan error, 1)
+	go func() { faced <- p.renderFace(ctx, c, o, validUntil) }()
+	faceErr, faceDone := error(nil), false
+	face := func() error {
+		if !faceDone {
+			faceErr, faceDone = <-faced, true
+		}
+		return faceErr
 	}
+	defer face()
 	if err := p.checkpoint(ctx, l, c, "encoding"); err != nil {
 		return false, false, err
 	}
 	for {
-		done, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
+		res, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
+		if res != nil {
+			if err := face(); err != nil {
+				spoiled, err := p.failCard(ctx, l, c, "card face: "+err.Error(), log)
+				return false, spoiled, err
+			}
+			return true, false, p.encoded(ctx, c, res, validUntil)
+		}
 		if !retry {
-			return done, spoiled, err
+			return false, spoiled, err
 		}
 		// A reader fault says nothing about the blank: the card stays in the
 		// lane's hand with its number and chip, and the same chip is resumed
@@ -152,6 +167,22 @@ func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log
 			return false, false, err
 		}
 	}
+}
+
+// encoded records the written chip: certificates an interrupted run issued
+// for it were replaced on it with their keys and go on the CRL; the order
+// moves on to printing.
+func (p *Pipeline) encoded(ctx context.Context, c *queue.Claim, res *personalize.Result, validUntil time.Time) error {
+	var keep []string
+	for _, ic := range res.Certs {
+		keep = append(keep, ic.Serial)
+	}
+	if err := p.durably(ctx, "replaced certificates revoked", func() error { return p.store.SupersedeCerts(ctx, c, keep) }); err != nil {
+		return err
+	}
+	return p.durably(ctx, "chip written", func() error {
+		return p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
+	})
 }
 
 // feed puts a blank under the lane's encoder. When the transport cannot
@@ -202,36 +233,37 @@ func (p *Pipeline) failCard(ctx context.Context, l *lane.Lane, c *queue.Claim, r
 	return true, p.store.FailSpoiled(ctx, c, reason)
 }
 
-// writeChip connects to the card in the lane's encoder and personalises it.
-// retry: a reader fault, to be tried again on the same card.
-func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, o *order.Order, validUntil time.Time, log *slog.Logger) (done, spoiled, retry bool, err error) {
+// writeChip connects to the card in the lane's encoder and personalises it:
+// res is the written chip. retry: a reader fault, to be tried again on the
+// same card.
+func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, o *order.Order, validUntil time.Time, log *slog.Logger) (res *personalize.Result, spoiled, retry bool, err error) {
 	card, err := l.Devices.Reader.Connect(ctx)
 	if err != nil {
-		return false, false, ctx.Err() == nil, err
+		return nil, false, ctx.Err() == nil, err
 	}
 	defer card.Close()
 	if c.ChipUID != "" {
 		uid, err := personalize.ReadUID(ctx, card)
 		if err != nil {
-			return false, true, false, p.spoil(ctx, l, c, "chip UID unreadable: "+err.Error(), log)
+			return nil, true, false, p.spoil(ctx, l, c, "chip UID unreadable: "+err.Error(), log)
 		}
 		if got := strings.ToUpper(hex.EncodeToString(uid)); got != c.ChipUID {
 			// The blank this order was bound to left the encoder mid-write; it
 			// may hold part of the data, so it is retired with its number.
-			return false, true, false, p.spoil(ctx, l, c, "blank "+c.ChipUID+" was lost mid-encoding; the reader now holds "+got, log)
+			return nil, true, false, p.spoil(ctx, l, c, "blank "+c.ChipUID+" was lost mid-encoding; the reader now holds "+got, log)
 		}
 		log.Info("resuming the card in the encoder", "chip", c.ChipUID)
 		if err := p.store.Advance(ctx, c, order.Encoding, "resuming chip "+c.ChipUID+" left half-written"); err != nil {
-			return false, false, false, err
+			return nil, false, false, err
 		}
 	}
 	facial, err := p.store.Blob(ctx, c.ID, "chip_jpeg")
 	if err != nil {
-		return false, false, false, fmt.Errorf("chip portrait: %w", err)
+		return nil, false, false, fmt.Errorf("chip portrait: %w", err)
 	}
 	cardUUID, err := uuid.Parse(c.CardUUID)
 	if err != nil {
-		return false, false, false, fmt.Errorf("card uuid: %w", err)
+		return nil, false, false, fmt.Errorf("card uuid: %w", err)
 	}
 	data := personalize.CardData{
 		CardNumber: c.CardNumber, CardUUID: [16]byte(cardUUID),
@@ -242,7 +274,7 @@ func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, 
 		data.ExpectedUID, _ = hex.DecodeString(c.ChipUID)
 	}
 	var recordErr error // the database's answer, not the reader's
-	res, err := p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
+	res, err = p.chip.Personalize(ctx, card, data, personalize.Record{UID: func(uid []byte) error {
 		u := strings.ToUpper(hex.EncodeToString(uid))
 		if c.ChipUID == u {
 			return nil
@@ -258,30 +290,19 @@ func (p *Pipeline) writeChip(ctx context.Context, l *lane.Lane, c *queue.Claim, 
 	switch {
 	case err == nil:
 	case recordErr != nil || errors.Is(err, queue.ErrLeaseLost) || ctx.Err() != nil:
-		return false, false, false, err
+		return nil, false, false, err
 	case errors.Is(err, personalize.ErrSpoiled) || errors.Is(err, personalize.ErrNotBlank):
-		return false, true, false, p.spoil(ctx, l, c, err.Error(), log)
+		return nil, true, false, p.spoil(ctx, l, c, err.Error(), log)
 	case errors.Is(err, personalize.ErrCardData):
 		// Found before the card is touched; another blank would fare no
-		// better, so the order fails, its blank (untouched) to the reject bin.
+		// better, so the order fails; the untouched blank stays for the next.
 		spoiled, err := p.failCard(ctx, l, c, "the chip cannot take this order's data: "+err.Error(), log)
-		return false, spoiled, false, err
+		return nil, spoiled, false, err
 	default:
-		return false, false, true, err
+		return nil, false, true, err
 	}
 	log.Info("chip written and verified", "chip", c.ChipUID, "apdus", res.APDUs)
-	// Certificates an interrupted run issued for this chip were replaced on
-	// it with their keys: they go on the CRL.
-	var keep []string
-	for _, ic := range res.Certs {
-		keep = append(keep, ic.Serial)
-	}
-	if err := p.durably(ctx, "replaced certificates revoked", func() error { return p.store.SupersedeCerts(ctx, c, keep) }); err != nil {
-		return false, false, false, err
-	}
-	return true, false, false, p.durably(ctx, "chip written", func() error {
-		return p.store.Encoded(ctx, c, res.CertSerial, validUntil.Format(time.DateOnly), res.SealedSecrets)
-	})
+	return res, false, false, nil
 }
 
 // durably records what a device did and cannot undo (a chip bound or

@@ -37,7 +37,7 @@ func BenchmarkIPPPrint(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if err := d.Print(ctx, Job{ID: fmt.Sprintf("bench-%d", i), PDF: face.PDF}); err != nil {
+		if err := PrintOnce(ctx, d, Job{ID: fmt.Sprintf("bench-%d", i), PDF: face.PDF}); err != nil {
 			b.Fatal(err)
 		}
 	}

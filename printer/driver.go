@@ -35,8 +35,6 @@ type Driver interface {
 	// Wait blocks while the job is pending and the printer reports no
 	// fault, then answers as Lookup does.
 	Wait(ctx context.Context, jobID string) (JobStatus, error)
-	// Print is PrintOnce with this driver.
-	Print(ctx context.Context, job Job) error
 	Status(ctx context.Context) Status
 	Close() error
 }
@@ -199,12 +197,6 @@ func driverOrNil[D Driver](d D, err error) (Driver, error) {
 type Dirs struct {
 	Spool string // the hot folder of a bare "spool"
 	Sim   string // the simulated printer's state; "" keeps it in memory
-}
-
-// OpenDriver opens a printer with spoolDefault as the hot folder of a bare
-// "spool" and a simulator that keeps its state in memory.
-func OpenDriver(spec, spoolDefault string) (Driver, error) {
-	return Open(spec, Dirs{Spool: spoolDefault})
 }
 
 // Open opens a printer from a spec: "spool" (the hot folder dirs.Spool),

@@ -19,7 +19,7 @@ import (
 
 var testPDF = []byte("%PDF-1.4\n% card face\n%%EOF\n")
 
-func TestOpenDriver(t *testing.T) {
+func TestOpen(t *testing.T) {
 	spoolDefault := t.TempDir()
 	tests := []struct {
 		spec    string
@@ -50,13 +50,13 @@ func TestOpenDriver(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
-			d, err := OpenDriver(tc.spec, spoolDefault)
+			d, err := Open(tc.spec, Dirs{Spool: spoolDefault})
 			if tc.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("OpenDriver(%q) error = %v, want %q", tc.spec, err, tc.want)
+					t.Fatalf("Open(%q) error = %v, want %q", tc.spec, err, tc.want)
 				}
 				if d != nil {
-					t.Fatalf("OpenDriver(%q) failed but returned a non-nil %T, which its caller would Close", tc.spec, d)
+					t.Fatalf("Open(%q) failed but returned a non-nil %T, which its caller would Close", tc.spec, d)
 				}
 				return
 			}
@@ -65,11 +65,11 @@ func TestOpenDriver(t *testing.T) {
 			}
 			defer d.Close()
 			if got := typeName(d); got != tc.want {
-				t.Errorf("OpenDriver(%q) = %s, want %s", tc.spec, got, tc.want)
+				t.Errorf("Open(%q) = %s, want %s", tc.spec, got, tc.want)
 			}
 		})
 	}
-	if _, err := OpenDriver("spool", ""); err == nil {
+	if _, err := Open("spool", Dirs{}); err == nil {
 		t.Error("spool without any directory opened")
 	}
 }
@@ -114,7 +114,7 @@ func TestSimDriver(t *testing.T) {
 	for _, code := range []string{FaultOffline, FaultMediaEmpty, FaultMediaJam, FaultRibbonEmpty, FaultBusy} {
 		t.Run(code, func(t *testing.T) {
 			s.SetFault(code)
-			err := s.Print(ctx, Job{ID: "job-" + code, PDF: testPDF})
+			err := PrintOnce(ctx, s, Job{ID: "job-" + code, PDF: testPDF})
 			f, ok := AsFault(err)
 			if !ok || f.Code != code {
 				t.Fatalf("Print with %s fault = %v, want that fault", code, err)
@@ -123,7 +123,7 @@ func TestSimDriver(t *testing.T) {
 				t.Errorf("Status = %+v, want fault %s with a message", st, code)
 			}
 			s.ClearFault()
-			if err := s.Print(ctx, Job{ID: "job-" + code, PDF: testPDF}); err != nil {
+			if err := PrintOnce(ctx, s, Job{ID: "job-" + code, PDF: testPDF}); err != nil {
 				t.Fatalf("after ClearFault: %v", err)
 			}
 		})
@@ -132,16 +132,16 @@ func TestSimDriver(t *testing.T) {
 		t.Errorf("media-empty message = %q", got)
 	}
 	// The same job twice prints once.
-	if err := s.Print(ctx, Job{ID: "job-offline", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, s, Job{ID: "job-offline", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.Jobs()); n != 5 {
 		t.Errorf("%d jobs printed, want 5 (one per ID)", n)
 	}
-	if err := s.Print(ctx, Job{ID: "../etc/passwd", PDF: testPDF}); err == nil {
+	if err := PrintOnce(ctx, s, Job{ID: "../etc/passwd", PDF: testPDF}); err == nil {
 		t.Error("a job ID with a path was accepted")
 	}
-	if err := s.Print(ctx, Job{ID: "ok", PDF: []byte("GIF89a")}); err == nil {
+	if err := PrintOnce(ctx, s, Job{ID: "ok", PDF: []byte("GIF89a")}); err == nil {
 		t.Error("a non-PDF document was accepted")
 	}
 }
@@ -155,7 +155,7 @@ func TestSpoolDriver(t *testing.T) {
 	}
 	s.now = func() time.Time { return time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC) }
 	job := Job{ID: "ord-1-a1", CardNumber: "BB-1234-567890", OrderID: "sup-2026-000123", PDF: testPDF}
-	if err := s.Print(ctx, job); err != nil {
+	if err := PrintOnce(ctx, s, job); err != nil {
 		t.Fatal(err)
 	}
 	if got := visible(t, dir); strings.Join(got, " ") != "ord-1-a1.json ord-1-a1.pdf" {
@@ -186,7 +186,7 @@ func TestSpoolDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Print(ctx, job); err != nil {
+	if err := PrintOnce(ctx, s, job); err != nil {
 		t.Fatal(err)
 	}
 	if got := visible(t, dir); len(got) != 0 {
@@ -198,7 +198,7 @@ func TestSpoolDriver(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ord-9-a1.pdf"), []byte("%PDF-earlier"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Print(ctx, Job{ID: "ord-9-a1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, s, Job{ID: "ord-9-a1", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "ord-9-a1.pdf")); string(got) != "%PDF-earlier" {
@@ -233,7 +233,7 @@ func TestSpoolDriver(t *testing.T) {
 	if err := os.WriteFile(status, []byte(`{"ready": false, "code": "media-empty"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Print(ctx, Job{ID: "ord-2-a1", PDF: testPDF})
+	err = PrintOnce(ctx, s, Job{ID: "ord-2-a1", PDF: testPDF})
 	if f, ok := AsFault(err); !ok || f.Code != FaultMediaEmpty || f.Message != "Out of cards: refill the card hopper" {
 		t.Fatalf("Print with media-empty status = %v", err)
 	}
@@ -243,7 +243,7 @@ func TestSpoolDriver(t *testing.T) {
 	if err := os.WriteFile(status, []byte(`{"ready": true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Print(ctx, Job{ID: "ord-2-a1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, s, Job{ID: "ord-2-a1", PDF: testPDF}); err != nil {
 		t.Fatalf("after the fault cleared: %v", err)
 	}
 	if err := os.WriteFile(status, []byte(`{not json`), 0o600); err != nil {
@@ -260,7 +260,7 @@ func TestSpoolDriver(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Print(ctx, Job{ID: "ord-3-a1", PDF: testPDF})
+	err = PrintOnce(ctx, s, Job{ID: "ord-3-a1", PDF: testPDF})
 	if f, ok := AsFault(err); !ok || f.Code != FaultOffline || !f.Retryable {
 		t.Fatalf("Print into a missing folder = %v, want a retryable offline fault", err)
 	}
@@ -292,7 +292,7 @@ func TestJobIDFollowsTheOrderIDRule(t *testing.T) {
 		if err := order.CheckID(id); err != nil {
 			t.Fatalf("%q: %v", id, err)
 		}
-		if err := s.Print(ctx, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF}); err != nil {
+		if err := PrintOnce(ctx, s, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF}); err != nil {
 			t.Errorf("order id %q accepted at intake but its print job is refused: %v", id, err)
 		}
 	}
@@ -300,12 +300,12 @@ func TestJobIDFollowsTheOrderIDRule(t *testing.T) {
 		if order.CheckID(id) == nil {
 			t.Fatalf("%q passes the order id rule", id)
 		}
-		err := s.Print(ctx, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF})
+		err := PrintOnce(ctx, s, Job{ID: JobID(id, "BB-0000-000018"), OrderID: id, CardNumber: "BB-0000-000018", PDF: testPDF})
 		if !errors.Is(err, ErrRefused) {
 			t.Errorf("order id %q: %v, want ErrRefused", id, err)
 		}
 	}
-	if err := s.Print(ctx, Job{ID: "ok", PDF: []byte("GIF89a")}); !errors.Is(err, ErrRefused) {
+	if err := PrintOnce(ctx, s, Job{ID: "ok", PDF: []byte("GIF89a")}); !errors.Is(err, ErrRefused) {
 		t.Errorf("a non-PDF document: %v, want ErrRefused", err)
 	}
 }

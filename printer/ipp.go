@@ -111,9 +111,6 @@ func NewIPPDriver(uri string) (*IPPDriver, error) {
 	}, nil
 }
 
-// Print is PrintOnce with this printer.
-func (d *IPPDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, d, job) }
-
 // Lookup finds the newest printer job named jobID (the station's job ID is
 // the IPP job-name) in the printer's job history.
 func (d *IPPDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {

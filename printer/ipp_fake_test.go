@@ -174,7 +174,7 @@ func TestIPPFaultMapping(t *testing.T) {
 			f, d := newFakeIPP(t)
 			f.set(func(f *fakeIPP) { f.reason = tc.reason })
 			st := d.Status(context.Background())
-			err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF})
+			err := PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF})
 			if tc.wantCode == "" {
 				if !st.Ready || err != nil {
 					t.Fatalf("Status %+v, Print %v: want ready and printed", st, err)
@@ -200,7 +200,7 @@ func TestIPPFaultMapping(t *testing.T) {
 func TestIPPBusyIsRetried(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.busy = 3 })
-	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatalf("Print after 3 busy answers: %v", err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 4 {
@@ -215,7 +215,7 @@ func TestIPPBusyIsRetried(t *testing.T) {
 
 	f.set(func(f *fakeIPP) { f.busy = 100 })
 	d.BusyRetries = 2
-	err := d.Print(context.Background(), Job{ID: "j2", PDF: testPDF})
+	err := PrintOnce(context.Background(), d, Job{ID: "j2", PDF: testPDF})
 	if fault, ok := AsFault(err); !ok || fault.Code != FaultBusy || !fault.Retryable {
 		t.Fatalf("Print against a printer that stays busy = %v, want a retryable busy fault", err)
 	}
@@ -229,7 +229,7 @@ func TestIPPFaultWhileQueued(t *testing.T) {
 	f.set(func(f *fakeIPP) { f.hold = true })
 	ctx := context.Background()
 	done := make(chan error, 1)
-	go func() { done <- d.Print(ctx, Job{ID: "j1", PDF: testPDF}) }()
+	go func() { done <- PrintOnce(ctx, d, Job{ID: "j1", PDF: testPDF}) }()
 	waitFor(t, func() bool { return f.count(ipp.OperationGetJobAttributes) > 0 })
 	f.set(func(f *fakeIPP) { f.reason = "marker-supply-empty-error" })
 	err := <-done
@@ -239,7 +239,7 @@ func TestIPPFaultWhileQueued(t *testing.T) {
 
 	// Ribbon replaced; the printer finishes the held job.
 	f.set(func(f *fakeIPP) { f.reason = "none"; f.jobs[0].state = ipp.JobStateCompleted })
-	if err := d.Print(ctx, Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatalf("Print after the fault cleared: %v", err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 1 {
@@ -251,7 +251,7 @@ func TestIPPFaultWhileQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.Print(ctx, Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, d2, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 1 {
@@ -263,12 +263,12 @@ func TestIPPAbortedJobIsResubmitted(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.abortAll = true })
 	ctx := context.Background()
-	err := d.Print(ctx, Job{ID: "j1", PDF: testPDF})
+	err := PrintOnce(ctx, d, Job{ID: "j1", PDF: testPDF})
 	if fault, ok := AsFault(err); !ok || fault.Code != FaultJobAborted || !fault.Retryable {
 		t.Fatalf("Print of an aborted job = %v, want a retryable job-aborted fault", err)
 	}
 	f.set(func(f *fakeIPP) { f.abortAll = false })
-	if err := d.Print(ctx, Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(ctx, d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 2 {
@@ -287,7 +287,7 @@ func TestIPPOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.Print(context.Background(), Job{ID: "j1", PDF: testPDF})
+	err = PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF})
 	if fault, ok := AsFault(err); !ok || fault.Code != FaultOffline || !fault.Retryable {
 		t.Fatalf("Print to a dead address = %v, want a retryable offline fault", err)
 	}
@@ -296,7 +296,7 @@ func TestIPPOffline(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := d.Print(ctx, Job{ID: "j1", PDF: testPDF}); !errors.Is(err, context.Canceled) {
+	if err := PrintOnce(ctx, d, Job{ID: "j1", PDF: testPDF}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Print with a cancelled context = %v", err)
 	}
 }
@@ -316,7 +316,7 @@ func TestIPPHeldJob(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.hold = true })
 	done := make(chan error, 1)
-	go func() { done <- d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}) }()
+	go func() { done <- PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}) }()
 	waitFor(t, func() bool { return f.count(ipp.OperationGetJobAttributes) > 0 })
 	f.set(func(f *fakeIPP) { f.jobs[0].state = ipp.JobStateHeld })
 	if fault, ok := AsFault(<-done); !ok || fault.Code != FaultJobHeld {
@@ -331,7 +331,7 @@ func TestIPPHeldJob(t *testing.T) {
 	if st := d.Status(context.Background()); !st.Ready {
 		t.Fatalf("Status after release = %+v", st)
 	}
-	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 1 {
@@ -345,14 +345,14 @@ func TestIPPJobLostAtPrinter(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.hold = true })
 	done := make(chan error, 1)
-	go func() { done <- d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}) }()
+	go func() { done <- PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}) }()
 	waitFor(t, func() bool { return f.count(ipp.OperationGetJobAttributes) > 0 })
 	f.set(func(f *fakeIPP) { f.reason = "media-jam-error" })
 	if _, ok := AsFault(<-done); !ok {
 		t.Fatal("no fault during the jam")
 	}
 	f.set(func(f *fakeIPP) { f.reason = "none"; f.jobs = nil; f.hold = false }) // printer restarted
-	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatalf("Print after the printer lost the job: %v", err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 2 {
@@ -368,7 +368,7 @@ func TestIPPJobLostAtPrinter(t *testing.T) {
 func TestIPPOkIgnored(t *testing.T) {
 	f, d := newFakeIPP(t)
 	f.set(func(f *fakeIPP) { f.ignored = true })
-	if err := d.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(context.Background(), d, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatalf("Print answered successful-ok-ignored-or-substituted-attributes: %v", err)
 	}
 	if n := f.count(ipp.OperationPrintJob); n != 1 {
@@ -382,7 +382,7 @@ func TestIPPSides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d2.Print(context.Background(), Job{ID: "j1", PDF: testPDF}); err != nil {
+	if err := PrintOnce(context.Background(), d2, Job{ID: "j1", PDF: testPDF}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.jobs[0].sides; got != "two-sided-long-edge" {

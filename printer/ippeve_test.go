@@ -17,7 +17,7 @@ import (
 func TestIPPEveRoundTrip(t *testing.T) {
 	e := ippetest.Start(t)
 	// -2: the printer does duplex, as a card printer with a flipper does.
-	d, err := OpenDriver("ipp:"+e.URI+"?sides=two-sided-long-edge", "")
+	d, err := Open("ipp:"+e.URI+"?sides=two-sided-long-edge", Dirs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestIPPEveRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := Job{ID: "sup-2026-000123.1", CardNumber: "BB-1234-567890", OrderID: "sup-2026-000123", PDF: face.PDF}
-	if err := d.Print(ctx, job); err != nil {
+	if err := PrintOnce(ctx, d, job); err != nil {
 		t.Fatalf("Print: %v\n%s", err, e.LogText())
 	}
 	files := e.Received(t)

@@ -210,9 +210,6 @@ func (s *SimDriver) takeBlank() *Fault {
 	return nil
 }
 
-// Print is PrintOnce with the simulator.
-func (s *SimDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, s, job) }
-
 // Submit takes the card in the card path (or a blank from the hopper when
 // none was fed) to the print head. The card that makes jam-after full
 // jams: the job stays pending until Recover.

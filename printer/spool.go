@@ -58,9 +58,6 @@ func NewSpoolDriver(dir string) (*SpoolDriver, error) {
 	return &SpoolDriver{dir: dir, now: time.Now}, nil
 }
 
-// Print is PrintOnce with the hot folder.
-func (s *SpoolDriver) Print(ctx context.Context, job Job) error { return PrintOnce(ctx, s, job) }
-
 // Lookup reads the folder's job history. A hand-over that a crash cut
 // between recording it and renaming the PDF into place is finished here.
 func (s *SpoolDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {

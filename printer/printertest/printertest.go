@@ -119,10 +119,6 @@ var printerSuite = []struct {
 			t.Fatalf("PrintOnce again: %v", err)
 		}
 		wantReceived(t, p, j.ID, 1, "after printing the same job again")
-		if err := d.Print(ctx, j); err != nil {
-			t.Fatalf("Print (the driver's PrintOnce): %v", err)
-		}
-		wantReceived(t, p, j.ID, 1, "after Print of the same job")
 	}},
 	{"LookupAfterRestart", func(t *testing.T, ctx context.Context, p *Printer) {
 		d, j := p.Open(t), job(t)
