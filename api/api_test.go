@@ -498,3 +498,30 @@ func TestPutPhotoChecksTheContentType(t *testing.T) {
 		})
 	}
 }
+
+// HTTP authentication schemes are case-insensitive: clients
+// that send "bearer" or "BEARER" get in, on the supplier and operator APIs.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	s, hs, token := testServer(t, nil)
+	operator := newToken(t, s, "floor", "operator")
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		for _, c := range []struct{ method, path, token string }{
+			{"GET", "/v1/orders", token},
+			{"POST", "/v1/ops/resume", operator},
+		} {
+			req, err := http.NewRequest(c.method, hs.URL+c.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", scheme+" "+c.token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s %s with %q: %d, want 200", c.method, c.path, scheme, resp.StatusCode)
+			}
+		}
+	}
+}

@@ -23,11 +23,11 @@ func (a *API) opsRoutes(r chi.Router) {
 	r.Post("/orders/{id}/revoke", a.h(a.opsRevoke))
 	r.Post("/pause", a.h(a.opsPause))
 	r.Post("/resume", a.h(a.opsResume))
+	r.Get("/stations", a.h(a.opsStations))
 	r.Get("/lanes", a.h(a.opsLanes))
 	for _, action := range []string{"pause", "resume", "drain", "spoil"} {
 		r.Post("/lanes/{name}/"+action, a.h(a.opsLaneAction(action)))
 	}
-	r.Get("/stations", a.h(a.opsStations))
 }
 
 // stationJSON is one station of the fleet as GET /v1/ops/stations shows it.
@@ -38,7 +38,7 @@ type stationJSON struct {
 	StartedAt  time.Time       `json:"started_at"`
 	LastSeen   time.Time       `json:"last_seen"`
 	Lanes      json.RawMessage `json:"lanes"`
-	CardInHand string          `json:"card_in_hand"` // order id, "" when none
+	CardInHand string          `json:"card_in_hand"` // order ids of the lanes' cards in hand, comma-separated
 }
 
 // opsStations lists every station sharing the database: on SQLite the one.

@@ -22,7 +22,7 @@ func supplierOf(ctx context.Context) string { s, _ := ctx.Value(supplierKey{}).(
 // requireToken admits requests with a supplier's bearer token.
 func (a *API) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		token, ok := bearerToken(r)
 		if !ok || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="station"`)
 			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: "unauthorized",
@@ -43,13 +43,21 @@ func (a *API) requireToken(next http.Handler) http.Handler {
 	})
 }
 
+// bearerToken is the token of an "Authorization: Bearer TOKEN" header; the
+// scheme's case does not matter in HTTP, and some clients send
+// "bearer".
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return token, ok && strings.EqualFold(scheme, "Bearer")
+}
+
 // requireScope admits API tokens that carry scope. It runs after
 // requireToken for /v1/ops; in front of the supplier API it lets requests
 // without a valid token through so that requireToken answers them.
 func (a *API) requireScope(scope string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			token, _ := bearerToken(r)
 			t, err := a.store.LookupToken(r.Context(), token)
 			if err != nil {
 				next.ServeHTTP(w, r)

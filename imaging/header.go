@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Upload limits (docs/design.md §4, ID06 portal rules).
@@ -80,9 +81,11 @@ func parseHeader(data []byte) (header, *HeaderError) {
 		return header{}, unreadable("the image has no pixels (%dx%d)", h.w, h.h)
 	}
 	if int64(h.w)*int64(h.h) > MaxPixels {
+		// Exact counts: rounded to megapixels, an image just over the limit
+		// would read "50.0 megapixels; at most 50".
 		return header{}, &HeaderError{Code: CodeTooLarge, Message: fmt.Sprintf(
-			"the image is %dx%d pixels (%.1f megapixels); at most 50 megapixels is accepted",
-			h.w, h.h, float64(h.w)*float64(h.h)/1e6)}
+			"the image is %dx%d = %s pixels; at most %s pixels (50 megapixels) are accepted: scale it down",
+			h.w, h.h, grouped(int64(h.w)*int64(h.h)), grouped(MaxPixels))}
 	}
 	var cerr error
 	if h.format == formatJPEG {
@@ -373,4 +376,13 @@ func exifOrientation(tiff []byte) int {
 		return 0
 	}
 	return 0
+}
+
+// grouped writes n with thousands separators: 50013184 → "50,013,184".
+func grouped(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

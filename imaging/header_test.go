@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -387,6 +388,21 @@ func TestFromImageAlpha(t *testing.T) {
 				t.Errorf("%s: %v, want %v", name, got, want)
 				break
 			}
+		}
+	}
+}
+
+// An image just over the limit is told by its exact pixel count: rounded to
+// megapixels it would read "50.0 megapixels; at most 50", which a person
+// cannot act on.
+func TestTooLargeSaysByHowMuch(t *testing.T) {
+	var he *HeaderError
+	if err := CheckPhotoHeader(pngHeaderOnly(7072, 7072)); !errors.As(err, &he) || he.Code != CodeTooLarge {
+		t.Fatalf("7072x7072: got %v, want %s", err, CodeTooLarge)
+	}
+	for _, want := range []string{"50,013,184 pixels", "50,000,000"} {
+		if !strings.Contains(he.Message, want) {
+			t.Errorf("message %q does not say %q", he.Message, want)
 		}
 	}
 }

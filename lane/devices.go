@@ -19,9 +19,10 @@ type Devices struct {
 }
 
 // Open opens a lane's devices, keeping their files under dataDir (see
-// Config.dirs); a simulated reader is fed blanks of the named stock. The
-// simulators keep state there, so a restarted station finds the card in
-// hand and the printer's job history as it left them.
+// Config.dirs). The simulators keep state there, so a restarted station
+// finds the card in hand and the printer's job history as it left them.
+// stock is the station's card stock profile, the blanks a simulated reader
+// is fed with.
 func Open(c Config, dataDir, stock string) (*Devices, error) {
 	d := c.dirs(dataDir)
 	r, err := personalize.OpenReader(c.Reader, d.readerSim, stock)

@@ -42,9 +42,9 @@ type Metrics struct {
 }
 
 // New registers the station's metrics, each labelled with the station's
-// name; orders by state and the outbox come from figures and the lanes
-// from lanes, both when scraped. The named lanes start their counters at
-// zero, so a rate over a fresh lane is defined.
+// name; orders by state and the outbox come from figures and the lanes from
+// lanes, both when scraped. The named lanes start their counters at zero,
+// so a rate over a fresh lane is defined.
 func New(figures Figures, names []string, lanes func() []Lane) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"id06/personalize/apdu"
@@ -141,9 +142,11 @@ type profileFacts struct {
 // CRLSource returns the CRL (DER or PEM) that covers cert.
 type CRLSource func(ctx context.Context, cert *x509.Certificate) ([]byte, error)
 
-// CRLFromFile is a CRLSource reading one CRL file.
+// CRLFromFile is a CRLSource reading one CRL file, once: a pipe (a shell's
+// <(curl …)) would be empty for the second certificate.
 func CRLFromFile(path string) CRLSource {
-	return func(context.Context, *x509.Certificate) ([]byte, error) { return os.ReadFile(path) }
+	read := sync.OnceValues(func() ([]byte, error) { return os.ReadFile(path) })
+	return func(context.Context, *x509.Certificate) ([]byte, error) { return read() }
 }
 
 // CRLFromDistributionPoint is a CRLSource fetching the CRL named in the

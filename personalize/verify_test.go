@@ -3,6 +3,8 @@ package personalize
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -118,4 +120,25 @@ func mustStock(name string) StockProfile {
 		panic(err)
 	}
 	return s
+}
+
+// A CRL given as a pipe (a shell's <(curl …), /dev/stdin) can be read only
+// once; every certificate checked against it gets the same CRL, not an
+// empty second read ("x509: malformed crl").
+func TestCRLFromFileReadsOnce(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := []byte("the CRL bytes")
+	w.Write(want)
+	w.Close()
+	src := CRLFromFile(fmt.Sprintf("/dev/fd/%d", r.Fd()))
+	for i := range 2 {
+		got, err := src(context.Background(), nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("read %d: %q %v, want %q", i+1, got, err, want)
+		}
+	}
 }

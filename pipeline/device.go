@@ -210,9 +210,13 @@ func (p *Pipeline) feed(ctx context.Context, l *lane.Lane, c *queue.Claim) (rele
 		}
 		reason := "Card transport: " + err.Error()
 		if c.CardNumber == "" {
+			// The order goes back to ready and leaves the lane's hand before
+			// the lane shows its pause: a paused lane is never seen holding
+			// an order it gave away.
+			err := p.store.Release(ctx, c, order.Ready, fmt.Sprintf("lane %s cannot feed a blank (%s); back to ready for another lane", l.Config.Name, err))
+			l.Done(false, false)
 			l.Fault("transport", reason, ready)
 			p.log.Warn("lane paused; its order goes to another lane", "lane", l.Config.Name, "reason", reason, "order", c.ID)
-			err := p.store.Release(ctx, c, order.Ready, fmt.Sprintf("lane %s cannot feed a blank (%s); back to ready for another lane", l.Config.Name, err))
 			p.Wake()
 			return true, err
 		}

@@ -99,6 +99,7 @@ type Pipeline struct {
 	template *printer.Template
 	metrics  Metrics
 	now      func() time.Time
+	sleep    func(context.Context, time.Duration) // waits before a failed step is retried
 	owner    string
 	work     signal
 
@@ -113,7 +114,7 @@ type Pipeline struct {
 func New(store Store, cfg Config, log *slog.Logger, photo PhotoChecker, chip ChipWriter, lanes []*lane.Lane,
 	tmpl *printer.Template, m Metrics) *Pipeline {
 	return &Pipeline{store: store, cfg: cfg, log: log, photo: photo, chip: chip, lanes: lanes,
-		template: tmpl, metrics: m, now: time.Now, owner: "worker-" + uuid.NewString()[:8],
+		template: tmpl, metrics: m, now: time.Now, sleep: sleepCtx, owner: "worker-" + uuid.NewString()[:8],
 		work: signal{ch: make(chan struct{})}, changed: make(chan struct{})}
 }
 
@@ -247,12 +248,19 @@ func (p *Pipeline) Run(ctx, cardCtx context.Context) {
 // loop runs once until it finds nothing to do, then sleeps until a Wake
 // (new work, a state change, the rescue loop's periodic look) or ctx ends.
 func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, error)) {
+	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		woken := p.work.wait()
 		worked, err := once(ctx)
 		if err != nil && ctx.Err() == nil {
-			p.log.Error("pipeline step failed", "err", err)
+			p.log.Error("pipeline step failed", "err", err, "retry_in", nextBackoff(backoff))
+			// A failure that lasts (a full disk) must not spin: wait longer
+			// each time, whatever wakes come meanwhile.
+			backoff = nextBackoff(backoff)
+			p.sleep(ctx, backoff)
+			continue
 		}
+		backoff = 0
 		if worked {
 			continue
 		}
@@ -260,6 +268,21 @@ func (p *Pipeline) loop(ctx context.Context, once func(context.Context) (bool, e
 		case <-ctx.Done():
 		case <-woken:
 		}
+	}
+}
+
+// nextBackoff is the wait after another failed step: 100 ms doubling to 30 s.
+func nextBackoff(d time.Duration) time.Duration {
+	return min(max(2*d, 100*time.Millisecond), 30*time.Second)
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -49,6 +50,9 @@ func newLanes(t *testing.T, flags []string, mutate func(*Config)) *station {
 	return st
 }
 
+// testCerts is the test station's certificate profile.
+var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
+
 // open opens the lanes' devices on the station's data directory (again:
 // a restarted station) and a new pipeline over them.
 func (st *station) open(t *testing.T, flags []string) {
@@ -81,9 +85,6 @@ func (st *station) reader(i int) *emulator.Reader {
 func (st *station) sim(i int) *printer.SimDriver {
 	return st.lanes[i].Devices.Printer.(*printer.SimDriver)
 }
-
-// testCerts is the test station's certificate profile.
-var testCerts = personalize.CertProfile{PKIBaseURL: "http://127.0.0.1:8080"}
 
 type nopMetrics struct{}
 
@@ -356,3 +357,33 @@ func TestCardDataTheChipRefusesFailsTheOrder(t *testing.T) {
 		t.Fatalf("%d blanks spoiled for data refused before writing", n)
 	}
 }
+
+// A step that keeps failing (the disk is full, the database is gone) waits
+// longer before each retry instead of spinning: with the data directory's
+// disk full, the station burned a core and logged hundreds of errors a
+// second. A success starts the waits over.
+func TestFailingStepBacksOff(t *testing.T) {
+	p := New(nil, Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil, nil, nopMetrics{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	p.sleep = func(ctx context.Context, d time.Duration) {
+		if waits = append(waits, d); len(waits) == 4 {
+			cancel()
+		}
+	}
+	results := []error{errDiskFull, errDiskFull, errDiskFull, nil, errDiskFull}
+	calls := 0
+	p.loop(ctx, func(context.Context) (bool, error) {
+		if calls >= len(results) {
+			t.Fatalf("step run %d times", calls+1)
+		}
+		calls++
+		return true, results[calls-1]
+	})
+	if len(waits) != 4 || waits[0] <= 0 || waits[1] <= waits[0] || waits[2] <= waits[1] || waits[3] != waits[0] {
+		t.Fatalf("waits after fail, fail, fail, success, fail: %v; want growing waits after each failure, none after the success, and the first wait again", waits)
+	}
+}
+
+var errDiskFull = errors.New("database or disk is full")

@@ -111,8 +111,8 @@ func (s *Store) Advance(ctx context.Context, j *Claim, to order.State, note stri
 // lane's again.
 func (s *Store) Release(ctx context.Context, j *Claim, to order.State, note string) error {
 	return s.guarded(ctx, j, func(tx *txn, now int64) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lane = CASE WHEN ? = 'ready' THEN NULL ELSE lane END,
-			lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, to, j.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, lane = CASE WHEN ? THEN NULL ELSE lane END,
+			lease_owner = NULL, lease_until = NULL WHERE id = ?`, to, to == order.Ready, j.ID); err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, j.ID, now, to, j.Owner, note)

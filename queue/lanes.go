@@ -11,18 +11,21 @@ import (
 )
 
 // ClaimLane is a production lane's claim (docs/design.md §9): the card in
-// the lane's hand first (an order in the encoder or printer recorded on the
-// lane, left there by a fault, a pause or a crash), else the most urgent
-// ready order (express first, then the oldest holder approval), which moves
-// to encoding on the lane. A card in another lane's hand is never taken: it
-// is physically in that lane's printer until that lane finishes it or an
-// operator spoils it.
+// the lane's own hand first (an order in the encoder or printer recorded on
+// this station's lane, left there by a fault, a pause or a crash), else the
+// most urgent ready order (express first, then the oldest holder approval),
+// which moves to encoding on the lane. A card in another lane's hand, of
+// this station or another, is never taken: it is physically in that lane's
+// printer until that lane finishes it or an operator spoils it. The lease
+// is the station's, as the fleet's claims are; on PostgreSQL a row another
+// station is claiming at that moment is skipped, not waited for.
 func (s *Store) ClaimLane(ctx context.Context, owner, lane string, lease time.Duration) (*Claim, error) {
 	var c *Claim
 	err := s.tx(ctx, func(tx *txn) error {
 		now := s.now()
 		var id string
-		// Lanes are named per station: the card is this station's lane's.
+		// A card without a station is from before stations were named: the
+		// single station of a SQLite file, so this one (as Rescue counts it).
 		err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE lane = ? AND (station = ? OR station IS NULL)
 			AND state IN (?, ?) AND lease_owner IS NULL LIMIT 1`+s.d.skipLocked,
 			lane, s.station, order.Encoding, order.Printing).Scan(&id)
@@ -36,9 +39,9 @@ func (s *Store) ClaimLane(ctx context.Context, owner, lane string, lease time.Du
 		if err != nil {
 			return err
 		}
-		o, err := scanOrder(tx.QueryRowContext(ctx, `UPDATE orders SET state = CASE state WHEN ? THEN ? ELSE state END, lane = ?, station = ?,
-			lease_owner = ?, lease_until = ?, attempt = attempt + 1, updated_at = ? WHERE id = ? RETURNING `+orderColumns,
-			order.Ready, order.Encoding, lane, s.station, owner, ms(now.Add(lease)), ms(now), id))
+		o, err := scanOrder(tx.QueryRowContext(ctx, `UPDATE orders SET state = CASE WHEN state = '`+string(order.Ready)+`' THEN '`+string(order.Encoding)+`' ELSE state END,
+			lane = ?, station = ?, lease_owner = ?, lease_until = ?, attempt = attempt + 1, updated_at = ? WHERE id = ? RETURNING `+orderColumns,
+			lane, s.station, owner, ms(now.Add(lease)), ms(now), id))
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 type StationStatus struct {
 	Status     string // "ready", or why it is not: "paused: …", "stopped"
 	Lanes      []byte // JSON array: the station's lanes and their state
-	CardInHand string // order id of the card in the encoder or printer; "" when none
+	CardInHand string // order ids of the cards in the lanes' hands, comma-separated; "" when none
 }
 
 // StationInfo is one station of the fleet as its last heartbeat left it.

@@ -157,6 +157,36 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// CertProfile is the certificate profile of the cards this station makes.
+func (c Config) CertProfile() personalize.CertProfile {
+	base := c.PKIBaseURL
+	if base == "" {
+		scheme := "http"
+		if c.TLSCert != "" {
+			scheme = "https"
+		}
+		base = scheme + "://" + c.Listen
+	}
+	return personalize.CertProfile{PKIBaseURL: base, AuthPolicy: c.CertPolicyOID, CardAuthPolicy: c.CardAuthPolicyOID}
+}
+
+// OpenKeyStore opens the configured PKCS#11 token; with none configured it
+// returns nil, and the station keeps its keys in files in DATA/pki.
+func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
+	if c.PKCS11Module == "" {
+		return nil, nil
+	}
+	pin := c.PKCS11PIN
+	if pin == "" && c.PKCS11PINFile != "" {
+		b, err := os.ReadFile(c.PKCS11PINFile)
+		if err != nil {
+			return nil, fmt.Errorf("pkcs11_pin_file: %w", err)
+		}
+		pin = strings.TrimSpace(string(b))
+	}
+	return personalize.OpenPKCS11(personalize.PKCS11Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11Token, PIN: pin})
+}
+
 // LaneConfigs are the lanes the station runs: Lanes, or else the one lane
 // main of Reader and Printer; checked against each other.
 func (c Config) LaneConfigs() ([]lane.Config, error) {
@@ -187,36 +217,6 @@ func OpenLanes(c Config) (lanes []*lane.Lane, closeAll func() error, err error) 
 		lanes = append(lanes, lane.New(lc, d))
 	}
 	return lanes, closeAll, nil
-}
-
-// CertProfile is the certificate profile of the cards this station makes.
-func (c Config) CertProfile() personalize.CertProfile {
-	base := c.PKIBaseURL
-	if base == "" {
-		scheme := "http"
-		if c.TLSCert != "" {
-			scheme = "https"
-		}
-		base = scheme + "://" + c.Listen
-	}
-	return personalize.CertProfile{PKIBaseURL: base, AuthPolicy: c.CertPolicyOID, CardAuthPolicy: c.CardAuthPolicyOID}
-}
-
-// OpenKeyStore opens the configured PKCS#11 token; with none configured it
-// returns nil, and the station keeps its keys in files in DATA/pki.
-func (c Config) OpenKeyStore() (*personalize.PKCS11KeyStore, error) {
-	if c.PKCS11Module == "" {
-		return nil, nil
-	}
-	pin := c.PKCS11PIN
-	if pin == "" && c.PKCS11PINFile != "" {
-		b, err := os.ReadFile(c.PKCS11PINFile)
-		if err != nil {
-			return nil, fmt.Errorf("pkcs11_pin_file: %w", err)
-		}
-		pin = strings.TrimSpace(string(b))
-	}
-	return personalize.OpenPKCS11(personalize.PKCS11Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11Token, PIN: pin})
 }
 
 // DBPath is where the database lives.

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"id06/lane"
 	"id06/queue"
 )
 
@@ -82,34 +84,44 @@ func (s *Station) heartbeat(ctx context.Context) {
 	}
 }
 
-// fleetLane is how a station's heartbeat describes one lane to the fleet.
-type fleetLane struct {
-	Name       string `json:"name"`
-	Reader     string `json:"reader"`
-	Printer    string `json:"printer"`
-	State      string `json:"state"` // idle, working, paused, off
-	Message    string `json:"message,omitempty"`
-	CardInHand string `json:"card_in_hand,omitempty"`
+// laneReport is how a station's heartbeat describes one lane to the fleet.
+type laneReport struct {
+	Name       string     `json:"name"`
+	Reader     string     `json:"reader"`
+	Printer    string     `json:"printer"`
+	State      lane.State `json:"state"` // idle, working, paused, off
+	Message    string     `json:"message,omitempty"`
+	CardInHand string     `json:"card_in_hand,omitempty"` // order id
 }
 
+// stationStatus reports each lane as it is (its state, why it is paused,
+// the card in its hand) and the station as paused when an operator paused
+// it or every lane is paused or off, as /readyz says.
 func (s *Station) stationStatus(running string) queue.StationStatus {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
 	paused, msg := s.Pipeline.Paused()
-	status := running
-	if paused && running == "ready" {
-		status = "paused: " + msg
-	}
-	var lanes []fleetLane
-	var cards []string
-	for _, l := range s.Pipeline.Lanes(ctx) {
-		fl := fleetLane{Name: l.Name, Reader: l.Reader, Printer: l.Printer, State: string(l.State), Message: l.Reason}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	snaps := s.Pipeline.Lanes(ctx)
+	cancel()
+	reports := make([]laneReport, len(snaps))
+	var cards, stopped []string
+	for i, l := range snaps {
+		reports[i] = laneReport{Name: l.Name, Reader: l.Reader, Printer: l.Printer, State: l.State, Message: l.Reason}
 		if l.Card != nil {
-			fl.CardInHand = l.Card.Order
+			reports[i].CardInHand = l.Card.Order
 			cards = append(cards, l.Card.Order)
 		}
-		lanes = append(lanes, fl)
+		if l.State == lane.Paused || l.State == lane.Off {
+			stopped = append(stopped, "lane "+l.Name+": "+cmp.Or(l.Reason, string(l.State)))
+		}
 	}
-	b, _ := json.Marshal(lanes)
-	return queue.StationStatus{Status: status, Lanes: b, CardInHand: strings.Join(cards, ", ")}
+	status := running
+	switch {
+	case running != "ready":
+	case paused:
+		status = "paused: " + msg
+	case len(stopped) > 0 && len(stopped) == len(snaps):
+		status = "paused: " + strings.Join(stopped, "; ")
+	}
+	lanes, _ := json.Marshal(reports)
+	return queue.StationStatus{Status: status, Lanes: lanes, CardInHand: strings.Join(cards, ",")}
 }

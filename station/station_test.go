@@ -446,8 +446,8 @@ func TestProducedOrderReachesWebhook(t *testing.T) {
 		`station_stage_seconds_count{lane="main",stage="encode",` + name + `}`, `station_stage_seconds_count{lane="main",stage="print",` + name + `}`,
 		`station_cards_produced_total{lane="main",` + name + `} 1`, `station_spoiled_blanks_total{lane="main",` + name + `} 0`,
 		`station_webhook_deliveries_total{result="delivered",` + name + `}`, `station_webhook_outbox{` + name + `,status="dead"} 0`,
-		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{lane="main",` + name + `} 1`,
-		`station_printer_up{lane="main",` + name + `} 1`, `station_lane_state{lane="main",state="idle",` + name + `} 1`} {
+		`station_express_deadlines_missed_total{` + name + `} 0`, `station_reader_up{lane="main",` + name + `} 1`, `station_printer_up{lane="main",` + name + `} 1`,
+		`station_lane_state{lane="main",state="idle",` + name + `} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

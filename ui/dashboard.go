@@ -37,7 +37,7 @@ type stationRow struct {
 	Live     bool
 	Status   string
 	LastSeen time.Time
-	Lanes    []laneRow
+	Lanes    []laneRow // each with the card in its hand
 }
 
 type laneRow struct {

@@ -24,7 +24,7 @@ func TestDashboardShowsTheFleet(t *testing.T) {
 		name, lanes, card string
 		ago               time.Duration
 	}{
-		{"floor-2", `[{"name":"evolis-1","state":"working","card_in_hand":"held-1"}]`, "held-1", 0},
+		{"floor-2", `[{"name":"evolis-1","state":"working","card_in_hand":"held-1"},{"name":"evolis-2","state":"working","card_in_hand":"held-2"}]`, "held-1,held-2", 0},
 		{"floor-3", `[{"name":"main","state":"paused","message":"out of cards"}]`, "", time.Minute},
 	} {
 		clock := func() time.Time { return time.Now().Add(-st.ago) }
@@ -43,7 +43,7 @@ func TestDashboardShowsTheFleet(t *testing.T) {
 	b := stationtest.NewBrowser(t, hs.URL)
 	b.LoggedIn("eva", stationtest.Password)
 	page := b.Get("/ui/?lang=en").Body
-	for _, want := range []string{`id="station-floor-2"`, "evolis-1: working", `href="/ui/orders/held-1"`,
+	for _, want := range []string{`id="station-floor-2"`, "evolis-1: working", `href="/ui/orders/held-1"`, `href="/ui/orders/held-2"`,
 		`id="station-floor-3"`, "not reporting", "main: paused · out of cards"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("dashboard lacks %q", want)

@@ -19,6 +19,7 @@ import (
 
 	"id06/queue"
 	"id06/queue/pgtest"
+	"id06/station/stationtest"
 	"id06/webhook/signature"
 )
 
@@ -60,8 +61,9 @@ func newReceiver(t *testing.T, secret string) (*receiver, string) {
 	return rc, srv.URL
 }
 
-// fleetStation is one station of the fleet: its own data directory (sim
-// reader, spool printer, dev token) and name, the shared database.
+// fleetStation is one station of the fleet: its own data directory (two
+// lanes of sim reader and sim printer, dev token) and name, the shared
+// database.
 type fleetStation struct {
 	name, dir string
 	args      []string
@@ -94,7 +96,8 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	for i := range stations {
 		name := fmt.Sprintf("floor-%d", i+1)
 		stations[i] = &fleetStation{name: name, dir: filepath.Join(t.TempDir(), name),
-			args: []string{"--db", url, "--name", name, "--config", cfg, "--reader", "sim:apdu-delay=10ms"}}
+			args: []string{"--db", url, "--name", name, "--config", cfg,
+				"--lane", "a=sim:apdu-delay=10ms,sim:print-time=100ms", "--lane", "b=sim:apdu-delay=10ms,sim:print-time=100ms"}}
 		stations[i].start(t)
 	}
 	photos := passPhotos(t)
@@ -145,7 +148,15 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	victim.start(t) // waits until the name is free (its last heartbeat goes stale)
 	t.Logf("%s back after %v", victim.name, time.Since(killedAt).Round(time.Second))
 
-	// PostgreSQL restarts while the fleet works.
+	// PostgreSQL restarts while the fleet works; an operator watches the page.
+	store, err := queue.Open(url, queue.WithStation("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stationtest.AddUser(t, store, "eva", queue.RoleOperator, stationtest.Password)
+	page := stationtest.NewBrowser(t, stations[0].d.url)
+	page.LoggedIn("eva", stationtest.Password)
 	waitFor("production under way again", time.Minute, func() bool {
 		return count(`SELECT count(*) FROM orders WHERE state = 'produced'`) < n && count(`SELECT count(*) FROM stations WHERE card_in_hand <> ''`) > 0
 	})
@@ -153,16 +164,21 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 	db.Close()
 	restarted := make(chan error, 1)
 	go func() { restarted <- srv.Restart(3 * time.Second) }()
-	sawPause := false
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !sawPause; time.Sleep(100 * time.Millisecond) {
+	sawPause, pageSaid := false, false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !(sawPause && pageSaid); time.Sleep(100 * time.Millisecond) {
 		code, b, err := stations[0].d.do(http.MethodGet, "/readyz", nil)
-		sawPause = err == nil && code == http.StatusServiceUnavailable && strings.Contains(string(b), "database unavailable")
+		sawPause = sawPause || err == nil && code == http.StatusServiceUnavailable && strings.Contains(string(b), "database unavailable")
+		r := page.Get("/ui/")
+		pageSaid = pageSaid || r.Status == http.StatusServiceUnavailable && strings.Contains(r.Body, "database is not answering")
 	}
 	if err := <-restarted; err != nil {
 		t.Fatal(err)
 	}
 	if !sawPause {
 		t.Error("/readyz never said the database was unavailable while PostgreSQL was down")
+	}
+	if !pageSaid {
+		t.Error("the operator page never said the database was not answering while PostgreSQL was down")
 	}
 	if db, err = sql.Open("pgx", url); err != nil {
 		t.Fatal(err)
@@ -173,6 +189,9 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		return err == nil && code == http.StatusOK && strings.Contains(string(b), `"ready"`)
 	})
 	t.Logf("PostgreSQL restarted with %d of %d produced", before, n)
+	if r := page.Get("/ui/"); r.Status != http.StatusOK || !strings.Contains(r.Body, `id="station-floor-1"`) {
+		t.Errorf("the dashboard after the restart: %d, fleet shown %v", r.Status, strings.Contains(r.Body, "station-floor"))
+	}
 
 	orders := stations[2].d.waitFinal(ids, 5*time.Minute)
 	producedOnce(t, ids, orders)
@@ -195,14 +214,18 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		t.Logf("%s made %d cards", st, c)
 	}
 	rows.Close()
-	t.Logf("blanks spoiled: %d", count(`SELECT count(*) FROM spoiled_blanks`))
-
-	// The fleet view: every station, each reporting, through any one's API.
-	store, err := queue.Open(url, queue.WithStation("test"))
+	spoiled, err := db.Query(`SELECT order_id, reason FROM spoiled_blanks ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	for spoiled.Next() {
+		var id, reason string
+		spoiled.Scan(&id, &reason)
+		t.Logf("blank spoiled: %s: %s", id, reason)
+	}
+	spoiled.Close()
+
+	// The fleet view: every station, each reporting, through any one's API.
 	if err := store.AddToken(context.Background(), "floor", "st_fleet_operator", []string{"operator"}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +243,7 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		t.Fatalf("GET /v1/ops/stations: %d %s %v", code, body, err)
 	}
 	for i, st := range fleet.Stations {
-		if st.Name != stations[i].name || !st.Live || len(st.Lanes) != 1 {
+		if st.Name != stations[i].name || !st.Live || len(st.Lanes) != 2 {
 			t.Errorf("station %d in the fleet view: %+v", i, st)
 		}
 	}

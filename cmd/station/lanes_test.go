@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
 
 	"id06/lane"
 	"id06/personalize/pcscdtest"
@@ -65,6 +69,39 @@ func (d *daemon) lanes(t testing.TB, token string) map[string]lane.Snapshot {
 		out[l.Name] = l
 	}
 	return out
+}
+
+// sealedPIN opens an order's sealed PIN with the development age key in
+// the station's data directory, as the supplier's PIN letter process does.
+func sealedPIN(t *testing.T, dir, orderID string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "station.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sealed []byte
+	if err := db.QueryRow(`SELECT sealed_secrets FROM orders WHERE id = ?`, orderID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.Open(filepath.Join(dir, "pki", "supplier-age.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	ids, err := age.ParseIdentities(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets struct{ PIN string }
+	if err := json.NewDecoder(r).Decode(&secrets); err != nil || secrets.PIN == "" {
+		t.Fatalf("sealed secrets of %s: %v", orderID, err)
+	}
+	return secrets.PIN
 }
 
 // submitAll posts the orders concurrently, as a supplier's system does.
@@ -376,6 +413,18 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	if p := d.lanes(t, ops)["p"]; p.State != lane.Off || p.CardsThisHour != 1 {
 		t.Fatalf("lane p after its card = %+v, want off with one card", p)
 	}
+	// The station's CRL, for verify's revocation check once it is stopped.
+	crl := filepath.Join(t.TempDir(), "ca.crl")
+	resp, err := http.Get(d.url + "/pki/ca.crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || os.WriteFile(crl, b, 0o600) != nil {
+		t.Fatalf("GET /pki/ca.crl: %s", resp.Status)
+	}
+	d.stop()
 	byLane := map[string][]string{}
 	for _, id := range ids {
 		o := orders[id]
@@ -390,10 +439,9 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 	if n := len(eve.Received(t)); n != 1 {
 		t.Fatalf("the IPP printer received %d documents, want lane p's one card", n)
 	}
-	// QA's check of the card in lane p's encoder, with the station (and its
-	// CRL) up. Without the PIN the PIN-protected checks are skipped
-	// (exit 2, "incomplete"); every check that runs must pass.
-	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir)
+	// With the card's PIN (the supplier opens it from the sealed letter)
+	// and the CRL every check runs.
+	cmd := exec.Command(bin, "verify", "--reader", "Virtual", "--json", "--data", dir, "--crl", crl, "--pin", sealedPIN(t, dir, inHand.Order))
 	cmd.Env = env.Environ()
 	out, err := cmd.Output()
 	var rep struct {
@@ -416,13 +464,13 @@ func TestPCSCDLaneWithSimLanes(t *testing.T) {
 			t.Errorf("check %q failed on lane p's card\n%s", c.Name, out)
 		}
 	}
-	for _, name := range []string{"chip UID", "CHUID (5FC102)", "Security Object (5FC106)", "revocation (CRL)", "management key: this station's per-card key"} {
+	for _, name := range []string{"chip UID", "CHUID (5FC102)", "Security Object (5FC106)", "revocation (CRL)", "management key: this station's per-card key",
+		"key 9A (sign a challenge)", "Facial Image (5FC108)"} {
 		if status[name] != "pass" {
 			t.Errorf("check %q: %q, want pass\n%s", name, status[name], out)
 		}
 	}
-	if rep.Result != "incomplete" && !rep.OK {
-		t.Errorf("verify result %q\n%s", rep.Result, out)
+	if err != nil || !rep.OK {
+		t.Errorf("verify result %q (%v): every check must run and pass\n%s", rep.Result, err, out)
 	}
-	d.stop()
 }

@@ -128,8 +128,8 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 // takes the data directory's lock (for a SQLite database; PostgreSQL is
 // shared by a fleet), opens the database, registers the station's name,
 // rescues the leases of its previous run, makes sure a development token
-// exists, and opens the card template, each lane's reader, printer and
-// card transport, and the chip writer. closeParts closes them all.
+// exists, and opens the card template, each lane's reader, printer and card
+// transport, and the chip writer. closeParts closes them all.
 func openParts(cfg station.Config, log *slog.Logger) (parts station.Parts, closeParts func() error, err error) {
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return parts, nil, err

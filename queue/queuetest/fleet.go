@@ -55,17 +55,45 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 	for i := range orders {
 		Submit(t, a, fmt.Sprintf("o%03d", i), i%7 == 0, Holder(c.now().Add(time.Duration(i)*time.Second)))
 	}
+	var workers []claimer
+	for w := range 8 {
+		s := []*queue.Store{a, b}[w%2]
+		owner := fmt.Sprintf("w%d", w)
+		workers = append(workers, claimer{name: s.Station() + "/" + owner,
+			claim:  func() (*queue.Claim, error) { return s.Claim(ctx, owner, time.Minute, photoMoves) },
+			finish: func(j *queue.Claim) error { return s.PhotoPassed(ctx, j, nil, "ok") }})
+	}
+	claims := claimAll(t, workers, orders)
+	for id, by := range claims {
+		o, _ := a.Get(ctx, id)
+		if o.State != order.Ready || o.Station != strings.Split(by[0], "/")[0] {
+			t.Errorf("%s: state %s station %q, claimed by %v", id, o.State, o.Station, by)
+		}
+	}
+}
+
+// claimer is one worker of claimAll: claim takes an order, finish ends
+// its part in it; name says who claimed, in the answer.
+type claimer struct {
+	name   string
+	claim  func() (*queue.Claim, error)
+	finish func(*queue.Claim) error
+}
+
+// claimAll runs the workers at once until nothing is left to claim and
+// returns who claimed each order, failing unless each of the orders was
+// claimed exactly once.
+func claimAll(t *testing.T, workers []claimer, orders int) map[string][]string {
+	t.Helper()
 	var mu sync.Mutex
 	claims := map[string][]string{}
 	var wg sync.WaitGroup
-	for w := range 8 {
-		s := []*queue.Store{a, b}[w%2]
+	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			owner := fmt.Sprintf("w%d", w)
 			for {
-				j, err := s.Claim(ctx, owner, time.Minute, photoMoves)
+				j, err := w.claim()
 				if errors.Is(err, queue.ErrNothingToClaim) {
 					return
 				}
@@ -74,9 +102,9 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 					return
 				}
 				mu.Lock()
-				claims[j.ID] = append(claims[j.ID], s.Station()+"/"+owner)
+				claims[j.ID] = append(claims[j.ID], w.name)
 				mu.Unlock()
-				if err := s.PhotoPassed(ctx, j, nil, "ok"); err != nil {
+				if err := w.finish(j); err != nil {
 					t.Error(err)
 					return
 				}
@@ -91,11 +119,8 @@ func testClaimedOnceAcrossStations(t *testing.T, e *env) {
 		if len(by) != 1 {
 			t.Errorf("%s claimed %d times: %v", id, len(by), by)
 		}
-		o, _ := a.Get(ctx, id)
-		if o.State != order.Ready || o.Station != strings.Split(by[0], "/")[0] {
-			t.Errorf("%s: state %s station %q, claimed by %v", id, o.State, o.Station, by)
-		}
 	}
+	return claims
 }
 
 // An operator's move drops a worker's lease; the worker cannot write after it.

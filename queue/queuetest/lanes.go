@@ -3,6 +3,7 @@ package queuetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ func ready(t *testing.T, s *queue.Store, c *clock, id string, express bool) {
 }
 
 // A lane takes the card in its own hand before anything new; a card in
-// another lane's hand is never its to take, nor a card in the lane of the
-// same name at another station; ready orders go express first.
+// another lane's hand, even a lane of the same name on another station, is
+// never its to take; ready orders go express first.
 func testClaimLane(t *testing.T, e *env) {
 	s, c := e.first()
 	other := e.open("st-b")
@@ -35,30 +36,35 @@ func testClaimLane(t *testing.T, e *env) {
 	ready(t, s, c, "o2", false)
 	c.add(time.Minute)
 	ready(t, s, c, "x3", true)
+	c.add(time.Minute)
+	ready(t, s, c, "o4", false)
 
 	a, err := s.ClaimLane(ctx, "lane-a", "a", time.Minute)
-	if err != nil || a.ID != "x3" || a.State != order.Encoding || a.Lane != "a" {
-		t.Fatalf("lane a's first claim = %+v, %v; want the express order, encoding on lane a", a, err)
+	if err != nil || a.ID != "x3" || a.State != order.Encoding || a.Lane != "a" || a.Station != "st-a" {
+		t.Fatalf("lane a's first claim = %+v, %v; want the express order, encoding on st-a's lane a", a, err)
 	}
 	if err := s.AllocateCard(ctx, a, "BB"); err != nil {
 		t.Fatal(err)
 	}
-	// Lane a's station restarts (its leases are rescued); neither lane b
-	// nor station st-b's lane a may take its card.
+	// Lane a crashes (its station restarts and takes its leases back); no
+	// other lane may take its card.
 	if _, err := s.Rescue(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	b, err := s.ClaimLane(ctx, "lane-b", "b", time.Minute)
-	if err != nil || b.ID != "o1" {
-		t.Fatalf("lane b's claim = %+v, %v; want o1 (x3 is in lane a's hand)", b, err)
+	ob, err := other.ClaimLane(ctx, "lane-a", "a", time.Minute)
+	if err != nil || ob.ID != "o1" || ob.Station != "st-b" {
+		t.Fatalf("st-b's lane a's claim = %+v, %v; want o1 (x3 is in st-a's lane a)", ob, err)
 	}
-	twin, err := other.ClaimLane(ctx, "st-b-lane-a", "a", time.Minute)
-	if err != nil || twin.ID != "o2" {
-		t.Fatalf("st-b's lane a took %+v, %v; want o2, not st-a's card", twin, err)
+	b, err := s.ClaimLane(ctx, "lane-b", "b", time.Minute)
+	if err != nil || b.ID != "o2" {
+		t.Fatalf("lane b's claim = %+v, %v; want o2 (x3 is in lane a's hand)", b, err)
 	}
 	a2, err := s.ClaimLane(ctx, "lane-a2", "a", time.Minute)
 	if err != nil || a2.ID != "x3" || a2.CardNumber == "" {
 		t.Fatalf("lane a after its restart = %+v, %v; want its own card x3 first", a2, err)
+	}
+	if _, err := s.ClaimLane(ctx, "lane-c", "c", time.Minute); err != nil {
+		t.Fatal(err) // o4
 	}
 	if _, err := s.ClaimLane(ctx, "lane-d", "d", time.Minute); !errors.Is(err, queue.ErrNothingToClaim) {
 		t.Fatalf("lane d with nothing left: %v", err)
@@ -66,6 +72,33 @@ func testClaimLane(t *testing.T, e *env) {
 	ev, _ := s.Events(ctx, "x3")
 	if last := ev[len(ev)-1].Note; last != "claimed on lane a (attempt 3)" {
 		t.Errorf("last event of x3 = %q", last)
+	}
+}
+
+// Lanes of two stations claim from one queue at once: every ready order
+// goes to exactly one lane, none is left behind.
+func testLanesClaimOnceAcrossStations(t *testing.T, e *env) {
+	a, c := e.first()
+	b := e.open("st-b")
+	ctx := context.Background()
+	const orders = 30
+	for i := range orders {
+		ready(t, a, c, fmt.Sprintf("o%03d", i), i%5 == 0)
+	}
+	var workers []claimer
+	for l := range 6 {
+		s := []*queue.Store{a, b}[l%2]
+		lane := fmt.Sprintf("l%d", l/2)
+		workers = append(workers, claimer{name: s.Station() + "/" + lane,
+			claim:  func() (*queue.Claim, error) { return s.ClaimLane(ctx, "lane-"+lane, lane, time.Minute) },
+			finish: func(j *queue.Claim) error { return s.Produced(ctx, j, "made") }})
+	}
+	claims := claimAll(t, workers, orders)
+	for id, by := range claims {
+		o, _ := a.Get(ctx, id)
+		if o.State != order.Produced || o.Station+"/"+o.Lane != by[0] {
+			t.Errorf("%s: state %s made on %s/%s, claimed by %v", id, o.State, o.Station, o.Lane, by)
+		}
 	}
 }
 
@@ -114,9 +147,10 @@ func testRecordPrintAndSpoil(t *testing.T, e *env) {
 
 // An operator spoils the card in a paused lane's hand: the number is
 // retired, the order is ready for another lane, and the lane's worker has
-// lost its claim.
+// lost its claim. Only the station whose printer holds the card spoils it.
 func testSpoilInHand(t *testing.T, e *env) {
 	s, c := e.first()
+	other := e.open("st-b")
 	ctx := context.Background()
 	ready(t, s, c, "o1", false)
 	cl, err := s.ClaimLane(ctx, "w", "b", time.Minute)
@@ -133,7 +167,7 @@ func testSpoilInHand(t *testing.T, e *env) {
 	if _, err := s.SpoilInHand(ctx, "o1", "a", "op", "jam"); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("spoiling from the wrong lane: %v", err)
 	}
-	if _, err := e.open("st-b").SpoilInHand(ctx, "o1", "b", "op", "jam"); !errors.Is(err, queue.ErrState) {
+	if _, err := other.SpoilInHand(ctx, "o1", "b", "op", "jam"); !errors.Is(err, queue.ErrState) {
 		t.Fatalf("spoiling from another station's lane of the same name: %v", err)
 	}
 	o, err := s.SpoilInHand(ctx, "o1", "b", "op", "card jammed under the print head")
@@ -152,8 +186,8 @@ func testSpoilInHand(t *testing.T, e *env) {
 	if _, err := s.SpoilInHand(ctx, "o1", "b", "op", "again"); !errors.Is(err, queue.ErrState) {
 		t.Errorf("spoiling a ready order: %v", err)
 	}
-	other, err := s.ClaimLane(ctx, "w2", "c", time.Minute)
-	if err != nil || other.ID != "o1" {
-		t.Fatalf("another lane's claim = %+v, %v", other, err)
+	next, err := other.ClaimLane(ctx, "w2", "c", time.Minute)
+	if err != nil || next.ID != "o1" {
+		t.Fatalf("another lane's claim = %+v, %v", next, err)
 	}
 }

@@ -74,6 +74,7 @@ var cases = []struct {
 	{"RevokeCardMadeBeforeCertificatesWereRecorded", testRevokeCardMadeBeforeCertificatesWereRecorded},
 	{"CRLNumbersGrow", testCRLNumbersGrow},
 	{"ClaimLane", testClaimLane},
+	{"LanesClaimOnceAcrossStations", testLanesClaimOnceAcrossStations},
 	{"RecordPrintAndSpoil", testRecordPrintAndSpoil},
 	{"SpoilInHand", testSpoilInHand},
 }
