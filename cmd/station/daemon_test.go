@@ -285,7 +285,7 @@ func producedOnce(t *testing.T, ids []string, orders map[string]*orderState) {
 	for _, id := range ids {
 		o := orders[id]
 		if o.State != "produced" {
-			t.Errorf("%s ended %s", id, o.State)
+			t.Errorf("%s ended %s: %+v", id, o.State, o.Events)
 		}
 		if prev, dup := cards[o.CardNumber]; dup {
 			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)
