@@ -151,6 +151,12 @@ func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log
 		res, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
 		if res != nil {
 			if err := face(); err != nil {
+				var layout faceLayoutError
+				if !errors.As(err, &layout) {
+					// The database did not answer: the written chip stays in
+					// the lane's hand and the order is resumed, not failed.
+					return false, false, err
+				}
 				spoiled, err := p.failCard(ctx, l, c, "card face: "+err.Error(), log)
 				return false, spoiled, err
 			}
@@ -370,25 +376,45 @@ func (p *Pipeline) lostCard(ctx context.Context, l *lane.Lane, c *queue.Claim, l
 }
 
 // renderFace lays out the card face for the claimed order's card number.
+// Only a face that cannot be laid out (faceLayoutError) fails the card; the
+// database's reads and writes are retried like every record of the lane's
+// work, so a database restart never spoils a written chip.
 func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) error {
-	portraitPNG, err := p.store.Blob(ctx, c.ID, "portrait")
-	if err != nil {
+	var portraitPNG, logo []byte
+	if err := p.durably(ctx, "portrait read", func() (err error) {
+		portraitPNG, err = p.store.Blob(ctx, c.ID, "portrait")
+		return err
+	}); err != nil {
 		return fmt.Errorf("portrait: %w", err)
 	}
 	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
-		return fmt.Errorf("portrait: %w", err)
+		return faceLayoutError{fmt.Errorf("portrait: %w", err)}
 	}
-	logo, err := p.store.Blob(ctx, c.ID, "logo")
-	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+	if err := p.durably(ctx, "logo read", func() (err error) {
+		logo, err = p.store.Blob(ctx, c.ID, "logo")
+		if errors.Is(err, queue.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
 		return fmt.Errorf("logo: %w", err)
 	}
 	face, err := Face(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)
 	if err != nil {
-		return err
+		return faceLayoutError{err}
 	}
-	return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+	return p.durably(ctx, "card face stored", func() error {
+		return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+	})
 }
+
+// faceLayoutError: the order's face cannot be drawn (its data, not the
+// database); another blank would fare no better.
+type faceLayoutError struct{ err error }
+
+func (e faceLayoutError) Error() string { return e.err.Error() }
+func (e faceLayoutError) Unwrap() error { return e.err }
 
 // print records the print job, then prints it once on the lane's printer
 // (which is asked about the job first: after a crash it may hold or have
