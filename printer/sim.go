@@ -198,6 +198,18 @@ func (s *SimDriver) stop() *Fault {
 	return nil
 }
 
+// refuse says why the simulator takes no card now: it is closed, or a
+// fault or jam stops it (caller holds mu).
+func (s *SimDriver) refuse() error {
+	if s.closed {
+		return errors.New("simulated printer is closed")
+	}
+	if f := s.stop(); f != nil {
+		return f
+	}
+	return nil
+}
+
 // takeBlank moves a blank from the hopper into the card path (caller holds mu).
 func (s *SimDriver) takeBlank() *Fault {
 	if s.st.Cards > 0 {
@@ -225,11 +237,8 @@ func (s *SimDriver) Submit(ctx context.Context, job Job) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("simulated printer is closed")
-	}
-	if f := s.stop(); f != nil {
-		return f
+	if err := s.refuse(); err != nil {
+		return err
 	}
 	if !s.st.Fed {
 		if f := s.takeBlank(); f != nil {
@@ -369,11 +378,8 @@ func (s *SimDriver) Feed(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("simulated printer is closed")
-	}
-	if f := s.stop(); f != nil {
-		return f
+	if err := s.refuse(); err != nil {
+		return err
 	}
 	if s.st.Fed {
 		return nil
