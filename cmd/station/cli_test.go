@@ -144,9 +144,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"fix-api", "fix-cli"} {
-		if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, id, bad, false)); code != http.StatusCreated {
-			t.Fatalf("%d %s", code, b)
-		}
+		d.submit(id, bad)
 	}
 	got := d.waitFinal([]string{"fix-api", "fix-cli"}, time.Minute)
 	for id, o := range got {

@@ -207,6 +207,26 @@ func (d *daemon) do(method, path string, body []byte) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
+// submit posts one order and fails the test unless the station takes it.
+func (d *daemon) submit(id string, photo []byte) {
+	d.t.Helper()
+	code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(d.t, id, photo, false))
+	if err != nil || code != http.StatusCreated {
+		d.t.Fatalf("submit %s: %d %s %v", id, code, b, err)
+	}
+}
+
+// produced waits for one order to end and fails the test unless it ended
+// produced.
+func (d *daemon) produced(id string, timeout time.Duration) *orderState {
+	d.t.Helper()
+	o := d.waitFinal([]string{id}, timeout)[id]
+	if o.State != "produced" {
+		d.t.Fatalf("%s ended %s: %+v\n%s", id, o.State, o.Events, d.stderr.String())
+	}
+	return o
+}
+
 type orderState struct {
 	ID         string `json:"id"`
 	State      string `json:"state"`

@@ -20,9 +20,7 @@ func TestStationPrintsOverIPP(t *testing.T) {
 	eve := ippetest.Start(t)
 	eve.SetCards(t, 0)
 	d := startDaemon(t, t.TempDir(), "--printer", "ipp:"+eve.URI)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "ipp-1", passPhotos(t)[5], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
+	d.submit("ipp-1", passPhotos(t)[5])
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, b, err := d.do(http.MethodGet, "/readyz", nil)

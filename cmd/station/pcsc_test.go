@@ -34,9 +34,7 @@ func TestStationThroughPCSCD(t *testing.T) {
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "pcsc-1", passPhotos(t)[3], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
+	d.submit("pcsc-1", passPhotos(t)[3])
 	o := d.waitFinal([]string{"pcsc-1"}, 3*time.Minute)["pcsc-1"]
 	if o.State != "produced" {
 		t.Fatalf("pcsc-1 ended %s: %+v\n%s\n%s", o.State, o.Events, d.stderr.String(), env.Log())
@@ -252,12 +250,8 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName, "--listen", freePort(t))
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "lost-1", passPhotos(t)[4], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
-	if o := d.waitFinal([]string{"lost-1"}, 3*time.Minute)["lost-1"]; o.State != "produced" {
-		t.Fatalf("lost-1 ended %s: %+v\n%s", o.State, o.Events, d.stderr.String())
-	}
+	d.submit("lost-1", passPhotos(t)[4])
+	d.produced("lost-1", 3*time.Minute)
 	tmp := t.TempDir()
 	get := func(path string) []byte {
 		resp, err := http.Get(d.url + path)

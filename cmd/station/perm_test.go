@@ -2,7 +2,6 @@ package main
 
 import (
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,13 +93,8 @@ func TestDataFilesAreOwnerOnly(t *testing.T) {
 		}
 		cmd := withUmask(t, "serve", "--listen", "127.0.0.1:0", "--data", dir)
 		d := startCmd(t, cmd, dir)
-		code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "perm-1", passPhotos(t)[0], false))
-		if err != nil || code != http.StatusCreated {
-			t.Fatalf("submit: %d %s %v", code, b, err)
-		}
-		if o := d.waitFinal([]string{"perm-1"}, 2*time.Minute)["perm-1"]; o.State != "produced" {
-			t.Fatalf("order ended %s", o.State)
-		}
+		d.submit("perm-1", passPhotos(t)[0])
+		d.produced("perm-1", 2*time.Minute)
 		d.stop()
 		if loose := looseFiles(t, dir); len(loose) > 0 {
 			t.Fatalf("readable by others: %v", loose)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/pem"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,13 +37,8 @@ func TestStationWithPKCS11Token(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName, "--config", conf)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "hsm-1", passPhotos(t)[2], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
-	o := d.waitFinal([]string{"hsm-1"}, 3*time.Minute)["hsm-1"]
-	if o.State != "produced" {
-		t.Fatalf("hsm-1 ended %s: %+v\n%s", o.State, o.Events, d.stderr.String())
-	}
+	d.submit("hsm-1", passPhotos(t)[2])
+	d.produced("hsm-1", 3*time.Minute)
 	d.stop()
 
 	// QA verify with the station's configuration reaches the master key in
