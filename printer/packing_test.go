@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/order"
 )
 
@@ -68,8 +69,8 @@ func TestGroupShipments(t *testing.T) {
 }
 
 func TestPackingList(t *testing.T) {
-	pdfinfo := needTool(t, "pdfinfo")
-	pdftotext := needTool(t, "pdftotext")
+	pdfinfo := integration.Tool(t, "pdfinfo", "poppler-utils")
+	pdftotext := integration.Tool(t, "pdftotext", "poppler-utils")
 	s := order.Shipment{
 		ID: "SHP-20261123-0123456789", Express: true, Orderer: "Eva Beställare",
 		Address:    []string{"Bygg & Betong i Norr AB", "Storgatan 1", "111 22 Stockholm"},

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/boombuler/barcode/qr"
+
+	"id06/internal/integration"
 )
 
 // renderCases are the golden cards: each card type, long and accented
@@ -45,8 +47,8 @@ func renderCases() []struct {
 }
 
 func TestRenderGolden(t *testing.T) {
-	pdfinfo := needTool(t, "pdfinfo")
-	pdftotext := needTool(t, "pdftotext")
+	pdfinfo := integration.Tool(t, "pdfinfo", "poppler-utils")
+	pdftotext := integration.Tool(t, "pdftotext", "poppler-utils")
 	tpl := DefaultTemplate()
 	for _, tc := range renderCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,7 +114,7 @@ func TestRenderGolden(t *testing.T) {
 // PNG preview drawn from the same layout, for every golden case and a real
 // portrait.
 func TestPDFMatchesPNG(t *testing.T) {
-	pdftoppm := needTool(t, "pdftoppm")
+	pdftoppm := integration.Tool(t, "pdftoppm", "poppler-utils")
 	cases := renderCases()
 	cases = append(cases, struct {
 		name string
@@ -180,7 +182,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 }
 
 func TestRenderFontsEmbedded(t *testing.T) {
-	pdffonts := needTool(t, "pdffonts")
+	pdffonts := integration.Tool(t, "pdffonts", "poppler-utils")
 	face, err := Render(DefaultTemplate(), goldenCard())
 	if err != nil {
 		t.Fatal(err)

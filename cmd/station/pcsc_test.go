@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/personalize/apdu"
 	"id06/personalize/pcscdtest"
 )
@@ -245,7 +246,8 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pcscd and the real binary")
 	}
-	requireTools(t, "yubico-piv-tool", "openssl")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "openssl", "openssl")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
@@ -341,19 +343,5 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	}
 	if code, out := stationVerify(); code != 1 || !strings.HasPrefix(revocation(out), "fail") {
 		t.Fatalf("station verify of the revoked card: exit %d, revocation %q\n%s", code, revocation(out), out)
-	}
-}
-
-// requireTools skips the test when a checker is missing, or fails it in CI
-// (STATION_REQUIRE_INTEGRATION=1).
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("%s not installed", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
 	}
 }

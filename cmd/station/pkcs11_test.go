@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/personalize/pcscdtest"
 	"id06/personalize/softhsmtest"
 )
@@ -23,7 +24,8 @@ func TestStationWithPKCS11Token(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pcscd, SoftHSM2 and the real binary")
 	}
-	requireTools(t, "yubico-piv-tool", "openssl")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "openssl", "openssl")
 	tok := softhsmtest.New(t)
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
