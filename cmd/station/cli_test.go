@@ -134,9 +134,7 @@ func TestPhotoCropWritesPortrait(t *testing.T) {
 // reasons; a new photo over the API produces it. A second bad order is passed
 // by an operator's override from the CLI.
 func TestNeedsFixRoundTrip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	bad, err := os.ReadFile(filepath.Join(sharedDir(t), "testdata", "photos", "synthetic", "fail_blue_background.jpg"))

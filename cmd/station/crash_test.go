@@ -15,9 +15,7 @@ import (
 // kill -9 the real station at random moments while it produces cards: no
 // order may be lost and none may yield two cards.
 func TestKill9NeverLosesOrDuplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	photos := passPhotos(t)
 	const n = 24
@@ -101,9 +99,7 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 // SIGTERM lets the card in hand finish: the order being encoded when the
 // signal arrives still ends produced, and the daemon exits cleanly.
 func TestSIGTERMFinishesCardInHand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	photos := passPhotos(t)

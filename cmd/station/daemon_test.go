@@ -47,6 +47,15 @@ func stationBinary(t testing.TB) string {
 	return binPath
 }
 
+// skipShort skips, under -short, a test that runs real processes; why
+// says which.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+}
+
 // sharedDir finds ../shared (the team's shared folder) above the package.
 func sharedDir(t testing.TB) string {
 	t.Helper()

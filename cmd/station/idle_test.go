@@ -34,9 +34,7 @@ func cpuTime(t testing.TB, pid int) time.Duration {
 // work, and its CPU time over a few idle seconds stays within a small budget
 // (a worker that keeps waking itself burns a whole core here).
 func TestIdleDaemonSleeps(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	d := startDaemon(t, t.TempDir())
 	d.submit("idle-1", passPhotos(t)[0])
 	d.produced("idle-1", 2*time.Minute)

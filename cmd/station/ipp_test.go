@@ -14,9 +14,7 @@ import (
 // out of cards, the station pauses with the operator's message and the card
 // waits; after a refill it is printed once and the order is produced.
 func TestStationPrintsOverIPP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ippeveprinter and the real binary")
-	}
+	skipShort(t, "runs ippeveprinter and the real binary")
 	eve := ippetest.Start(t)
 	eve.SetCards(t, 0)
 	d := startDaemon(t, t.TempDir(), "--printer", "ipp:"+eve.URI)

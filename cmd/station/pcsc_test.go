@@ -28,9 +28,7 @@ import (
 // vpcd's reader (the emulator behind vsmartcard), then QA's `station verify`
 // passes on it, and fails naming the object after yubico-piv-tool alters it.
 func TestStationThroughPCSCD(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd and the real binary")
-	}
+	skipShort(t, "runs pcscd and the real binary")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
@@ -243,9 +241,7 @@ func freePort(t *testing.T) string {
 // distribution point) passes its revocation check; after POST …/revoke
 // both refuse it.
 func TestRevocationThroughPCSCD(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd and the real binary")
-	}
+	skipShort(t, "runs pcscd and the real binary")
 	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
 	integration.Tool(t, "openssl", "openssl")
 	bin := stationBinary(t)

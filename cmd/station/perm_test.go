@@ -59,9 +59,7 @@ func looseFiles(t *testing.T, dir string) []string {
 // token existed before, the station keeps its secrets and personal data to
 // its own user.
 func TestDataFilesAreOwnerOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	t.Run("token create on a fresh directory", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		if out, err := withUmask(t, "token", "create", "--supplier", "acme", "--data", dir).CombinedOutput(); err != nil {

@@ -21,9 +21,7 @@ import (
 // exists anywhere in the data directory — they were made and used inside
 // the token.
 func TestStationWithPKCS11Token(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd, SoftHSM2 and the real binary")
-	}
+	skipShort(t, "runs pcscd, SoftHSM2 and the real binary")
 	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
 	integration.Tool(t, "openssl", "openssl")
 	tok := softhsmtest.New(t)
