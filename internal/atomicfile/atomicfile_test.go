@@ -45,7 +45,11 @@ func TestCreateExclusiveKeepsTheFile(t *testing.T) {
 	if err != nil || string(got) != "first" {
 		t.Fatalf("read %q, %v; want the first content", got, err)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v, %v; want 0600", fi.Mode(), err)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode())
 	}
 }
