@@ -2,8 +2,6 @@ package printer
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -84,10 +82,7 @@ func TestPackingList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "pack.pdf")
-	if err := os.WriteFile(p, pdf, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := writePDF(t, t.TempDir(), pdf)
 	info := run(t, pdfinfo, p)
 	if !regexp.MustCompile(`Page size:\s+595.28 x 841.89 pts \(A4\)`).MatchString(info) {
 		t.Errorf("not A4:\n%s", info)
