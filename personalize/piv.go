@@ -149,11 +149,7 @@ var errBadWitness = errors.New("management key authentication: bad witness from 
 
 // dynAuthField extracts tag from a 7C dynamic authentication template.
 func dynAuthField(resp []byte, tag uint) ([]byte, error) {
-	inner, err := apdu.Unwrap(resp, 0x7C)
-	if err != nil {
-		return nil, err
-	}
-	items, err := apdu.ParseTLV(inner)
+	items, err := apdu.UnwrapItems(resp, 0x7C)
 	if err != nil {
 		return nil, err
 	}
