@@ -151,14 +151,13 @@ func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log
 		res, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
 		if res != nil {
 			if err := face(); err != nil {
-				var layout faceLayoutError
-				if !errors.As(err, &layout) {
-					// The database did not answer: the written chip stays in
-					// the lane's hand and the order is resumed, not failed.
-					return false, false, err
+				if fe := (faceError{}); errors.As(err, &fe) {
+					spoiled, err := p.failCard(ctx, l, c, fe.Error(), log)
+					return false, spoiled, err
 				}
-				spoiled, err := p.failCard(ctx, l, c, "card face: "+err.Error(), log)
-				return false, spoiled, err
+				// The store did not answer: the written chip stays in the
+				// lane's hand and is taken up again.
+				return false, false, err
 			}
 			return true, false, p.encoded(ctx, c, res, validUntil)
 		}
@@ -375,10 +374,17 @@ func (p *Pipeline) lostCard(ctx context.Context, l *lane.Lane, c *queue.Claim, l
 	return true
 }
 
-// renderFace lays out the card face for the claimed order's card number.
-// Only a face that cannot be laid out (faceLayoutError) fails the card; the
-// database's reads and writes are retried like every record of the lane's
-// work, so a database restart never spoils a written chip.
+// faceError is what is wrong with the order's face itself (its portrait,
+// logo or layout): another try cannot help, unlike a store that did not
+// answer.
+type faceError struct{ err error }
+
+func (e faceError) Error() string { return "card face: " + e.err.Error() }
+func (e faceError) Unwrap() error { return e.err }
+
+// renderFace lays out the card face for the claimed order's card number
+// and stores it; its database reads and write are retried like every
+// record of the lane's work, so a database restart never spoils a chip.
 func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) error {
 	var portraitPNG, logo []byte
 	if err := p.durably(ctx, "portrait read", func() (err error) {
@@ -389,7 +395,7 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 	}
 	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
-		return faceLayoutError{fmt.Errorf("portrait: %w", err)}
+		return faceError{fmt.Errorf("portrait: %w", err)}
 	}
 	if err := p.durably(ctx, "logo read", func() (err error) {
 		logo, err = p.store.Blob(ctx, c.ID, "logo")
@@ -402,19 +408,12 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 	}
 	face, err := Face(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)
 	if err != nil {
-		return faceLayoutError{err}
+		return faceError{err}
 	}
-	return p.durably(ctx, "card face stored", func() error {
+	return p.durably(ctx, "card face", func() error {
 		return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
 	})
 }
-
-// faceLayoutError: the order's face cannot be drawn (its data, not the
-// database); another blank would fare no better.
-type faceLayoutError struct{ err error }
-
-func (e faceLayoutError) Error() string { return e.err.Error() }
-func (e faceLayoutError) Unwrap() error { return e.err }
 
 // print records the print job, then prints it once on the lane's printer
 // (which is asked about the job first: after a crash it may hold or have
