@@ -9,6 +9,7 @@ import (
 	"image"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,13 +49,15 @@ func (p *Pipeline) laneOnce(ctx context.Context, l *lane.Lane) (bool, error) {
 // card runs the card through encoding and printing. produced: the card is
 // out; spoiled: its blank went to the reject bin.
 func (p *Pipeline) card(ctx context.Context, l *lane.Lane, c *queue.Claim, log *slog.Logger) (produced, spoiled bool, err error) {
+	var lay *printer.Layout
 	if c.State == order.Encoding {
-		done, spoiled, err := p.encode(ctx, l, c, log)
-		if err != nil || !done {
+		var done, spoiled bool
+		var err error
+		if lay, done, spoiled, err = p.encode(ctx, l, c, log); err != nil || !done {
 			return false, spoiled, err
 		}
 	}
-	return p.print(ctx, l, c, log)
+	return p.print(ctx, l, c, lay, log)
 }
 
 // hold keeps the card in the lane's hand while the lane cannot go on: a
@@ -107,69 +110,77 @@ func transportReady(l *lane.Lane) func(context.Context) bool {
 // encode writes the chip of the card in the lane's hand, feeding a blank
 // first unless a chip is already bound to the order. done=false: the order
 // left the lane (its blank spoiled, or the order failed).
-func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log *slog.Logger) (done, spoiled bool, err error) {
+func (p *Pipeline) encode(ctx context.Context, l *lane.Lane, c *queue.Claim, log *slog.Logger) (lay *printer.Layout, done, spoiled bool, err error) {
 	start := p.now()
 	defer func() { p.metrics.Stage("encode", l.Config.Name, p.now().Sub(start)) }()
 	o, err := c.Document()
 	if err != nil {
 		spoiled, err := p.failCard(ctx, l, c, err.Error(), log)
-		return false, spoiled, err
+		return nil, false, spoiled, err
 	}
 	validUntil := o.ValidUntilDate(p.now())
 	if !validUntil.After(p.now()) {
 		spoiled, err := p.failCard(ctx, l, c, "the requested validity ("+o.ValidUntil+") passed while the order waited; order again with a later valid_until", log)
-		return false, spoiled, err
+		return nil, false, spoiled, err
 	}
 	if c.ChipUID == "" {
 		// No chip is bound yet: a blank goes under the encoder. (A transport
 		// that already holds one, after a crash, keeps it.)
 		if released, err := p.feed(ctx, l, c); err != nil || released {
-			return false, false, err
+			return nil, false, false, err
 		}
 	}
 	if c.CardNumber == "" {
 		if err := p.store.AllocateCard(ctx, c, p.cfg.CardPrefix); err != nil {
-			return false, false, err
+			return nil, false, false, err
 		}
 	}
-	// The face is drawn while the chip is written: the CPU work overlaps
-	// the chip's I/O instead of holding up the lane.
-	faced := make(chan error, 1)
-	go func() { faced <- p.renderFace(ctx, c, o, validUntil) }()
-	faceErr, faceDone := error(nil), false
-	face := func() error {
+	// The printer's PDF is drawn while the chip is written: the CPU work
+	// overlaps the chip's I/O instead of holding up the lane.
+	type laid struct {
+		lay *printer.Layout
+		err error
+	}
+	faced := make(chan laid, 1)
+	go func() {
+		lay, err := p.facePDF(ctx, c, o, validUntil)
+		faced <- laid{lay, err}
+	}()
+	var face laid
+	faceDone := false
+	waitFace := func() laid {
 		if !faceDone {
-			faceErr, faceDone = <-faced, true
+			face, faceDone = <-faced, true
 		}
-		return faceErr
+		return face
 	}
-	defer face()
+	defer waitFace()
 	if err := p.checkpoint(ctx, l, c, "encoding"); err != nil {
-		return false, false, err
+		return nil, false, false, err
 	}
 	for {
 		res, spoiled, retry, err := p.writeChip(ctx, l, c, o, validUntil, log)
 		if res != nil {
-			if err := face(); err != nil {
-				if fe := (faceError{}); errors.As(err, &fe) {
-					spoiled, err := p.failCard(ctx, l, c, fe.Error(), log)
-					return false, spoiled, err
-				}
+			f := waitFace()
+			if fe := (faceError{}); errors.As(f.err, &fe) {
+				spoiled, err := p.failCard(ctx, l, c, fe.Error(), log)
+				return nil, false, spoiled, err
+			} else if f.err != nil {
 				// The store did not answer: the written chip stays in the
 				// lane's hand and is taken up again.
-				return false, false, err
+				return nil, false, false, f.err
 			}
-			return true, false, p.encoded(ctx, c, res, validUntil)
+			return f.lay, true, false, p.encoded(ctx, c, res, validUntil)
 		}
 		if !retry {
-			return false, spoiled, err
+			return nil, false, spoiled, err
 		}
 		// A reader fault says nothing about the blank: the card stays in the
 		// lane's hand with its number and chip, and the same chip is resumed
 		// once an operator has looked at the encoder (a different card there
 		// is detected by its UID and the lost blank retired).
 		if err := p.hold(ctx, l, c, "reader", "Card reader: "+err.Error()+" — check the card in the encoder, then resume the lane", nil); err != nil {
-			return false, false, err
+			return nil, false, false, err
 		}
 	}
 }
@@ -382,20 +393,20 @@ type faceError struct{ err error }
 func (e faceError) Error() string { return "card face: " + e.err.Error() }
 func (e faceError) Unwrap() error { return e.err }
 
-// renderFace lays out the card face for the claimed order's card number
-// and stores it; its database reads and write are retried like every
-// record of the lane's work, so a database restart never spoils a chip.
-func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) error {
+// layFace lays out the card face for the claimed order's card number. Its
+// database reads are retried like every record of the lane's work, so a
+// database restart never spoils a written chip.
+func (p *Pipeline) layFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) (*printer.Layout, error) {
 	var portraitPNG, logo []byte
 	if err := p.durably(ctx, "portrait read", func() (err error) {
 		portraitPNG, err = p.store.Blob(ctx, c.ID, "portrait")
 		return err
 	}); err != nil {
-		return fmt.Errorf("portrait: %w", err)
+		return nil, fmt.Errorf("portrait: %w", err)
 	}
 	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
-		return faceError{fmt.Errorf("portrait: %w", err)}
+		return nil, faceError{fmt.Errorf("portrait: %w", err)}
 	}
 	if err := p.durably(ctx, "logo read", func() (err error) {
 		logo, err = p.store.Blob(ctx, c.ID, "logo")
@@ -404,15 +415,59 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 		}
 		return err
 	}); err != nil {
-		return fmt.Errorf("logo: %w", err)
+		return nil, fmt.Errorf("logo: %w", err)
 	}
-	face, err := Face(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)
+	lay, err := FaceLayout(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)
 	if err != nil {
-		return faceError{err}
+		return nil, faceError{err}
 	}
-	return p.durably(ctx, "card face", func() error {
-		return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": face.PDF, "face_png": face.FrontPNG, "face_back_png": face.BackPNG})
+	return lay, nil
+}
+
+// facePDF lays out the face, draws the printer's PDF and stores it.
+func (p *Pipeline) facePDF(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) (*printer.Layout, error) {
+	lay, err := p.layFace(ctx, c, o, validUntil)
+	if err != nil {
+		return nil, err
+	}
+	pdf, err := lay.PDF()
+	if err != nil {
+		return nil, faceError{err}
+	}
+	return lay, p.durably(ctx, "card face", func() error {
+		return p.store.PutBlobs(ctx, c, map[string][]byte{"face_pdf": pdf})
 	})
+}
+
+// previews draws the face's PNGs for the operator page and stores them; the
+// card does not wait for them, so a failure is only logged. lay is the
+// face as encode laid it out, or nil for a card taken up in printing.
+func (p *Pipeline) previews(ctx context.Context, c *queue.Claim, lay *printer.Layout, log *slog.Logger) {
+	err := func() error {
+		if lay == nil {
+			o, err := c.Document()
+			if err != nil {
+				return err
+			}
+			validUntil, err := time.Parse(time.DateOnly, c.ValidUntil)
+			if err != nil {
+				return fmt.Errorf("valid_until %q: %w", c.ValidUntil, err)
+			}
+			if lay, err = p.layFace(ctx, c, o, validUntil); err != nil {
+				return err
+			}
+		}
+		front, back, err := lay.Previews()
+		if err != nil {
+			return err
+		}
+		return p.durably(ctx, "card previews", func() error {
+			return p.store.PutBlobs(ctx, c, map[string][]byte{"face_png": front, "face_back_png": back})
+		})
+	}()
+	if err != nil && ctx.Err() == nil {
+		log.Warn("the card face previews were not stored; the card is made all the same", "err", err)
+	}
 }
 
 // print records the print job, then prints it once on the lane's printer
@@ -421,13 +476,18 @@ func (p *Pipeline) renderFace(ctx context.Context, c *queue.Claim, o *order.Orde
 // will be ready by itself is retried for PrinterPatience without pausing; a
 // fault an operator must clear pauses the lane alone until the printer is
 // ready again.
-func (p *Pipeline) print(ctx context.Context, l *lane.Lane, c *queue.Claim, log *slog.Logger) (produced, spoiled bool, err error) {
+func (p *Pipeline) print(ctx context.Context, l *lane.Lane, c *queue.Claim, lay *printer.Layout, log *slog.Logger) (produced, spoiled bool, err error) {
 	start := p.now()
 	defer func() { p.metrics.Stage("print", l.Config.Name, p.now().Sub(start)) }()
 	dev := l.Devices
 	if err := p.checkpoint(ctx, l, c, "printing"); err != nil {
 		return false, false, err
 	}
+	// The previews for people are drawn while the printer prints.
+	drawn := make(chan struct{})
+	go func() { defer close(drawn); p.previews(ctx, c, lay, log) }()
+	waitDrawn := sync.OnceFunc(func() { <-drawn })
+	defer waitDrawn()
 	pdf, err := p.store.Blob(ctx, c.ID, "face_pdf")
 	if err != nil {
 		return false, false, fmt.Errorf("face pdf: %w", err)
@@ -494,6 +554,7 @@ func (p *Pipeline) print(ctx context.Context, l *lane.Lane, c *queue.Claim, log 
 		}
 	}
 	p.clearSlot(ctx, l, log)
+	waitDrawn() // stored while the order is still the lane's
 	if err := p.durably(ctx, "card printed", func() error {
 		return p.store.Produced(ctx, c, fmt.Sprintf("card %s printed on lane %s", c.CardNumber, l.Config.Name))
 	}); err != nil {

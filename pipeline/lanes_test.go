@@ -166,4 +166,5 @@ func TestRestartAsksThePrinterFirst(t *testing.T) {
 	if jobs := st.sim(0).Jobs(); len(jobs) != 1 || jobs[0].ID != printer.JobID("crash-1", done.CardNumber) {
 		t.Fatalf("printer made %+v", jobs)
 	}
+	st.wantFace(t, "crash-1") // the previews of a card taken up in printing too
 }

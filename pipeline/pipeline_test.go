@@ -79,6 +79,20 @@ func (st *station) open(t *testing.T, flags []string) {
 		printer.DefaultTemplate(), nopMetrics{})
 }
 
+// wantFace checks that the order's face PDF and both previews are stored.
+func (st *station) wantFace(t *testing.T, id string) {
+	t.Helper()
+	kinds, err := st.store.BlobKinds(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"face_pdf", "face_png", "face_back_png"} {
+		if !kinds[k] {
+			t.Errorf("%s has no %s", id, k)
+		}
+	}
+}
+
 // reader is the lane's simulated reader; sim its simulated printer.
 func (st *station) reader(i int) *emulator.Reader {
 	return st.lanes[i].Devices.Reader.(*emulator.Reader)
@@ -217,6 +231,7 @@ func TestPrinterFaultPausesTheLane(t *testing.T) {
 	if o.Lane != "main" || o.PrintJob != printer.JobID("fault-1", o.CardNumber) || o.PrintPrinter != "sim:main" {
 		t.Errorf("order records lane %q, print %q on %q", o.Lane, o.PrintJob, o.PrintPrinter)
 	}
+	st.wantFace(t, "fault-1")
 }
 
 // A busy printer will be ready by itself: the card waits without pausing the

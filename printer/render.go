@@ -33,8 +33,16 @@ const dpi = 300
 // yields the same bytes; a re-render for a retried print job is identical.
 var pdfEpoch = time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Render lays out the card once and draws that layout as PDF and as PNGs.
-func Render(t *Template, c Card) (*Face, error) {
+// Layout is a card laid out once, to be drawn as the printer's PDF and as
+// the previews for people, each when it is needed: a lane prints the PDF
+// and draws the previews while the card prints.
+type Layout struct {
+	l      *layout
+	number string
+}
+
+// Lay lays out a card.
+func Lay(t *Template, c Card) (*Layout, error) {
 	if t == nil {
 		return nil, fmt.Errorf("render: no template")
 	}
@@ -46,22 +54,57 @@ func Render(t *Template, c Card) (*Face, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render card %s: %w", c.CardNumber, err)
 	}
-	// The PDF and the two previews are independent drawings of the layout.
-	var (
-		f    Face
-		errs [3]error
-		wg   sync.WaitGroup
-	)
-	wg.Go(func() { f.PDF, errs[0] = l.pdf() })
-	wg.Go(func() { f.FrontPNG, errs[1] = l.previewPNG(0) })
-	wg.Go(func() { f.BackPNG, errs[2] = l.previewPNG(1) })
+	return &Layout{l: l, number: c.CardNumber}, nil
+}
+
+// PDF draws the card for the printer: a page per side.
+func (l *Layout) PDF() ([]byte, error) {
+	pdf, err := l.l.pdf()
+	if err != nil {
+		return nil, fmt.Errorf("render card %s: PDF: %w", l.number, err)
+	}
+	return pdf, nil
+}
+
+// Previews draws both sides as 300 dpi PNGs, the two at once.
+func (l *Layout) Previews() (front, back []byte, err error) {
+	var errs [2]error
+	var wg sync.WaitGroup
+	wg.Go(func() { front, errs[0] = l.l.previewPNG(0) })
+	wg.Go(func() { back, errs[1] = l.l.previewPNG(1) })
 	wg.Wait()
-	for i, what := range []string{"PDF", "front PNG", "back PNG"} {
+	for i, what := range []string{"front PNG", "back PNG"} {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("render card %s: %s: %w", c.CardNumber, what, errs[i])
+			return nil, nil, fmt.Errorf("render card %s: %s: %w", l.number, what, errs[i])
 		}
 	}
+	return front, back, nil
+}
+
+// Render draws the layout as PDF and as PNGs, the PDF and the previews at once.
+func (l *Layout) Render() (*Face, error) {
+	var f Face
+	var pdfErr, pngErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { f.PDF, pdfErr = l.PDF() })
+	wg.Go(func() { f.FrontPNG, f.BackPNG, pngErr = l.Previews() })
+	wg.Wait()
+	if pdfErr != nil {
+		return nil, pdfErr
+	}
+	if pngErr != nil {
+		return nil, pngErr
+	}
 	return &f, nil
+}
+
+// Render lays out the card once and draws that layout as PDF and as PNGs.
+func Render(t *Template, c Card) (*Face, error) {
+	l, err := Lay(t, c)
+	if err != nil {
+		return nil, err
+	}
+	return l.Render()
 }
 
 // pngEncoder favours speed (the previews are mostly flat colour) and reuses

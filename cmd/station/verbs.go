@@ -309,7 +309,11 @@ func runCardRender(c *cli, args []string) error {
 	} else if !order.ValidCardNumber(*number) {
 		return fmt.Errorf("card number %q is not of the form BB-NNNN-NNNNNN with a Luhn check digit", *number)
 	}
-	face, err := pipeline.Face(tmpl, o, *number, station.Defaults().Issuer, o.ValidUntilDate(time.Now()), photo.Portrait, o.Company.Logo)
+	lay, err := pipeline.FaceLayout(tmpl, o, *number, station.Defaults().Issuer, o.ValidUntilDate(time.Now()), photo.Portrait, o.Company.Logo)
+	if err != nil {
+		return err
+	}
+	face, err := lay.Render()
 	if err != nil {
 		return err
 	}
