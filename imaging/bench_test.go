@@ -8,13 +8,15 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"id06/internal/integration"
 )
 
 func perfFiles(b *testing.B) []string {
 	b.Helper()
 	files, err := filepath.Glob(filepath.Join(photosDir(b), "perf", "*.jpg"))
 	if err != nil || len(files) == 0 {
-		requireOrSkip(b, "no 12 MP photos in ../shared/testdata/photos/perf")
+		integration.Missing(b, "no 12 MP photos in ../shared/testdata/photos/perf")
 	}
 	sort.Strings(files)
 	return files
@@ -83,7 +85,7 @@ func peakHeap(fn func()) uint64 {
 func BenchmarkCropVsVips(b *testing.B) {
 	vips, err := exec.LookPath("vipsthumbnail")
 	if err != nil {
-		requireOrSkip(b, "vipsthumbnail not installed (apt install libvips-tools)")
+		integration.Missing(b, "vipsthumbnail not installed (apt install libvips-tools)")
 	}
 	for _, f := range perfFiles(b) {
 		b.Run(filepath.Base(f), func(b *testing.B) {

@@ -105,34 +105,30 @@ func parseHeader(data []byte) (header, *HeaderError) {
 // the memory a photo may take to decode, and at least 300x410 pixels after
 // EXIF orientation. It returns a *HeaderError or nil.
 func CheckPhotoHeader(data []byte) error {
-	h, err := parseHeader(data)
-	if err != nil {
-		return err
-	}
-	if err := checkCost(h, firstDenom(h)); err != nil {
-		return err
-	}
-	if w, ht := h.orientedSize(); w < MinPhotoW || ht < MinPhotoH {
-		return &HeaderError{Code: CodeResolutionTooLow, Message: fmt.Sprintf(
-			"the photo is %dx%d pixels; at least %dx%d pixels is required", w, ht, MinPhotoW, MinPhotoH)}
-	}
-	return nil
+	return checkHeader(data, "photo", firstDenom, MinPhotoW, MinPhotoH)
 }
 
 // CheckLogoHeader is the intake check for an employer logo: JPEG or PNG,
 // complete, within the upload limits and the memory its decode may take,
 // and at least 354x118 pixels (30x10 mm at 300 dpi).
 func CheckLogoHeader(data []byte) error {
+	return checkHeader(data, "logo", logoDenom, MinLogoW, MinLogoH)
+}
+
+// checkHeader is the intake check both uploads share: what names the image
+// in the message, denom picks the decode scale whose memory counts, and the
+// image must be at least minW x minH pixels after EXIF orientation.
+func checkHeader(data []byte, what string, denom func(header) int, minW, minH int) error {
 	h, err := parseHeader(data)
 	if err != nil {
 		return err
 	}
-	if err := checkCost(h, logoDenom(h)); err != nil {
+	if err := checkCost(h, denom(h)); err != nil {
 		return err
 	}
-	if w, ht := h.orientedSize(); w < MinLogoW || ht < MinLogoH {
+	if w, ht := h.orientedSize(); w < minW || ht < minH {
 		return &HeaderError{Code: CodeResolutionTooLow, Message: fmt.Sprintf(
-			"the logo is %dx%d pixels; at least %dx%d pixels is required", w, ht, MinLogoW, MinLogoH)}
+			"the %s is %dx%d pixels; at least %dx%d pixels is required", what, w, ht, minW, minH)}
 	}
 	return nil
 }

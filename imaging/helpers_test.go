@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"id06/internal/integration"
 )
 
 // photosDir finds ../shared/testdata/photos by walking up from the package
@@ -23,19 +25,9 @@ func photosDir(t testing.TB) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			requireOrSkip(t, "portrait test data (../shared/testdata/photos) not found")
+			integration.Missing(t, "portrait test data (../shared/testdata/photos) not found")
 			return ""
 		}
 		dir = parent
 	}
-}
-
-// requireOrSkip skips a test that needs something from outside the repo,
-// unless CI demands it with STATION_REQUIRE_INTEGRATION=1.
-func requireOrSkip(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }

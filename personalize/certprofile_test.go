@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"id06/internal/integration"
 	"id06/personalize/apdu"
 	"id06/personalize/emulator"
 )
@@ -18,7 +19,7 @@ import (
 // shows them: key identifiers, the configured policy, the CRL and CA URLs,
 // the card UUID and each slot's key usages; and they chain to the CA.
 func TestCertificateProfileOpenSSL(t *testing.T) {
-	requireTool(t, "openssl", "openssl")
+	integration.Tool(t, "openssl", "openssl")
 	ctx := context.Background()
 	dir := t.TempDir()
 	p, err := New(Config{PKIDir: dir, Issuer: "Test Issuer AB", Certs: CertProfile{

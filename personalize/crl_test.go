@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"id06/internal/integration"
 )
 
 func testCert(t *testing.T, f *fixture, slot byte) *x509.Certificate {
@@ -33,7 +35,7 @@ func testCert(t *testing.T, f *fixture, slot byte) *x509.Certificate {
 // openssl reads the station's CRL and, with -crl_check, refuses exactly the
 // revoked certificate.
 func TestCRLWithOpenSSL(t *testing.T) {
-	requireTool(t, "openssl", "openssl")
+	integration.Tool(t, "openssl", "openssl")
 	f := newFixture(t, DefaultStock())
 	lost, kept := testCert(t, f, slotPIVAuth), testCert(t, f, slotCardAuth)
 	der, err := f.p.IssueCRL([]Revoked{{Serial: serialHex(lost), At: f.now.Add(-time.Hour), Reason: ReasonLost}}, 7, f.now)

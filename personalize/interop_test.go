@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"id06/internal/integration"
 )
 
 // TestCMSVerifiesWithOpenSSL checks the three signed objects with an
@@ -12,7 +14,7 @@ import (
 // certificate embedded), the facial image signature and the security
 // object (no certificate: the signer comes from the CHUID).
 func TestCMSVerifiesWithOpenSSL(t *testing.T) {
-	requireTool(t, "openssl", "openssl")
+	integration.Tool(t, "openssl", "openssl")
 	f := newFixture(t, DefaultStock())
 	sign := signer{f.p.pki.signerCert, f.p.pki.signerKey}
 	fasc, err := newFASCN(f.data.CardNumber)

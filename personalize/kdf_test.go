@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"id06/internal/integration"
 )
 
 func hmacPRF(key []byte) PRF {
@@ -24,7 +26,7 @@ func hmacPRF(key []byte) PRF {
 // implementation, for the lengths of every management key algorithm and a
 // length that needs two PRF blocks.
 func TestKDFMatchesOpenSSL(t *testing.T) {
-	requireTool(t, "openssl", "openssl")
+	integration.Tool(t, "openssl", "openssl")
 	key := bytes.Repeat([]byte{0x5A, 0xC3}, 16)
 	uuid := [16]byte{0x3f, 0x2a, 0x11, 0x90, 0x5c, 0x41, 0x4e, 0x8b, 0x9d, 0x07, 0x6b, 0x21, 0xe4, 0x55, 0x0c, 0xaa}
 	for _, n := range []int{16, 24, 32, 45} {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"id06/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,19 +166,7 @@ func writeNew(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("personalize: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("personalize: write key: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	if err := atomicfile.Create(path, b, os.O_EXCL, 0o600); err != nil {
 		return fmt.Errorf("personalize: write key %s: %w", path, err)
 	}
 	return nil

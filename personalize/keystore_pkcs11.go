@@ -71,16 +71,23 @@ func newID() ([]byte, error) {
 
 func (s *PKCS11KeyStore) Signer(name string) (crypto.Signer, error) {
 	ks, err := s.ctx.FindKeyPairs(nil, label(name))
+	return onlyKey(s, name, ks, err)
+}
+
+// onlyKey is the one key the token found under name's label (keys, err
+// are the search's answer): none, or more than one, is an error.
+func onlyKey[K any](s *PKCS11KeyStore, name string, keys []K, err error) (K, error) {
+	var none K
 	if err != nil {
-		return nil, fmt.Errorf("%s: key %s: %w", s, label(name), err)
+		return none, fmt.Errorf("%s: key %s: %w", s, label(name), err)
 	}
-	switch len(ks) {
+	switch len(keys) {
 	case 0:
-		return nil, fmt.Errorf("%s has no key %s: %w", s, label(name), ErrNoKey)
+		return none, fmt.Errorf("%s has no key %s: %w", s, label(name), ErrNoKey)
 	case 1:
-		return ks[0], nil
+		return keys[0], nil
 	}
-	return nil, fmt.Errorf("%s holds %d keys labelled %s: delete the stray ones", s, len(ks), label(name))
+	return none, fmt.Errorf("%s holds %d keys labelled %s: delete the stray ones", s, len(keys), label(name))
 }
 
 func (s *PKCS11KeyStore) NewSigner(name string) (crypto.Signer, error) {
@@ -97,17 +104,10 @@ func (s *PKCS11KeyStore) NewSigner(name string) (crypto.Signer, error) {
 
 func (s *PKCS11KeyStore) HMAC(name string) (PRF, error) {
 	keys, err := s.ctx.FindKeys(nil, label(name))
+	k, err := onlyKey(s, name, keys, err)
 	if err != nil {
-		return nil, fmt.Errorf("%s: key %s: %w", s, label(name), err)
+		return nil, err
 	}
-	switch len(keys) {
-	case 0:
-		return nil, fmt.Errorf("%s has no key %s: %w", s, label(name), ErrNoKey)
-	case 1:
-	default:
-		return nil, fmt.Errorf("%s holds %d keys labelled %s: delete the stray ones", s, len(keys), label(name))
-	}
-	k := keys[0]
 	return func(msg []byte) (out []byte, err error) {
 		// crypto11's Sum panics when the token fails the final step.
 		defer func() {

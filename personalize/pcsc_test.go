@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"id06/internal/integration"
 	"id06/personalize/apdu"
 	"id06/personalize/pcsc"
 	"id06/personalize/pcscdtest"
@@ -22,20 +23,6 @@ import (
 func TestMain(m *testing.M) {
 	pcscdtest.MaybeServeCard()
 	os.Exit(m.Run())
-}
-
-// requireTool skips when an external tool is missing, or fails in CI
-// (STATION_REQUIRE_INTEGRATION=1).
-func requireTool(t testing.TB, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s not installed (apt-get install %s)", tool, pkg)
-	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; set STATION_REQUIRE_INTEGRATION=1 to make this fatal")
 }
 
 func run(t testing.TB, env *pcscdtest.Env, name string, args ...string) string {
@@ -63,10 +50,10 @@ const mgmtKeyHex = "010203040506070801020304050607080102030405060708"
 // yubico-piv-tool and openssl, and makes sure Verify catches an object
 // rewritten by yubico-piv-tool.
 func TestPCSCIndependentTools(t *testing.T) {
-	requireTool(t, "pkcs15-tool", "opensc")
-	requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
-	requireTool(t, "openssl", "openssl")
-	requireTool(t, "pkcs15-crypt", "opensc")
+	integration.Tool(t, "pkcs15-tool", "opensc")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "openssl", "openssl")
+	integration.Tool(t, "pkcs15-crypt", "opensc")
 	env := pcscdtest.Start(t, nil)
 	ctx := context.Background()
 	f := newFixture(t, DefaultStock())
@@ -254,7 +241,7 @@ func BenchmarkPersonalizePCSC(b *testing.B) {
 // CCC, write printed information, facial image and security object,
 // change PIN and PUK.
 func BenchmarkYubicoPivToolPCSC(b *testing.B) {
-	requireTool(b, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(b, "yubico-piv-tool", "yubico-piv-tool")
 	env := pcscdtest.StartBlanks(b)
 	f := benchFixture(b, DefaultStock())
 	dir := b.TempDir()
@@ -326,7 +313,7 @@ func BenchmarkYubicoPivToolPCSC(b *testing.B) {
 // yubico-piv-tool (which reads objects into a 3,072-byte buffer) reads each
 // one back through the real pcscd, byte for byte as the station wrote it.
 func TestYubiKeyStockReadBackByYubicoPivTool(t *testing.T) {
-	requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
 	env := pcscdtest.StartStock(t, StockYubiKey)
 	ctx := context.Background()
 	stock, err := Stock(StockYubiKey)

@@ -122,6 +122,20 @@ func newFixtureAt(t testing.TB, stock StockProfile, now time.Time) *fixture {
 	return &fixture{p: p, dir: dir, now: now, data: d}
 }
 
+// openSealed decrypts what seal wrote (ASCII-armored age) with id.
+func openSealed(t testing.TB, sealed []byte, id age.Identity) []byte {
+	t.Helper()
+	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain
+}
+
 // openSecrets decrypts Result.SealedSecrets with the development identity.
 func (f *fixture) openSecrets(t testing.TB, sealed []byte) cardSecrets {
 	t.Helper()
@@ -137,16 +151,8 @@ func (f *fixture) openSecrets(t testing.TB, sealed []byte) cardSecrets {
 			}
 		}
 	}
-	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var s cardSecrets
-	if err := json.Unmarshal(plain, &s); err != nil {
+	if err := json.Unmarshal(openSealed(t, sealed, id), &s); err != nil {
 		t.Fatal(err)
 	}
 	return s

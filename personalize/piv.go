@@ -149,11 +149,7 @@ var errBadWitness = errors.New("management key authentication: bad witness from 
 
 // dynAuthField extracts tag from a 7C dynamic authentication template.
 func dynAuthField(resp []byte, tag uint) ([]byte, error) {
-	inner, err := apdu.Unwrap(resp, 0x7C)
-	if err != nil {
-		return nil, err
-	}
-	items, err := apdu.ParseTLV(inner)
+	items, err := apdu.UnwrapItems(resp, 0x7C)
 	if err != nil {
 		return nil, err
 	}
@@ -175,17 +171,23 @@ func (s *session) generateP256(ctx context.Context, slot byte) (*ecdsa.PublicKey
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	items, err := apdu.ParseTLV(inner)
+	return ecPublicKey("generate key", inner)
+}
+
+// ecPublicKey reads the P-256 key from the EC point (86) of a public key
+// template's content; what names the answer in errors.
+func ecPublicKey(what string, template []byte) (*ecdsa.PublicKey, error) {
+	items, err := apdu.ParseTLV(template)
 	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	point, ok := apdu.Find(items, 0x86)
 	if !ok {
-		return nil, errors.New("generate key: response lacks the EC point (86)")
+		return nil, fmt.Errorf("%s: response lacks the EC point (86)", what)
 	}
 	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
 	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return pub, nil
 }
@@ -253,13 +255,5 @@ func (s *session) slotPublicKey(ctx context.Context, slot byte) (*ecdsa.PublicKe
 	if !ok {
 		return nil, errors.New("key metadata lacks the public key (04)")
 	}
-	inner, err := apdu.ParseTLV(pubTLV)
-	if err != nil {
-		return nil, fmt.Errorf("key metadata: %w", err)
-	}
-	point, ok := apdu.Find(inner, 0x86)
-	if !ok {
-		return nil, errors.New("key metadata lacks the EC point (86)")
-	}
-	return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+	return ecPublicKey("key metadata", pubTLV)
 }

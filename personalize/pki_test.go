@@ -1,13 +1,11 @@
 package personalize
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"filippo.io/age/armor"
 )
 
 // writeRSACA writes an RSA CA in the traditional PKCS#1 PEM form many
@@ -142,14 +139,7 @@ func TestSealToConfiguredRecipient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := age.Decrypt(armor.NewReader(bytes.NewReader(sealed)), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := openSealed(t, sealed, id)
 	if want := `{"card_number":"BB-1234-567890","pin":"385912","puk":"70315864"}`; string(plain) != want {
 		t.Errorf("opened %s, want %s", plain, want)
 	}

@@ -393,18 +393,28 @@ type faceError struct{ err error }
 func (e faceError) Error() string { return "card face: " + e.err.Error() }
 func (e faceError) Unwrap() error { return e.err }
 
-// layFace lays out the card face for the claimed order's card number.
+// layFace lays out the card face for the claimed order's card number. Its
+// database reads are retried like every record of the lane's work, so a
+// database restart never spoils a written chip.
 func (p *Pipeline) layFace(ctx context.Context, c *queue.Claim, o *order.Order, validUntil time.Time) (*printer.Layout, error) {
-	portraitPNG, err := p.store.Blob(ctx, c.ID, "portrait")
-	if err != nil {
+	var portraitPNG, logo []byte
+	if err := p.durably(ctx, "portrait read", func() (err error) {
+		portraitPNG, err = p.store.Blob(ctx, c.ID, "portrait")
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("portrait: %w", err)
 	}
 	portrait, _, err := image.Decode(bytes.NewReader(portraitPNG))
 	if err != nil {
 		return nil, faceError{fmt.Errorf("portrait: %w", err)}
 	}
-	logo, err := p.store.Blob(ctx, c.ID, "logo")
-	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+	if err := p.durably(ctx, "logo read", func() (err error) {
+		logo, err = p.store.Blob(ctx, c.ID, "logo")
+		if errors.Is(err, queue.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("logo: %w", err)
 	}
 	lay, err := FaceLayout(p.template, o, c.CardNumber, p.cfg.Issuer, validUntil, portrait, logo)

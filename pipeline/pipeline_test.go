@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,3 +403,46 @@ func TestFailingStepBacksOff(t *testing.T) {
 }
 
 var errDiskFull = errors.New("database or disk is full")
+
+// flakyFaceStore is a database that fails the card face's first writes and
+// reads, as one does while it restarts.
+type flakyFaceStore struct {
+	Store
+	fails atomic.Int32
+}
+
+var errUnavailable = errors.New("database unavailable")
+
+func (f *flakyFaceStore) PutBlobs(ctx context.Context, c *queue.Claim, blobs map[string][]byte) error {
+	if _, face := blobs["face_pdf"]; face && f.fails.Add(-1) >= 0 {
+		return errUnavailable
+	}
+	return f.Store.PutBlobs(ctx, c, blobs)
+}
+
+func (f *flakyFaceStore) Blob(ctx context.Context, id, kind string) ([]byte, error) {
+	if kind == "logo" && f.fails.Add(-1) >= 0 {
+		return nil, errUnavailable
+	}
+	return f.Store.Blob(ctx, id, kind)
+}
+
+// A database that does not answer while the card face is drawn (the face
+// is drawn while the chip is written) never fails the card: the reads and
+// the write are retried and the order is produced on its first blank.
+func TestFaceSurvivesDatabaseHiccup(t *testing.T) {
+	st := newStation(t, "spool", nil)
+	flaky := &flakyFaceStore{Store: st.store}
+	flaky.fails.Store(3)
+	st.p = New(flaky, st.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), imaging.CheckPhoto, st.p.chip, st.lanes,
+		printer.DefaultTemplate(), nopMetrics{})
+	st.run(t)
+	st.submit(t, "hiccup-1")
+	st.waitState(t, "hiccup-1", order.Produced)
+	if n, _ := st.store.SpoiledCount(t.Context(), time.Time{}); n != 0 {
+		t.Fatalf("%d blanks spoiled by a database hiccup", n)
+	}
+	if flaky.fails.Load() >= 0 {
+		t.Fatal("the database never failed: the test proves nothing")
+	}
+}

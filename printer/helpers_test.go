@@ -6,7 +6,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,20 +14,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// needTool skips when an external tool is missing, unless CI demands the
-// integration tests (STATION_REQUIRE_INTEGRATION=1).
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("%s is required (STATION_REQUIRE_INTEGRATION=1) but not found: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt: poppler-utils / cups-ipp-utils / dbus); skipping", name)
-	}
-	return p
-}
 
 // photosDir finds shared/testdata/photos by walking up from the package.
 func photosDir(t testing.TB) string {

@@ -114,9 +114,7 @@ func NewIPPDriver(uri string) (*IPPDriver, error) {
 // Lookup finds the newest printer job named jobID (the station's job ID is
 // the IPP job-name) in the printer's job history.
 func (d *IPPDriver) Lookup(ctx context.Context, jobID string) (JobStatus, error) {
-	d.mu.Lock()
 	id, state, err := d.findJob(ctx, jobID)
-	d.mu.Unlock()
 	if err != nil || id == 0 {
 		return JobStatus{}, err
 	}
@@ -163,8 +161,11 @@ func (d *IPPDriver) Submit(ctx context.Context, job Job) error {
 }
 
 // findJob returns the newest printer job named jobID, from memory or from
-// Get-Jobs (completed and not-completed). id is 0 when there is none.
+// Get-Jobs (completed and not-completed). id is 0 when there is none. It
+// holds d.mu, which guards d.jobs.
 func (d *IPPDriver) findJob(ctx context.Context, jobID string) (id, state int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if id, ok := d.jobs[jobID]; ok {
 		attrs, err := d.jobAttributes(ctx, id)
 		var ippErr ipp.IPPError
@@ -221,9 +222,7 @@ func (d *IPPDriver) submit(ctx context.Context, job Job) (int, error) {
 // Wait polls the job with Get-Job-Attributes until it leaves pending or
 // the printer reports a fault, which leaves the job at the printer.
 func (d *IPPDriver) Wait(ctx context.Context, jobID string) (JobStatus, error) {
-	d.mu.Lock()
 	id, _, err := d.findJob(ctx, jobID)
-	d.mu.Unlock()
 	if err != nil || id == 0 {
 		return JobStatus{}, err
 	}

@@ -2,13 +2,12 @@ package printer
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/order"
 )
 
@@ -68,8 +67,8 @@ func TestGroupShipments(t *testing.T) {
 }
 
 func TestPackingList(t *testing.T) {
-	pdfinfo := needTool(t, "pdfinfo")
-	pdftotext := needTool(t, "pdftotext")
+	pdfinfo := integration.Tool(t, "pdfinfo", "poppler-utils")
+	pdftotext := integration.Tool(t, "pdftotext", "poppler-utils")
 	s := order.Shipment{
 		ID: "SHP-20261123-0123456789", Express: true, Orderer: "Eva Beställare",
 		Address:    []string{"Bygg & Betong i Norr AB", "Storgatan 1", "111 22 Stockholm"},
@@ -83,10 +82,7 @@ func TestPackingList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "pack.pdf")
-	if err := os.WriteFile(p, pdf, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := writePDF(t, t.TempDir(), pdf)
 	info := run(t, pdfinfo, p)
 	if !regexp.MustCompile(`Page size:\s+595.28 x 841.89 pts \(A4\)`).MatchString(info) {
 		t.Errorf("not A4:\n%s", info)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/boombuler/barcode/qr"
+
+	"id06/internal/integration"
 )
 
 // renderCases are the golden cards: each card type, long and accented
@@ -45,8 +47,8 @@ func renderCases() []struct {
 }
 
 func TestRenderGolden(t *testing.T) {
-	pdfinfo := needTool(t, "pdfinfo")
-	pdftotext := needTool(t, "pdftotext")
+	pdfinfo := integration.Tool(t, "pdfinfo", "poppler-utils")
+	pdftotext := integration.Tool(t, "pdftotext", "poppler-utils")
 	tpl := DefaultTemplate()
 	for _, tc := range renderCases() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,10 +56,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pdfPath := filepath.Join(t.TempDir(), "face.pdf")
-			if err := os.WriteFile(pdfPath, face.PDF, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			pdfPath := writePDF(t, t.TempDir(), face.PDF)
 
 			info := run(t, pdfinfo, pdfPath)
 			if !regexp.MustCompile(`(?m)^Pages:\s+2$`).MatchString(info) {
@@ -112,7 +111,7 @@ func TestRenderGolden(t *testing.T) {
 // PNG preview drawn from the same layout, for every golden case and a real
 // portrait.
 func TestPDFMatchesPNG(t *testing.T) {
-	pdftoppm := needTool(t, "pdftoppm")
+	pdftoppm := integration.Tool(t, "pdftoppm", "poppler-utils")
 	cases := renderCases()
 	cases = append(cases, struct {
 		name string
@@ -125,10 +124,7 @@ func TestPDFMatchesPNG(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			pdfPath := filepath.Join(dir, "face.pdf")
-			if err := os.WriteFile(pdfPath, face.PDF, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			pdfPath := writePDF(t, dir, face.PDF)
 			run(t, pdftoppm, "-r", "300", "-png", pdfPath, filepath.Join(dir, "page"))
 			for i, preview := range [][]byte{face.FrontPNG, face.BackPNG} {
 				raster, err := os.ReadFile(filepath.Join(dir, "page-"+string(rune('1'+i))+".png"))
@@ -180,15 +176,12 @@ func TestRenderIsDeterministic(t *testing.T) {
 }
 
 func TestRenderFontsEmbedded(t *testing.T) {
-	pdffonts := needTool(t, "pdffonts")
+	pdffonts := integration.Tool(t, "pdffonts", "poppler-utils")
 	face, err := Render(DefaultTemplate(), goldenCard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "f.pdf")
-	if err := os.WriteFile(p, face.PDF, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := writePDF(t, t.TempDir(), face.PDF)
 	out := run(t, pdffonts, p)
 	lines := 0
 	for _, l := range strings.Split(out, "\n") {
@@ -409,6 +402,16 @@ func checkGolden(t *testing.T, name string, got []byte, same func(got, want []by
 			t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
 		}
 	}
+}
+
+// writePDF writes a rendered document into dir for poppler to read.
+func writePDF(t *testing.T, dir string, pdf []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, "doc.pdf")
+	if err := os.WriteFile(p, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func run(t *testing.T, name string, args ...string) string {

@@ -198,6 +198,21 @@ func (s *SimDriver) stop() *Fault {
 	return nil
 }
 
+// refuse says why the simulator takes no card now: the caller gave up, it
+// is closed, or a fault or jam stops it (caller holds mu).
+func (s *SimDriver) refuse(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed {
+		return errors.New("simulated printer is closed")
+	}
+	if f := s.stop(); f != nil {
+		return f
+	}
+	return nil
+}
+
 // takeBlank moves a blank from the hopper into the card path (caller holds mu).
 func (s *SimDriver) takeBlank() *Fault {
 	if s.st.Cards > 0 {
@@ -217,16 +232,10 @@ func (s *SimDriver) Submit(ctx context.Context, job Job) error {
 	if err := checkJob(job); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("simulated printer is closed")
-	}
-	if f := s.stop(); f != nil {
-		return f
+	if err := s.refuse(ctx); err != nil {
+		return err
 	}
 	if !s.st.Fed {
 		if f := s.takeBlank(); f != nil {
@@ -361,16 +370,10 @@ func (s *SimDriver) Counts() (taken, ejected, rejected int) {
 // Feed moves a blank from the hopper to the encoder. A card already fed
 // stays where it is (a lane that restarted feeds again).
 func (s *SimDriver) Feed(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("simulated printer is closed")
-	}
-	if f := s.stop(); f != nil {
-		return f
+	if err := s.refuse(ctx); err != nil {
+		return err
 	}
 	if s.st.Fed {
 		return nil

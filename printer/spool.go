@@ -118,7 +118,7 @@ func (s *SpoolDriver) Submit(ctx context.Context, job Job) error {
 		return s.ioFault(err)
 	}
 	tmp := filepath.Join(s.dir, "."+job.ID+".pdf.tmp")
-	if err := writeSynced(tmp, job.PDF); err != nil {
+	if err := atomicfile.Create(tmp, job.PDF, os.O_TRUNC, 0o640); err != nil {
 		return s.ioFault(err)
 	}
 	if err := atomicfile.Write(filepath.Join(s.dir, ".sent", job.ID), nil, 0o640); err != nil {
@@ -144,25 +144,6 @@ func (s *SpoolDriver) place(tmp, name string) error {
 // retryable offline fault so that the station pauses instead of failing cards.
 func (s *SpoolDriver) ioFault(err error) error {
 	return &Fault{Code: FaultOffline, Message: fmt.Sprintf("Spool folder %s is not writable: %v", s.dir, err), Retryable: true}
-}
-
-// writeSynced writes a file and syncs it to disk; on failure it leaves none.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-	}
-	return err
 }
 
 // syncDir persists renames in dir; not all file systems support it.

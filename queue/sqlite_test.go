@@ -23,18 +23,8 @@ var (
 	submit = queuetest.Submit
 )
 
-func open(t testing.TB) *queue.Store {
-	t.Helper()
-	s, err := queue.Open(filepath.Join(t.TempDir(), "station.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func TestBackupWhileWriting(t *testing.T) {
-	s := open(t)
+	s := queuetest.Open(t)
 	for i := 0; i < 200; i++ {
 		submit(t, s, fmt.Sprintf("o%03d", i), false, holder(time.Now()))
 	}

@@ -54,21 +54,13 @@ func (u *UI) uiOrders(w http.ResponseWriter, r *http.Request) {
 		f.State = order.State(st)
 	}
 	list, next, err := u.list(r.Context(), f)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "orders", u.newPage(w, r, "nav_orders", map[string]any{
-		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": list, "Next": next}))
+	u.show(w, r, err, "orders", "nav_orders", map[string]any{
+		"Q": f.Search, "State": string(f.State), "States": order.States, "Orders": list, "Next": next})
 }
 
 func (u *UI) uiNeedsFix(w http.ResponseWriter, r *http.Request) {
 	list, _, err := u.list(r.Context(), queue.Filter{State: order.NeedsFix, After: r.URL.Query().Get("after"), Limit: 200})
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "needsfix", u.newPage(w, r, "nav_needs_fix", map[string]any{"Orders": list, "Codes": imaging.Codes()}))
+	u.show(w, r, err, "needsfix", "nav_needs_fix", map[string]any{"Orders": list, "Codes": imaging.Codes()})
 }
 
 func (u *UI) uiOrder(w http.ResponseWriter, r *http.Request) {

@@ -327,6 +327,16 @@ func (u *UI) uiErrorText(w http.ResponseWriter, r *http.Request, status int, key
 	u.render(w, r, status, "error", p)
 }
 
+// show renders page name with the data read from the store, or the error
+// the read failed with.
+func (u *UI) show(w http.ResponseWriter, r *http.Request, err error, name, title string, data map[string]any) {
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, name, u.newPage(w, r, title, data))
+}
+
 // fail shows what went wrong with an action in words an operator can act
 // on; database failures are logged, not shown.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {

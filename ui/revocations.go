@@ -38,9 +38,5 @@ func (u *UI) revoke(ctx context.Context, _ *http.Request, id, actor, reason stri
 // uiRevocations lists the cards whose certificates are on the CRL.
 func (u *UI) uiRevocations(w http.ResponseWriter, r *http.Request) {
 	cards, err := u.store.RevokedCards(r.Context(), 300)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "revocations", u.newPage(w, r, "nav_revocations", map[string]any{"Cards": cards}))
+	u.show(w, r, err, "revocations", "nav_revocations", map[string]any{"Cards": cards})
 }

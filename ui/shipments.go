@@ -19,11 +19,7 @@ type shipmentRow struct {
 
 func (u *UI) uiShipments(w http.ResponseWriter, r *http.Request) {
 	list, unshipped, err := u.shipments(r.Context())
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "shipments", u.newPage(w, r, "nav_shipments", map[string]any{"Shipments": list, "Unshipped": unshipped}))
+	u.show(w, r, err, "shipments", "nav_shipments", map[string]any{"Shipments": list, "Unshipped": unshipped})
 }
 
 // shipments reads the newest parcels with their cards (two queries, however

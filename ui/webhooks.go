@@ -9,11 +9,7 @@ import (
 
 func (u *UI) uiWebhooks(w http.ResponseWriter, r *http.Request) {
 	notices, err := u.store.RecentNotices(r.Context(), 200)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "webhooks", u.newPage(w, r, "nav_webhooks", map[string]any{"Notices": notices}))
+	u.show(w, r, err, "webhooks", "nav_webhooks", map[string]any{"Notices": notices})
 }
 
 func (u *UI) uiRedeliver(w http.ResponseWriter, r *http.Request) {

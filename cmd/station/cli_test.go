@@ -134,9 +134,7 @@ func TestPhotoCropWritesPortrait(t *testing.T) {
 // reasons; a new photo over the API produces it. A second bad order is passed
 // by an operator's override from the CLI.
 func TestNeedsFixRoundTrip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	bad, err := os.ReadFile(filepath.Join(sharedDir(t), "testdata", "photos", "synthetic", "fail_blue_background.jpg"))
@@ -144,9 +142,7 @@ func TestNeedsFixRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"fix-api", "fix-cli"} {
-		if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, id, bad, false)); code != http.StatusCreated {
-			t.Fatalf("%d %s", code, b)
-		}
+		d.submit(id, bad)
 	}
 	got := d.waitFinal([]string{"fix-api", "fix-cli"}, time.Minute)
 	for id, o := range got {

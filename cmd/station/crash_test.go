@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 // kill -9 the real station at random moments while it produces cards: no
 // order may be lost and none may yield two cards.
 func TestKill9NeverLosesOrDuplicates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	photos := passPhotos(t)
 	const n = 24
@@ -29,10 +26,7 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 	d := startDaemon(t, dir, reader...)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("crash-%02d", i)
-		code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, ids[i], photos[i%len(photos)], false))
-		if err != nil || code != http.StatusCreated {
-			t.Fatalf("submit %s: %d %s %v", ids[i], code, b, err)
-		}
+		d.submit(ids[i], photos[i%len(photos)])
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for round := 0; round < 6; round++ {
@@ -105,17 +99,13 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 // SIGTERM lets the card in hand finish: the order being encoded when the
 // signal arrives still ends produced, and the daemon exits cleanly.
 func TestSIGTERMFinishesCardInHand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	photos := passPhotos(t)
 	ids := []string{"term-0", "term-1", "term-2"}
 	for i, id := range ids {
-		if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, id, photos[i], false)); code != http.StatusCreated {
-			t.Fatalf("%d %s", code, b)
-		}
+		d.submit(id, photos[i])
 	}
 	// Wait for a card to be in hand, then stop.
 	deadline := time.Now().Add(time.Minute)

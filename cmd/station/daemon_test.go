@@ -47,6 +47,15 @@ func stationBinary(t testing.TB) string {
 	return binPath
 }
 
+// skipShort skips, under -short, a test that runs real processes; why
+// says which.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+}
+
 // sharedDir finds ../shared (the team's shared folder) above the package.
 func sharedDir(t testing.TB) string {
 	t.Helper()
@@ -207,6 +216,26 @@ func (d *daemon) do(method, path string, body []byte) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
+// submit posts one order and fails the test unless the station takes it.
+func (d *daemon) submit(id string, photo []byte) {
+	d.t.Helper()
+	code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(d.t, id, photo, false))
+	if err != nil || code != http.StatusCreated {
+		d.t.Fatalf("submit %s: %d %s %v", id, code, b, err)
+	}
+}
+
+// produced waits for one order to end and fails the test unless it ended
+// produced.
+func (d *daemon) produced(id string, timeout time.Duration) *orderState {
+	d.t.Helper()
+	o := d.waitFinal([]string{id}, timeout)[id]
+	if o.State != "produced" {
+		d.t.Fatalf("%s ended %s: %+v\n%s", id, o.State, o.Events, d.stderr.String())
+	}
+	return o
+}
+
 type orderState struct {
 	ID         string `json:"id"`
 	State      string `json:"state"`
@@ -285,7 +314,7 @@ func producedOnce(t *testing.T, ids []string, orders map[string]*orderState) {
 	for _, id := range ids {
 		o := orders[id]
 		if o.State != "produced" {
-			t.Errorf("%s ended %s", id, o.State)
+			t.Errorf("%s ended %s: %+v", id, o.State, o.Events)
 		}
 		if prev, dup := cards[o.CardNumber]; dup {
 			t.Errorf("card number %s used by %s and %s", o.CardNumber, prev, id)

@@ -14,9 +14,7 @@ import (
 
 // The whole station on simulated devices: 50 orders in over HTTP, 50 cards out.
 func TestEndToEnd50Orders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	photos := passPhotos(t)
@@ -93,9 +91,7 @@ func TestEndToEnd50Orders(t *testing.T) {
 
 // An order without the holder's approval waits and is never produced.
 func TestUnapprovedOrderIsNeverProduced(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	d := startDaemon(t, t.TempDir())
 	var doc map[string]any
 	if err := json.Unmarshal(orderJSON(t, "unapproved-1", passPhotos(t)[0], false), &doc); err != nil {

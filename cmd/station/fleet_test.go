@@ -81,9 +81,7 @@ func (f *fleetStation) start(t *testing.T) {
 // load. Every order is produced exactly once, card numbers are distinct,
 // and every order.produced notice reaches the supplier.
 func TestFleetOfThreeOnPostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three real stations and a PostgreSQL server")
-	}
+	skipShort(t, "runs three real stations and a PostgreSQL server")
 	srv := pgtest.Shared(t)
 	url := pgtest.URL(t)
 	rc, hook := newReceiver(t, "fleet-secret")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -35,16 +34,10 @@ func cpuTime(t testing.TB, pid int) time.Duration {
 // work, and its CPU time over a few idle seconds stays within a small budget
 // (a worker that keeps waking itself burns a whole core here).
 func TestIdleDaemonSleeps(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	d := startDaemon(t, t.TempDir())
-	if code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "idle-1", passPhotos(t)[0], false)); err != nil || code != http.StatusCreated {
-		t.Fatalf("submit: %d %s %v", code, b, err)
-	}
-	if o := d.waitFinal([]string{"idle-1"}, 2*time.Minute)["idle-1"]; o.State != "produced" {
-		t.Fatalf("order ended %s: %+v", o.State, o.Events)
-	}
+	d.submit("idle-1", passPhotos(t)[0])
+	d.produced("idle-1", 2*time.Minute)
 	pid := d.cmd.Process.Pid
 	time.Sleep(time.Second) // let the last webhook poll and log line settle
 	const window = 4 * time.Second

@@ -14,15 +14,11 @@ import (
 // out of cards, the station pauses with the operator's message and the card
 // waits; after a refill it is printed once and the order is produced.
 func TestStationPrintsOverIPP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs ippeveprinter and the real binary")
-	}
+	skipShort(t, "runs ippeveprinter and the real binary")
 	eve := ippetest.Start(t)
 	eve.SetCards(t, 0)
 	d := startDaemon(t, t.TempDir(), "--printer", "ipp:"+eve.URI)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "ipp-1", passPhotos(t)[5], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
+	d.submit("ipp-1", passPhotos(t)[5])
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, b, err := d.do(http.MethodGet, "/readyz", nil)

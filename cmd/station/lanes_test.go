@@ -151,9 +151,7 @@ func simJobs(t *testing.T, dir, laneName string) map[string]int {
 // b refills it and puts it back to work; every order is produced once, and
 // the order (API and page) and its trail name the card's lane.
 func TestThreeLanes60Orders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	ops := opsToken(t, dir)
 	store, err := queue.Open(filepath.Join(dir, "station.db"))
@@ -273,9 +271,7 @@ func TestThreeLanes60Orders(t *testing.T) {
 // and mid-print: no order lost, no card printed twice, card numbers
 // distinct, every spoiled blank explained in the log.
 func TestKill9ThreeLanes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	args := []string{"--lane", "a=sim:apdu-delay=15ms,sim:print-time=500ms", "--lane", "b=sim:apdu-delay=15ms,sim:print-time=500ms",
 		"--lane", "c=sim:apdu-delay=15ms,sim:print-time=500ms"}
@@ -383,9 +379,7 @@ func TestKill9ThreeLanes(t *testing.T) {
 // card passes QA's `station verify`. vpcd holds one card, so the lane is
 // drained once it has taken its first.
 func TestPCSCDLaneWithSimLanes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd, ippeveprinter and the real binary")
-	}
+	skipShort(t, "runs pcscd, ippeveprinter and the real binary")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	eve := ippetest.Start(t)

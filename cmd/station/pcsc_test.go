@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/personalize/apdu"
 	"id06/personalize/pcscdtest"
 )
@@ -27,16 +28,12 @@ import (
 // vpcd's reader (the emulator behind vsmartcard), then QA's `station verify`
 // passes on it, and fails naming the object after yubico-piv-tool alters it.
 func TestStationThroughPCSCD(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd and the real binary")
-	}
+	skipShort(t, "runs pcscd and the real binary")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "pcsc-1", passPhotos(t)[3], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
+	d.submit("pcsc-1", passPhotos(t)[3])
 	o := d.waitFinal([]string{"pcsc-1"}, 3*time.Minute)["pcsc-1"]
 	if o.State != "produced" {
 		t.Fatalf("pcsc-1 ended %s: %+v\n%s\n%s", o.State, o.Events, d.stderr.String(), env.Log())
@@ -244,20 +241,15 @@ func freePort(t *testing.T) string {
 // distribution point) passes its revocation check; after POST …/revoke
 // both refuse it.
 func TestRevocationThroughPCSCD(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd and the real binary")
-	}
-	requireTools(t, "yubico-piv-tool", "openssl")
+	skipShort(t, "runs pcscd and the real binary")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "openssl", "openssl")
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
 	dir := t.TempDir()
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName, "--listen", freePort(t))
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "lost-1", passPhotos(t)[4], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
-	if o := d.waitFinal([]string{"lost-1"}, 3*time.Minute)["lost-1"]; o.State != "produced" {
-		t.Fatalf("lost-1 ended %s: %+v\n%s", o.State, o.Events, d.stderr.String())
-	}
+	d.submit("lost-1", passPhotos(t)[4])
+	d.produced("lost-1", 3*time.Minute)
 	tmp := t.TempDir()
 	get := func(path string) []byte {
 		resp, err := http.Get(d.url + path)
@@ -347,19 +339,5 @@ func TestRevocationThroughPCSCD(t *testing.T) {
 	}
 	if code, out := stationVerify(); code != 1 || !strings.HasPrefix(revocation(out), "fail") {
 		t.Fatalf("station verify of the revoked card: exit %d, revocation %q\n%s", code, revocation(out), out)
-	}
-}
-
-// requireTools skips the test when a checker is missing, or fails it in CI
-// (STATION_REQUIRE_INTEGRATION=1).
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-				t.Fatalf("%s not installed", tool)
-			}
-			t.Skipf("%s not installed", tool)
-		}
 	}
 }

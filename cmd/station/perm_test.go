@@ -2,7 +2,6 @@ package main
 
 import (
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,9 +59,7 @@ func looseFiles(t *testing.T, dir string) []string {
 // token existed before, the station keeps its secrets and personal data to
 // its own user.
 func TestDataFilesAreOwnerOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	t.Run("token create on a fresh directory", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		if out, err := withUmask(t, "token", "create", "--supplier", "acme", "--data", dir).CombinedOutput(); err != nil {
@@ -94,13 +91,8 @@ func TestDataFilesAreOwnerOnly(t *testing.T) {
 		}
 		cmd := withUmask(t, "serve", "--listen", "127.0.0.1:0", "--data", dir)
 		d := startCmd(t, cmd, dir)
-		code, b, err := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "perm-1", passPhotos(t)[0], false))
-		if err != nil || code != http.StatusCreated {
-			t.Fatalf("submit: %d %s %v", code, b, err)
-		}
-		if o := d.waitFinal([]string{"perm-1"}, 2*time.Minute)["perm-1"]; o.State != "produced" {
-			t.Fatalf("order ended %s", o.State)
-		}
+		d.submit("perm-1", passPhotos(t)[0])
+		d.produced("perm-1", 2*time.Minute)
 		d.stop()
 		if loose := looseFiles(t, dir); len(loose) > 0 {
 			t.Fatalf("readable by others: %v", loose)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/pem"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/personalize/pcscdtest"
 	"id06/personalize/softhsmtest"
 )
@@ -21,10 +21,9 @@ import (
 // exists anywhere in the data directory — they were made and used inside
 // the token.
 func TestStationWithPKCS11Token(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pcscd, SoftHSM2 and the real binary")
-	}
-	requireTools(t, "yubico-piv-tool", "openssl")
+	skipShort(t, "runs pcscd, SoftHSM2 and the real binary")
+	integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	integration.Tool(t, "openssl", "openssl")
 	tok := softhsmtest.New(t)
 	bin := stationBinary(t)
 	env := pcscdtest.Start(t, []string{bin, "sim", "card", "--vpcd", pcscdtest.VPCDAddr})
@@ -38,13 +37,8 @@ func TestStationWithPKCS11Token(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDaemonEnv(t, dir, env.Environ(), "--reader", "pcsc:"+pcscdtest.ReaderName, "--config", conf)
-	if code, b, _ := d.do(http.MethodPost, "/v1/orders", orderJSON(t, "hsm-1", passPhotos(t)[2], false)); code != http.StatusCreated {
-		t.Fatalf("%d %s", code, b)
-	}
-	o := d.waitFinal([]string{"hsm-1"}, 3*time.Minute)["hsm-1"]
-	if o.State != "produced" {
-		t.Fatalf("hsm-1 ended %s: %+v\n%s", o.State, o.Events, d.stderr.String())
-	}
+	d.submit("hsm-1", passPhotos(t)[2])
+	d.produced("hsm-1", 3*time.Minute)
 	d.stop()
 
 	// QA verify with the station's configuration reaches the master key in

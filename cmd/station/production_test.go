@@ -8,9 +8,7 @@ import (
 // Every start on development keys says so in the log; --production refuses
 // to start on them and names what to configure.
 func TestDevelopmentKeysAreNeverSilent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	for start := 1; start <= 2; start++ {
 		d := startDaemon(t, dir)

@@ -10,9 +10,7 @@ import (
 // token list shows who holds which token, never the token; token revoke
 // ends a token at once, also for a station that is running.
 func TestTokenListAndRevoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the real binary")
-	}
+	skipShort(t, "runs the real binary")
 	dir := t.TempDir()
 	d := startDaemon(t, dir)
 	out, errOut, code := runCLI(t, "token", "create", "--supplier", "acme", "--data", dir)

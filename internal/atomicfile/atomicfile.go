@@ -46,3 +46,25 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	return nil
 }
+
+// Create writes data to path, opened with flag (os.O_EXCL never to replace
+// a file, os.O_TRUNC to rewrite a temporary one) and perm, and syncs it; on
+// failure it removes what it wrote. It is for writers that guard or place
+// the file themselves.
+func Create(path string, data []byte, flag int, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}

@@ -31,3 +31,25 @@ func TestWriteReplacesWholeFiles(t *testing.T) {
 		t.Fatal("writing into a missing directory succeeded")
 	}
 }
+
+// Create with O_EXCL never replaces a file: a key, once written, stays.
+func TestCreateExclusiveKeepsTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := Create(path, []byte("first"), os.O_EXCL, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(path, []byte("second"), os.O_EXCL, 0o600); !os.IsExist(err) {
+		t.Fatalf("second Create = %v, want a file-exists error", err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "first" {
+		t.Fatalf("read %q, %v; want the first content", got, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode())
+	}
+}

@@ -198,6 +198,18 @@ func TestUnwrap(t *testing.T) {
 	}
 }
 
+func TestUnwrapItems(t *testing.T) {
+	items, err := UnwrapItems([]byte{0x7C, 4, 0x80, 0, 0x81, 0}, 0x7C)
+	if err != nil || len(items) != 2 || items[0].Tag != 0x80 || items[1].Tag != 0x81 {
+		t.Fatalf("UnwrapItems = %+v, %v", items, err)
+	}
+	for _, bad := range [][]byte{{0x7D, 2, 0x80, 0}, {0x7C, 2, 0x80, 5}} {
+		if _, err := UnwrapItems(bad, 0x7C); err == nil {
+			t.Errorf("UnwrapItems(% X) succeeded", bad)
+		}
+	}
+}
+
 func TestCount(t *testing.T) {
 	c := Count(&scriptCard{t: t, answers: [][]byte{{0x90, 0}, {1, 0x90, 0}}})
 	ctx := context.Background()

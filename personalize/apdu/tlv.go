@@ -115,6 +115,16 @@ func Find(items []TLVItem, tag uint) ([]byte, bool) {
 	return nil, false
 }
 
+// UnwrapItems is Unwrap followed by ParseTLV of the value: the data
+// objects inside a template such as 7C or AC.
+func UnwrapItems(b []byte, tag uint) ([]TLVItem, error) {
+	v, err := Unwrap(b, tag)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTLV(v)
+}
+
 // Unwrap parses b as exactly one TLV with the given tag and returns its value.
 func Unwrap(b []byte, tag uint) ([]byte, error) {
 	it, rest, err := parseOne(b)

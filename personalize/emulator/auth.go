@@ -35,11 +35,7 @@ func blockCrypt(b cipher.Block, in []byte, encrypt bool) []byte {
 
 // generalAuthenticate: 00 87 alg key 7C{…} (part 2 §3.2.4).
 func (c *Card) generalAuthenticate(cmd apdu.Command) ([]byte, uint16) {
-	tmpl, err := apdu.Unwrap(cmd.Data, 0x7C)
-	if err != nil {
-		return nil, swWrongData
-	}
-	items, err := apdu.ParseTLV(tmpl)
+	items, err := apdu.UnwrapItems(cmd.Data, 0x7C)
 	if err != nil {
 		return nil, swWrongData
 	}
@@ -203,11 +199,7 @@ func (c *Card) generateKey(cmd apdu.Command) ([]byte, uint16) {
 	if !c.mgmtAuthed {
 		return nil, swSecurity
 	}
-	tmpl, err := apdu.Unwrap(cmd.Data, 0xAC)
-	if err != nil {
-		return nil, swWrongData
-	}
-	items, err := apdu.ParseTLV(tmpl)
+	items, err := apdu.UnwrapItems(cmd.Data, 0xAC)
 	if err != nil {
 		return nil, swWrongData
 	}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/ebfe/scard"
 
+	"id06/internal/integration"
 	"id06/personalize/apdu"
 	"id06/personalize/emulator"
 	"id06/personalize/pcsc"
@@ -135,17 +136,6 @@ var (
 	busy    sync.Mutex
 )
 
-// requireIntegration skips the test when a tool is missing, or fails it in
-// CI (STATION_REQUIRE_INTEGRATION=1).
-func requireIntegration(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (set STATION_REQUIRE_INTEGRATION=1 to make this fatal)")
-}
-
 // Start runs pcscd and the card side; both stop when the test ends.
 // cardCmd runs inside the namespaces and must connect a card to VPCDAddr
 // (e.g. station sim card --vpcd 127.0.0.1:35963); nil re-runs the test
@@ -171,11 +161,11 @@ func start(t testing.TB, cardCmd []string, mode, stock string) *Env {
 	t.Helper()
 	for _, tool := range []string{"pcscd", "unshare", "ip", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			requireIntegration(t, "pcscdtest: %s not found: apt-get install pcscd util-linux iproute2", tool)
+			integration.Missing(t, "pcscdtest: %s not found: apt-get install pcscd util-linux iproute2", tool)
 		}
 	}
 	if _, err := os.Stat(vpcdLib); err != nil {
-		requireIntegration(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
+		integration.Missing(t, "pcscdtest: %s missing: apt-get install vsmartcard-vpcd", vpcdLib)
 	}
 	removeStale()
 	if !busy.TryLock() {
@@ -216,7 +206,7 @@ func start(t testing.TB, cardCmd []string, mode, stock string) *Env {
 	if err := env.waitReady(); err != nil {
 		if log := env.Log(); strings.HasPrefix(log, "unshare:") {
 			// No namespaces here (not root, user namespaces disabled).
-			requireIntegration(t, "pcscdtest: cannot create namespaces: %s", strings.TrimSpace(log))
+			integration.Missing(t, "pcscdtest: cannot create namespaces: %s", strings.TrimSpace(log))
 		}
 		t.Fatalf("pcscdtest: %v\n--- pcscd and card output ---\n%s", err, env.Log())
 	}

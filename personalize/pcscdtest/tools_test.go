@@ -16,23 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"id06/internal/integration"
 	"id06/personalize/pcscdtest"
 )
-
-// requireTool skips without the tool, or fails in CI
-// (STATION_REQUIRE_INTEGRATION=1).
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s not found: apt-get install %s", name, pkg)
-	}
-	t.Skipf("%s not found (apt-get install %s)", name, pkg)
-	return ""
-}
 
 func run(t *testing.T, env *pcscdtest.Env, name string, args ...string) (string, error) {
 	t.Helper()
@@ -62,9 +48,9 @@ func TestToolsAgainstEmulator(t *testing.T) {
 }
 
 func testTools(t *testing.T, stock string) {
-	yk := requireTool(t, "yubico-piv-tool", "yubico-piv-tool")
-	p15 := requireTool(t, "pkcs15-tool", "opensc")
-	p11 := requireTool(t, "pkcs11-tool", "opensc")
+	yk := integration.Tool(t, "yubico-piv-tool", "yubico-piv-tool")
+	p15 := integration.Tool(t, "pkcs15-tool", "opensc")
+	p11 := integration.Tool(t, "pkcs11-tool", "opensc")
 	module := ""
 	for _, m := range []string{"/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so", "/usr/lib/opensc-pkcs11.so"} {
 		if _, err := os.Stat(m); err == nil {

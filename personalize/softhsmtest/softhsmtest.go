@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"id06/internal/integration"
 )
 
 // Token is an initialised SoftHSM2 token.
@@ -30,7 +32,7 @@ func New(t testing.TB) *Token {
 	t.Helper()
 	util, err := exec.LookPath("softhsm2-util")
 	if err != nil {
-		require(t, "softhsm2-util not found: apt-get install softhsm2")
+		integration.Missing(t, "softhsm2-util not found: apt-get install softhsm2")
 	}
 	tok := &Token{Label: "id06-test", PIN: "246813"}
 	for _, m := range Modules {
@@ -40,7 +42,7 @@ func New(t testing.TB) *Token {
 		}
 	}
 	if tok.Module == "" {
-		require(t, "libsofthsm2.so not found: apt-get install softhsm2")
+		integration.Missing(t, "libsofthsm2.so not found: apt-get install softhsm2")
 	}
 	dir := t.TempDir()
 	tok.Dir = filepath.Join(dir, "tokens")
@@ -63,12 +65,4 @@ func New(t testing.TB) *Token {
 // Environ is os.Environ() with this token's SOFTHSM2_CONF.
 func (tok *Token) Environ() []string {
 	return append(os.Environ(), "SOFTHSM2_CONF="+tok.Conf)
-}
-
-func require(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + " (set STATION_REQUIRE_INTEGRATION=1 to make this fatal)")
 }

@@ -165,40 +165,27 @@ func (p *Printer) Listen() (addr string, closeFn func(), err error) {
 	return l.Addr().String(), func() { l.Close() }, nil
 }
 
-// Refill puts n blanks into the feeder.
-func (p *Printer) Refill(n int) {
+// locked runs an operator's action on the printer under its lock.
+func (p *Printer) locked(action func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.blanks = n
+	action()
 }
+
+// Refill puts n blanks into the feeder.
+func (p *Printer) Refill(n int) { p.locked(func() { p.blanks = n }) }
 
 // JamNext makes the next insertion jam.
-func (p *Printer) JamNext() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.jamNext = true
-}
+func (p *Printer) JamNext() { p.locked(func() { p.jamNext = true }) }
 
 // ClearJam is an operator removing the stuck card.
-func (p *Printer) ClearJam() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.jam, p.card = false, false
-}
+func (p *Printer) ClearJam() { p.locked(func() { p.jam, p.card = false, false }) }
 
 // SetCover opens or closes the cover.
-func (p *Printer) SetCover(open bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cover = open
-}
+func (p *Printer) SetCover(open bool) { p.locked(func() { p.cover = open }) }
 
 // PowerCycle switches the printer off and on: protocol settings are lost.
-func (p *Printer) PowerCycle() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ackNak, p.host = false, false
-}
+func (p *Printer) PowerCycle() { p.locked(func() { p.ackNak, p.host = false, false }) }
 
 // Counts are the cards inserted, ejected and rejected so far.
 func (p *Printer) Counts() (inserted, ejected, rejected int) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"id06/internal/integration"
 )
 
 // Printer is a running ippeveprinter (cups-ipp-utils) with a private D-Bus.
@@ -30,8 +32,8 @@ type Printer struct {
 // command that finishes at once (or reports media-jam while jamFlag exists).
 func Start(t testing.TB) *Printer {
 	t.Helper()
-	eve := needTool(t, "ippeveprinter")
-	dbus := needTool(t, "dbus-daemon")
+	eve := integration.Tool(t, "ippeveprinter", "cups-ipp-utils")
+	dbus := integration.Tool(t, "dbus-daemon", "dbus")
 	dir, err := os.MkdirTemp("", "ippeve") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
@@ -162,20 +164,6 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// needTool finds a tool, or skips the test without it (fails it when
-// STATION_REQUIRE_INTEGRATION=1, as in CI).
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("STATION_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("%s is required (STATION_REQUIRE_INTEGRATION=1) but not found: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt: cups-ipp-utils / dbus); skipping", name)
-	}
-	return p
 }
 
 func waitFor(t testing.TB, cond func() bool) {
