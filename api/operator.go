@@ -190,28 +190,10 @@ func (a *API) laneAction(w http.ResponseWriter, r *http.Request, action string) 
 		return err
 	}
 	ctx, name, actor := r.Context(), chi.URLParam(r, "name"), opsActor(r)
-	reason := strings.TrimSpace(req.Reason)
-	var err error
-	switch action {
-	case "pause":
-		if reason == "" {
-			reason = "Paused by " + actor
-		}
-		err = a.pipeline.PauseLane(name, reason)
-	case "resume":
-		// A device that still fails keeps the lane paused; the answer shows why.
-		if err = a.pipeline.ResumeLane(ctx, name); err != nil && !errors.Is(err, queue.ErrNotFound) {
-			a.log.Warn("lane resumed; a device still fails", "lane", name, "err", err)
-			err = nil
-		}
-	case "drain":
-		err = a.pipeline.DrainLane(name)
-	case "spoil":
-		if reason == "" || len(reason) > 500 {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the card cannot be spoiled without a reason",
-				Fields: []order.FieldError{{Path: "reason", Message: "say why the card is spoiled (1 to 500 characters)"}}}
-		}
-		_, err = a.pipeline.SpoilLane(ctx, name, actor, reason)
+	reason, err := a.pipeline.OperateLane(ctx, name, action, actor, actor, req.Reason)
+	if errors.Is(err, pipeline.ErrSpoilReason) {
+		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: "the card cannot be spoiled without a reason",
+			Fields: []order.FieldError{{Path: "reason", Message: err.Error()}}}
 	}
 	if errors.Is(err, queue.ErrNotFound) {
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}

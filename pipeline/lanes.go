@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"id06/lane"
 	"id06/order"
@@ -11,6 +13,41 @@ import (
 
 // ErrNoLane is an operator action on a lane the station does not have.
 var ErrNoLane = fmt.Errorf("no such lane: %w", queue.ErrNotFound)
+
+// ErrSpoilReason: spoiling a lane's card needs the operator's reason.
+var ErrSpoilReason = errors.New("say why the card is spoiled (1 to 500 characters)")
+
+// OperateLane is an operator's pause, resume, drain or spoil of a lane, the
+// one rule the operator page and the operator API share. by names the
+// operator in a pause without a reason. It answers the reason it acted on,
+// for the audit. A resume whose device still fails leaves the lane paused
+// with the device's reason and is no error: the lane panel shows why.
+func (p *Pipeline) OperateLane(ctx context.Context, name, action, actor, by, reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	switch action {
+	case "pause":
+		if reason == "" {
+			reason = "Paused by " + by
+		}
+		return reason, p.PauseLane(name, reason)
+	case "resume":
+		if err := p.ResumeLane(ctx, name); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			p.log.Warn("lane resumed; a device still fails", "lane", name, "err", err)
+		} else if err != nil {
+			return reason, err
+		}
+		return reason, nil
+	case "drain":
+		return reason, p.DrainLane(name)
+	case "spoil":
+		if reason == "" || len(reason) > 500 {
+			return reason, ErrSpoilReason
+		}
+		_, err := p.SpoilLane(ctx, name, actor, reason)
+		return reason, err
+	}
+	return reason, fmt.Errorf("%w: no lane action %q", queue.ErrNotFound, action)
+}
 
 // Lanes reads every lane for the operator page, the API and the metrics.
 func (p *Pipeline) Lanes(ctx context.Context) []lane.Snapshot {

@@ -13,7 +13,7 @@ import (
 
 	"id06/lane"
 	"id06/order"
-	"id06/queue"
+	"id06/pipeline"
 )
 
 // dashboard is the live summary of the floor.
@@ -147,31 +147,9 @@ func (u *UI) uiResume(w http.ResponseWriter, r *http.Request) {
 // uiLaneAction is an operator's pause, resume, drain or spoil of one lane.
 func (u *UI) uiLaneAction(w http.ResponseWriter, r *http.Request) {
 	ctx, name, action, actor := r.Context(), chi.URLParam(r, "name"), chi.URLParam(r, "action"), actorOf(r.Context())
-	reason := strings.TrimSpace(r.PostFormValue("reason"))
-	var err error
-	switch action {
-	case "pause":
-		if reason == "" {
-			reason = "Paused by " + sessionOf(ctx).User
-		}
-		err = u.pipeline.PauseLane(name, reason)
-	case "resume":
-		err = u.pipeline.ResumeLane(ctx, name)
-		if err != nil && !errors.Is(err, queue.ErrNotFound) {
-			// Resumed, but a device still fails: the lane panel says why.
-			u.log.Warn("lane resumed; a device still fails", "lane", name, "err", err)
-			err = nil
-		}
-	case "drain":
-		err = u.pipeline.DrainLane(name)
-	case "spoil":
-		if reason == "" || len(reason) > 500 {
-			u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
-			return
-		}
-		_, err = u.pipeline.SpoilLane(ctx, name, actor, reason)
-	default:
-		u.uiError(w, r, http.StatusNotFound, "err_not_found")
+	reason, err := u.pipeline.OperateLane(ctx, name, action, actor, sessionOf(ctx).User, r.PostFormValue("reason"))
+	if errors.Is(err, pipeline.ErrSpoilReason) {
+		u.uiError(w, r, http.StatusUnprocessableEntity, "err_reason")
 		return
 	}
 	if err != nil {

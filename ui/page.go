@@ -80,10 +80,7 @@ type Production interface {
 	Resume()
 	Paused() (bool, string)
 	Lanes(ctx context.Context) []lane.Snapshot
-	PauseLane(name, reason string) error
-	ResumeLane(ctx context.Context, name string) error
-	DrainLane(name string) error
-	SpoilLane(ctx context.Context, name, actor, reason string) (*order.Record, error)
+	OperateLane(ctx context.Context, name, action, actor, by, reason string) (string, error)
 	Reproduce(ctx context.Context, id, actor, reason string) (*order.Record, error)
 	SpoilAndFail(ctx context.Context, id, actor, reason string) (*order.Record, error)
 }
