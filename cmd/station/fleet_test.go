@@ -63,7 +63,9 @@ func newReceiver(t *testing.T, secret string) (*receiver, string) {
 
 // fleetStation is one station of the fleet: its own data directory (two
 // lanes of sim reader and sim printer, dev token) and name, the shared
-// database.
+// database. A print takes 1 s, so that the other stations' four lanes do not
+// finish every order while the killed one restarts and PostgreSQL still
+// restarts under load.
 type fleetStation struct {
 	name, dir string
 	args      []string
@@ -95,7 +97,7 @@ func TestFleetOfThreeOnPostgres(t *testing.T) {
 		name := fmt.Sprintf("floor-%d", i+1)
 		stations[i] = &fleetStation{name: name, dir: filepath.Join(t.TempDir(), name),
 			args: []string{"--db", url, "--name", name, "--config", cfg,
-				"--lane", "a=sim:apdu-delay=10ms,sim:print-time=100ms", "--lane", "b=sim:apdu-delay=10ms,sim:print-time=100ms"}}
+				"--lane", "a=sim:apdu-delay=10ms,sim:print-time=1s", "--lane", "b=sim:apdu-delay=10ms,sim:print-time=1s"}}
 		stations[i].start(t)
 	}
 	photos := passPhotos(t)
